@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * nw.h — what every netwatcher BPF object shares: the event header, the maps
+ * several concerns use (ring buffer, connection table, counters), the
+ * load-time configuration, and small helpers.
+ *
+ * Rule: BPF records raw values (timestamps, pointers, counters); user space
+ * gives them meaning. Every object that includes this header declares the
+ * same maps; the Go loader replaces them with the instances owned by the
+ * connections object (CollectionOptions.MapReplacements), so all concerns
+ * see one connection table and one ring buffer.
+ *
+ * Layout changes here must be mirrored in internal/event (Go decoders); the
+ * Go side checks sizes against the generated types in its tests.
+ */
+#ifndef NW_H
+#define NW_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+
+/* TCP states (include/net/tcp_states.h) */
+#define NW_TCP_ESTABLISHED 1
+#define NW_TCP_SYN_SENT 2
+#define NW_TCP_SYN_RECV 3
+#define NW_TCP_FIN_WAIT1 4
+#define NW_TCP_CLOSE 7
+#define NW_TCP_CLOSE_WAIT 8
+#define NW_TCP_LAST_ACK 9
+#define NW_TCP_LISTEN 10
+
+/* Event types. Keep in sync with internal/event/types.go. */
+enum nw_event_type {
+	NW_EV_CONN_OPEN = 1,   /* struct nw_conn_event: reached ESTABLISHED */
+	NW_EV_CONN_OWNER = 2,  /* struct nw_conn_event: owner learned/changed */
+	NW_EV_CONN_CLOSE = 3,  /* struct nw_conn_event: reached CLOSE, final stats */
+	NW_EV_PACKET = 10,     /* internal/packet */
+	NW_EV_RETRANS = 20,    /* internal/retrans */
+	NW_EV_CONG = 21,       /* internal/retrans */
+	NW_EV_ERROR = 30,      /* internal/drops */
+	NW_EV__MAX = 32,
+};
+
+/* Counters in the `nw_stats` per-CPU array. Keep in sync with internal/event. */
+enum nw_stat {
+	NW_STAT_RB_FULL = 0,        /* + event type: ring reservation failed */
+	NW_STAT_CONN_MAP_FULL = 32, /* a connection could not be tracked: table full */
+	NW_STAT_OWNER_MAP_FULL = 33,
+	NW_STAT_PKT_MAP_FULL = 34,  /* packet stamp table full (internal/packet) */
+	NW_STAT__MAX = 64,
+};
+
+/* Owner provenance, best last. */
+enum nw_owner_src {
+	NW_OWNER_NONE = 0,
+	NW_OWNER_LISTENER = 1, /* provisional: the process that owns the listener */
+	NW_OWNER_IO = 2,       /* first process-context I/O on the socket */
+	NW_OWNER_PREEXIST = 3, /* file table walk at start-up */
+	NW_OWNER_SYSCALL = 4,  /* connect() (SYN_SENT) or accept() return */
+};
+
+struct nw_owner {
+	__u32 pid; /* tgid */
+	__u8 src;  /* enum nw_owner_src */
+	__u8 _pad[3];
+	char comm[16];
+};
+
+/* Connection table value, keyed by the kernel `struct sock *` (u64). */
+struct nw_conn {
+	__u64 est_ns;   /* bpf_ktime_get_ns() when seen ESTABLISHED (0: not yet) */
+	__u32 netns;    /* network namespace inode */
+	__u16 family;   /* AF_INET / AF_INET6 */
+	__u16 sport;    /* local port, host order */
+	__u16 dport;    /* remote port, host order */
+	__u8 is_server; /* 1: accepted side */
+	__u8 _pad;
+	__u8 saddr[16]; /* local address (v4 in the first 4 bytes) */
+	__u8 daddr[16]; /* remote address */
+	struct nw_owner owner;
+	/* -r: maintained by internal/retrans */
+	__u32 fast_retrans;    /* entries into TCP_CA_Recovery */
+	__u32 timeout_retrans; /* entries into TCP_CA_Loss */
+	__u32 retrans_segs;    /* tcp_retransmit_skb calls */
+	__u32 _pad2;
+};
+
+/* -x values read from struct tcp_sock (raw units; user space formats). */
+struct nw_conn_stats {
+	__u32 srtt_us8;  /* tp->srtt_us (<<3 scaled) */
+	__u32 cwnd;      /* tp->snd_cwnd */
+	__u32 ssthresh;  /* tp->snd_ssthresh */
+	__u32 rcv_wnd;   /* tp->rcv_wnd: window we advertise */
+	__u32 snd_wnd;   /* tp->snd_wnd: peer's advertised window */
+	__u32 sndbuf;    /* sk->sk_sndbuf */
+	__u32 wmem_queued;
+	__u32 backlog;     /* sk->sk_ack_backlog */
+	__u32 max_backlog; /* sk->sk_max_ack_backlog */
+	__u32 total_retrans;
+	__u64 bytes_received;
+	__u64 bytes_acked;
+	__u8 state;
+	__u8 ca_state;
+	__u8 _pad[6];
+};
+
+/* Every ring-buffer record starts with this. */
+struct nw_hdr {
+	__u8 type;  /* enum nw_event_type */
+	__u8 _pad[3];
+	__u32 netns;
+	__u64 ts;   /* bpf_ktime_get_ns() */
+	__u64 sk;   /* struct sock * */
+};
+
+struct nw_conn_event {
+	struct nw_hdr hdr;
+	struct nw_conn conn;
+	struct nw_conn_stats stats; /* filled for CLOSE */
+};
+
+/* Iterator record (pre-existing sockets at start-up; -x sampling). */
+struct nw_iter_rec {
+	__u64 sk;
+	struct nw_conn conn;   /* for the task_file walk: tuple + owner */
+	struct nw_conn_stats stats;
+};
+
+/* ---- load-time configuration (set by the Go loader before load) ---- */
+volatile const __u16 cfg_sport = 0;  /* 0: any local port */
+volatile const __u16 cfg_dport = 0;  /* 0: any remote port */
+
+/* ---- shared maps ---- */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22); /* resized by the loader */
+} nw_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 262144);
+	__type(key, __u64);
+	__type(value, struct nw_conn);
+} nw_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NW_STAT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} nw_stats SEC(".maps");
+
+static __always_inline void nw_count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&nw_stats, &idx);
+	if (v)
+		(*v)++;
+}
+
+/* Reserve a ring record; a failed reservation is counted per event type. */
+static __always_inline void *nw_reserve(__u64 size, __u8 type)
+{
+	void *p = bpf_ringbuf_reserve(&nw_events, size, 0);
+	if (!p)
+		nw_count(NW_STAT_RB_FULL + type);
+	return p;
+}
+
+static __always_inline __u32 nw_sk_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* Fill family, ports and addresses from a socket (host-order ports). */
+static __always_inline void nw_fill_tuple(struct nw_conn *c, const struct sock *sk)
+{
+	c->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	c->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	c->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	c->netns = nw_sk_netns(sk);
+	if (c->family == AF_INET) {
+		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(c->saddr, &s, 4);
+		__builtin_memcpy(c->daddr, &d, 4);
+	} else {
+		BPF_CORE_READ_INTO(&c->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&c->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+}
+
+/* Kernel-side port filter (-s/-d); ports in host order. */
+static __always_inline bool nw_ports_wanted(__u16 sport, __u16 dport)
+{
+	if (cfg_sport && cfg_sport != sport)
+		return false;
+	if (cfg_dport && cfg_dport != dport)
+		return false;
+	return true;
+}
+
+static __always_inline void nw_read_stats(struct nw_conn_stats *st, const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const void *)sk;
+	const struct inet_connection_sock *icsk = (const void *)sk;
+
+	st->srtt_us8 = BPF_CORE_READ(tp, srtt_us);
+	st->cwnd = BPF_CORE_READ(tp, snd_cwnd);
+	st->ssthresh = BPF_CORE_READ(tp, snd_ssthresh);
+	st->rcv_wnd = BPF_CORE_READ(tp, rcv_wnd);
+	st->snd_wnd = BPF_CORE_READ(tp, snd_wnd);
+	st->sndbuf = BPF_CORE_READ(sk, sk_sndbuf);
+	st->wmem_queued = BPF_CORE_READ(sk, sk_wmem_queued);
+	st->backlog = BPF_CORE_READ(sk, sk_ack_backlog);
+	st->max_backlog = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	st->total_retrans = BPF_CORE_READ(tp, total_retrans);
+	st->bytes_received = BPF_CORE_READ(tp, bytes_received);
+	st->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
+	st->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	st->ca_state = BPF_CORE_READ_BITFIELD_PROBED(icsk, icsk_ca_state);
+}
+
+static __always_inline void nw_owner_current(struct nw_owner *o, __u8 src)
+{
+	o->pid = bpf_get_current_pid_tgid() >> 32;
+	o->src = src;
+	bpf_get_current_comm(&o->comm, sizeof(o->comm));
+}
+
+#endif /* NW_H */

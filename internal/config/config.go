@@ -1,0 +1,154 @@
+// Package config turns the command line into one validated Config. Nothing
+// else in netwatcher reads flags.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Output is the console format.
+type Output int
+
+const (
+	Table Output = iota
+	JSON
+)
+
+// Config is everything the command line can say.
+type Config struct {
+	All     bool   // -a: keep closed connections
+	Dport   uint16 // -d: remote port filter (0 = any)
+	Sport   uint16 // -s: local port filter (0 = any)
+	Err     bool   // -e
+	HTTP    bool   // -i
+	Retrans bool   // -r
+	Time    bool   // -t
+	Extra   bool   // -x
+
+	DataDir   string
+	Duration  time.Duration // 0 = until signal
+	Output    Output
+	ReadyFile string
+	Quiet     bool
+	Verbose   bool
+}
+
+// ErrHelp is returned when help or usage was printed; exit 0.
+var ErrHelp = errors.New("help requested")
+
+// UsageError is a bad command line: exit 2.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+const usageLine = "Usage: netwatcher [-aeirtx?q] [-d DPORT] [-s SPORT] [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--help] [--usage]"
+
+type portValue struct{ p *uint16 }
+
+func (v portValue) String() string {
+	if v.p == nil || *v.p == 0 {
+		return ""
+	}
+	return strconv.Itoa(int(*v.p))
+}
+func (v portValue) Set(s string) error {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 32)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q is not a port (1..65535)", s)
+	}
+	*v.p = uint16(n)
+	return nil
+}
+func (v portValue) Type() string { return "PORT" }
+
+type durValue struct{ d *time.Duration }
+
+func (v durValue) String() string {
+	if v.d == nil || *v.d == 0 {
+		return ""
+	}
+	return v.d.String()
+}
+func (v durValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%q is not a positive duration (e.g. 10s, 2m)", s)
+	}
+	*v.d = d
+	return nil
+}
+func (v durValue) Type() string { return "DURATION" }
+
+type outValue struct{ o *Output }
+
+func (v outValue) String() string {
+	if v.o != nil && *v.o == JSON {
+		return "json"
+	}
+	return "table"
+}
+func (v outValue) Set(s string) error {
+	switch s {
+	case "table":
+		*v.o = Table
+	case "json":
+		*v.o = JSON
+	default:
+		return fmt.Errorf("%q is not an output format (table or json)", s)
+	}
+	return nil
+}
+func (v outValue) Type() string { return "FORMAT" }
+
+// Parse parses args (without the program name). Help/usage text goes to out.
+func Parse(args []string, out io.Writer) (*Config, error) {
+	c := &Config{DataDir: "./data"}
+	fs := pflag.NewFlagSet("netwatcher", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	fs.BoolVarP(&c.All, "all", "a", false, "keep CLOSED connections in the connection table")
+	fs.VarP(portValue{&c.Dport}, "dport", "d", "trace connections/packets with this destination (remote) port only")
+	fs.BoolVarP(&c.Err, "err", "e", false, "trace TCP error packets (bad checksum, invalid sequence, other drop reasons)")
+	fs.BoolVarP(&c.HTTP, "http", "i", false, "trace HTTP/1.x request/status lines")
+	fs.BoolVarP(&c.Retrans, "retrans", "r", false, "trace retransmissions (fast vs timeout)")
+	fs.VarP(portValue{&c.Sport}, "sport", "s", "trace connections/packets with this source (local) port only")
+	fs.BoolVarP(&c.Time, "time", "t", false, "trace per-packet time spent in each layer (MAC, IP, TCP)")
+	fs.BoolVarP(&c.Extra, "extra", "x", false, "trace extra connection info (srtt, cwnd, windows, buffers, bytes)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for connects.log, packets.log, err.log (created 0700)")
+	fs.Var(durValue{&c.Duration}, "duration", "stop by itself after this Go duration (10s, 2m)")
+	fs.VarP(outValue{&c.Output}, "output", "o", "console format: table or json")
+	fs.StringVar(&c.ReadyFile, "ready-file", "", "write this file once every requested probe is attached")
+	fs.BoolVarP(&c.Quiet, "quiet", "q", false, "no per-event console lines (files and summaries only)")
+	fs.BoolVarP(&c.Verbose, "verbose", "v", false, "debug logging on stderr")
+	help := fs.BoolP("help", "h", false, "give this help list")
+	fs.Lookup("help").ShorthandDeprecated = ""
+	qm := fs.BoolP("help-qm", "?", false, "give this help list")
+	fs.Lookup("help-qm").Hidden = true
+	usage := fs.Bool("usage", false, "give a short usage message")
+
+	if err := fs.Parse(args); err != nil {
+		return nil, &UsageError{Msg: "netwatcher: " + err.Error() + " (see --help)"}
+	}
+	switch {
+	case *help || *qm:
+		fmt.Fprintf(out, "%s\nWatch TCP/IP in the Linux network subsystem with eBPF.\n\n%s", usageLine, fs.FlagUsages())
+		return nil, ErrHelp
+	case *usage:
+		fmt.Fprintln(out, usageLine)
+		return nil, ErrHelp
+	}
+	if fs.NArg() > 0 {
+		return nil, &UsageError{Msg: fmt.Sprintf("netwatcher: unexpected argument %q (see --help)", fs.Arg(0))}
+	}
+	if c.DataDir == "" {
+		return nil, &UsageError{Msg: "netwatcher: --data-dir must not be empty"}
+	}
+	return c, nil
+}

@@ -1,0 +1,282 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Connection tracking: lifecycle, owner attribution, pre-existing sockets and
+ * -x sampling. Owns the shared maps of nw.h (ring buffer, connection table,
+ * counters); other concerns reuse them.
+ *
+ * Owner attribution (pid/comm): the state-change hook often runs in softirq,
+ * where the current task is whoever happened to be on the CPU. So the owner is
+ * only ever taken in process context: connect() (CLOSE->SYN_SENT), accept()
+ * return (fd -> file -> socket -> sock), or, as a fallback, the first
+ * send/recv on the socket. Until then a server-side socket carries the
+ * listener's owner, marked provisional.
+ */
+#include "nw.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Listening sockets: (netns << 16 | port) -> owner of the listener. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct nw_owner);
+} nw_listeners SEC(".maps");
+
+static __always_inline __u64 listener_key(__u32 netns, __u16 port)
+{
+	return ((__u64)netns << 16) | port;
+}
+
+static __always_inline void emit_conn(__u8 type, __u64 key, const struct nw_conn *c,
+				      const struct sock *sk)
+{
+	struct nw_conn_event *e = nw_reserve(sizeof(*e), type);
+	if (!e)
+		return;
+	e->hdr.type = type;
+	e->hdr.netns = c->netns;
+	e->hdr.ts = bpf_ktime_get_ns();
+	e->hdr.sk = key;
+	__builtin_memcpy(&e->conn, c, sizeof(*c));
+	if (type == NW_EV_CONN_CLOSE)
+		nw_read_stats(&e->stats, sk);
+	else
+		__builtin_memset(&e->stats, 0, sizeof(e->stats));
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline int on_state(const struct sock *sk, int old, int new)
+{
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+
+	__u64 key = (__u64)sk;
+	struct nw_conn *c;
+
+	switch (new) {
+	case NW_TCP_LISTEN: {
+		/* process context: listen() */
+		struct nw_owner o = {};
+		nw_owner_current(&o, NW_OWNER_SYSCALL);
+		__u64 lk = listener_key(nw_sk_netns(sk), BPF_CORE_READ(sk, __sk_common.skc_num));
+		bpf_map_update_elem(&nw_listeners, &lk, &o, BPF_ANY);
+		return 0;
+	}
+	case NW_TCP_SYN_SENT: {
+		/* process context: connect(); the local port is not bound yet */
+		struct nw_conn n = {};
+		nw_owner_current(&n.owner, NW_OWNER_SYSCALL);
+		if (bpf_map_update_elem(&nw_conns, &key, &n, BPF_ANY))
+			nw_count(NW_STAT_CONN_MAP_FULL);
+		return 0;
+	}
+	case NW_TCP_SYN_RECV: {
+		/* softirq: a child socket of a listener */
+		if (old != NW_TCP_LISTEN)
+			return 0;
+		struct nw_conn n = {};
+		nw_fill_tuple(&n, sk);
+		if (!nw_ports_wanted(n.sport, n.dport))
+			return 0;
+		__u64 lk = listener_key(n.netns, n.sport);
+		struct nw_owner *lo = bpf_map_lookup_elem(&nw_listeners, &lk);
+		if (lo) {
+			n.owner = *lo;
+			n.owner.src = NW_OWNER_LISTENER;
+		}
+		n.is_server = 1;
+		if (bpf_map_update_elem(&nw_conns, &key, &n, BPF_ANY))
+			nw_count(NW_STAT_CONN_MAP_FULL);
+		return 0;
+	}
+	case NW_TCP_ESTABLISHED: {
+		struct nw_conn n = {};
+		c = bpf_map_lookup_elem(&nw_conns, &key);
+		if (c)
+			n = *c;
+		nw_fill_tuple(&n, sk);
+		if (!nw_ports_wanted(n.sport, n.dport)) {
+			if (c)
+				bpf_map_delete_elem(&nw_conns, &key);
+			return 0;
+		}
+		n.is_server = old == NW_TCP_SYN_RECV;
+		n.est_ns = bpf_ktime_get_ns();
+		if (bpf_map_update_elem(&nw_conns, &key, &n, BPF_ANY)) {
+			nw_count(NW_STAT_CONN_MAP_FULL);
+			return 0;
+		}
+		emit_conn(NW_EV_CONN_OPEN, key, &n, sk);
+		return 0;
+	}
+	case NW_TCP_CLOSE: {
+		if (old == NW_TCP_LISTEN) {
+			__u64 lk = listener_key(nw_sk_netns(sk), BPF_CORE_READ(sk, __sk_common.skc_num));
+			bpf_map_delete_elem(&nw_listeners, &lk);
+			return 0;
+		}
+		c = bpf_map_lookup_elem(&nw_conns, &key);
+		if (!c)
+			return 0;
+		if (c->est_ns)
+			emit_conn(NW_EV_CONN_CLOSE, key, c, sk);
+		bpf_map_delete_elem(&nw_conns, &key);
+		return 0;
+	}
+	}
+	return 0;
+}
+
+/* --- state change: candidates in internal/kernel hook table --- */
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(nw_state_btf, const struct sock *sk, int old, int new)
+{
+	return on_state(sk, old, new);
+}
+
+SEC("raw_tp/inet_sock_set_state")
+int BPF_PROG(nw_state_raw, const struct sock *sk, int old, int new)
+{
+	return on_state(sk, old, new);
+}
+
+/* Older kernels without the tracepoint (pre-4.16): tcp_set_state(sk, state). */
+SEC("kprobe/tcp_set_state")
+int BPF_KPROBE(nw_state_kprobe, struct sock *sk, int state)
+{
+	int old = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (old == state)
+		return 0;
+	return on_state(sk, old, state);
+}
+
+/* --- owner attribution in process context --- */
+
+static __always_inline void set_owner(__u64 key, __u8 src)
+{
+	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &key);
+	if (!c || c->owner.src >= src)
+		return;
+	nw_owner_current(&c->owner, src);
+	if (c->est_ns)
+		emit_conn(NW_EV_CONN_OWNER, key, c, 0);
+}
+
+struct sys_exit_ctx {
+	__u64 common;
+	int nr;
+	int _pad;
+	long ret;
+};
+
+static __always_inline int on_accept_ret(long fd)
+{
+	if (fd < 0)
+		return 0;
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	unsigned int max = BPF_CORE_READ(task, files, fdt, max_fds);
+	if (!fds || fd >= max)
+		return 0;
+	struct file *f = 0;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return 0;
+	struct socket *so = BPF_CORE_READ(f, private_data);
+	if (!so)
+		return 0;
+	struct sock *sk = BPF_CORE_READ(so, sk);
+	if (!sk)
+		return 0;
+	set_owner((__u64)sk, NW_OWNER_SYSCALL);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int nw_accept4_exit(struct sys_exit_ctx *ctx)
+{
+	return on_accept_ret(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int nw_accept_exit(struct sys_exit_ctx *ctx)
+{
+	return on_accept_ret(ctx->ret);
+}
+
+/* Fallback owner: first send/recv in process context. */
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(nw_recv_len, struct sock *sk, int ret, int flags)
+{
+	set_owner((__u64)sk, NW_OWNER_IO);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(nw_send_len, struct sock *sk, int ret, int flags)
+{
+	set_owner((__u64)sk, NW_OWNER_IO);
+	return 0;
+}
+
+/* --- iterators --- */
+
+/* Start-up: every TCP socket that some process holds open, on the whole host
+ * (the task list is not per network namespace). */
+SEC("iter/task_file")
+int nw_iter_files(struct bpf_iter__task_file *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	if (!task || !file)
+		return 0;
+	struct socket *so = bpf_sock_from_file(file);
+	if (!so)
+		return 0;
+	struct sock *sk = BPF_CORE_READ(so, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+
+	struct nw_iter_rec r = {};
+	r.sk = (__u64)sk;
+	nw_fill_tuple(&r.conn, sk);
+	r.conn.owner.pid = BPF_CORE_READ(task, tgid);
+	r.conn.owner.src = NW_OWNER_PREEXIST;
+	BPF_CORE_READ_STR_INTO(&r.conn.owner.comm, task, comm);
+	r.stats.state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	bpf_seq_write(seq, &r, sizeof(r));
+	return 0;
+}
+
+/* -x: current tcp_sock values of every tracked connection. */
+SEC("iter/bpf_map_elem")
+int nw_iter_conns(struct bpf_iter__bpf_map_elem *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	__u64 *key = ctx->key;
+	struct nw_conn *val = ctx->value;
+	if (!key || !val)
+		return 0;
+	struct nw_iter_rec r = {};
+	r.sk = *key;
+	r.conn = *val;
+	nw_read_stats(&r.stats, (const struct sock *)r.sk);
+	bpf_seq_write(seq, &r, sizeof(r));
+	return 0;
+}
+
+/* Make the record types visible in BTF for bpf2go -type. */
+const struct nw_conn_event *nw_unused_conn_event __attribute__((unused));
+const struct nw_iter_rec *nw_unused_iter_rec __attribute__((unused));

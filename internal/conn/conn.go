@@ -1,0 +1,338 @@
+// Package conn is the connection-tracking concern: TCP lifecycle, owner
+// attribution, pre-existing sockets and -x sampling. Its BPF object owns the
+// maps every other concern shares (ring buffer, connection table, counters).
+package conn
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/kernel"
+)
+
+// Options configure the connection object before load.
+type Options struct {
+	Sport, Dport uint16 // kernel-side filters, 0 = any
+	RingBytes    uint32 // ring buffer size (power of two, page multiple)
+	MaxConns     uint32 // connection table capacity (not preallocated)
+}
+
+// Probe is the loaded connection object and its live hooks.
+type Probe struct {
+	coll     *ebpf.Collection
+	attached []*kernel.Attached
+	sampler  *link.Iter
+}
+
+// Boundaries lists the hooks of this concern; the first is required.
+var Boundaries = []string{"conn/state", "conn/accept4", "conn/accept", "conn/recv", "conn/send"}
+
+// Load loads (verifies) the connection object.
+func Load(o Options) (*Probe, error) {
+	spec, err := loadConn()
+	if err != nil {
+		return nil, fmt.Errorf("conn: parse object: %w", err)
+	}
+	kernel.Prune(spec)
+	if o.RingBytes != 0 {
+		spec.Maps["nw_events"].MaxEntries = o.RingBytes
+	}
+	if o.MaxConns != 0 {
+		spec.Maps["nw_conns"].MaxEntries = o.MaxConns
+	}
+	if err := setPorts(spec, o.Sport, o.Dport); err != nil {
+		return nil, err
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		return nil, fmt.Errorf("conn: load BPF: %w", err)
+	}
+	return &Probe{coll: coll}, nil
+}
+
+func setPorts(spec *ebpf.CollectionSpec, sport, dport uint16) error {
+	for name, v := range map[string]uint16{"cfg_sport": sport, "cfg_dport": dport} {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("object has no %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// SetPorts is used by other concerns to configure their copy of nw.h.
+var SetPorts = setPorts
+
+// SharedMaps returns the maps other concerns must reuse (MapReplacements).
+func (p *Probe) SharedMaps() map[string]*ebpf.Map {
+	return map[string]*ebpf.Map{
+		"nw_events": p.coll.Maps["nw_events"],
+		"nw_conns":  p.coll.Maps["nw_conns"],
+		"nw_stats":  p.coll.Maps["nw_stats"],
+	}
+}
+
+// Events is the shared ring buffer.
+func (p *Probe) Events() *ebpf.Map { return p.coll.Maps["nw_events"] }
+
+// Stats is the shared per-CPU counter array.
+func (p *Probe) Stats() *ebpf.Map { return p.coll.Maps["nw_stats"] }
+
+// Attach attaches every boundary of the concern. The state hook is required;
+// a missing owner hook is reported and degrades attribution only.
+func (p *Probe) Attach(log *slog.Logger) error {
+	for i, name := range Boundaries {
+		a, err := kernel.Attach(p.coll, name)
+		if err != nil {
+			if i == 0 {
+				return err
+			}
+			log.Warn("owner attribution degraded", "hook", name, "err", err)
+			continue
+		}
+		log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target)
+		p.attached = append(p.attached, a)
+	}
+	it, err := link.AttachIter(link.IterOptions{Program: p.coll.Programs["nw_iter_conns"], Map: p.coll.Maps["nw_conns"]})
+	if err != nil {
+		return fmt.Errorf("conn: sampler iterator: %w", err)
+	}
+	p.sampler = it
+	return nil
+}
+
+// Detach stops all hooks (events stop being produced). The sampler stays
+// usable until Close, for the final snapshot.
+func (p *Probe) Detach() {
+	for _, a := range p.attached {
+		a.Link.Close()
+	}
+	p.attached = nil
+}
+
+// Close releases everything. Call it once no goroutine samples any more.
+func (p *Probe) Close() {
+	p.Detach()
+	if p.sampler != nil {
+		p.sampler.Close()
+		p.sampler = nil
+	}
+	p.coll.Close()
+}
+
+// Attached lists the live hooks.
+func (p *Probe) Attached() []*kernel.Attached { return p.attached }
+
+const iterRecSize = int(unsafe.Sizeof(connNwIterRec{}))
+const connEventSize = int(unsafe.Sizeof(connNwConnEvent{}))
+
+func readIter(it *link.Iter, fn func(rec *connNwIterRec)) error {
+	rd, err := it.Open()
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	buf := make([]byte, iterRecSize*256)
+	var pending int
+	for {
+		n, err := rd.Read(buf[pending:])
+		pending += n
+		full := pending - pending%iterRecSize
+		for off := 0; off < full; off += iterRecSize {
+			fn((*connNwIterRec)(unsafe.Pointer(&buf[off])))
+		}
+		copy(buf, buf[full:pending])
+		pending -= full
+		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// Existing walks every task's open files once and returns the TCP sockets
+// found (connections and listeners), deduplicated by socket.
+// Server-side detection: a connection whose local port is a listening port
+// in the same network namespace is the accepted side.
+func (p *Probe) Existing() ([]event.Event, error) {
+	it, err := link.AttachIter(link.IterOptions{Program: p.coll.Programs["nw_iter_files"]})
+	if err != nil {
+		return nil, fmt.Errorf("conn: task_file iterator: %w", err)
+	}
+	defer it.Close()
+	type lkey struct {
+		netns uint32
+		port  uint16
+	}
+	listening := map[lkey]bool{}
+	seen := map[uint64]bool{}
+	var out []event.Event
+	err = readIter(it, func(r *connNwIterRec) {
+		if seen[r.Sk] {
+			return
+		}
+		seen[r.Sk] = true
+		switch r.Stats.State {
+		case 10: // LISTEN
+			listening[lkey{r.Conn.Netns, r.Conn.Sport}] = true
+			return
+		case 1, 4, 5, 8, 9, 11: // ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING
+		default:
+			return
+		}
+		var ev event.Event
+		ev.Type = event.ConnExisting
+		decodeConn(&ev.Conn, r.Sk, &r.Conn)
+		out = append(out, ev)
+	})
+	for i := range out {
+		c := &out[i].Conn
+		c.IsServer = listening[lkey{c.Netns, c.Src.Port()}]
+	}
+	return out, err
+}
+
+// Adopt inserts pre-existing connections into the kernel table so that
+// their packets, samples and close are tracked like new ones.
+func (p *Probe) Adopt(evs []event.Event, wanted func(*event.Conn) bool) (adopted int, err error) {
+	m := p.coll.Maps["nw_conns"]
+	for i := range evs {
+		c := &evs[i].Conn
+		if !wanted(c) {
+			continue
+		}
+		v := encodeConn(c)
+		if err := m.Update(c.Sock, &v, ebpf.UpdateNoExist); err != nil {
+			if errors.Is(err, ebpf.ErrKeyExist) {
+				continue
+			}
+			return adopted, fmt.Errorf("conn: adopt: %w", err)
+		}
+		adopted++
+	}
+	return adopted, nil
+}
+
+// Sample reads the current tcp_sock values of every tracked connection.
+func (p *Probe) Sample(fn func(sk uint64, c *event.Conn, st *event.Stats)) error {
+	if p.sampler == nil {
+		return nil
+	}
+	var c event.Conn
+	var st event.Stats
+	return readIter(p.sampler, func(r *connNwIterRec) {
+		decodeConn(&c, r.Sk, &r.Conn)
+		decodeStats(&st, (*statsRaw)(unsafe.Pointer(&r.Stats)))
+		fn(r.Sk, &c, &st)
+	})
+}
+
+// Decode fills ev from a raw connection ring record. It reports false for
+// records that are too short.
+func Decode(raw []byte, ev *event.Event) bool {
+	if len(raw) < connEventSize {
+		return false
+	}
+	r := (*connNwConnEvent)(unsafe.Pointer(&raw[0]))
+	ev.Type = event.Type(r.Hdr.Type)
+	ev.TS = r.Hdr.Ts
+	decodeConn(&ev.Conn, r.Hdr.Sk, &r.Conn)
+	ev.HasStats = ev.Type == event.ConnClose
+	if ev.HasStats {
+		decodeStats(&ev.Stats, (*statsRaw)(unsafe.Pointer(&r.Stats)))
+	}
+	return true
+}
+
+type statsRaw struct {
+	SrttUs8       uint32
+	Cwnd          uint32
+	Ssthresh      uint32
+	RcvWnd        uint32
+	SndWnd        uint32
+	Sndbuf        uint32
+	WmemQueued    uint32
+	Backlog       uint32
+	MaxBacklog    uint32
+	TotalRetrans  uint32
+	BytesReceived uint64
+	BytesAcked    uint64
+	State         uint8
+	CaState       uint8
+	Pad           [6]uint8
+}
+
+func decodeStats(s *event.Stats, r *statsRaw) {
+	*s = event.Stats{
+		SrttUs8: r.SrttUs8, Cwnd: r.Cwnd, Ssthresh: r.Ssthresh, RcvWnd: r.RcvWnd,
+		SndWnd: r.SndWnd, Sndbuf: r.Sndbuf, WmemQueued: r.WmemQueued, Backlog: r.Backlog,
+		MaxBacklog: r.MaxBacklog, TotalRetrans: r.TotalRetrans, BytesReceived: r.BytesReceived,
+		BytesAcked: r.BytesAcked, State: r.State, CaState: r.CaState,
+	}
+}
+
+// Addr turns a raw 16-byte address of the given family into netip.Addr.
+func Addr(family uint16, b *[16]uint8) netip.Addr {
+	if family == 2 {
+		return netip.AddrFrom4([4]byte{b[0], b[1], b[2], b[3]})
+	}
+	return netip.AddrFrom16(*b)
+}
+
+func decodeConn(c *event.Conn, sk uint64, r *connNwConn) {
+	*c = event.Conn{
+		Sock:           sk,
+		Netns:          r.Netns,
+		Src:            netip.AddrPortFrom(Addr(r.Family, &r.Saddr), r.Sport),
+		Dst:            netip.AddrPortFrom(Addr(r.Family, &r.Daddr), r.Dport),
+		IsServer:       r.IsServer != 0,
+		Pid:            r.Owner.Pid,
+		OwnerSrc:       event.OwnerSrc(r.Owner.Src),
+		EstNs:          r.EstNs,
+		FastRetrans:    r.FastRetrans,
+		TimeoutRetrans: r.TimeoutRetrans,
+		RetransSegs:    r.RetransSegs,
+	}
+	for i, b := range r.Owner.Comm {
+		c.Comm[i] = byte(b)
+	}
+}
+
+func encodeConn(c *event.Conn) connNwConn {
+	var r connNwConn
+	r.Netns = c.Netns
+	if c.Src.Addr().Is4() {
+		r.Family = 2
+		a, d := c.Src.Addr().As4(), c.Dst.Addr().As4()
+		copy(r.Saddr[:], a[:])
+		copy(r.Daddr[:], d[:])
+	} else {
+		r.Family = 10
+		r.Saddr = c.Src.Addr().As16()
+		r.Daddr = c.Dst.Addr().As16()
+	}
+	r.Sport, r.Dport = c.Src.Port(), c.Dst.Port()
+	if c.IsServer {
+		r.IsServer = 1
+	}
+	r.EstNs = c.EstNs
+	r.Owner.Pid = c.Pid
+	r.Owner.Src = uint8(c.OwnerSrc)
+	for i, b := range c.Comm {
+		r.Owner.Comm[i] = int8(b)
+	}
+	return r
+}

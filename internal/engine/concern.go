@@ -1,0 +1,209 @@
+package engine
+
+import (
+	"strconv"
+
+	"github.com/netwatcher/netwatcher/internal/config"
+	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/httpinfo"
+	"github.com/netwatcher/netwatcher/internal/output"
+	"github.com/netwatcher/netwatcher/internal/track"
+)
+
+// enrich fills owner and addresses of an event from the connection table.
+func (p *pipeline) enrich(ev *event.Event) {
+	if ev.Conn.Sock == 0 && ev.Type == event.Error {
+		// Dropped before the socket lookup: find it by addresses (the
+		// segment travels remote -> local).
+		if e := p.table.Lookup(track.TupleKey{Netns: ev.Conn.Netns, Local: ev.Err.Dst, Remote: ev.Err.Src}); e != nil {
+			ev.Conn.Sock = e.Conn.Sock
+		}
+	}
+	if e := p.table.Get(ev.Conn.Sock); e != nil {
+		ev.Conn.Pid, ev.Conn.Comm, ev.Conn.OwnerSrc = e.Conn.Pid, e.Conn.Comm, e.Conn.OwnerSrc
+		if !ev.Conn.Src.IsValid() {
+			ev.Conn.Src, ev.Conn.Dst = e.Conn.Src, e.Conn.Dst
+		}
+	}
+}
+
+// handleConcern formats events of the optional concerns.
+func (p *pipeline) handleConcern(ev *event.Event) {
+	p.enrich(ev)
+	switch ev.Type {
+	case event.Packet:
+		p.packet(ev)
+	case event.Error:
+		p.errorEvent(ev)
+	case event.Cong:
+		p.congEvent(ev)
+	case event.Retrans:
+		p.retransEvent(ev)
+	}
+}
+
+func (p *pipeline) packet(ev *event.Event) {
+	pk := &ev.Packet
+	http := []byte("-")
+	var line httpinfo.Line
+	if p.cfg.HTTP && pk.HTTPLen > 0 {
+		payload := pk.HTTP[:pk.HTTPLen]
+		line = httpinfo.Parse(payload, pk.HTTPCut)
+		p.hbuf = line.AppendText(p.hbuf[:0], payload)
+		http = p.hbuf
+	}
+	p.lbuf = output.AppendPacketLog(p.lbuf[:0], ev.Conn.Sock, pk, p.cfg.Time, http)
+	p.files.Packet(p.lbuf)
+	if !p.cfg.Quiet {
+		p.buf = p.buf[:0]
+		if p.cfg.Output == config.JSON {
+			var h []byte
+			if p.cfg.HTTP {
+				h = http
+			}
+			p.buf = output.AppendPacketJSON(p.buf, ev, p.cfg.Time, h)
+		} else {
+			if !p.pktHdr {
+				p.buf = append(p.buf, output.PacketHeader...)
+				p.pktHdr = true
+			}
+			p.buf = output.AppendPacketTable(p.buf, ev, p.cfg.Time, http)
+		}
+		p.out.Write(p.buf)
+	}
+	if line.Kind != httpinfo.None {
+		p.httpPair(ev, line)
+	}
+}
+
+// httpPair pairs requests with responses on one connection. Both sockets of
+// a local connection see the same exchange; each socket is paired on its
+// own, so a response latency is reported per side.
+func (p *pipeline) httpPair(ev *event.Event, line httpinfo.Line) {
+	if p.pairer == nil {
+		p.pairer = httpinfo.NewPairer(0, 0)
+	}
+	m, ok := p.pairer.Observe(ev.Conn.Sock, ev.Packet.Seq, ev.TS, line)
+	if !ok || p.cfg.Quiet {
+		return
+	}
+	if p.cfg.Output == config.JSON {
+		b := p.buf[:0]
+		b = append(b, `{"type":"http","ts_ns":`...)
+		b = strconv.AppendUint(b, ev.TS, 10)
+		b = append(b, `,"sock":"0x`...)
+		b = strconv.AppendUint(b, ev.Conn.Sock, 16)
+		b = append(b, `","method":"`...)
+		b = append(b, m.Method.String()...)
+		b = append(b, `","status":`...)
+		b = strconv.AppendUint(b, uint64(m.Status), 10)
+		b = append(b, `,"latency_ns":`...)
+		b = strconv.AppendUint(b, m.Latency, 10)
+		b = append(b, `,"interim":`...)
+		b = strconv.AppendBool(b, m.Interim)
+		b = append(b, "}\n"...)
+		p.buf = b
+		p.out.Write(p.buf)
+	}
+}
+
+func (p *pipeline) errorEvent(ev *event.Event) {
+	name := ev.Err.Name
+	if name == "" {
+		name = "reason " + strconv.Itoa(int(ev.Err.Reason))
+	}
+	p.lbuf = output.AppendErrLog(p.lbuf[:0], ev.Conn.Sock, &ev.Err, name)
+	p.files.Error(p.lbuf)
+	// Alerts are printed even with -q: they are the point of -e.
+	p.buf = p.buf[:0]
+	if p.cfg.Output == config.JSON {
+		p.buf = output.AppendErrJSON(p.buf, ev, name)
+	} else {
+		p.buf = output.AppendErrTable(p.buf, ev, name)
+	}
+	p.out.Write(p.buf)
+}
+
+var caNames = [...]string{"Open", "Disorder", "CWR", "Recovery", "Loss"}
+
+func caName(s uint8) string {
+	if int(s) < len(caNames) {
+		return caNames[s]
+	}
+	return "state" + strconv.Itoa(int(s))
+}
+
+// congEvent: a connection entered fast recovery or RTO loss: one console
+// line per retransmission episode. The per-connection counters are kept by
+// BPF in the connection table (authoritative, sampled every second).
+func (p *pipeline) congEvent(ev *event.Event) {
+	r := &ev.Retrans
+	if r.CaState != event.CaRecovery && r.CaState != event.CaLoss {
+		return
+	}
+	if p.cfg.Quiet {
+		return
+	}
+	kind := "fast"
+	if r.CaState == event.CaLoss {
+		kind = "timeout"
+	}
+	b := p.buf[:0]
+	if p.cfg.Output == config.JSON {
+		b = append(b, `{"type":"retrans","ts_ns":`...)
+		b = strconv.AppendUint(b, ev.TS, 10)
+		b = append(b, `,"netns":`...)
+		b = strconv.AppendUint(b, uint64(ev.Conn.Netns), 10)
+		b = append(b, `,"sock":"0x`...)
+		b = strconv.AppendUint(b, ev.Conn.Sock, 16)
+		b = append(b, `","kind":"`...)
+		b = append(b, kind...)
+		b = append(b, `","from":"`...)
+		b = append(b, caName(r.OldState)...)
+		b = append(b, `","to":"`...)
+		b = append(b, caName(r.CaState)...)
+		b = append(b, `","src":"`...)
+		b = ev.Conn.Src.AppendTo(b)
+		b = append(b, `","dst":"`...)
+		b = ev.Conn.Dst.AppendTo(b)
+		b = append(b, `","pid":`...)
+		b = strconv.AppendUint(b, uint64(ev.Conn.Pid), 10)
+		b = append(b, "}\n"...)
+	} else {
+		b = append(b, "[R] "...)
+		b = append(b, kind...)
+		b = append(b, " retransmit ("...)
+		b = append(b, caName(r.OldState)...)
+		b = append(b, " -> "...)
+		b = append(b, caName(r.CaState)...)
+		b = append(b, "): sock = 0x"...)
+		b = strconv.AppendUint(b, ev.Conn.Sock, 16)
+		b = append(b, ' ')
+		b = ev.Conn.Src.AppendTo(b)
+		b = append(b, " -> "...)
+		b = ev.Conn.Dst.AppendTo(b)
+		b = append(b, '\n')
+	}
+	p.buf = b
+	p.out.Write(p.buf)
+}
+
+// retransEvent: one retransmitted segment (JSON only; the console shows
+// episodes).
+func (p *pipeline) retransEvent(ev *event.Event) {
+	if p.cfg.Quiet || p.cfg.Output != config.JSON {
+		return
+	}
+	b := p.buf[:0]
+	b = append(b, `{"type":"retrans_segment","ts_ns":`...)
+	b = strconv.AppendUint(b, ev.TS, 10)
+	b = append(b, `,"sock":"0x`...)
+	b = strconv.AppendUint(b, ev.Conn.Sock, 16)
+	b = append(b, `","seq":`...)
+	b = strconv.AppendUint(b, uint64(ev.Retrans.Seq), 10)
+	b = append(b, `,"ca_state":"`...)
+	b = append(b, caName(ev.Retrans.CaState)...)
+	b = append(b, "\"}\n"...)
+	p.buf = b
+	p.out.Write(p.buf)
+}

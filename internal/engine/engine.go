@@ -1,0 +1,413 @@
+// Package engine wires the concerns together: it loads and attaches them,
+// reads the shared ring buffer, feeds the connection table and the sinks,
+// and owns shutdown. Data flows one way:
+//
+//	BPF hooks -> ring buffer -> reader goroutine -> bounded queue ->
+//	pipeline goroutine (decode, track, format) -> console + log files
+package engine
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/netwatcher/netwatcher/internal/config"
+	"github.com/netwatcher/netwatcher/internal/conn"
+	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/httpinfo"
+	"github.com/netwatcher/netwatcher/internal/kernel"
+	"github.com/netwatcher/netwatcher/internal/output"
+	"github.com/netwatcher/netwatcher/internal/track"
+)
+
+// Concern is an optional kernel concern (packets, retransmits, drops) that
+// shares the connection object's maps.
+type Concern interface {
+	Name() string
+	// Load loads the concern's object reusing the shared maps.
+	Load(cfg *config.Config, shared map[string]*ebpf.Map) error
+	// Attach attaches its hooks; a concern that cannot attach anything
+	// returns an error, partial degradation is logged.
+	Attach(log *slog.Logger) error
+	// Decode decodes a ring record of one of its types.
+	Decode(raw []byte, ev *event.Event) bool
+	Detach()
+	Close()
+}
+
+// Factories of optional concerns, registered by the entry point.
+type Factory func(cfg *config.Config) Concern
+
+// Options of a run.
+type Options struct {
+	Cfg      *config.Config
+	Log      *slog.Logger
+	Stdout   io.Writer
+	Concerns []Concern
+	// QueueLen bounds the reader -> pipeline queue.
+	QueueLen int
+}
+
+// Counters reported at exit.
+type Counters struct {
+	Events      atomic.Uint64 // ring records read
+	QueueLost   atomic.Uint64 // dropped: pipeline queue full
+	Undecodable atomic.Uint64
+}
+
+// MonoNow is CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns.
+func MonoNow() uint64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
+
+// ringBytes picks the ring size: packets need room for bursts.
+func ringBytes(cfg *config.Config, packets bool) uint32 {
+	if packets {
+		return 32 << 20
+	}
+	return 4 << 20
+}
+
+// Run runs netwatcher until ctx is done.
+func Run(ctx context.Context, o Options) error {
+	cfg, log := o.Cfg, o.Log
+	if err := kernel.CheckPrivileges(); err != nil {
+		return err
+	}
+	if _, err := kernel.KernelBTF(); err != nil {
+		return err
+	}
+	files, err := output.OpenFiles(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer files.Close()
+
+	cp, err := conn.Load(conn.Options{
+		Sport: cfg.Sport, Dport: cfg.Dport,
+		RingBytes: ringBytes(cfg, len(o.Concerns) > 0),
+	})
+	if err != nil {
+		return err
+	}
+	defer cp.Close()
+	var concerns []Concern
+	for _, c := range o.Concerns {
+		if err := c.Load(cfg, cp.SharedMaps()); err != nil {
+			log.Warn("feature unavailable", "concern", c.Name(), "err", err)
+			continue
+		}
+		concerns = append(concerns, c)
+	}
+	defer func() {
+		for _, c := range concerns {
+			c.Close()
+		}
+	}()
+
+	rd, err := ringbuf.NewReader(cp.Events())
+	if err != nil {
+		return fmt.Errorf("ring buffer reader: %w", err)
+	}
+	defer rd.Close()
+
+	if err := cp.Attach(log); err != nil {
+		return fmt.Errorf("connection tracking cannot run: %w", err)
+	}
+	var live []Concern
+	for _, c := range concerns {
+		if err := c.Attach(log); err != nil {
+			log.Warn("feature unavailable", "concern", c.Name(), "err", err)
+			continue
+		}
+		live = append(live, c)
+	}
+
+	p := newPipeline(cfg, log, o.Stdout, files, cp, live)
+	// Pre-existing connections: walk after attaching, so nothing opened in
+	// between is missed; duplicates are harmless (adopt is insert-if-absent).
+	if err := p.adoptExisting(); err != nil {
+		log.Warn("pre-existing connections not listed", "err", err)
+	}
+	if cfg.ReadyFile != "" {
+		if err := os.WriteFile(cfg.ReadyFile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600); err != nil {
+			return fmt.Errorf("ready file: %w", err)
+		}
+	}
+	log.Debug("ready")
+
+	qlen := o.QueueLen
+	if qlen == 0 {
+		qlen = 16384
+	}
+	queue := make(chan event.Event, qlen)
+	var ctr Counters
+	g, gctx := errgroup.WithContext(context.Background())
+
+	// Reader: owns rd until it returns; closes queue when done.
+	g.Go(func() error {
+		defer close(queue)
+		var rec ringbuf.Record
+		var ev event.Event
+		for {
+			err := rd.ReadInto(&rec)
+			if err != nil {
+				if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, ringbuf.ErrClosed) {
+					return nil
+				}
+				return fmt.Errorf("ring buffer: %w", err)
+			}
+			ctr.Events.Add(1)
+			if !p.decode(rec.RawSample, &ev) {
+				ctr.Undecodable.Add(1)
+				continue
+			}
+			select {
+			case queue <- ev:
+			default:
+				ctr.QueueLost.Add(1)
+			}
+		}
+	})
+	// Pipeline: owns the table, sinks and sampler.
+	g.Go(func() error { return p.run(queue, &ctr) })
+
+	// Stop: signal/duration (ctx) or a failing goroutine.
+	select {
+	case <-ctx.Done():
+	case <-gctx.Done():
+	}
+	// Stop producing, then drain what is already in the ring.
+	cp.Detach()
+	for _, c := range live {
+		c.Detach()
+	}
+	// Flush makes the blocked reader return what is left, then ErrFlushed.
+	if ferr := rd.Flush(); ferr != nil {
+		rd.Close()
+	}
+	err = g.Wait()
+	p.finish(&ctr)
+	return err
+}
+
+type pipeline struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	out      *bufio.Writer
+	files    *output.Files
+	cp       *conn.Probe
+	concerns []Concern
+	table    *track.Table
+	fields   output.Fields
+
+	buf, lbuf, hbuf []byte
+	pairer          *httpinfo.Pairer
+	ents            []*track.Entry
+	connHdr         bool
+	pktHdr          bool
+	lastLost        uint64
+}
+
+func newPipeline(cfg *config.Config, log *slog.Logger, stdout io.Writer, files *output.Files, cp *conn.Probe, cs []Concern) *pipeline {
+	return &pipeline{
+		cfg: cfg, log: log, out: bufio.NewWriterSize(stdout, 64<<10), files: files, cp: cp,
+		concerns: cs, table: track.New(cfg.All),
+		fields: output.Fields{Extra: cfg.Extra, Retrans: cfg.Retrans},
+	}
+}
+
+// decode runs on the reader goroutine: only immutable state is used.
+func (p *pipeline) decode(raw []byte, ev *event.Event) bool {
+	if len(raw) < 1 {
+		return false
+	}
+	switch event.Type(raw[0]) {
+	case event.ConnOpen, event.ConnOwner, event.ConnClose:
+		return conn.Decode(raw, ev)
+	}
+	for _, c := range p.concerns {
+		if c.Decode(raw, ev) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *pipeline) adoptExisting() error {
+	evs, err := p.cp.Existing()
+	if err != nil {
+		return err
+	}
+	now := MonoNow()
+	for i := range evs {
+		evs[i].Conn.EstNs = now
+	}
+	wanted := func(c *event.Conn) bool {
+		return (p.cfg.Sport == 0 || c.Src.Port() == p.cfg.Sport) && (p.cfg.Dport == 0 || c.Dst.Port() == p.cfg.Dport)
+	}
+	n, err := p.cp.Adopt(evs, wanted)
+	if err != nil {
+		return err
+	}
+	for i := range evs {
+		c := &evs[i].Conn
+		if !wanted(c) || p.table.Get(c.Sock) != nil {
+			continue
+		}
+		e := p.table.Open(c)
+		p.connLine("exists", now, e)
+	}
+	p.log.Debug("pre-existing connections", "adopted", n)
+	return p.flushOut()
+}
+
+func (p *pipeline) run(queue <-chan event.Event, ctr *Counters) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	p.refresh()
+	for {
+		select {
+		case ev, ok := <-queue:
+			if !ok {
+				return nil
+			}
+			p.handle(&ev)
+			if len(queue) == 0 {
+				if err := p.flushOut(); err != nil {
+					return err
+				}
+			}
+		case <-tick.C:
+			p.refresh()
+			p.reportLoss(ctr)
+			if err := p.flushOut(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (p *pipeline) flushOut() error {
+	if err := p.out.Flush(); err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	return nil
+}
+
+func (p *pipeline) connLine(what string, ts uint64, e *track.Entry) {
+	if p.cfg.Quiet {
+		return
+	}
+	p.buf = p.buf[:0]
+	if p.cfg.Output == config.JSON {
+		p.buf = output.AppendConnJSON(p.buf, what, ts, e, p.fields, MonoNow())
+	} else {
+		if !p.connHdr {
+			p.buf = append(p.buf, output.ConnHeader...)
+			p.connHdr = true
+		}
+		p.buf = output.AppendConnTable(p.buf, what, e)
+	}
+	p.out.Write(p.buf)
+}
+
+func (p *pipeline) handle(ev *event.Event) {
+	switch ev.Type {
+	case event.ConnOpen:
+		e := p.table.Open(&ev.Conn)
+		p.connLine("open", ev.TS, e)
+	case event.ConnOwner:
+		if e := p.table.Owner(&ev.Conn); e != nil {
+			p.connLine("owner", ev.TS, e)
+		}
+	case event.ConnClose:
+		e := p.table.Close(&ev.Conn, &ev.Stats, ev.TS)
+		p.connLine("close", ev.TS, e)
+	default:
+		p.handleConcern(ev)
+	}
+}
+
+// refresh samples -x values and rewrites connects.log.
+func (p *pipeline) refresh() {
+	now := MonoNow()
+	if err := p.cp.Sample(func(sk uint64, c *event.Conn, st *event.Stats) {
+		p.table.Sample(c, st)
+	}); err != nil {
+		p.log.Warn("sampling connections failed", "err", err)
+	}
+	p.lbuf = p.lbuf[:0]
+	p.ents = p.table.Each(p.ents, func(e *track.Entry) {
+		p.lbuf = output.AppendConnLog(p.lbuf, e, p.fields, now)
+		if p.cfg.Extra && p.cfg.Output == config.JSON && !p.cfg.Quiet && !e.Closed {
+			p.buf = output.AppendConnJSON(p.buf[:0], "sample", now, e, p.fields, now)
+			p.out.Write(p.buf)
+		}
+	})
+	if err := p.files.WriteConnects(p.lbuf); err != nil {
+		p.log.Error("connects.log", "err", err)
+	}
+	if err := p.files.Flush(); err != nil {
+		p.log.Error("log files", "err", err)
+	}
+}
+
+// bpfStats sums the per-CPU counters.
+func (p *pipeline) bpfStats() [event.StatMax]uint64 {
+	var out [event.StatMax]uint64
+	m := p.cp.Stats()
+	var per []uint64
+	for i := uint32(0); i < event.StatMax; i++ {
+		if err := m.Lookup(i, &per); err != nil {
+			continue
+		}
+		for _, v := range per {
+			out[i] += v
+		}
+	}
+	return out
+}
+
+func (p *pipeline) lost(ctr *Counters) (ring, queue, table uint64) {
+	s := p.bpfStats()
+	for t := 0; t < event.MaxRingType; t++ {
+		ring += s[event.StatRingFull+t]
+	}
+	return ring, ctr.QueueLost.Load(), s[event.StatConnMapFull]
+}
+
+func (p *pipeline) reportLoss(ctr *Counters) {
+	r, q, t := p.lost(ctr)
+	if sum := r + q + t; sum != p.lastLost {
+		p.log.Warn("events lost", "ring_full", r, "queue_full", q, "conn_table_full", t)
+		p.lastLost = sum
+	}
+}
+
+func (p *pipeline) finish(ctr *Counters) {
+	p.refresh()
+	s := p.bpfStats()
+	r, q, t := p.lost(ctr)
+	if p.cfg.Output == config.JSON {
+		p.buf = fmt.Appendf(p.buf[:0], `{"type":"stats","events":%d,"lost_ring_full":%d,"lost_queue_full":%d,"conn_table_full":%d,"pkt_table_full":%d,"closed_evicted":%d,"undecodable":%d,"connections":%d}`+"\n",
+			ctr.Events.Load(), r, q, t, s[event.StatPktMapFull], p.table.Evicted, ctr.Undecodable.Load(), p.table.Len())
+		p.out.Write(p.buf)
+	}
+	p.flushOut()
+	p.log.Info("netwatcher stopped", "events", ctr.Events.Load(), "lost_ring_full", r, "lost_queue_full", q,
+		"conn_table_full", t, "pkt_table_full", s[event.StatPktMapFull], "closed_evicted", p.table.Evicted, "connections", p.table.Len())
+}

@@ -1,0 +1,169 @@
+// Package event holds the decoded, user-space form of what the BPF side
+// reports. Values only (no pointers into ring memory, no per-event heap
+// allocation): an Event is copied through a bounded queue by value.
+package event
+
+import (
+	"net/netip"
+)
+
+// Type mirrors enum nw_event_type in internal/bpf/include/nw.h.
+type Type uint8
+
+const (
+	ConnOpen  Type = 1
+	ConnOwner Type = 2
+	ConnClose Type = 3
+	Packet    Type = 10
+	Retrans   Type = 20
+	Cong      Type = 21
+	Error     Type = 30
+	// ConnSample is produced in user space from the -x sampler and the
+	// start-up walk, never by the ring buffer.
+	ConnSample   Type = 100
+	ConnExisting Type = 101
+)
+
+// MaxRingType bounds ring-buffer event types (NW_EV__MAX).
+const MaxRingType = 32
+
+// Stat indices mirror enum nw_stat.
+const (
+	StatRingFull     = 0 // + event type
+	StatConnMapFull  = 32
+	StatOwnerMapFull = 33
+	StatPktMapFull   = 34
+	StatMax          = 64
+)
+
+// OwnerSrc mirrors enum nw_owner_src: how the owner was learned.
+type OwnerSrc uint8
+
+const (
+	OwnerNone OwnerSrc = iota
+	OwnerListener
+	OwnerIO
+	OwnerPreexisting
+	OwnerSyscall
+)
+
+func (o OwnerSrc) String() string {
+	switch o {
+	case OwnerListener:
+		return "listener"
+	case OwnerIO:
+		return "io"
+	case OwnerPreexisting:
+		return "preexisting"
+	case OwnerSyscall:
+		return "syscall"
+	}
+	return "none"
+}
+
+// Comm is a task command name, NUL padded.
+type Comm [16]byte
+
+// Bytes returns the name without padding.
+func (c *Comm) Bytes() []byte {
+	for i, b := range c {
+		if b == 0 {
+			return c[:i]
+		}
+	}
+	return c[:]
+}
+
+// Conn identifies a connection and its owner.
+type Conn struct {
+	Sock     uint64
+	Netns    uint32
+	Src      netip.AddrPort // local
+	Dst      netip.AddrPort // remote
+	IsServer bool
+	Pid      uint32
+	Comm     Comm
+	OwnerSrc OwnerSrc
+	EstNs    uint64 // monotonic ns when seen established (0: unknown, pre-existing)
+
+	FastRetrans    uint32
+	TimeoutRetrans uint32
+	RetransSegs    uint32
+}
+
+// Stats are raw tcp_sock values (-x).
+type Stats struct {
+	SrttUs8       uint32
+	Cwnd          uint32
+	Ssthresh      uint32
+	RcvWnd        uint32
+	SndWnd        uint32
+	Sndbuf        uint32
+	WmemQueued    uint32
+	Backlog       uint32
+	MaxBacklog    uint32
+	TotalRetrans  uint32
+	BytesReceived uint64
+	BytesAcked    uint64
+	State         uint8
+	CaState       uint8
+}
+
+// SrttUs is the smoothed RTT in microseconds (tp->srtt_us >> 3, as tcp_info).
+func (s *Stats) SrttUs() uint32 { return s.SrttUs8 >> 3 }
+
+// Event is one decoded record.
+type Event struct {
+	Type     Type
+	TS       uint64 // monotonic ns (bpf_ktime_get_ns)
+	Conn     Conn
+	Stats    Stats
+	HasStats bool
+	Packet   PacketInfo
+	Err      ErrorInfo
+	Retrans  RetransInfo
+}
+
+// PacketInfo is one TCP data segment (internal/packet).
+type PacketInfo struct {
+	Seq, Ack uint32
+	Len      uint32
+	Rx       bool
+	// Layer times in ns; Missing bit i set when boundary i was not seen.
+	MacNs, IPNs, TCPNs uint64
+	Missing            uint8
+	HTTP               [160]byte
+	HTTPLen            uint8
+	HTTPCut            bool
+}
+
+const (
+	MissingMac = 1 << iota
+	MissingIP
+	MissingTCP
+)
+
+// ErrorInfo is one rejected segment (internal/drops).
+type ErrorInfo struct {
+	Seq, Ack uint32
+	Reason   uint32 // enum skb_drop_reason code (kernel's numbering)
+	Name     string // reason for people: "Invalid SEQ", "Invalid checksum", or the kernel name
+	Src, Dst netip.AddrPort
+	Rx       bool
+}
+
+// RetransInfo is one retransmission / congestion-state event (internal/retrans).
+type RetransInfo struct {
+	Seq      uint32
+	CaState  uint8 // new (Cong) or current (Retrans) icsk_ca_state
+	OldState uint8 // Cong: previous icsk_ca_state
+}
+
+// TCP congestion-avoidance states (icsk_ca_state).
+const (
+	CaOpen     = 0
+	CaDisorder = 1
+	CaCWR      = 2
+	CaRecovery = 3
+	CaLoss     = 4
+)

@@ -1,0 +1,228 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+)
+
+// Kind is how a candidate hook attaches.
+type Kind int
+
+const (
+	TpBTF      Kind = iota // BTF-typed raw tracepoint (tp_btf), 5.5+
+	RawTP                  // raw tracepoint, 4.17+
+	Tracepoint             // classic tracepoint through tracefs
+	Kprobe                 // kprobe on a kernel function
+	Fentry                 // fentry on a kernel function (BTF trampoline)
+)
+
+func (k Kind) String() string {
+	return [...]string{"tp_btf", "raw_tp", "tracepoint", "kprobe", "fentry"}[k]
+}
+
+// Candidate is one way to observe a boundary: a program in a concern's
+// object and the kernel attach point it wants.
+type Candidate struct {
+	Kind   Kind
+	Target string // "group/event" for tracepoints, event name for tp_btf/raw_tp, function for kprobe/fentry
+	Prog   string // program name in the collection
+}
+
+// Boundary is one observation point with its candidates, best first.
+type Boundary struct {
+	Name       string
+	Candidates []Candidate
+}
+
+// Hooks is THE table of observation points -> ordered candidate hooks. Every
+// concern asks this table which program to attach; feature probing picks the
+// first candidate the running kernel offers.
+var Hooks = map[string]Boundary{
+	"conn/state": {"conn/state", []Candidate{
+		{TpBTF, "inet_sock_set_state", "nw_state_btf"},
+		{RawTP, "inet_sock_set_state", "nw_state_raw"},
+		{Kprobe, "tcp_set_state", "nw_state_kprobe"},
+	}},
+	"conn/accept4": {"conn/accept4", []Candidate{
+		{Tracepoint, "syscalls/sys_exit_accept4", "nw_accept4_exit"},
+	}},
+	"conn/accept": {"conn/accept", []Candidate{
+		{Tracepoint, "syscalls/sys_exit_accept", "nw_accept_exit"},
+	}},
+	"conn/recv": {"conn/recv", []Candidate{
+		{TpBTF, "sock_recv_length", "nw_recv_len"},
+	}},
+	"conn/send": {"conn/send", []Candidate{
+		{TpBTF, "sock_send_length", "nw_send_len"},
+	}},
+}
+
+// Register adds boundaries of a concern to the table (called from init of
+// concern packages that live outside this file's knowledge).
+func Register(b ...Boundary) {
+	for _, x := range b {
+		Hooks[x.Name] = x
+	}
+}
+
+var probeMu sync.Mutex
+var probeCache = map[Candidate]error{}
+
+// Available reports (cached) whether the running kernel offers candidate c.
+func Available(c Candidate) error {
+	probeMu.Lock()
+	defer probeMu.Unlock()
+	key := Candidate{Kind: c.Kind, Target: c.Target}
+	if err, ok := probeCache[key]; ok {
+		return err
+	}
+	err := probe(c)
+	probeCache[key] = err
+	return err
+}
+
+func probe(c Candidate) error {
+	switch c.Kind {
+	case TpBTF, RawTP:
+		spec, err := KernelBTF()
+		if err != nil {
+			if c.Kind == TpBTF {
+				return err
+			}
+			// raw_tp works without BTF; trust tracefs if present.
+			return tracefsEvent(c.Target)
+		}
+		var fn *btf.Typedef
+		if err := spec.TypeByName("btf_trace_"+c.Target, &fn); err != nil {
+			return fmt.Errorf("no tracepoint %s in kernel BTF", c.Target)
+		}
+		return nil
+	case Tracepoint:
+		if err := EnsureTracefs(); err != nil {
+			return err
+		}
+		return tracefsEvent(c.Target)
+	case Kprobe:
+		if _, err := os.Stat("/sys/bus/event_source/devices/kprobe/type"); err != nil {
+			return errors.New("kprobes not supported by this kernel (CONFIG_KPROBES off)")
+		}
+		return nil
+	case Fentry:
+		return probeFentry()
+	}
+	return fmt.Errorf("unknown hook kind %d", c.Kind)
+}
+
+func tracefsEvent(target string) error {
+	if !strings.Contains(target, "/") {
+		// raw tracepoint names carry no group; look for any group.
+		m, _ := filepath.Glob(filepath.Join(TracefsDir, "events", "*", target))
+		if len(m) > 0 {
+			return nil
+		}
+		return fmt.Errorf("no tracepoint %s", target)
+	}
+	if _, err := os.Stat(filepath.Join(TracefsDir, "events", target, "id")); err != nil {
+		return fmt.Errorf("no tracepoint %s (tracefs)", target)
+	}
+	return nil
+}
+
+var fentryOnce sync.Once
+var fentryErr error
+
+func probeFentry() error {
+	fentryOnce.Do(func() {
+		fentryErr = errors.New("fentry not supported here")
+		// A minimal fentry program: the kernel refuses it where trampolines
+		// are blocked (this project's 6.18 CI: EPERM before the verifier).
+		spec := &ebpf.ProgramSpec{
+			Type:         ebpf.Tracing,
+			AttachType:   ebpf.AttachTraceFEntry,
+			AttachTo:     "tcp_set_state",
+			License:      "GPL",
+			Instructions: probeInsns(),
+		}
+		p, err := ebpf.NewProgram(spec)
+		if err != nil {
+			fentryErr = fmt.Errorf("fentry programs cannot load: %w", err)
+			return
+		}
+		p.Close()
+		fentryErr = nil
+	})
+	return fentryErr
+}
+
+// Attached is a hook that is live.
+type Attached struct {
+	Boundary string
+	Cand     Candidate
+	Link     link.Link
+}
+
+// Attach attaches the first available candidate of boundary name using
+// programs from coll. It returns a one-line error naming every candidate that
+// was tried when none works.
+func Attach(coll *ebpf.Collection, name string) (*Attached, error) {
+	b, ok := Hooks[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown hook boundary %q", name)
+	}
+	var why []string
+	for _, c := range b.Candidates {
+		prog := coll.Programs[c.Prog]
+		if prog == nil {
+			why = append(why, fmt.Sprintf("%s %s: program not loaded", c.Kind, c.Target))
+			continue
+		}
+		if err := Available(c); err != nil {
+			why = append(why, fmt.Sprintf("%s %s: %v", c.Kind, c.Target, err))
+			continue
+		}
+		l, err := attachOne(prog, c)
+		if err != nil {
+			why = append(why, fmt.Sprintf("%s %s: %v", c.Kind, c.Target, err))
+			continue
+		}
+		return &Attached{Boundary: name, Cand: c, Link: l}, nil
+	}
+	return nil, fmt.Errorf("%s: no usable hook (%s)", name, strings.Join(why, "; "))
+}
+
+func attachOne(prog *ebpf.Program, c Candidate) (link.Link, error) {
+	switch c.Kind {
+	case TpBTF, Fentry:
+		return link.AttachTracing(link.TracingOptions{Program: prog})
+	case RawTP:
+		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: c.Target, Program: prog})
+	case Tracepoint:
+		group, name, _ := strings.Cut(c.Target, "/")
+		return link.Tracepoint(group, name, prog, nil)
+	case Kprobe:
+		return link.Kprobe(c.Target, prog, nil)
+	}
+	return nil, fmt.Errorf("cannot attach kind %s", c.Kind)
+}
+
+// Prune removes from spec every program whose only use is a candidate kind
+// this kernel cannot even load (fentry where trampolines are refused), so
+// the rest of the collection still loads. Programs of kinds that load but do
+// not attach (kprobe without CONFIG_KPROBES) stay: loading them verifies them.
+func Prune(spec *ebpf.CollectionSpec) {
+	for _, b := range Hooks {
+		for _, c := range b.Candidates {
+			if c.Kind == Fentry && Available(c) != nil {
+				delete(spec.Programs, c.Prog)
+			}
+		}
+	}
+}

@@ -1,0 +1,249 @@
+// Package output formats events for people (console table), programs (JSON
+// lines) and the SPEC §3 log files. Every formatter appends to a caller's
+// buffer: no allocation per event.
+package output
+
+import (
+	"net/netip"
+	"strconv"
+
+	"github.com/netwatcher/netwatcher/internal/track"
+)
+
+// Fields selects the optional connection fields.
+type Fields struct {
+	Extra   bool // -x
+	Retrans bool // -r
+}
+
+func appendHex(b []byte, v uint64) []byte {
+	b = append(b, "0x"...)
+	return strconv.AppendUint(b, v, 16)
+}
+
+func appendAddrPort(b []byte, ap netip.AddrPort) []byte {
+	return ap.AppendTo(b)
+}
+
+// AppendHumanBytes formats a byte count like the original tool: exact below
+// 1 KiB, else three decimals with K/M/G/T suffix (powers of 1024).
+func AppendHumanBytes(b []byte, v uint64) []byte {
+	if v < 1024 {
+		return strconv.AppendUint(b, v, 10)
+	}
+	f := float64(v)
+	units := "KMGTP"
+	i := -1
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	b = strconv.AppendFloat(b, f, 'f', 3, 64)
+	return append(b, units[i])
+}
+
+func kv(b []byte, k string, first bool) []byte {
+	if !first {
+		b = append(b, ',')
+	}
+	b = append(b, k...)
+	return append(b, '=', '"')
+}
+
+func kvU(b []byte, k string, v uint64) []byte {
+	b = kv(b, k, false)
+	b = strconv.AppendUint(b, v, 10)
+	return append(b, '"')
+}
+
+// DurationUs is µs between established and now (or close).
+func DurationUs(e *track.Entry, nowNs uint64) uint64 {
+	end := nowNs
+	if e.Closed && e.CloseNs != 0 {
+		end = e.CloseNs
+	}
+	if e.Conn.EstNs == 0 || end < e.Conn.EstNs {
+		return 0
+	}
+	return (end - e.Conn.EstNs) / 1000
+}
+
+// AppendConnLog appends one connects.log line (SPEC §3), newline included.
+func AppendConnLog(b []byte, e *track.Entry, f Fields, nowNs uint64) []byte {
+	c := &e.Conn
+	b = append(b, "connection{"...)
+	b = kv(b, "pid", true)
+	b = strconv.AppendUint(b, uint64(c.Pid), 10)
+	b = append(b, '"')
+	b = kv(b, "sock", false)
+	b = appendHex(b, c.Sock)
+	b = append(b, '"')
+	b = kv(b, "src", false)
+	b = appendAddrPort(b, c.Src)
+	b = append(b, '"')
+	b = kv(b, "dst", false)
+	b = appendAddrPort(b, c.Dst)
+	b = append(b, '"')
+	b = kvU(b, "is_server", b2u(c.IsServer))
+	if f.Extra {
+		s := &e.Stats
+		b = kvU(b, "backlog", uint64(s.Backlog))
+		b = kvU(b, "maxbacklog", uint64(s.MaxBacklog))
+		b = kvU(b, "rwnd", uint64(s.SndWnd))
+		b = kvU(b, "cwnd", uint64(s.Cwnd))
+		b = kvU(b, "ssthresh", uint64(s.Ssthresh))
+		b = kvU(b, "sndbuf", uint64(s.Sndbuf))
+		b = kvU(b, "wmem_queued", uint64(s.WmemQueued))
+		b = kv(b, "rx_bytes", false)
+		b = AppendHumanBytes(b, s.BytesReceived)
+		b = append(b, '"')
+		b = kv(b, "tx_bytes", false)
+		b = AppendHumanBytes(b, s.BytesAcked)
+		b = append(b, '"')
+		b = kvU(b, "srtt", uint64(s.SrttUs()))
+		b = kvU(b, "duration", DurationUs(e, nowNs))
+		b = kvU(b, "total_retrans", uint64(s.TotalRetrans))
+	}
+	if f.Retrans {
+		b = kvU(b, "fast_retrans", uint64(c.FastRetrans))
+		b = kvU(b, "timeout_retrans", uint64(c.TimeoutRetrans))
+	}
+	return append(b, "}\n"...)
+}
+
+func b2u(v bool) uint64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// ---- JSON ----
+
+func jStr(b []byte, k string, v []byte) []byte {
+	b = append(b, ',', '"')
+	b = append(b, k...)
+	b = append(b, `":"`...)
+	b = AppendJSONEscaped(b, v)
+	return append(b, '"')
+}
+
+func jU(b []byte, k string, v uint64) []byte {
+	b = append(b, ',', '"')
+	b = append(b, k...)
+	b = append(b, `":`...)
+	return strconv.AppendUint(b, v, 10)
+}
+
+func jAP(b []byte, k string, ap netip.AddrPort) []byte {
+	b = append(b, ',', '"')
+	b = append(b, k...)
+	b = append(b, `":"`...)
+	b = ap.AppendTo(b)
+	return append(b, '"')
+}
+
+// AppendJSONEscaped escapes s for a JSON string body.
+func AppendJSONEscaped(b []byte, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	for _, c := range s {
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20 || c >= 0x7f:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+func jHead(b []byte, typ string, ts uint64, netns uint32, sk uint64) []byte {
+	b = append(b, `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, '"')
+	b = jU(b, "ts_ns", ts)
+	b = jU(b, "netns", uint64(netns))
+	b = append(b, `,"sock":"`...)
+	b = appendHex(b, sk)
+	return append(b, '"')
+}
+
+// AppendConnJSON appends one connection event as a JSON line. what is
+// open, owner, close, existing or sample.
+func AppendConnJSON(b []byte, what string, ts uint64, e *track.Entry, f Fields, nowNs uint64) []byte {
+	c := &e.Conn
+	b = jHead(b, "connection", ts, c.Netns, c.Sock)
+	b = append(b, `,"event":"`...)
+	b = append(b, what...)
+	b = append(b, '"')
+	b = jU(b, "pid", uint64(c.Pid))
+	b = jStr(b, "comm", c.Comm.Bytes())
+	b = append(b, `,"owner":"`...)
+	b = append(b, c.OwnerSrc.String()...)
+	b = append(b, '"')
+	b = jAP(b, "src", c.Src)
+	b = jAP(b, "dst", c.Dst)
+	b = jU(b, "is_server", b2u(c.IsServer))
+	if f.Extra && e.HasStats {
+		s := &e.Stats
+		b = jU(b, "backlog", uint64(s.Backlog))
+		b = jU(b, "maxbacklog", uint64(s.MaxBacklog))
+		b = jU(b, "rwnd", uint64(s.SndWnd))
+		b = jU(b, "rcv_wnd", uint64(s.RcvWnd))
+		b = jU(b, "cwnd", uint64(s.Cwnd))
+		b = jU(b, "ssthresh", uint64(s.Ssthresh))
+		b = jU(b, "sndbuf", uint64(s.Sndbuf))
+		b = jU(b, "wmem_queued", uint64(s.WmemQueued))
+		b = jU(b, "rx_bytes", s.BytesReceived)
+		b = jU(b, "tx_bytes", s.BytesAcked)
+		b = jU(b, "srtt_us", uint64(s.SrttUs()))
+		b = jU(b, "duration_us", DurationUs(e, nowNs))
+		b = jU(b, "total_retrans", uint64(s.TotalRetrans))
+		b = jU(b, "state", uint64(s.State))
+	}
+	if f.Retrans {
+		b = jU(b, "fast_retrans", uint64(c.FastRetrans))
+		b = jU(b, "timeout_retrans", uint64(c.TimeoutRetrans))
+		b = jU(b, "retrans_segs", uint64(c.RetransSegs))
+	}
+	return append(b, "}\n"...)
+}
+
+// ---- table ----
+
+// ConnHeader is the console header for connection lines.
+const ConnHeader = "EVENT    PID      COMM             SOCK                 SRC                                             DST                                             SERVER\n"
+
+func pad(b []byte, start, width int) []byte {
+	for len(b)-start < width {
+		b = append(b, ' ')
+	}
+	return append(b, ' ')
+}
+
+// AppendConnTable appends one aligned console line for a connection event.
+func AppendConnTable(b []byte, what string, e *track.Entry) []byte {
+	c := &e.Conn
+	s := len(b)
+	b = append(b, what...)
+	b = pad(b, s, 8)
+	s = len(b)
+	b = strconv.AppendUint(b, uint64(c.Pid), 10)
+	b = pad(b, s, 8)
+	s = len(b)
+	b = append(b, c.Comm.Bytes()...)
+	b = pad(b, s, 16)
+	s = len(b)
+	b = appendHex(b, c.Sock)
+	b = pad(b, s, 20)
+	s = len(b)
+	b = c.Src.AppendTo(b)
+	b = pad(b, s, 47)
+	s = len(b)
+	b = c.Dst.AppendTo(b)
+	b = pad(b, s, 47)
+	b = strconv.AppendUint(b, b2u(c.IsServer), 10)
+	return append(b, '\n')
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package nwtest
+
+const raceEnabled = false

@@ -1,0 +1,156 @@
+// Package track keeps the user-space connection table: what connects.log
+// shows and what packet/error records are attributed to.
+package track
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/netwatcher/netwatcher/internal/event"
+)
+
+// Entry is one connection as currently known.
+type Entry struct {
+	Conn     event.Conn
+	Stats    event.Stats
+	HasStats bool
+	Closed   bool
+	CloseNs  uint64
+}
+
+// MaxClosed bounds how many closed connections -a keeps; the oldest closed
+// ones are evicted first and counted.
+const MaxClosed = 100000
+
+// Table is the connection table. Not safe for concurrent use: one goroutine
+// (the pipeline) owns it.
+type Table struct {
+	keepClosed bool
+	m          map[uint64]*Entry
+	byTuple    map[TupleKey]uint64 // open connections by (netns, local, remote)
+	closed     []uint64            // close order, for eviction
+	Evicted    uint64              // closed entries dropped because of MaxClosed
+}
+
+// New returns an empty table; keepClosed is -a.
+func New(keepClosed bool) *Table {
+	return &Table{keepClosed: keepClosed, m: make(map[uint64]*Entry), byTuple: make(map[TupleKey]uint64)}
+}
+
+// Len is the number of entries (open and retained closed).
+func (t *Table) Len() int { return len(t.m) }
+
+// Get returns the entry of a socket, or nil.
+func (t *Table) Get(sk uint64) *Entry { return t.m[sk] }
+
+// Open records a connection (new or pre-existing). A socket address reused
+// by a new connection replaces the old (closed) entry.
+func (t *Table) Open(c *event.Conn) *Entry {
+	e := t.m[c.Sock]
+	if e == nil {
+		e = &Entry{}
+		t.m[c.Sock] = e
+	}
+	*e = Entry{Conn: *c}
+	t.byTuple[TupleKey{c.Netns, c.Src, c.Dst}] = c.Sock
+	return e
+}
+
+// TupleKey finds a connection by its addresses, for records that carry no
+// socket (e.g. a segment dropped before the socket lookup).
+type TupleKey struct {
+	Netns         uint32
+	Local, Remote netip.AddrPort
+}
+
+// Lookup returns the open connection with these addresses, or nil.
+func (t *Table) Lookup(k TupleKey) *Entry {
+	sk, ok := t.byTuple[k]
+	if !ok {
+		return nil
+	}
+	if e := t.m[sk]; e != nil && !e.Closed {
+		return e
+	}
+	return nil
+}
+
+// Owner updates the owner of a known connection.
+func (t *Table) Owner(c *event.Conn) *Entry {
+	e := t.m[c.Sock]
+	if e == nil || e.Closed {
+		return nil
+	}
+	e.Conn.Pid, e.Conn.Comm, e.Conn.OwnerSrc = c.Pid, c.Comm, c.OwnerSrc
+	return e
+}
+
+// Close marks a connection closed with its final values, and removes it
+// unless closed connections are kept.
+func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
+	e := t.m[c.Sock]
+	if e == nil {
+		e = &Entry{Conn: *c}
+	}
+	e.Conn.FastRetrans, e.Conn.TimeoutRetrans, e.Conn.RetransSegs = c.FastRetrans, c.TimeoutRetrans, c.RetransSegs
+	e.Stats, e.HasStats = *st, true
+	e.Closed, e.CloseNs = true, ts
+	if k := (TupleKey{e.Conn.Netns, e.Conn.Src, e.Conn.Dst}); t.byTuple[k] == e.Conn.Sock {
+		delete(t.byTuple, k)
+	}
+	if !t.keepClosed {
+		delete(t.m, c.Sock)
+		return e
+	}
+	t.m[c.Sock] = e
+	t.closed = append(t.closed, c.Sock)
+	for len(t.closed) > MaxClosed {
+		old := t.closed[0]
+		t.closed = t.closed[1:]
+		if x := t.m[old]; x != nil && x.Closed {
+			delete(t.m, old)
+			t.Evicted++
+		}
+	}
+	return e
+}
+
+// Sample updates live values of an open connection.
+func (t *Table) Sample(c *event.Conn, st *event.Stats) {
+	e := t.m[c.Sock]
+	if e == nil || e.Closed {
+		return
+	}
+	e.Stats, e.HasStats = *st, true
+	e.Conn.FastRetrans, e.Conn.TimeoutRetrans, e.Conn.RetransSegs = c.FastRetrans, c.TimeoutRetrans, c.RetransSegs
+	if e.Conn.OwnerSrc < c.OwnerSrc {
+		e.Conn.Pid, e.Conn.Comm, e.Conn.OwnerSrc = c.Pid, c.Comm, c.OwnerSrc
+	}
+}
+
+// Each visits entries in a stable order (established time, then socket).
+func (t *Table) Each(buf []*Entry, fn func(*Entry)) []*Entry {
+	buf = buf[:0]
+	for _, e := range t.m {
+		buf = append(buf, e)
+	}
+	slices.SortFunc(buf, func(a, b *Entry) int {
+		if a.Conn.EstNs != b.Conn.EstNs {
+			if a.Conn.EstNs < b.Conn.EstNs {
+				return -1
+			}
+			return 1
+		}
+		if a.Conn.Sock < b.Conn.Sock {
+			return -1
+		}
+		if a.Conn.Sock > b.Conn.Sock {
+			return 1
+		}
+		return 0
+	})
+	for _, e := range buf {
+		fn(e)
+	}
+	return buf
+}
