@@ -246,7 +246,11 @@ func Decode(raw []byte, ev *event.Event) bool {
 	if len(raw) < connEventSize {
 		return false
 	}
-	r := (*connNwConnEvent)(unsafe.Pointer(&raw[0]))
+	// Copy into an aligned value: ring samples are aligned, but a decoder
+	// must not depend on its caller's buffer alignment.
+	var rv connNwConnEvent
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&rv)), connEventSize), raw)
+	r := &rv
 	ev.Type = event.Type(r.Hdr.Type)
 	ev.TS = r.Hdr.Ts
 	decodeConn(&ev.Conn, r.Hdr.Sk, &r.Conn)

@@ -1,0 +1,86 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseGNUStyle(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want Config
+	}{
+		{[]string{"-ax"}, Config{All: true, Extra: true}},
+		{[]string{"-tixre"}, Config{Time: true, HTTP: true, Extra: true, Retrans: true, Err: true}},
+		{[]string{"--dport=80"}, Config{Dport: 80}},
+		{[]string{"-d", "80", "-s8080"}, Config{Dport: 80, Sport: 8080}},
+		{[]string{"--sport", "443", "--all"}, Config{Sport: 443, All: true}},
+		{[]string{"-o", "json", "--duration=2m", "-q"}, Config{Output: JSON, Duration: 2 * time.Minute, Quiet: true}},
+		{[]string{"--output=table", "--ready-file=/tmp/r", "--data-dir", "/x"}, Config{ReadyFile: "/tmp/r", DataDir: "/x"}},
+	} {
+		got, err := Parse(tc.args, &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		want := tc.want
+		if want.DataDir == "" {
+			want.DataDir = "./data"
+		}
+		if *got != want {
+			t.Errorf("%v:\n got %+v\nwant %+v", tc.args, *got, want)
+		}
+	}
+}
+
+func TestParseErrorsAreUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"-d", "0"}, {"-d", "65536"}, {"--sport=-1"}, {"-s", "http"}, {"--bogus"}, {"-Z"},
+		{"--duration=10"}, {"--duration=-1s"}, {"-o", "xml"}, {"extra-arg"}, {"--data-dir="}, {"-d"},
+	} {
+		_, err := Parse(args, &bytes.Buffer{})
+		var ue *UsageError
+		if !errors.As(err, &ue) {
+			t.Errorf("%v: err %v, want a UsageError", args, err)
+			continue
+		}
+		if strings.Contains(ue.Msg, "\n") || !strings.HasPrefix(ue.Msg, "netwatcher: ") {
+			t.Errorf("%v: message must be one line starting with netwatcher: %q", args, ue.Msg)
+		}
+	}
+}
+
+func TestHelpAndUsage(t *testing.T) {
+	for _, a := range []string{"-h", "--help", "-?"} {
+		var out bytes.Buffer
+		if _, err := Parse([]string{a}, &out); !errors.Is(err, ErrHelp) {
+			t.Fatalf("%s: %v", a, err)
+		}
+		for _, want := range []string{"--dport", "--sport", "--extra", "--time", "--http", "--retrans", "--err", "--all", "--data-dir", "--duration", "--output", "--ready-file", "--quiet"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s output lacks %s", a, want)
+			}
+		}
+	}
+	var out bytes.Buffer
+	if _, err := Parse([]string{"--usage"}, &out); !errors.Is(err, ErrHelp) || strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("--usage: %v %q", err, out.String())
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add("-ax", "--dport=80")
+	f.Add("-d", "70000")
+	f.Add("--duration", "1h")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		c, err := Parse([]string{a, b}, &bytes.Buffer{})
+		if err == nil && c == nil {
+			t.Fatal("nil config without error")
+		}
+		if c != nil && (c.DataDir == "") {
+			t.Fatal("empty data dir accepted")
+		}
+	})
+}

@@ -1,0 +1,166 @@
+package conn
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"testing"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/kernel"
+	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
+)
+
+// TestEveryCandidateLoads verifies every program of the hook table that this
+// object provides, including the kprobe fallback that cannot attach here:
+// the verifier still checks it.
+func TestEveryCandidateLoads(t *testing.T) {
+	nstest.RequireRoot(t)
+	p, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, name := range Boundaries {
+		b := kernel.Hooks[name]
+		if len(b.Candidates) == 0 {
+			t.Fatalf("boundary %s has no candidates", name)
+		}
+		for _, c := range b.Candidates {
+			if c.Kind == kernel.Fentry {
+				continue
+			}
+			prog := p.coll.Programs[c.Prog]
+			if prog == nil {
+				t.Errorf("%s: candidate %s %s: program %s not loaded", name, c.Kind, c.Target, c.Prog)
+			}
+		}
+	}
+	if p.coll.Programs["nw_state_kprobe"].Type() != ebpf.Kprobe {
+		t.Error("kprobe fallback not verified")
+	}
+	// what this kernel offers, in the order the table prefers
+	a, err := kernel.Attach(p.coll, "conn/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Link.Close()
+	t.Logf("conn/state -> %s %s", a.Cand.Kind, a.Cand.Target)
+	if a.Cand.Kind != kernel.TpBTF {
+		t.Errorf("tp_btf is available here but %s was chosen", a.Cand.Kind)
+	}
+}
+
+func TestDecodeEvent(t *testing.T) {
+	var r connNwConnEvent
+	r.Hdr.Type = uint8(event.ConnClose)
+	r.Hdr.Ts = 42
+	r.Hdr.Sk = 0xffff0000deadbeef
+	r.Conn.Family = 10
+	r.Conn.Sport, r.Conn.Dport = 80, 40000
+	r.Conn.Saddr = netip.MustParseAddr("fd00::1").As16()
+	r.Conn.Daddr = netip.MustParseAddr("fd00::2").As16()
+	r.Conn.IsServer = 1
+	r.Conn.Owner.Pid = 7
+	r.Conn.Owner.Src = uint8(event.OwnerSyscall)
+	copy((*[16]byte)(unsafe.Pointer(&r.Conn.Owner.Comm))[:], "nginx")
+	r.Stats.SrttUs8 = 800
+	r.Stats.BytesAcked = 99
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(&r)), unsafe.Sizeof(r))
+	var ev event.Event
+	if !Decode(raw, &ev) {
+		t.Fatal("decode failed")
+	}
+	c := ev.Conn
+	if ev.Type != event.ConnClose || ev.TS != 42 || c.Sock != 0xffff0000deadbeef || c.Src.String() != "[fd00::1]:80" ||
+		c.Dst.String() != "[fd00::2]:40000" || !c.IsServer || c.Pid != 7 || string(c.Comm.Bytes()) != "nginx" ||
+		!ev.HasStats || ev.Stats.SrttUs() != 100 || ev.Stats.BytesAcked != 99 {
+		t.Errorf("decoded %+v", ev)
+	}
+	if Decode(raw[:len(raw)-1], &ev) {
+		t.Error("short record accepted")
+	}
+	// round trip of the adopt encoding
+	back := encodeConn(&c)
+	var c2 event.Conn
+	decodeConn(&c2, c.Sock, &back)
+	if c2 != c {
+		t.Errorf("encode/decode: %+v vs %+v", c2, c)
+	}
+	if unsafe.Sizeof(statsRaw{}) != unsafe.Sizeof(r.Stats) {
+		t.Error("statsRaw layout differs from the BPF struct")
+	}
+	if n := testing.AllocsPerRun(100, func() { Decode(raw, &ev) }); n != 0 {
+		t.Errorf("decode allocates %v", n)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(make([]byte, connEventSize))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var ev event.Event
+		if Decode(b, &ev) && len(b) < connEventSize {
+			t.Fatal("accepted a short record")
+		}
+	})
+}
+
+// TestTableFullIsCounted: with a tiny table, connections that do not fit
+// are counted in nw_stats, never dropped silently.
+func TestTableFullIsCounted(t *testing.T) {
+	nstest.RequireRoot(t)
+	p, err := Load(Options{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Attach(slogDiscard()); err != nil {
+		t.Fatal(err)
+	}
+	ns := nstest.NewNS(t)
+	err = ns.Do(func() error {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		var conns []net.Conn
+		for i := 0; i < 12; i++ {
+			c, err := net.Dial("tcp4", l.Addr().String())
+			if err != nil {
+				return err
+			}
+			a, err := l.Accept()
+			if err != nil {
+				return err
+			}
+			conns = append(conns, c, a)
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var per []uint64
+	if err := p.Stats().Lookup(uint32(event.StatConnMapFull), &per); err != nil {
+		t.Fatal(err)
+	}
+	var full uint64
+	for _, v := range per {
+		full += v
+	}
+	if full == 0 {
+		t.Error("24 connection sockets into a 4-entry table and nothing counted as full")
+	}
+	t.Logf("conn_table_full=%d", full)
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"io"
+	"log/slog"
+	"net/netip"
+	"testing"
+
+	"github.com/netwatcher/netwatcher/internal/config"
+	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/output"
+)
+
+func benchPipeline(tb testing.TB, cfg *config.Config) *pipeline {
+	files, err := output.OpenFiles(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { files.Close() })
+	return newPipeline(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard, files, nil, nil)
+}
+
+func synthetic(n int) []event.Event {
+	evs := make([]event.Event, 0, n)
+	for i := 0; i < n; i++ {
+		sk := uint64(0xffff888100000000) + uint64(i%64)*0x100
+		c := event.Conn{Sock: sk, Netns: 4026531833, Pid: 1234,
+			Src: netip.AddrPortFrom(netip.MustParseAddr("198.18.1.1"), uint16(40000+i%64)),
+			Dst: netip.MustParseAddrPort("198.18.1.2:80"), EstNs: 1}
+		copy(c.Comm[:], "nginx")
+		switch {
+		case i%64 == 0:
+			evs = append(evs, event.Event{Type: event.ConnOpen, TS: uint64(i), Conn: c})
+		default:
+			ev := event.Event{Type: event.Packet, TS: uint64(i), Conn: event.Conn{Sock: sk},
+				Packet: event.PacketInfo{Seq: uint32(i * 1000), Ack: 7, Len: 1000, Rx: i%2 == 0, MacNs: 1200, IPNs: 3400, TCPNs: 15000}}
+			if i%8 == 1 {
+				n := copy(ev.Packet.HTTP[:], "GET /index.html HTTP/1.1\r\nHost: x\r\n")
+				ev.Packet.HTTPLen = uint8(n)
+			}
+			evs = append(evs, ev)
+		}
+	}
+	return evs
+}
+
+// BenchmarkPipeline measures the user-space path of one event after the
+// ring buffer: track + format + write (console JSON and packets.log).
+// Run: go test -bench Pipeline -benchmem ./internal/engine/
+func BenchmarkPipeline(b *testing.B) {
+	for _, out := range []config.Output{config.Table, config.JSON} {
+		name := "table"
+		if out == config.JSON {
+			name = "json"
+		}
+		b.Run(name, func(b *testing.B) {
+			p := benchPipeline(b, &config.Config{Time: true, HTTP: true, Extra: true, Retrans: true, Output: out, DataDir: "x"})
+			evs := synthetic(4096)
+			for i := range evs { // warm up: table entries, buffers
+				p.handle(&evs[i])
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				ev := evs[i%len(evs)]
+				p.handle(&ev)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+func TestPipelineNoAllocPerEvent(t *testing.T) {
+	p := benchPipeline(t, &config.Config{Time: true, HTTP: true, Output: config.JSON, DataDir: "x"})
+	evs := synthetic(1024)
+	for i := range evs {
+		p.handle(&evs[i])
+	}
+	i := 0
+	n := testing.AllocsPerRun(2000, func() {
+		ev := evs[1+i%1023]
+		if ev.Type == event.ConnOpen {
+			ev = evs[1]
+		}
+		p.handle(&ev)
+		i++
+	})
+	if n != 0 {
+		t.Errorf("%v allocations per packet event", n)
+	}
+}
