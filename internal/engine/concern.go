@@ -207,3 +207,59 @@ func (p *pipeline) retransEvent(ev *event.Event) {
 	p.buf = b
 	p.out.Write(p.buf)
 }
+
+// httpSummary reports the request/response statistics of a closing
+// connection (-i) and forgets its pairing state.
+func (p *pipeline) httpSummary(ev *event.Event) {
+	if p.pairer == nil {
+		return
+	}
+	s, ok := p.pairer.Forget(ev.Conn.Sock)
+	if !ok || p.cfg.Quiet || s.Requests+s.Responses == 0 {
+		return
+	}
+	b := p.buf[:0]
+	if p.cfg.Output == config.JSON {
+		b = append(b, `{"type":"http_summary","ts_ns":`...)
+		b = strconv.AppendUint(b, ev.TS, 10)
+		b = append(b, `,"sock":"0x`...)
+		b = strconv.AppendUint(b, ev.Conn.Sock, 16)
+		b = append(b, `","requests":`...)
+		b = strconv.AppendUint(b, s.Requests, 10)
+		b = append(b, `,"responses":`...)
+		b = strconv.AppendUint(b, s.Responses, 10)
+		b = append(b, `,"matched":`...)
+		b = strconv.AppendUint(b, s.Matched, 10)
+		b = append(b, `,"unmatched":`...)
+		b = strconv.AppendUint(b, s.Unmatched, 10)
+		b = append(b, `,"latency_min_ns":`...)
+		b = strconv.AppendUint(b, s.MinLatency, 10)
+		b = append(b, `,"latency_avg_ns":`...)
+		b = strconv.AppendUint(b, s.AvgLatency(), 10)
+		b = append(b, `,"latency_max_ns":`...)
+		b = strconv.AppendUint(b, s.MaxLatency, 10)
+		for c := 2; c <= 5; c++ {
+			b = append(b, `,"status_`...)
+			b = strconv.AppendInt(b, int64(c), 10)
+			b = append(b, `xx":`...)
+			b = strconv.AppendUint(b, s.Class[c], 10)
+		}
+		b = append(b, "}\n"...)
+	} else {
+		b = append(b, "[H] http: sock = 0x"...)
+		b = strconv.AppendUint(b, ev.Conn.Sock, 16)
+		b = append(b, " requests = "...)
+		b = strconv.AppendUint(b, s.Requests, 10)
+		b = append(b, " responses = "...)
+		b = strconv.AppendUint(b, s.Responses, 10)
+		b = append(b, " latency min/avg/max = "...)
+		b = strconv.AppendFloat(b, float64(s.MinLatency)/1000, 'f', 1, 64)
+		b = append(b, '/')
+		b = strconv.AppendFloat(b, float64(s.AvgLatency())/1000, 'f', 1, 64)
+		b = append(b, '/')
+		b = strconv.AppendFloat(b, float64(s.MaxLatency)/1000, 'f', 1, 64)
+		b = append(b, " us\n"...)
+	}
+	p.buf = b
+	p.out.Write(p.buf)
+}

@@ -337,6 +337,7 @@ func (p *pipeline) handle(ev *event.Event) {
 	case event.ConnClose:
 		e := p.table.Close(&ev.Conn, &ev.Stats, ev.TS)
 		p.connLine("close", ev.TS, e)
+		p.httpSummary(ev)
 	default:
 		p.handleConcern(ev)
 	}

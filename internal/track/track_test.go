@@ -1,0 +1,71 @@
+package track
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/netwatcher/netwatcher/internal/event"
+)
+
+func conn(sk uint64, port uint16) *event.Conn {
+	return &event.Conn{Sock: sk, Netns: 1, EstNs: sk,
+		Src: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.1"), port),
+		Dst: netip.MustParseAddrPort("198.18.0.2:80")}
+}
+
+func TestCloseRemovesUnlessKept(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		tb := New(keep)
+		c := conn(1, 1000)
+		tb.Open(c)
+		if tb.Lookup(TupleKey{1, c.Src, c.Dst}) == nil {
+			t.Fatal("tuple lookup of an open connection failed")
+		}
+		tb.Close(c, &event.Stats{BytesAcked: 5}, 9)
+		if got := tb.Get(1) != nil; got != keep {
+			t.Errorf("keep=%v: entry present=%v", keep, got)
+		}
+		if tb.Lookup(TupleKey{1, c.Src, c.Dst}) != nil {
+			t.Error("closed connection still found by tuple")
+		}
+		if keep && (!tb.Get(1).Closed || tb.Get(1).Stats.BytesAcked != 5) {
+			t.Error("final values not kept")
+		}
+	}
+}
+
+func TestOwnerNeverDowngraded(t *testing.T) {
+	tb := New(false)
+	c := conn(1, 1)
+	c.Pid, c.OwnerSrc = 10, event.OwnerSyscall
+	tb.Open(c)
+	s := *c
+	s.Pid, s.OwnerSrc = 99, event.OwnerIO
+	tb.Sample(&s, &event.Stats{})
+	if tb.Get(1).Conn.Pid != 10 {
+		t.Error("a weaker owner replaced the accept()/connect() owner")
+	}
+}
+
+func TestClosedRetentionIsBoundedAndCounted(t *testing.T) {
+	tb := New(true)
+	n := MaxClosed + 10
+	for i := 1; i <= n; i++ {
+		c := conn(uint64(i), uint16(i))
+		tb.Open(c)
+		tb.Close(c, &event.Stats{}, 1)
+	}
+	if tb.Len() != MaxClosed || tb.Evicted != 10 {
+		t.Errorf("len %d evicted %d", tb.Len(), tb.Evicted)
+	}
+	if tb.Get(1) != nil || tb.Get(uint64(n)) == nil {
+		t.Error("eviction must drop the oldest closed connections first")
+	}
+	var last uint64
+	tb.Each(nil, func(e *Entry) {
+		if e.Conn.EstNs < last {
+			t.Fatal("Each not ordered by establishment")
+		}
+		last = e.Conn.EstNs
+	})
+}
