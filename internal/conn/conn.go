@@ -21,7 +21,8 @@ import (
 // Options configure the connection object before load.
 type Options struct {
 	Sport, Dport uint16 // kernel-side filters, 0 = any
-	RingBytes    uint32 // ring buffer size (power of two, page multiple)
+	RingBytes    uint32 // event ring size (power of two, page multiple)
+	PktRingBytes uint32 // packet ring size; 0 keeps the minimal default
 	MaxConns     uint32 // connection table capacity (not preallocated)
 }
 
@@ -44,6 +45,9 @@ func Load(o Options) (*Probe, error) {
 	kernel.Prune(spec)
 	if o.RingBytes != 0 {
 		spec.Maps["nw_events"].MaxEntries = o.RingBytes
+	}
+	if o.PktRingBytes != 0 {
+		spec.Maps["nw_pkt_events"].MaxEntries = o.PktRingBytes
 	}
 	if o.MaxConns != 0 {
 		spec.Maps["nw_conns"].MaxEntries = o.MaxConns
@@ -77,14 +81,18 @@ var SetPorts = setPorts
 // SharedMaps returns the maps other concerns must reuse (MapReplacements).
 func (p *Probe) SharedMaps() map[string]*ebpf.Map {
 	return map[string]*ebpf.Map{
-		"nw_events": p.coll.Maps["nw_events"],
-		"nw_conns":  p.coll.Maps["nw_conns"],
-		"nw_stats":  p.coll.Maps["nw_stats"],
+		"nw_events":     p.coll.Maps["nw_events"],
+		"nw_pkt_events": p.coll.Maps["nw_pkt_events"],
+		"nw_conns":      p.coll.Maps["nw_conns"],
+		"nw_stats":      p.coll.Maps["nw_stats"],
 	}
 }
 
-// Events is the shared ring buffer.
+// Events is the ring of lifecycle, retransmission and error events.
 func (p *Probe) Events() *ebpf.Map { return p.coll.Maps["nw_events"] }
+
+// PacketEvents is the ring of packet records.
+func (p *Probe) PacketEvents() *ebpf.Map { return p.coll.Maps["nw_pkt_events"] }
 
 // Stats is the shared per-CPU counter array.
 func (p *Probe) Stats() *ebpf.Map { return p.coll.Maps["nw_stats"] }

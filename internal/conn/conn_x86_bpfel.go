@@ -102,6 +102,7 @@ const (
 	connMapNwConns           = "nw_conns"
 	connMapNwEvents          = "nw_events"
 	connMapNwListeners       = "nw_listeners"
+	connMapNwPktEvents       = "nw_pkt_events"
 	connMapNwStats           = "nw_stats"
 	connProgNwAccept4Exit    = "nw_accept4_exit"
 	connProgNwAcceptExit     = "nw_accept_exit"
@@ -178,6 +179,7 @@ type connMapSpecs struct {
 	NwConns     *ebpf.MapSpec `ebpf:"nw_conns"`
 	NwEvents    *ebpf.MapSpec `ebpf:"nw_events"`
 	NwListeners *ebpf.MapSpec `ebpf:"nw_listeners"`
+	NwPktEvents *ebpf.MapSpec `ebpf:"nw_pkt_events"`
 	NwStats     *ebpf.MapSpec `ebpf:"nw_stats"`
 }
 
@@ -214,6 +216,7 @@ type connMaps struct {
 	NwConns     *ebpf.Map `ebpf:"nw_conns"`
 	NwEvents    *ebpf.Map `ebpf:"nw_events"`
 	NwListeners *ebpf.Map `ebpf:"nw_listeners"`
+	NwPktEvents *ebpf.Map `ebpf:"nw_pkt_events"`
 	NwStats     *ebpf.Map `ebpf:"nw_stats"`
 }
 
@@ -222,6 +225,7 @@ func (m *connMaps) Close() error {
 		m.NwConns,
 		m.NwEvents,
 		m.NwListeners,
+		m.NwPktEvents,
 		m.NwStats,
 	)
 }

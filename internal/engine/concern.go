@@ -15,7 +15,7 @@ func (p *pipeline) enrich(ev *event.Event) {
 	if ev.Conn.Sock == 0 && ev.Type == event.Error {
 		// Dropped before the socket lookup: find it by addresses (the
 		// segment travels remote -> local).
-		if e := p.table.Lookup(track.TupleKey{Netns: ev.Conn.Netns, Local: ev.Err.Dst, Remote: ev.Err.Src}); e != nil {
+		if e := p.table.Lookup(track.Key(ev.Conn.Netns, ev.Err.Dst, ev.Err.Src)); e != nil {
 			ev.Conn.Sock = e.Conn.Sock
 		}
 	}
@@ -108,6 +108,13 @@ func (p *pipeline) httpPair(ev *event.Event, line httpinfo.Line) {
 }
 
 func (p *pipeline) errorEvent(ev *event.Event) {
+	if ev.Conn.Sock == 0 {
+		// Dropped before any socket and no tracked connection has these
+		// addresses: not ours to report (SPEC: tracked connections), but
+		// counted in the final stats.
+		p.untrackedErrors++
+		return
+	}
 	name := ev.Err.Name
 	if name == "" {
 		name = "reason " + strconv.Itoa(int(ev.Err.Reason))
@@ -201,7 +208,15 @@ func (p *pipeline) retransEvent(ev *event.Event) {
 	b = strconv.AppendUint(b, ev.Conn.Sock, 16)
 	b = append(b, `","seq":`...)
 	b = strconv.AppendUint(b, uint64(ev.Retrans.Seq), 10)
-	b = append(b, `,"ca_state":"`...)
+	b = append(b, `,"segs":`...)
+	b = strconv.AppendUint(b, uint64(ev.Retrans.Segs), 10)
+	b = append(b, `,"netns":`...)
+	b = strconv.AppendUint(b, uint64(ev.Conn.Netns), 10)
+	b = append(b, `,"src":"`...)
+	b = ev.Conn.Src.AppendTo(b)
+	b = append(b, `","dst":"`...)
+	b = ev.Conn.Dst.AppendTo(b)
+	b = append(b, `","ca_state":"`...)
 	b = append(b, caName(ev.Retrans.CaState)...)
 	b = append(b, "\"}\n"...)
 	p.buf = b

@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -73,12 +75,10 @@ func MonoNow() uint64 {
 	return uint64(ts.Nano())
 }
 
-// ringBytes picks the ring size: packets need room for bursts.
-func ringBytes(cfg *config.Config, packets bool) uint32 {
-	if packets {
-		return 32 << 20
-	}
-	return 4 << 20
+// PacketRinger is implemented by a concern that writes to the packet ring
+// and wants it this large (bytes, power of two).
+type PacketRinger interface {
+	PacketRingBytes() uint32
 }
 
 // Run runs netwatcher until ctx is done.
@@ -96,9 +96,15 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer files.Close()
 
+	var pktRing uint32
+	for _, c := range o.Concerns {
+		if pr, ok := c.(PacketRinger); ok {
+			pktRing = max(pktRing, pr.PacketRingBytes())
+		}
+	}
 	cp, err := conn.Load(conn.Options{
 		Sport: cfg.Sport, Dport: cfg.Dport,
-		RingBytes: ringBytes(cfg, len(o.Concerns) > 0),
+		RingBytes: 4 << 20, PktRingBytes: pktRing,
 	})
 	if err != nil {
 		return err
@@ -123,6 +129,11 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("ring buffer reader: %w", err)
 	}
 	defer rd.Close()
+	prd, err := ringbuf.NewReader(cp.PacketEvents())
+	if err != nil {
+		return fmt.Errorf("packet ring buffer reader: %w", err)
+	}
+	defer prd.Close()
 
 	if err := cp.Attach(log); err != nil {
 		return fmt.Errorf("connection tracking cannot run: %w", err)
@@ -157,13 +168,18 @@ func Run(ctx context.Context, o Options) error {
 	var ctr Counters
 	g, gctx := errgroup.WithContext(context.Background())
 
-	// Reader: owns rd until it returns; closes queue when done.
-	g.Go(func() error {
-		defer close(queue)
+	// Two readers, one per ring; the queue is closed when both are done.
+	// Lifecycle/retransmit/error events wait for room in the queue (never
+	// dropped in user space); packet records are dropped and counted when
+	// the pipeline falls behind.
+	pipeDone := make(chan struct{})
+	readers := make(chan struct{}, 2)
+	read := func(r *ringbuf.Reader, lossless bool) error {
+		defer func() { readers <- struct{}{} }()
 		var rec ringbuf.Record
 		var ev event.Event
 		for {
-			err := rd.ReadInto(&rec)
+			err := r.ReadInto(&rec)
 			if err != nil {
 				if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, ringbuf.ErrClosed) {
 					return nil
@@ -175,15 +191,34 @@ func Run(ctx context.Context, o Options) error {
 				ctr.Undecodable.Add(1)
 				continue
 			}
+			if lossless {
+				select {
+				case queue <- ev:
+				case <-pipeDone:
+					return nil
+				}
+				continue
+			}
 			select {
 			case queue <- ev:
 			default:
 				ctr.QueueLost.Add(1)
 			}
 		}
+	}
+	g.Go(func() error { return read(rd, true) })
+	g.Go(func() error { return read(prd, false) })
+	g.Go(func() error {
+		<-readers
+		<-readers
+		close(queue)
+		return nil
 	})
 	// Pipeline: owns the table, sinks and sampler.
-	g.Go(func() error { return p.run(queue, &ctr) })
+	g.Go(func() error {
+		defer close(pipeDone)
+		return p.run(queue, &ctr)
+	})
 
 	// Stop: signal/duration (ctx) or a failing goroutine.
 	select {
@@ -195,9 +230,11 @@ func Run(ctx context.Context, o Options) error {
 	for _, c := range live {
 		c.Detach()
 	}
-	// Flush makes the blocked reader return what is left, then ErrFlushed.
-	if ferr := rd.Flush(); ferr != nil {
-		rd.Close()
+	// Flush makes a blocked reader return what is left, then ErrFlushed.
+	for _, r := range []*ringbuf.Reader{rd, prd} {
+		if ferr := r.Flush(); ferr != nil {
+			r.Close()
+		}
 	}
 	err = g.Wait()
 	p.finish(&ctr)
@@ -218,6 +255,7 @@ type pipeline struct {
 	pairer          *httpinfo.Pairer
 	ents            []*track.Entry
 	connHdr         bool
+	untrackedErrors uint64
 	pktHdr          bool
 	lastLost        uint64
 }
@@ -393,22 +431,52 @@ func (p *pipeline) lost(ctr *Counters) (ring, queue, table uint64) {
 
 func (p *pipeline) reportLoss(ctr *Counters) {
 	r, q, t := p.lost(ctr)
-	if sum := r + q + t; sum != p.lastLost {
-		p.log.Warn("events lost", "ring_full", r, "queue_full", q, "conn_table_full", t)
+	pk := p.bpfStats()[event.StatPktMapFull]
+	if sum := r + q + t + pk; sum != p.lastLost {
+		p.log.Warn("events lost", "ring_full", r, "queue_full", q, "conn_table_full", t, "pkt_table_full", pk)
 		p.lastLost = sum
 	}
+}
+
+// CounterSource is implemented by concerns with counters of their own for
+// the final stats (e.g. sent segments that never reached a driver).
+type CounterSource interface {
+	Counters() map[string]uint64
+}
+
+func (p *pipeline) concernCounters() map[string]uint64 {
+	out := map[string]uint64{}
+	for _, c := range p.concerns {
+		if cs, ok := c.(CounterSource); ok {
+			for k, v := range cs.Counters() {
+				out[k] += v
+			}
+		}
+	}
+	return out
 }
 
 func (p *pipeline) finish(ctr *Counters) {
 	p.refresh()
 	s := p.bpfStats()
 	r, q, t := p.lost(ctr)
+	extra := p.concernCounters()
+	keys := slices.Sorted(maps.Keys(extra))
 	if p.cfg.Output == config.JSON {
-		p.buf = fmt.Appendf(p.buf[:0], `{"type":"stats","events":%d,"lost_ring_full":%d,"lost_queue_full":%d,"conn_table_full":%d,"pkt_table_full":%d,"closed_evicted":%d,"undecodable":%d,"connections":%d}`+"\n",
-			ctr.Events.Load(), r, q, t, s[event.StatPktMapFull], p.table.Evicted, ctr.Undecodable.Load(), p.table.Len())
+		p.buf = fmt.Appendf(p.buf[:0], `{"type":"stats","events":%d,"lost_ring_full":%d,"lost_queue_full":%d,"conn_table_full":%d,"pkt_table_full":%d,"closed_evicted":%d,"undecodable":%d,"untracked_errors":%d,"connections":%d`,
+			ctr.Events.Load(), r, q, t, s[event.StatPktMapFull], p.table.Evicted, ctr.Undecodable.Load(), p.untrackedErrors, p.table.Len())
+		for _, k := range keys {
+			p.buf = fmt.Appendf(p.buf, `,%q:%d`, k, extra[k])
+		}
+		p.buf = append(p.buf, "}\n"...)
 		p.out.Write(p.buf)
 	}
 	p.flushOut()
-	p.log.Info("netwatcher stopped", "events", ctr.Events.Load(), "lost_ring_full", r, "lost_queue_full", q,
-		"conn_table_full", t, "pkt_table_full", s[event.StatPktMapFull], "closed_evicted", p.table.Evicted, "connections", p.table.Len())
+	attrs := []any{"events", ctr.Events.Load(), "lost_ring_full", r, "lost_queue_full", q,
+		"conn_table_full", t, "pkt_table_full", s[event.StatPktMapFull], "closed_evicted", p.table.Evicted,
+		"untracked_errors", p.untrackedErrors, "connections", p.table.Len()}
+	for _, k := range keys {
+		attrs = append(attrs, k, extra[k])
+	}
+	p.log.Info("netwatcher stopped", attrs...)
 }

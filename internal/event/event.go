@@ -155,8 +155,9 @@ type ErrorInfo struct {
 // RetransInfo is one retransmission / congestion-state event (internal/retrans).
 type RetransInfo struct {
 	Seq      uint32
-	CaState  uint8 // new (Cong) or current (Retrans) icsk_ca_state
-	OldState uint8 // Cong: previous icsk_ca_state
+	CaState  uint8  // new (Cong) or current (Retrans) icsk_ca_state
+	OldState uint8  // Cong: previous icsk_ca_state
+	Segs     uint16 // Retrans: segments in the retransmitted skb (tcp_skb_pcount)
 }
 
 // TCP congestion-avoidance states (icsk_ca_state).

@@ -206,7 +206,16 @@ func AppendConnJSON(b []byte, what string, ts uint64, e *track.Entry, f Fields, 
 	if f.Retrans {
 		b = jU(b, "fast_retrans", uint64(c.FastRetrans))
 		b = jU(b, "timeout_retrans", uint64(c.TimeoutRetrans))
-		b = jU(b, "retrans_segs", uint64(c.RetransSegs))
+		// Retransmitted segments: the socket's own count (tp->total_retrans,
+		// which also covers tail-loss probes that bypass the
+		// tcp_retransmit_skb tracepoint) once sampled; the tracepoint count
+		// is kept as retrans_seen.
+		segs := uint64(c.RetransSegs)
+		if e.HasStats {
+			segs = uint64(e.Stats.TotalRetrans)
+		}
+		b = jU(b, "retrans_segs", segs)
+		b = jU(b, "retrans_seen", uint64(c.RetransSegs))
 	}
 	return append(b, "}\n"...)
 }

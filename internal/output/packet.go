@@ -176,6 +176,7 @@ func AppendErrJSON(b []byte, ev *event.Event, reason string) []byte {
 	b = jU(b, "ack", uint64(ev.Err.Ack))
 	b = jStr(b, "reason", []byte(reason))
 	b = jU(b, "reason_code", uint64(ev.Err.Reason))
+	b = jU(b, "rx", b2u(ev.Err.Rx))
 	b = jAP(b, "src", ev.Err.Src)
 	b = jAP(b, "dst", ev.Err.Dst)
 	b = jU(b, "pid", uint64(ev.Conn.Pid))

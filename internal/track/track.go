@@ -52,7 +52,7 @@ func (t *Table) Open(c *event.Conn) *Entry {
 		t.m[c.Sock] = e
 	}
 	*e = Entry{Conn: *c}
-	t.byTuple[TupleKey{c.Netns, c.Src, c.Dst}] = c.Sock
+	t.byTuple[Key(c.Netns, c.Src, c.Dst)] = c.Sock
 	return e
 }
 
@@ -63,7 +63,15 @@ type TupleKey struct {
 	Local, Remote netip.AddrPort
 }
 
-// Lookup returns the open connection with these addresses, or nil.
+// Key builds a TupleKey; IPv4-mapped IPv6 addresses (a v6 socket carrying
+// v4 traffic) are unmapped so both forms find the same connection.
+func Key(netns uint32, local, remote netip.AddrPort) TupleKey {
+	return TupleKey{netns,
+		netip.AddrPortFrom(local.Addr().Unmap(), local.Port()),
+		netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())}
+}
+
+// Lookup returns the open connection with these addresses (use Key), or nil.
 func (t *Table) Lookup(k TupleKey) *Entry {
 	sk, ok := t.byTuple[k]
 	if !ok {
@@ -95,7 +103,7 @@ func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 	e.Conn.FastRetrans, e.Conn.TimeoutRetrans, e.Conn.RetransSegs = c.FastRetrans, c.TimeoutRetrans, c.RetransSegs
 	e.Stats, e.HasStats = *st, true
 	e.Closed, e.CloseNs = true, ts
-	if k := (TupleKey{e.Conn.Netns, e.Conn.Src, e.Conn.Dst}); t.byTuple[k] == e.Conn.Sock {
+	if k := Key(e.Conn.Netns, e.Conn.Src, e.Conn.Dst); t.byTuple[k] == e.Conn.Sock {
 		delete(t.byTuple, k)
 	}
 	if !t.keepClosed {

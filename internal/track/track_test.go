@@ -18,14 +18,14 @@ func TestCloseRemovesUnlessKept(t *testing.T) {
 		tb := New(keep)
 		c := conn(1, 1000)
 		tb.Open(c)
-		if tb.Lookup(TupleKey{1, c.Src, c.Dst}) == nil {
+		if tb.Lookup(Key(1, c.Src, c.Dst)) == nil {
 			t.Fatal("tuple lookup of an open connection failed")
 		}
 		tb.Close(c, &event.Stats{BytesAcked: 5}, 9)
 		if got := tb.Get(1) != nil; got != keep {
 			t.Errorf("keep=%v: entry present=%v", keep, got)
 		}
-		if tb.Lookup(TupleKey{1, c.Src, c.Dst}) != nil {
+		if tb.Lookup(Key(1, c.Src, c.Dst)) != nil {
 			t.Error("closed connection still found by tuple")
 		}
 		if keep && (!tb.Get(1).Closed || tb.Get(1).Stats.BytesAcked != 5) {

@@ -138,10 +138,18 @@ volatile const __u16 cfg_sport = 0;  /* 0: any local port */
 volatile const __u16 cfg_dport = 0;  /* 0: any remote port */
 
 /* ---- shared maps ---- */
+/* Lifecycle, retransmission and error events. Kept apart from packets so a
+ * packet flood can never crowd out a connection open/close. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 22); /* resized by the loader */
 } nw_events SEC(".maps");
+
+/* Per-packet records (internal/packet): high volume, own ring. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 12); /* resized by the loader when packets are traced */
+} nw_pkt_events SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -171,6 +179,15 @@ static __always_inline void *nw_reserve(__u64 size, __u8 type)
 	void *p = bpf_ringbuf_reserve(&nw_events, size, 0);
 	if (!p)
 		nw_count(NW_STAT_RB_FULL + type);
+	return p;
+}
+
+/* Same, on the packet ring. */
+static __always_inline void *nw_reserve_pkt(__u64 size)
+{
+	void *p = bpf_ringbuf_reserve(&nw_pkt_events, size, 0);
+	if (!p)
+		nw_count(NW_STAT_RB_FULL + NW_EV_PACKET);
 	return p;
 }
 

@@ -1,0 +1,12 @@
+package main
+
+import (
+	"github.com/netwatcher/netwatcher/internal/config"
+	"github.com/netwatcher/netwatcher/internal/engine"
+	"github.com/netwatcher/netwatcher/internal/packet"
+)
+
+// Packets are always on (SPEC §2): layer times with -t, payload with -i.
+func init() {
+	factories = append(factories, func(cfg *config.Config) engine.Concern { return packet.New(cfg) })
+}

@@ -1,0 +1,215 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * -e: TCP segments the kernel rejects.
+ *
+ *  - skb/kfree_skb (skb, location, reason, rx_sk): every dropped skb. Kept
+ *    when the reason is marked in nw_drop_keep (user space fills it from the
+ *    kernel's BTF enum skb_drop_reason: the TCP reasons, minus duplicate
+ *    discards; see drops.go), the headers say TCP, and the segment belongs
+ *    to a tracked connection: rx_sk (or skb->sk) in nw_conns. A drop with
+ *    no socket at all is reported with sk = 0; user space attributes it by
+ *    its addresses.
+ *  - tcp/tcp_bad_csum (skb): a segment that failed the TCP checksum. The
+ *    kernel frees it right after with reason TCP_CSUM, which kfree_skb
+ *    reports together with the socket; so this hook only reports while
+ *    kfree_skb is not attached (nw_kfree_live == 0): one bad segment, one
+ *    record.
+ *
+ * -s/-d apply here: for a received segment the local port is its
+ * destination port.
+ */
+#include "nw.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define ETH_IP_V4 4
+#define ETH_IP_V6 6
+
+/* NW_EV_ERROR: addresses and ports are the segment's, as on the wire. */
+struct nw_err_event {
+	struct nw_hdr hdr; /* sk: the connection's socket, 0 if unknown */
+	__u32 seq;
+	__u32 ack;
+	__u32 reason;      /* enum skb_drop_reason, kernel numbering */
+	__u16 family;
+	__u16 sport;       /* segment source port, host order */
+	__u16 dport;       /* segment destination port, host order */
+	__u8 rx;           /* 1: received by the connection's socket */
+	__u8 hook;         /* 1: kfree_skb, 2: tcp_bad_csum */
+	__u8 saddr[16];    /* segment source */
+	__u8 daddr[16];    /* segment destination */
+};
+
+/* Set by the loader from the running kernel's BTF. */
+volatile const __u32 cfg_csum_reason = 0; /* SKB_DROP_REASON_TCP_CSUM */
+volatile const __u8 cfg_kfree_rx_sk = 0;  /* kfree_skb has the rx_sk argument */
+
+/* Set by user space once kfree_skb is attached. */
+volatile __u32 nw_kfree_live = 0;
+
+/* reason -> 1 if it is reported. Sized by the loader (SKB_DROP_REASON_MAX);
+ * subsystem reasons (high bits set) are out of range and never kept. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u8);
+} nw_drop_keep SEC(".maps");
+
+/* Wire headers, read from skb->head (no CO-RE: the layout is the RFC's). */
+struct nw_tcph {
+	__be16 source;
+	__be16 dest;
+	__be32 seq;
+	__be32 ack_seq;
+};
+
+/* Parse the IP and TCP headers of skb into e. Returns 0 if it is TCP (or
+ * may be: IPv6 with extension headers is trusted by transport_header). */
+static __always_inline int parse_tcp(const struct sk_buff *skb, struct nw_err_event *e)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	if (!head || nh == (__u16)~0U)
+		return -1;
+	__u8 vhl = 0;
+	if (bpf_probe_read_kernel(&vhl, 1, head + nh))
+		return -1;
+	__u16 toff;
+	if (vhl >> 4 == ETH_IP_V4) {
+		__u8 proto = 0;
+		bpf_probe_read_kernel(&proto, 1, head + nh + 9);
+		if (proto != IPPROTO_TCP)
+			return -1;
+		e->family = AF_INET;
+		__builtin_memset(e->saddr, 0, 16);
+		__builtin_memset(e->daddr, 0, 16);
+		bpf_probe_read_kernel(e->saddr, 4, head + nh + 12);
+		bpf_probe_read_kernel(e->daddr, 4, head + nh + 16);
+		toff = nh + (vhl & 0x0f) * 4;
+	} else if (vhl >> 4 == ETH_IP_V6) {
+		__u8 next = 0;
+		bpf_probe_read_kernel(&next, 1, head + nh + 6);
+		e->family = AF_INET6;
+		bpf_probe_read_kernel(e->saddr, 16, head + nh + 8);
+		bpf_probe_read_kernel(e->daddr, 16, head + nh + 24);
+		if (next == IPPROTO_TCP)
+			toff = nh + 40;
+		else if (th != (__u16)~0U && th > nh + 40)
+			toff = th; /* after extension headers */
+		else
+			return -1;
+	} else {
+		return -1;
+	}
+	struct nw_tcph t;
+	if (bpf_probe_read_kernel(&t, sizeof(t), head + toff))
+		return -1;
+	e->sport = bpf_ntohs(t.source);
+	e->dport = bpf_ntohs(t.dest);
+	e->seq = bpf_ntohl(t.seq);
+	e->ack = bpf_ntohl(t.ack_seq);
+	return 0;
+}
+
+static __always_inline __u32 skb_netns(const struct sk_buff *skb)
+{
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	if (dev)
+		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	return 0;
+}
+
+static __always_inline int report(const struct sk_buff *skb, __u32 reason,
+				  const struct sock *sk, __u8 hook)
+{
+	struct nw_err_event r = {};
+	if (parse_tcp(skb, &r))
+		return 0;
+	r.rx = 1;
+	__u64 key = (__u64)sk;
+	if (key) {
+		struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &key);
+		if (!c)
+			return 0; /* listener, TIME_WAIT, untracked or filtered */
+		/* 0 while the connection is only in SYN_SENT */
+		r.hdr.netns = c->netns ? c->netns : skb_netns(skb);
+		/* Our own segment (e.g. dropped on the way out)? */
+		r.rx = !(c->sport == r.sport && c->dport == r.dport);
+	} else {
+		r.hdr.netns = skb_netns(skb);
+	}
+	__u16 local = r.rx ? r.dport : r.sport;
+	__u16 remote = r.rx ? r.sport : r.dport;
+	if (!nw_ports_wanted(local, remote))
+		return 0;
+
+	struct nw_err_event *e = nw_reserve(sizeof(*e), NW_EV_ERROR);
+	if (!e)
+		return 0;
+	r.hdr.type = NW_EV_ERROR;
+	r.hdr.ts = bpf_ktime_get_ns();
+	r.hdr.sk = key;
+	r.reason = reason;
+	r.hook = hook;
+	__builtin_memcpy(e, &r, sizeof(r));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+static __always_inline int on_kfree(const struct sk_buff *skb, __u32 reason, const struct sock *rx_sk)
+{
+	__u8 *keep = bpf_map_lookup_elem(&nw_drop_keep, &reason);
+	if (!keep || !*keep)
+		return 0;
+	if (!rx_sk)
+		rx_sk = BPF_CORE_READ(skb, sk);
+	return report(skb, reason, rx_sk, 1);
+}
+
+/* --- candidates: see internal/drops (kernel.Register) --- */
+
+/* rx_sk (6.11+) is read only when the loader saw it in the tracepoint's
+ * BTF prototype: the branch is dead code for the verifier otherwise. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(nw_kfree_btf, const struct sk_buff *skb, void *location, int reason)
+{
+	const struct sock *rx_sk = 0;
+	if (cfg_kfree_rx_sk)
+		rx_sk = (const void *)ctx[3];
+	return on_kfree(skb, reason, rx_sk);
+}
+
+SEC("raw_tp/kfree_skb")
+int BPF_PROG(nw_kfree_raw, const struct sk_buff *skb, void *location, int reason)
+{
+	const struct sock *rx_sk = 0;
+	if (cfg_kfree_rx_sk)
+		rx_sk = (const void *)ctx[3];
+	return on_kfree(skb, reason, rx_sk);
+}
+
+static __always_inline int on_bad_csum(const struct sk_buff *skb)
+{
+	if (nw_kfree_live)
+		return 0; /* reported by kfree_skb, with the socket */
+	return report(skb, cfg_csum_reason, BPF_CORE_READ(skb, sk), 2);
+}
+
+SEC("tp_btf/tcp_bad_csum")
+int BPF_PROG(nw_csum_btf, const struct sk_buff *skb)
+{
+	return on_bad_csum(skb);
+}
+
+SEC("raw_tp/tcp_bad_csum")
+int BPF_PROG(nw_csum_raw, const struct sk_buff *skb)
+{
+	return on_bad_csum(skb);
+}
+
+/* Make the record type visible in BTF for bpf2go -type. */
+const struct nw_err_event *nw_unused_err_event __attribute__((unused));

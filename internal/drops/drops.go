@@ -1,0 +1,322 @@
+// Package drops is the -e concern: TCP segments the kernel rejects (bad
+// checksum, out-of-window sequence, and every other TCP drop reason the
+// kernel reports), attributed to tracked connections.
+//
+// Which drops are reported. kfree_skb fires for every dropped skb on the
+// host; BPF keeps one when (1) its reason is marked in nw_drop_keep, (2)
+// its headers are TCP, (3) its socket (rx_sk, else skb->sk) is a tracked
+// connection, or there is no socket at all (then sk = 0 and the pipeline
+// attributes it by addresses), and (4) -s/-d match. The reasons marked are
+// built here from the kernel's BTF enum skb_drop_reason:
+//   - every SKB_DROP_REASON_TCP_* reason, except the three that discard
+//     data already received (TCP_OLD_DATA: a spurious retransmission;
+//     TCP_OFOMERGE, TCP_OFO_DROP: out-of-order data superseded by the real
+//     bytes). Those segments were accepted once; they are duplicates, not
+//     rejected segments.
+//   - the generic reasons TCP's receive path uses for a segment of a
+//     connection: SOCKET_FILTER, SOCKET_BACKLOG, SOCKET_RCVBUFF, PROTO_MEM,
+//     PKT_TOO_SMALL, XFRM_POLICY, SECURITY_HOOK.
+//
+// Not marked: NOT_SPECIFIED (any untyped kfree_skb), QUEUE_PURGE and
+// SOCKET_CLOSE (queues freed when a socket goes away), NO_SOCKET (by
+// definition no connection), and link/IP/netfilter/qdisc reasons (not a
+// decision of TCP).
+//
+// Names: TCP_OLD_SEQUENCE, TCP_INVALID_SEQUENCE, TCP_INVALID_END_SEQUENCE
+// and TCP_OVERWINDOW are "Invalid SEQ"; TCP_CSUM (and the tcp_bad_csum
+// tracepoint) is "Invalid checksum"; every other reason is its kernel name
+// without the SKB_DROP_REASON_ prefix.
+package drops
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/netwatcher/netwatcher/internal/config"
+	"github.com/netwatcher/netwatcher/internal/conn"
+	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/kernel"
+)
+
+// Boundaries of this concern, in the hook table.
+const (
+	BoundaryKfree = "drops/kfree_skb"
+	BoundaryCsum  = "drops/bad_csum"
+)
+
+func init() {
+	kernel.Register(
+		kernel.Boundary{Name: BoundaryKfree, Candidates: []kernel.Candidate{
+			{Kind: kernel.TpBTF, Target: "kfree_skb", Prog: "nw_kfree_btf"},
+			{Kind: kernel.RawTP, Target: "kfree_skb", Prog: "nw_kfree_raw"},
+		}},
+		kernel.Boundary{Name: BoundaryCsum, Candidates: []kernel.Candidate{
+			{Kind: kernel.TpBTF, Target: "tcp_bad_csum", Prog: "nw_csum_btf"},
+			{Kind: kernel.RawTP, Target: "tcp_bad_csum", Prog: "nw_csum_raw"},
+		}},
+	)
+}
+
+// Names of the two reasons every user knows.
+const (
+	InvalidSeq  = "Invalid SEQ"
+	InvalidCsum = "Invalid checksum"
+)
+
+const reasonPrefix = "SKB_DROP_REASON_"
+
+var invalidSeq = map[string]bool{
+	"TCP_OLD_SEQUENCE": true, "TCP_INVALID_SEQUENCE": true,
+	"TCP_INVALID_END_SEQUENCE": true, "TCP_OVERWINDOW": true,
+}
+
+var duplicates = map[string]bool{"TCP_OLD_DATA": true, "TCP_OFOMERGE": true, "TCP_OFO_DROP": true}
+
+var genericTCP = map[string]bool{
+	"SOCKET_FILTER": true, "SOCKET_BACKLOG": true, "SOCKET_RCVBUFF": true, "PROTO_MEM": true,
+	"PKT_TOO_SMALL": true, "XFRM_POLICY": true, "SECURITY_HOOK": true,
+}
+
+// Reasons is the table of drop reasons, indexed by the kernel's code.
+type Reasons struct {
+	Name []string // people's name ("" for codes the kernel does not define)
+	Keep []bool   // reported by -e
+	Csum uint32   // code of TCP_CSUM (0 if unknown)
+}
+
+// maxCodes bounds the table: core reasons are small numbers; subsystem
+// reasons (SKB_DROP_REASON_SUBSYS_MASK bits) are never reported.
+const maxCodes = 1 << 12
+
+// ReasonsFromBTF builds the table from the enum skb_drop_reason in spec.
+func ReasonsFromBTF(spec *btf.Spec) (*Reasons, error) {
+	var en *btf.Enum
+	if err := spec.TypeByName("skb_drop_reason", &en); err != nil {
+		return nil, fmt.Errorf("kernel BTF has no enum skb_drop_reason: %w", err)
+	}
+	return reasonsFromEnum(en)
+}
+
+func reasonsFromEnum(en *btf.Enum) (*Reasons, error) {
+	n := uint64(0)
+	for _, v := range en.Values {
+		if strings.HasPrefix(v.Name, reasonPrefix) && v.Name != reasonPrefix+"MAX" && v.Value < maxCodes && v.Value+1 > n {
+			n = v.Value + 1
+		}
+	}
+	r := &Reasons{Name: make([]string, n), Keep: make([]bool, n)}
+	for _, v := range en.Values {
+		name, ok := strings.CutPrefix(v.Name, reasonPrefix)
+		if !ok || name == "MAX" || v.Value >= n {
+			continue
+		}
+		switch {
+		case name == "TCP_CSUM":
+			r.Name[v.Value] = InvalidCsum
+			r.Csum = uint32(v.Value)
+		case invalidSeq[name]:
+			r.Name[v.Value] = InvalidSeq
+		default:
+			r.Name[v.Value] = name
+		}
+		r.Keep[v.Value] = (strings.HasPrefix(name, "TCP_") && !duplicates[name]) || genericTCP[name]
+	}
+	if r.Csum == 0 {
+		return nil, errors.New("kernel BTF: enum skb_drop_reason has no TCP_CSUM")
+	}
+	return r, nil
+}
+
+// NameOf returns the name of code ("" if unknown). No allocation.
+func (r *Reasons) NameOf(code uint32) string {
+	if int(code) < len(r.Name) {
+		return r.Name[code]
+	}
+	return ""
+}
+
+// kfreeArgs returns the number of arguments of the kfree_skb tracepoint
+// (without the context pointer): 2 before 5.17, 3 with reason, 4 with rx_sk.
+func kfreeArgs(spec *btf.Spec) int {
+	var td *btf.Typedef
+	if err := spec.TypeByName("btf_trace_kfree_skb", &td); err != nil {
+		return 0
+	}
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return 0
+	}
+	fp, ok := ptr.Target.(*btf.FuncProto)
+	if !ok {
+		return 0
+	}
+	return len(fp.Params) - 1
+}
+
+// Concern implements engine.Concern for -e.
+type Concern struct {
+	reasons  *Reasons
+	coll     *ebpf.Collection
+	attached []*kernel.Attached
+}
+
+// New returns the -e concern (not loaded yet).
+func New(cfg *config.Config) *Concern { return &Concern{} }
+
+// Name implements engine.Concern.
+func (c *Concern) Name() string { return "TCP errors (-e)" }
+
+// Reasons returns the reason table (after Load).
+func (c *Concern) Reasons() *Reasons { return c.reasons }
+
+// Load builds the reason table and loads the object, reusing the
+// connection object's maps.
+func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
+	kspec, err := kernel.KernelBTF()
+	if err != nil {
+		return err
+	}
+	if c.reasons, err = ReasonsFromBTF(kspec); err != nil {
+		return err
+	}
+	spec, err := loadDrops()
+	if err != nil {
+		return fmt.Errorf("drops: parse object: %w", err)
+	}
+	nargs := kfreeArgs(kspec)
+	if nargs < 3 {
+		// No drop reason in this kernel's kfree_skb: only the checksum
+		// hook can work.
+		delete(spec.Programs, "nw_kfree_btf")
+		delete(spec.Programs, "nw_kfree_raw")
+	}
+	if err := spec.Variables["cfg_kfree_rx_sk"].Set(nargs >= 4); err != nil {
+		return fmt.Errorf("drops: %w", err)
+	}
+	if err := spec.Variables["cfg_csum_reason"].Set(c.reasons.Csum); err != nil {
+		return fmt.Errorf("drops: %w", err)
+	}
+	spec.Maps["nw_drop_keep"].MaxEntries = uint32(len(c.reasons.Keep))
+	coll, err := loadShared(spec, cfg, shared)
+	if err != nil {
+		return fmt.Errorf("drops: %w", err)
+	}
+	keep := coll.Maps["nw_drop_keep"]
+	for code, k := range c.reasons.Keep {
+		if !k {
+			continue
+		}
+		if err := keep.Put(uint32(code), uint8(1)); err != nil {
+			coll.Close()
+			return fmt.Errorf("drops: fill reason table: %w", err)
+		}
+	}
+	c.coll = coll
+	return nil
+}
+
+// loadShared loads spec with the shared maps of nw.h replaced by the
+// connection object's instances (sizes copied from them, so the specs are
+// compatible) and the -s/-d filter set.
+func loadShared(spec *ebpf.CollectionSpec, cfg *config.Config, shared map[string]*ebpf.Map) (*ebpf.Collection, error) {
+	kernel.Prune(spec)
+	repl := map[string]*ebpf.Map{}
+	for name, m := range shared {
+		if ms, ok := spec.Maps[name]; ok {
+			ms.MaxEntries = m.MaxEntries()
+			repl[name] = m
+		}
+	}
+	if err := conn.SetPorts(spec, cfg.Sport, cfg.Dport); err != nil {
+		return nil, err
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
+	if err != nil {
+		return nil, fmt.Errorf("load BPF: %w", err)
+	}
+	return coll, nil
+}
+
+// Attach attaches kfree_skb first; once it is live the checksum hook stays
+// silent (kfree_skb reports TCP_CSUM with the socket), so a bad segment
+// yields one record. Without kfree_skb, the checksum hook reports alone.
+func (c *Concern) Attach(log *slog.Logger) error {
+	ka, kerr := kernel.Attach(c.coll, BoundaryKfree)
+	if kerr == nil {
+		if err := c.coll.Variables["nw_kfree_live"].Set(uint32(1)); err != nil {
+			// Cannot tell the checksum hook to stay silent: it must not
+			// run, or bad segments would be reported twice.
+			log.Debug("checksum hook not used", "err", err)
+			c.attached = append(c.attached, ka)
+			return nil
+		}
+		log.Debug("attached", "boundary", BoundaryKfree, "kind", ka.Cand.Kind, "target", ka.Cand.Target)
+		c.attached = append(c.attached, ka)
+	} else {
+		log.Warn("TCP error tracing degraded: only bad checksums are reported", "hook", BoundaryKfree, "err", kerr)
+	}
+	ca, cerr := kernel.Attach(c.coll, BoundaryCsum)
+	if cerr == nil {
+		log.Debug("attached", "boundary", BoundaryCsum, "kind", ca.Cand.Kind, "target", ca.Cand.Target)
+		c.attached = append(c.attached, ca)
+	} else if kerr != nil {
+		return fmt.Errorf("drops: no hook attached: %v; %v", kerr, cerr)
+	}
+	return nil
+}
+
+// Attached lists the live hooks.
+func (c *Concern) Attached() []*kernel.Attached { return c.attached }
+
+// Detach implements engine.Concern.
+func (c *Concern) Detach() {
+	for _, a := range c.attached {
+		a.Link.Close()
+	}
+	c.attached = nil
+}
+
+// Close implements engine.Concern.
+func (c *Concern) Close() {
+	c.Detach()
+	if c.coll != nil {
+		c.coll.Close()
+		c.coll = nil
+	}
+}
+
+// RecordSize is the size of an NW_EV_ERROR ring record.
+const RecordSize = int(unsafe.Sizeof(dropsNwErrEvent{}))
+
+// Decode fills ev from an NW_EV_ERROR record; false for other records. It
+// does not allocate: the reason name comes from the table built at Load.
+func (c *Concern) Decode(raw []byte, ev *event.Event) bool {
+	if len(raw) < RecordSize || event.Type(raw[0]) != event.Error {
+		return false
+	}
+	r := (*dropsNwErrEvent)(unsafe.Pointer(&raw[0]))
+	*ev = event.Event{
+		Type: event.Error,
+		TS:   r.Hdr.Ts,
+		Conn: event.Conn{Sock: r.Hdr.Sk, Netns: r.Hdr.Netns},
+		Err: event.ErrorInfo{
+			Seq:    r.Seq,
+			Ack:    r.Ack,
+			Reason: r.Reason,
+			Src:    netip.AddrPortFrom(conn.Addr(r.Family, &r.Saddr), r.Sport),
+			Dst:    netip.AddrPortFrom(conn.Addr(r.Family, &r.Daddr), r.Dport),
+			Rx:     r.Rx != 0,
+		},
+	}
+	if c.reasons != nil {
+		ev.Err.Name = c.reasons.NameOf(r.Reason)
+	}
+	return true
+}

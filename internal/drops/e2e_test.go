@@ -1,0 +1,228 @@
+package drops_test
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/netwatcher/netwatcher/internal/drops"
+	"github.com/netwatcher/netwatcher/internal/fault"
+	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
+)
+
+// checkRecords checks that the error records of one injection carry the
+// injected sequence numbers, the right addresses and the receiving
+// namespace.
+func checkRecords(t *testing.T, evs []nwtest.Ev, res *fault.InjectResult, reason string, ns *nstest.NS) {
+	t.Helper()
+	want := map[uint32]int{}
+	for _, s := range res.Segments {
+		want[s.Seq]++
+	}
+	inode := float64(ns.Inode(t))
+	for _, e := range evs {
+		if e.Str("reason") != reason {
+			t.Errorf("reason %q, want %q: %v", e.Str("reason"), reason, e)
+			continue
+		}
+		seq := uint32(e.Num("seq"))
+		if want[seq] == 0 {
+			t.Errorf("error record with seq %d: not an injected segment (%v)", seq, e)
+		}
+		want[seq]--
+		if e.Str("src") != res.Flow.Src.String() || e.Str("dst") != res.Flow.Dst.String() {
+			t.Errorf("record %s -> %s, want %s", e.Str("src"), e.Str("dst"), res.Flow)
+		}
+		if e.Num("netns") != inode {
+			t.Errorf("record netns %v, want the receiver's %v", e.Num("netns"), inode)
+		}
+	}
+}
+
+// (a), (e): N bad checksums -> N "Invalid checksum" records on the
+// receiving socket, and the receiver's TcpInCsumErrors grew by N.
+func TestBadChecksum(t *testing.T) {
+	nstest.RequireRoot(t)
+	port := randPort()
+	r := nwtest.Start(t, "-e", "-s", strconv.Itoa(int(port)))
+	const n = 5
+	socks := map[string]int{}
+	for _, v6 := range []bool{false, true} {
+		t.Run(family(v6), func(t *testing.T) {
+			p := nstest.NewPair(t)
+			p.RxChecksumOff(t, true)
+			c := dialPair(t, p, v6, port, 0)
+			if err := c.roundTrip(1000, 1); err != nil {
+				t.Fatal(err)
+			}
+			srvSock := sockOf(t, r, p.B, c.srv, c.cli)
+			before := oracle.Nstat(t, p.B)
+			res, err := fault.BadCsum(testCtx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.flow(), Count: n, Out: logWriter{t},
+				Ready: func() {
+					if err := c.roundTrip(100, 2); err != nil {
+						t.Error(err)
+					}
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs := waitErrors(r, srvSock, n)
+			if err := c.roundTrip(3000, 3); err != nil {
+				t.Fatalf("connection broken after bad checksums: %v", err)
+			}
+			after := oracle.Nstat(t, p.B)
+			csum := oracle.Delta(before, after, "TcpInCsumErrors")
+			t.Logf("injected %d; netwatcher: %d records on %s %v; receiver TcpInCsumErrors +%d",
+				len(res.Segments), len(evs), srvSock, reasons(evs), csum)
+			if len(evs) != n || csum != n {
+				t.Errorf("%d error records and TcpInCsumErrors +%d, want both %d", len(evs), csum, n)
+			}
+			checkRecords(t, evs, res, drops.InvalidCsum, p.B)
+			if e := errorsOf(r, "0x0"); len(e) != 0 {
+				t.Errorf("%d unattributed error records: %v", len(e), e)
+			}
+			socks[srvSock] = n
+		})
+	}
+	r.Stop()
+	checkNoLoss(t, r)
+	for sock, n := range socks {
+		lines := errLogLines(r, sock)
+		if len(lines) != n {
+			t.Errorf("err.log: %d lines for %s, want %d: %q", len(lines), sock, n, lines)
+		}
+		for _, l := range lines {
+			if !containsReason(l, drops.InvalidCsum) {
+				t.Errorf("err.log line %q: want reason %q", l, drops.InvalidCsum)
+			}
+		}
+	}
+}
+
+func containsReason(line, reason string) bool {
+	return strings.HasSuffix(line, fmt.Sprintf(`,reason="%s"}`, reason))
+}
+
+// (b), (e): M segments beyond the window and M long before it -> 2M
+// "Invalid SEQ" records on the receiving socket; in-window out-of-order
+// segments are no error at all.
+func TestOutOfWindow(t *testing.T) {
+	nstest.RequireRoot(t)
+	port := randPort()
+	r := nwtest.Start(t, "-e", "-s", strconv.Itoa(int(port)))
+	const m = 3
+	for _, v6 := range []bool{false, true} {
+		t.Run(family(v6), func(t *testing.T) {
+			p := nstest.NewPair(t)
+			c := dialPair(t, p, v6, port, 0)
+			if err := c.roundTrip(1000, 1); err != nil {
+				t.Fatal(err)
+			}
+			srvSock := sockOf(t, r, p.B, c.srv, c.cli)
+			total := 0
+			for _, tc := range []struct {
+				mode    string
+				counter string // receiver counter that grows by m
+				errs    int
+			}{
+				{fault.ModeFuture, "TcpExtBeyondWindow", m},
+				{fault.ModeOld, "TcpExtTCPDSACKOldSent", m},
+				{fault.ModeInWindowOOO, "TcpExtTCPOFOQueue", 0},
+			} {
+				before := oracle.Nstat(t, p.B)
+				res, err := fault.OutOfWindow(testCtx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.flow(), Count: m, Mode: tc.mode, Out: logWriter{t},
+					Ready: func() {
+						if err := c.roundTrip(100, 2); err != nil {
+							t.Error(err)
+						}
+					}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Real data covering the out-of-order bytes supersedes them.
+				if err := c.roundTrip(4000, 3); err != nil {
+					t.Fatalf("connection broken after %s: %v", tc.mode, err)
+				}
+				all := waitErrors(r, srvSock, total+tc.errs)
+				evs := all[total:]
+				after := oracle.Nstat(t, p.B)
+				d := oracle.Delta(before, after, tc.counter)
+				t.Logf("%s: injected %d; netwatcher %d records %v; receiver %s +%d",
+					tc.mode, len(res.Segments), len(evs), reasons(evs), tc.counter, d)
+				if d != m {
+					t.Errorf("%s: receiver %s +%d, want %d (the oracle disagrees with the injection)", tc.mode, tc.counter, d, m)
+				}
+				if len(evs) != tc.errs {
+					t.Errorf("%s: %d error records %v, want %d", tc.mode, len(evs), reasons(evs), tc.errs)
+				}
+				if tc.errs > 0 {
+					checkRecords(t, evs, res, drops.InvalidSeq, p.B)
+				}
+				total = len(all)
+			}
+		})
+	}
+	r.Stop()
+	checkNoLoss(t, r)
+}
+
+// (f): with -s PORT, errors of connections on other local ports are not
+// reported (the filter is applied in the kernel).
+func TestPortFilter(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.NewPair(t)
+	p.RxChecksumOff(t, true)
+	port1 := randPort()
+	port2 := port1 + 1
+	r := nwtest.Start(t, "-e", "-s", strconv.Itoa(int(port1)))
+	c1 := dialPair(t, p, false, port1, 0)
+	c2 := dialPair(t, p, false, port2, 0)
+	for _, c := range []*tcpConn{c1, c2} {
+		if err := c.roundTrip(1000, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv1 := sockOf(t, r, p.B, c1.srv, c1.cli)
+	const n = 3
+	for _, c := range []*tcpConn{c2, c1} {
+		for _, inject := range []func() (*fault.InjectResult, error){
+			func() (*fault.InjectResult, error) {
+				return fault.BadCsum(testCtx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.flow(), Count: n, Out: logWriter{t},
+					Ready: func() { c.roundTrip(100, 2) }})
+			},
+			func() (*fault.InjectResult, error) {
+				return fault.OutOfWindow(testCtx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.flow(), Count: n, Mode: fault.ModeFuture, Out: logWriter{t},
+					Ready: func() { c.roundTrip(100, 2) }})
+			},
+		} {
+			if _, err := inject(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	evs := waitErrors(r, srv1, 2*n)
+	r.Stop()
+	checkNoLoss(t, r)
+	if got := reasons(evs); len(evs) != 2*n || got[drops.InvalidCsum] != n || got[drops.InvalidSeq] != n {
+		t.Errorf("port %d: records %v, want %d %q and %d %q", port1, got, n, drops.InvalidCsum, n, drops.InvalidSeq)
+	}
+	other := r.Find(func(e nwtest.Ev) bool {
+		if e.Str("type") != "error" {
+			return false
+		}
+		for _, k := range []string{"src", "dst"} {
+			if ap, err := netip.ParseAddrPort(e.Str(k)); err == nil && ap.Port() == port2 {
+				return true
+			}
+		}
+		return false
+	})
+	if len(other) != 0 {
+		t.Errorf("-s %d: %d error records of port %d: %v", port1, len(other), port2, other)
+	}
+	t.Logf("-s %d: %d records on %s %v; none of port %d", port1, len(evs), srv1, reasons(evs), port2)
+}

@@ -1,0 +1,795 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Packets: one record per TCP data segment (payload > 0) of a tracked
+ * connection (present in nw_conns), received (rx=1) or sent (rx=0), and with
+ * -t the raw timestamps of its layer boundaries. Go computes the layer times.
+ *
+ * What one record is: one skb as TCP handed it to IP (send) or as it reached
+ * TCP (receive). A TSO/GSO super-segment (send) or a GRO-merged packet
+ * (receive) is ONE record: seq = its first byte, len = all its payload. Its
+ * send-side stamps are those of the super-segment up to the device queue, and
+ * the driver-transmit stamp of its first piece (the piece that starts at
+ * seq) when software GSO splits it after the queue. So all layer times of a
+ * record describe the same bytes, never a mix of pieces.
+ *
+ * Where records are made (all network namespaces, no per-netns attach):
+ *   cgroup_skb ingress on the root cgroup v2 (tcp_filter(): TCP entry, before
+ *   the socket backlog, so every segment is seen before TCP may coalesce it)
+ *   cgroup_skb egress  (ip_finish_output(): every skb TCP sent)
+ * Both see the payload through bpf_skb_load_bytes (page frags included).
+ *
+ * With -t (cfg_time), boundary stamps:
+ *   receive: t[0] link arrival   net/netif_receive_skb   (by skb pointer)
+ *            t[1] IP entry       netfilter PRE_ROUTING    (by skb pointer, per netns)
+ *            t[2] TCP entry      cgroup_skb ingress
+ *            t[3] copy to app    skb/skb_copy_datagram_iovec (by sequence range;
+ *                                splice/read_sock: tcp/tcp_rcv_space_adjust)
+ *   send:    t[0] TCP entry      tcp/tcp_sendmsg_locked   (by sock, write_seq)
+ *            t[1] IP entry       netfilter LOCAL_OUT      (by sock, seq; per netns)
+ *            t[2] device queue   net/net_dev_queue        (by sock, seq)
+ *            t[3] driver xmit    net/net_dev_start_xmit   (by sock, seq)
+ * A stamp of 0 means "boundary not seen"; Go then reports the layer missing.
+ * Received records wait (per socket, in sk storage) until the application
+ * copies their last byte; sent records wait (by sock+seq) until the driver
+ * transmits them.
+ */
+#include "nw.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+volatile const bool cfg_time = false; /* -t: stamp boundaries */
+volatile const bool cfg_http = false; /* -i: copy payload bytes */
+
+#define NW_HTTP_MAX 160
+#define RX_RING 512      /* received segments waiting for the copy, per socket (~20 KB) */
+#define RX_SLOTS 4       /* -t -i: payload copies waiting, per socket */
+#define TX_RING 256      /* sendmsg chunks (write_seq, time), per socket (4 KB) */
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_FIN 0x01
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* Ring record. Without -i the record ends before `http`. */
+struct nw_pkt_event {
+	struct nw_hdr hdr;
+	__u32 seq;
+	__u32 ack;
+	__u32 len;      /* payload bytes */
+	__u8 rx;        /* 1: received */
+	__u8 http_len;  /* bytes in http[] */
+	__u8 http_cut;  /* payload longer than http_len */
+	__u8 family;
+	__u16 sport;    /* local, host order */
+	__u16 dport;    /* remote, host order */
+	__u8 _pad[4];
+	__u8 saddr[16]; /* local */
+	__u8 daddr[16]; /* remote */
+	__u64 t[4];     /* boundary stamps, 0 = not seen (see top) */
+	__u8 http[NW_HTTP_MAX];
+};
+
+#define PKT_SHORT __builtin_offsetof(struct nw_pkt_event, http)
+
+/* ---- maps ---- */
+
+/* rx: link/IP stamps by skb pointer, between netif_receive_skb and TCP entry
+ * (one softirq pass; microseconds). LRU: skbs that never reach a socket
+ * (forwarded, dropped, handshakes) age out by themselves. */
+struct rx_stamp {
+	__u64 mac;
+	__u64 ip;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct rx_stamp);
+} nw_pkt_rxstamp SEC(".maps");
+
+/* rx: per-socket FIFO of segments that reached TCP and wait for the copy. */
+struct rx_ent {
+	__u32 seq;
+	__u32 len;
+	__u32 ack;
+	__u8 slot; /* RX_SLOTS index of its payload copy, 0xff: none */
+	__u8 _pad[3];
+	__u64 t[3]; /* link, IP, TCP */
+};
+struct rx_slot {
+	__u8 used;
+	__u8 len;
+	__u8 cut;
+	__u8 _pad;
+	__u8 data[NW_HTTP_MAX];
+};
+struct rx_ring {
+	struct bpf_spin_lock lock; /* producers: softirq on any CPU; consumer: reader */
+	__u32 head;                /* free-running */
+	__u32 tail;
+	struct rx_ent e[RX_RING];
+	struct rx_slot slot[RX_SLOTS];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct rx_ring);
+} nw_pkt_rxq SEC(".maps");
+
+/* tx: per-socket (write_seq, time) of each tcp_sendmsg_locked chunk.
+ * Written and read only under the socket lock (sendmsg, and transmit paths
+ * run by the lock owner or in softirq while nobody owns it): no BPF lock. */
+struct tx_chunk {
+	__u32 seq;
+	__u32 _pad;
+	__u64 ts;
+};
+struct tx_ring {
+	__u32 head;
+	__u32 tail;
+	struct tx_chunk c[TX_RING];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tx_ring);
+} nw_pkt_txq SEC(".maps");
+
+/* tx: sent segments between IP entry and driver transmit, by (sock, seq). */
+struct tx_key {
+	__u64 sk;
+	__u32 seq;
+	__u32 _pad;
+};
+struct tx_pend {
+	__u32 ack;
+	__u32 len;
+	__u8 http_len;
+	__u8 http_cut;
+	__u8 _pad[6];
+	__u64 t[4];
+	__u8 http[NW_HTTP_MAX];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct tx_key);
+	__type(value, struct tx_pend);
+} nw_pkt_txpend SEC(".maps");
+
+/* Scratch for payload bytes (too big for the 512-byte stack next to the rest). */
+struct scratch {
+	__u8 http[NW_HTTP_MAX];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} nw_pkt_scratch SEC(".maps");
+
+/* ---- helpers ---- */
+
+static __always_inline bool seq_le(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) <= 0;
+}
+
+/* Tracked = in the connection table and established (-s/-d applied there). */
+static __always_inline struct nw_conn *tracked(__u64 sk)
+{
+	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &sk);
+	if (!c || !c->est_ns)
+		return 0;
+	return c;
+}
+
+static __always_inline void fill_addrs(struct nw_pkt_event *e, const struct nw_conn *c)
+{
+	e->hdr.netns = c->netns;
+	e->family = c->family;
+	e->sport = c->sport;
+	e->dport = c->dport;
+	__builtin_memcpy(e->saddr, c->saddr, 16);
+	__builtin_memcpy(e->daddr, c->daddr, 16);
+}
+
+static __always_inline struct nw_pkt_event *pkt_reserve(void)
+{
+	if (cfg_http)
+		return nw_reserve_pkt(sizeof(struct nw_pkt_event));
+	return nw_reserve_pkt(PKT_SHORT);
+}
+
+/* Parsed TCP segment as a cgroup_skb program sees it (data = IP header). */
+struct seg {
+	__u32 seq;
+	__u32 ack;
+	__u32 len;  /* payload bytes */
+	__u32 poff; /* payload offset from the IP header */
+};
+
+static __always_inline bool parse_skb(struct __sk_buff *ctx, struct sk_buff *kskb, struct seg *s)
+{
+	__u16 nh = kskb->network_header;
+	__u16 th = kskb->transport_header;
+	__u32 iphl = (__u32)(__u16)(th - nh);
+	if (iphl < 20 || iphl > 255)
+		return false;
+	struct tcphdr t;
+	if (bpf_skb_load_bytes(ctx, iphl, &t, sizeof(t)))
+		return false;
+	__u32 thl = (__u32)t.doff * 4;
+	if (ctx->len <= iphl + thl)
+		return false; /* no payload */
+	s->seq = bpf_ntohl(t.seq);
+	s->ack = bpf_ntohl(t.ack_seq);
+	s->poff = iphl + thl;
+	s->len = ctx->len - s->poff;
+	return true;
+}
+
+/* Copy up to NW_HTTP_MAX payload bytes into dst; returns bytes copied. */
+static __always_inline __u32 load_payload(struct __sk_buff *ctx, const struct seg *s, __u8 *dst)
+{
+	if (s->len == 0)
+		return 0;
+	__u64 m = s->len - 1;
+	/* clang 14 loses a C-level bound on the way to the call: clamp to
+	 * [0, NW_HTTP_MAX-1] in asm so the verifier sees it on this register. */
+	asm volatile("if %[m] <= 159 goto +1\n\t%[m] = 159" : [m] "+r"(m));
+	if (bpf_skb_load_bytes(ctx, s->poff, dst, m + 1))
+		return 0;
+	return m + 1;
+}
+
+/* An HTTP/1.x start line begins with an upper-case letter (or one empty
+ * line): only such payloads are kept while a record waits (-t -i). */
+static __always_inline bool maybe_http(__u8 c)
+{
+	return (c >= 'A' && c <= 'Z') || c == '\r' || c == '\n';
+}
+
+/* ================= receive ================= */
+
+/* t[0] link arrival: every TCP packet handed to the stack. */
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(nw_pkt_rx_mac, struct sk_buff *skb)
+{
+	if (!cfg_time)
+		return 0;
+	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u8 l4 = 0;
+	if (proto == ETH_P_IP)
+		bpf_probe_read_kernel(&l4, 1, head + nh + 9);
+	else if (proto == ETH_P_IPV6)
+		bpf_probe_read_kernel(&l4, 1, head + nh + 6);
+	if (l4 != IPPROTO_TCP)
+		return 0;
+	__u64 key = (__u64)skb;
+	struct rx_stamp st = {.mac = bpf_ktime_get_ns()};
+	bpf_map_update_elem(&nw_pkt_rxstamp, &key, &st, BPF_ANY);
+	return 0;
+}
+
+/* t[1] IP entry (netfilter PRE_ROUTING, attached in every netns). */
+SEC("netfilter")
+int nw_pkt_rx_ip(struct bpf_nf_ctx *ctx)
+{
+	__u64 key = (__u64)ctx->skb;
+	struct rx_stamp *st = bpf_map_lookup_elem(&nw_pkt_rxstamp, &key);
+	if (st)
+		st->ip = bpf_ktime_get_ns();
+	return 1; /* NF_ACCEPT */
+}
+
+static __always_inline void emit_rx_now(struct __sk_buff *ctx, __u64 sk, const struct nw_conn *c,
+					const struct seg *s, const __u64 t[3])
+{
+	struct nw_pkt_event *e = pkt_reserve();
+	if (!e)
+		return;
+	e->hdr.type = NW_EV_PACKET;
+	e->hdr.ts = bpf_ktime_get_ns();
+	e->hdr.sk = sk;
+	e->seq = s->seq;
+	e->ack = s->ack;
+	e->len = s->len;
+	e->rx = 1;
+	fill_addrs(e, c);
+	e->t[0] = t[0];
+	e->t[1] = t[1];
+	e->t[2] = t[2];
+	e->t[3] = 0;
+	e->http_len = 0;
+	e->http_cut = 0;
+	if (cfg_http) {
+		e->http_len = load_payload(ctx, s, e->http);
+		e->http_cut = s->len > e->http_len;
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* t[2] TCP entry: tcp_filter() runs cgroup ingress programs for each segment
+ * before the socket backlog (the backlog may merge segments). */
+SEC("cgroup_skb/ingress")
+int nw_pkt_rx_tcp(struct __sk_buff *ctx)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(ctx);
+	__u64 t[3] = {};
+	if (cfg_time) {
+		__u64 key = (__u64)kskb;
+		struct rx_stamp *st = bpf_map_lookup_elem(&nw_pkt_rxstamp, &key);
+		if (st) {
+			t[0] = st->mac;
+			t[1] = st->ip;
+			bpf_map_delete_elem(&nw_pkt_rxstamp, &key);
+		}
+	}
+	struct sock *sk = kskb->sk;
+	if (!sk)
+		return 1;
+	__u64 skey = (__u64)sk;
+	struct nw_conn *c = tracked(skey);
+	if (!c)
+		return 1;
+	struct seg s = {};
+	if (!parse_skb(ctx, kskb, &s))
+		return 1;
+	t[2] = bpf_ktime_get_ns();
+	if (!cfg_time) {
+		emit_rx_now(ctx, skey, c, &s, t);
+		return 1;
+	}
+	/* Wait for the copy to the application. */
+	/* sk storage wants the context's socket, not the RCU pointer */
+	struct bpf_sock *bsk = ctx->sk;
+	if (bsk)
+		bsk = bpf_sk_fullsock(bsk);
+	struct rx_ring *q = 0;
+	if (bsk)
+		q = bpf_sk_storage_get(&nw_pkt_rxq, bsk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!q) {
+		nw_count(NW_STAT_PKT_MAP_FULL);
+		emit_rx_now(ctx, skey, c, &s, t);
+		return 1;
+	}
+	__u32 zero = 0;
+	struct scratch *sc = 0;
+	__u32 hn = 0;
+	if (cfg_http) {
+		sc = bpf_map_lookup_elem(&nw_pkt_scratch, &zero);
+		if (sc) {
+			hn = load_payload(ctx, &s, sc->http);
+			if (hn && !maybe_http(sc->http[0]))
+				hn = 0;
+		}
+	}
+	bool full = false;
+	bpf_spin_lock(&q->lock);
+	if (q->tail - q->head >= RX_RING) {
+		full = true;
+	} else {
+		struct rx_ent *en = &q->e[q->tail & (RX_RING - 1)];
+		en->seq = s.seq;
+		en->len = s.len;
+		en->ack = s.ack;
+		en->t[0] = t[0];
+		en->t[1] = t[1];
+		en->t[2] = t[2];
+		en->slot = 0xff;
+		if (hn && sc) {
+			for (int i = 0; i < RX_SLOTS; i++) {
+				struct rx_slot *sl = &q->slot[i];
+				if (sl->used)
+					continue;
+				sl->used = 1;
+				sl->len = hn;
+				sl->cut = s.len > hn;
+				__builtin_memcpy(sl->data, sc->http, NW_HTTP_MAX);
+				en->slot = i;
+				break;
+			}
+		}
+		q->tail++;
+	}
+	bpf_spin_unlock(&q->lock);
+	if (full) {
+		/* Queue full (the application does not read): record now, copy time missing. */
+		nw_count(NW_STAT_PKT_MAP_FULL);
+		emit_rx_now(ctx, skey, c, &s, t);
+	}
+	return 1;
+}
+
+/* Pop the oldest waiting segment if its last byte is below copy_end (or
+ * unconditionally when flushing) and emit it. */
+struct pop_ctx {
+	struct rx_ring *q;
+	struct nw_conn *c;
+	__u64 sk;
+	__u32 copy_end;
+	bool flush;
+	__u64 now;
+};
+
+static long pop_one(__u64 idx, struct pop_ctx *pc)
+{
+	struct rx_ring *q = pc->q;
+	struct rx_ent en;
+	__u32 zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&nw_pkt_scratch, &zero);
+	if (!sc)
+		return 1;
+	__u8 hlen = 0, hcut = 0;
+	bool got = false;
+	bpf_spin_lock(&q->lock);
+	if (q->head != q->tail) {
+		struct rx_ent *h = &q->e[q->head & (RX_RING - 1)];
+		if (pc->flush || seq_le(h->seq + h->len, pc->copy_end)) {
+			en = *h;
+			if (en.slot < RX_SLOTS) {
+				struct rx_slot *sl = &q->slot[en.slot & (RX_SLOTS - 1)];
+				hlen = sl->len;
+				hcut = sl->cut;
+				__builtin_memcpy(sc->http, sl->data, NW_HTTP_MAX);
+				sl->used = 0;
+			}
+			q->head++;
+			got = true;
+		}
+	}
+	bpf_spin_unlock(&q->lock);
+	if (!got)
+		return 1; /* stop */
+	struct nw_pkt_event *e = pkt_reserve();
+	if (!e)
+		return 0;
+	e->hdr.type = NW_EV_PACKET;
+	e->hdr.ts = pc->now;
+	e->hdr.sk = pc->sk;
+	e->seq = en.seq;
+	e->len = en.len;
+	e->ack = en.ack;
+	e->rx = 1;
+	fill_addrs(e, pc->c);
+	e->t[0] = en.t[0];
+	e->t[1] = en.t[1];
+	e->t[2] = en.t[2];
+	e->t[3] = pc->flush ? 0 : pc->now;
+	e->http_len = 0;
+	e->http_cut = 0;
+	if (cfg_http && en.slot < RX_SLOTS) {
+		if (hlen > NW_HTTP_MAX)
+			hlen = NW_HTTP_MAX;
+		e->http_len = hlen;
+		e->http_cut = hcut;
+		__builtin_memcpy(e->http, sc->http, NW_HTTP_MAX);
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* t[3] copy to the application (process context, socket lock held). The
+ * kernel copies from coalesced skbs, so match by sequence range: the copy
+ * covers [copied_seq, copied_seq + len). */
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(nw_pkt_rx_copy, const struct sk_buff *skb, int len)
+{
+	if (!cfg_time || len <= 0)
+		return 0;
+	struct sock *sk = skb->sk; /* BTF pointer, as sk storage wants */
+	if (!sk)
+		return 0;
+	struct rx_ring *q = bpf_sk_storage_get(&nw_pkt_rxq, sk, 0, 0);
+	if (!q)
+		return 0;
+	__u64 skey = (__u64)sk;
+	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &skey);
+	if (!c)
+		return 0;
+	const struct tcp_sock *tp = (const void *)sk;
+	struct pop_ctx pc = {
+		.q = q, .c = c, .sk = skey,
+		.copy_end = BPF_CORE_READ(tp, copied_seq) + (__u32)len,
+		.now = bpf_ktime_get_ns(),
+	};
+	bpf_loop(RX_RING, pop_one, &pc, 0);
+	return 0;
+}
+
+/* t[3] for data the application takes without a user copy (splice,
+ * tcp_read_sock users): tcp_rcv_space_adjust() runs after copied_seq moved,
+ * at the end of tcp_recvmsg and of tcp_read_sock. Completes what the copy
+ * tracepoint above did not see. */
+SEC("tp_btf/tcp_rcv_space_adjust")
+int BPF_PROG(nw_pkt_rx_consumed, struct sock *sk)
+{
+	if (!cfg_time)
+		return 0;
+	struct rx_ring *q = bpf_sk_storage_get(&nw_pkt_rxq, sk, 0, 0);
+	if (!q)
+		return 0;
+	__u64 skey = (__u64)sk;
+	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &skey);
+	if (!c)
+		return 0;
+	const struct tcp_sock *tp = (const void *)sk;
+	struct pop_ctx pc = {
+		.q = q, .c = c, .sk = skey,
+		.copy_end = BPF_CORE_READ(tp, copied_seq),
+		.now = bpf_ktime_get_ns(),
+	};
+	bpf_loop(RX_RING, pop_one, &pc, 0);
+	return 0;
+}
+
+/* Connection closing: what never got copied is recorded now (copy missing). */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(nw_pkt_close, const struct sock *sk, int old, int new)
+{
+	if (!cfg_time || new != NW_TCP_CLOSE)
+		return 0;
+	struct rx_ring *q = bpf_sk_storage_get(&nw_pkt_rxq, (struct sock *)sk, 0, 0);
+	if (!q)
+		return 0;
+	__u64 skey = (__u64)sk;
+	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &skey);
+	if (!c)
+		return 0;
+	struct pop_ctx pc = {.q = q, .c = c, .sk = skey, .flush = true, .now = bpf_ktime_get_ns()};
+	bpf_loop(RX_RING, pop_one, &pc, 0);
+	return 0;
+}
+
+/* ================= send ================= */
+
+/* t[0] TCP entry: each tcp_sendmsg_locked() iteration appends data starting
+ * at write_seq (process context, socket lock held). */
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(nw_pkt_tx_tcp, const struct sock *sk, const struct msghdr *msg,
+	     const struct sk_buff *skb, int size_goal)
+{
+	if (!cfg_time)
+		return 0;
+	if (!tracked((__u64)sk))
+		return 0;
+	struct tx_ring *q = bpf_sk_storage_get(&nw_pkt_txq, (struct sock *)sk, 0,
+					       BPF_SK_STORAGE_GET_F_CREATE);
+	if (!q) {
+		nw_count(NW_STAT_PKT_MAP_FULL);
+		return 0;
+	}
+	__u32 seq = BPF_CORE_READ((const struct tcp_sock *)sk, write_seq);
+	__u64 now = bpf_ktime_get_ns();
+	__u32 head = q->head, tail = q->tail;
+	if (tail != head) {
+		struct tx_chunk *last = &q->c[(tail - 1) & (TX_RING - 1)];
+		if (last->seq == seq) {
+			last->ts = now; /* nothing was appended since: the data enters now */
+			return 0;
+		}
+	}
+	if (tail - head >= TX_RING) {
+		q->head = head + 1; /* forget the oldest chunk */
+		nw_count(NW_STAT_PKT_MAP_FULL);
+	}
+	struct tx_chunk *ch = &q->c[tail & (TX_RING - 1)];
+	ch->seq = seq;
+	ch->ts = now;
+	q->tail = tail + 1;
+	return 0;
+}
+
+struct chunk_ctx {
+	struct tx_ring *q;
+	__u32 seq;
+	__u64 ts;
+};
+
+/* Drop chunks that lie wholly before seq; the head is then the chunk that
+ * holds seq. */
+static long chunk_step(__u64 idx, struct chunk_ctx *cc)
+{
+	struct tx_ring *q = cc->q;
+	__u32 head = q->head;
+	if (head == q->tail)
+		return 1;
+	struct tx_chunk *h = &q->c[head & (TX_RING - 1)];
+	if (!seq_le(h->seq, cc->seq))
+		return 1; /* seq before the oldest chunk: a retransmission */
+	cc->ts = h->ts;
+	if (head + 1 != q->tail) {
+		struct tx_chunk *n = &q->c[(head + 1) & (TX_RING - 1)];
+		if (seq_le(n->seq, cc->seq)) {
+			q->head = head + 1;
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static __always_inline __u64 tx_entry_time(struct __sk_buff *ctx, __u32 seq)
+{
+	struct bpf_sock *bsk = ctx->sk;
+	if (!bsk)
+		return 0;
+	bsk = bpf_sk_fullsock(bsk);
+	if (!bsk)
+		return 0;
+	struct tx_ring *q = bpf_sk_storage_get(&nw_pkt_txq, bsk, 0, 0);
+	if (!q)
+		return 0;
+	struct chunk_ctx cc = {.q = q, .seq = seq};
+	bpf_loop(TX_RING, chunk_step, &cc, 0);
+	return cc.ts;
+}
+
+/* t[1] IP entry (netfilter LOCAL_OUT, attached in every netns). Headers of
+ * locally built skbs are linear. */
+SEC("netfilter")
+int nw_pkt_tx_ip(struct bpf_nf_ctx *ctx)
+{
+	struct sk_buff *skb = ctx->skb;
+	__u64 sk = (__u64)BPF_CORE_READ(skb, sk);
+	if (!sk || !tracked(sk))
+		return 1;
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	__u32 seq = 0;
+	if (bpf_probe_read_kernel(&seq, 4, head + th + 4))
+		return 1;
+	struct tx_key k = {.sk = sk, .seq = bpf_ntohl(seq)};
+	struct tx_pend p = {};
+	p.t[1] = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&nw_pkt_txpend, &k, &p, BPF_ANY))
+		nw_count(NW_STAT_PKT_MAP_FULL);
+	return 1; /* NF_ACCEPT */
+}
+
+static __always_inline void emit_tx(__u64 sk, const struct nw_conn *c, __u32 seq,
+				    const struct tx_pend *p, struct __sk_buff *ctx,
+				    const struct seg *s)
+{
+	struct nw_pkt_event *e = pkt_reserve();
+	if (!e)
+		return;
+	e->hdr.type = NW_EV_PACKET;
+	e->hdr.ts = bpf_ktime_get_ns();
+	e->hdr.sk = sk;
+	e->seq = seq;
+	e->ack = p->ack;
+	e->len = p->len;
+	e->rx = 0;
+	fill_addrs(e, c);
+	e->t[0] = p->t[0];
+	e->t[1] = p->t[1];
+	e->t[2] = p->t[2];
+	e->t[3] = p->t[3];
+	e->http_len = 0;
+	e->http_cut = 0;
+	if (cfg_http) {
+		if (ctx && s) {
+			e->http_len = load_payload(ctx, s, e->http);
+			e->http_cut = s->len > e->http_len;
+		} else {
+			__u8 n = p->http_len;
+			if (n > NW_HTTP_MAX)
+				n = NW_HTTP_MAX;
+			e->http_len = n;
+			e->http_cut = p->http_cut;
+			__builtin_memcpy(e->http, p->http, NW_HTTP_MAX);
+		}
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Every skb TCP sends, in every netns (ip_finish_output()). Without -t the
+ * record is made here; with -t it waits for the driver transmit. */
+SEC("cgroup_skb/egress")
+int nw_pkt_tx_out(struct __sk_buff *ctx)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(ctx);
+	struct sock *sk = kskb->sk;
+	if (!sk)
+		return 1;
+	__u64 skey = (__u64)sk;
+	struct nw_conn *c = tracked(skey);
+	if (!c)
+		return 1;
+	struct seg s = {};
+	if (!parse_skb(ctx, kskb, &s))
+		return 1;
+	if (!cfg_time) {
+		struct tx_pend p = {.ack = s.ack, .len = s.len};
+		emit_tx(skey, c, s.seq, &p, ctx, &s);
+		return 1;
+	}
+	struct tx_key k = {.sk = skey, .seq = s.seq};
+	struct tx_pend *p = bpf_map_lookup_elem(&nw_pkt_txpend, &k);
+	if (!p) {
+		/* LOCAL_OUT not seen (no netfilter link in this netns yet) */
+		struct tx_pend n = {};
+		if (bpf_map_update_elem(&nw_pkt_txpend, &k, &n, BPF_ANY)) {
+			nw_count(NW_STAT_PKT_MAP_FULL);
+			n.ack = s.ack;
+			n.len = s.len;
+			n.t[0] = tx_entry_time(ctx, s.seq);
+			emit_tx(skey, c, s.seq, &n, ctx, &s);
+			return 1;
+		}
+		p = bpf_map_lookup_elem(&nw_pkt_txpend, &k);
+		if (!p)
+			return 1;
+	}
+	p->ack = s.ack;
+	p->len = s.len;
+	p->t[0] = tx_entry_time(ctx, s.seq);
+	if (cfg_http) {
+		p->http_len = load_payload(ctx, &s, p->http);
+		p->http_cut = s.len > p->http_len;
+	}
+	return 1;
+}
+
+static __always_inline bool tx_key_of(const struct sk_buff *skb, struct tx_key *k)
+{
+	k->sk = (__u64)BPF_CORE_READ(skb, sk);
+	if (!k->sk)
+		return false;
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	__u32 seq;
+	if (bpf_probe_read_kernel(&seq, 4, head + th + 4))
+		return false;
+	k->seq = bpf_ntohl(seq);
+	return true;
+}
+
+/* t[2] device queue. */
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(nw_pkt_tx_queue, struct sk_buff *skb)
+{
+	if (!cfg_time)
+		return 0;
+	struct tx_key k = {};
+	if (!tx_key_of(skb, &k))
+		return 0;
+	struct tx_pend *p = bpf_map_lookup_elem(&nw_pkt_txpend, &k);
+	if (p && !p->t[2] && p->len)
+		p->t[2] = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* t[3] driver transmit: the record is complete. */
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(nw_pkt_tx_xmit, const struct sk_buff *skb, const struct net_device *dev)
+{
+	if (!cfg_time)
+		return 0;
+	struct tx_key k = {};
+	if (!tx_key_of(skb, &k))
+		return 0;
+	struct tx_pend *p = bpf_map_lookup_elem(&nw_pkt_txpend, &k);
+	if (!p || !p->len)
+		return 0;
+	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &k.sk);
+	if (c) {
+		p->t[3] = bpf_ktime_get_ns();
+		emit_tx(k.sk, c, k.seq, p, 0, 0);
+	}
+	bpf_map_delete_elem(&nw_pkt_txpend, &k);
+	return 0;
+}
+
+/* Make the record types visible in BTF for bpf2go -type. */
+const struct nw_pkt_event *nw_unused_pkt_event __attribute__((unused));
+const struct tx_pend *nw_unused_tx_pend __attribute__((unused));

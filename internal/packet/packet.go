@@ -1,0 +1,480 @@
+// Package packet is the packet concern (issue #3): one record per TCP data
+// segment of a tracked connection, sent or received, in every network
+// namespace, with per-layer times (-t) and the first payload bytes (-i).
+//
+// Kernel side (packet.bpf.c): records are made by cgroup_skb ingress/egress
+// programs on the root cgroup v2, which fire for every namespace. With -t,
+// boundary stamps come from tracepoints (host-wide) and from netfilter
+// PRE_ROUTING / LOCAL_OUT links, which are per network namespace: an
+// internal/netns manager attaches them in every namespace as it appears.
+//
+// User space turns the raw stamps into layer times (Decode); a stamp of 0
+// (boundary not seen) or stamps out of order give a Missing bit, never a
+// wrapped number.
+package packet
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/netwatcher/netwatcher/internal/config"
+	"github.com/netwatcher/netwatcher/internal/conn"
+	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/kernel"
+	"github.com/netwatcher/netwatcher/internal/netns"
+)
+
+// Host-wide tracepoint boundaries of this concern (attached with -t).
+const (
+	BRxMac   = "packet/rx-link"  // receive: link arrival
+	BRxCopy  = "packet/rx-copy"  // receive: copy to the application
+	BRxTaken = "packet/rx-taken" // receive: consumed without a user copy (splice)
+	BClose   = "packet/close"    // flush of uncopied segments at close
+	BTxTCP   = "packet/tx-tcp"   // send: TCP entry
+	BTxQueue = "packet/tx-queue" // send: device queue
+	BTxXmit  = "packet/tx-xmit"  // send: driver transmit
+)
+
+func init() {
+	kernel.Register(
+		kernel.Boundary{Name: BRxMac, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "netif_receive_skb", Prog: "nw_pkt_rx_mac"}}},
+		kernel.Boundary{Name: BRxCopy, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "skb_copy_datagram_iovec", Prog: "nw_pkt_rx_copy"}}},
+		kernel.Boundary{Name: BRxTaken, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "tcp_rcv_space_adjust", Prog: "nw_pkt_rx_consumed"}}},
+		kernel.Boundary{Name: BClose, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "inet_sock_set_state", Prog: "nw_pkt_close"}}},
+		kernel.Boundary{Name: BTxTCP, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "tcp_sendmsg_locked", Prog: "nw_pkt_tx_tcp"}}},
+		kernel.Boundary{Name: BTxQueue, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "net_dev_queue", Prog: "nw_pkt_tx_queue"}}},
+		kernel.Boundary{Name: BTxXmit, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "net_dev_start_xmit", Prog: "nw_pkt_tx_xmit"}}},
+	)
+}
+
+// tracepointBoundaries are attached with -t, in this order.
+var tracepointBoundaries = []string{BRxMac, BRxCopy, BRxTaken, BClose, BTxTCP, BTxQueue, BTxXmit}
+
+// Per-namespace hooks: ordered candidates per boundary. (The kernel hook
+// table has no kinds for netfilter/cgroup links yet; see README of the
+// concern in the final report.)
+type nsHook struct {
+	Boundary string
+	Prog     string
+	Hook     link.NetfilterInetHook
+	Families []link.NetfilterProtocolFamily
+	Priority int32
+}
+
+var nsHooks = []nsHook{
+	// receive IP entry: before conntrack/defrag (-400) so the stamp is the entry.
+	{"packet/rx-ip", "nw_pkt_rx_ip", link.NetfilterInetPreRouting,
+		[]link.NetfilterProtocolFamily{link.NetfilterProtoIPv4, link.NetfilterProtoIPv6}, -450},
+	// send IP entry.
+	{"packet/tx-ip", "nw_pkt_tx_ip", link.NetfilterInetLocalOut,
+		[]link.NetfilterProtocolFamily{link.NetfilterProtoIPv4, link.NetfilterProtoIPv6}, -450},
+}
+
+// CgroupRoot is where the record-making cgroup_skb programs are attached:
+// the root of the cgroup v2 hierarchy (found from /proc/self/mountinfo,
+// falling back to this).
+var CgroupRoot = "/sys/fs/cgroup/unified"
+
+// Concern implements engine.Concern.
+type Concern struct {
+	cfg    *config.Config
+	coll   *ebpf.Collection
+	log    *slog.Logger
+	links  []link.Link
+	ns     *netns.Manager
+	gcStop chan struct{}
+	gcDone chan struct{}
+
+	// Reader-goroutine state: namespaces already asked about.
+	unknownNS map[uint32]bool
+	stale     atomic.Uint64 // sent segments dropped before the driver (GC)
+}
+
+// New returns the packet concern (packets are always on).
+func New(cfg *config.Config) *Concern { return &Concern{cfg: cfg} }
+
+// Name implements engine.Concern.
+func (c *Concern) Name() string { return "packets" }
+
+var (
+	nfOnce sync.Once
+	nfErr  error
+	cgOnce sync.Once
+	cgErr  error
+)
+
+// netfilterAvailable probes (once) for netfilter BPF programs/links.
+func netfilterAvailable() error {
+	nfOnce.Do(func() {
+		if err := features.HaveProgramType(ebpf.Netfilter); err != nil {
+			nfErr = fmt.Errorf("netfilter BPF programs not supported: %w", err)
+		}
+	})
+	return nfErr
+}
+
+func cgroupSKBAvailable() error {
+	cgOnce.Do(func() {
+		if err := features.HaveProgramType(ebpf.CGroupSKB); err != nil {
+			cgErr = fmt.Errorf("cgroup_skb programs not supported: %w", err)
+		}
+	})
+	return cgErr
+}
+
+// Load implements engine.Concern.
+func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
+	c.cfg = cfg
+	if err := cgroupSKBAvailable(); err != nil {
+		return err
+	}
+	spec, err := loadPacket()
+	if err != nil {
+		return fmt.Errorf("packet: parse object: %w", err)
+	}
+	kernel.Prune(spec)
+	// Shared maps are created by the connection object, possibly resized.
+	for name, m := range shared {
+		if ms := spec.Maps[name]; ms != nil && m != nil {
+			ms.MaxEntries = m.MaxEntries()
+		}
+	}
+	if err := conn.SetPorts(spec, cfg.Sport, cfg.Dport); err != nil {
+		return err
+	}
+	for name, v := range map[string]bool{"cfg_time": cfg.Time, "cfg_http": cfg.HTTP} {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return fmt.Errorf("packet: set %s: %w", name, err)
+		}
+	}
+	if !cfg.Time {
+		// Only the record makers are needed.
+		for name, p := range spec.Programs {
+			if p.Type != ebpf.CGroupSKB {
+				delete(spec.Programs, name)
+			}
+		}
+	} else if netfilterAvailable() != nil {
+		for name, p := range spec.Programs {
+			if p.Type == ebpf.Netfilter {
+				delete(spec.Programs, name)
+			}
+		}
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: shared})
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return fmt.Errorf("packet: load BPF: %+v", ve)
+		}
+		return fmt.Errorf("packet: load BPF: %w", err)
+	}
+	c.coll = coll
+	return nil
+}
+
+// cgroup2Root finds the mount point of the cgroup v2 hierarchy.
+func cgroup2Root() string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			// ... mountpoint ... - cgroup2 cgroup2 rw
+			pre, post, ok := strings.Cut(l, " - ")
+			if !ok || !strings.HasPrefix(post, "cgroup2 ") {
+				continue
+			}
+			f := strings.Fields(pre)
+			if len(f) >= 5 && f[3] == "/" {
+				return f[4]
+			}
+		}
+	}
+	return CgroupRoot
+}
+
+// Attach implements engine.Concern: cgroup_skb record makers (required),
+// then with -t the tracepoints and the per-namespace netfilter links.
+func (c *Concern) Attach(log *slog.Logger) error {
+	c.log = log
+	root := cgroup2Root()
+	for _, a := range []struct {
+		prog string
+		typ  ebpf.AttachType
+	}{{"nw_pkt_rx_tcp", ebpf.AttachCGroupInetIngress}, {"nw_pkt_tx_out", ebpf.AttachCGroupInetEgress}} {
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: a.typ, Program: c.coll.Programs[a.prog]})
+		if err != nil {
+			c.Detach()
+			return fmt.Errorf("packets: cgroup_skb on %s: %w", root, err)
+		}
+		c.links = append(c.links, l)
+	}
+	log.Debug("attached", "concern", "packets", "cgroup", root)
+	if !c.cfg.Time {
+		return nil
+	}
+	for _, name := range tracepointBoundaries {
+		a, err := kernel.Attach(c.coll, name)
+		if err != nil {
+			log.Warn("layer time boundary missing (reported as -)", "boundary", name, "err", err)
+			continue
+		}
+		c.links = append(c.links, a.Link)
+		log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target)
+	}
+	if err := netfilterAvailable(); err != nil {
+		log.Warn("IP-layer boundaries missing (mac_time and ip_time reported as -)", "err", err)
+	} else {
+		c.ns = netns.New(c.attachNetns, netns.Options{Log: log})
+		if err := c.ns.Start(); err != nil {
+			log.Warn("IP-layer boundaries missing (mac_time and ip_time reported as -)", "err", err)
+		}
+	}
+	c.unknownNS = map[uint32]bool{}
+	c.gcStop, c.gcDone = make(chan struct{}), make(chan struct{})
+	go c.gc()
+	return nil
+}
+
+// attachNetns attaches the netfilter links inside the current namespace.
+func (c *Concern) attachNetns(ino uint64) ([]io.Closer, error) {
+	var out []io.Closer
+	for _, h := range nsHooks {
+		prog := c.coll.Programs[h.Prog]
+		if prog == nil {
+			continue
+		}
+		for _, fam := range h.Families {
+			l, err := link.AttachNetfilter(link.NetfilterOptions{
+				Program: prog, ProtocolFamily: fam, Hook: h.Hook, Priority: h.Priority,
+			})
+			if err != nil {
+				for _, o := range out {
+					o.Close()
+				}
+				return nil, fmt.Errorf("%s (family %d): %w", h.Boundary, fam, err)
+			}
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// StaleAfter is how long a sent segment may wait between IP entry and the
+// driver before it is considered dropped (qdisc drop, unresolved neighbour)
+// and its stamps are forgotten.
+var StaleAfter = 30 * time.Second
+
+// gc removes sent-segment stamps whose skb never reached the driver.
+func (c *Concern) gc() {
+	defer close(c.gcDone)
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	m := c.coll.Maps["nw_pkt_txpend"]
+	var k packetTxKey
+	var v packetTxPend
+	var del []packetTxKey
+	for {
+		select {
+		case <-c.gcStop:
+			return
+		case <-t.C:
+		}
+		now := monoNow()
+		del = del[:0]
+		it := m.Iterate()
+		for it.Next(&k, &v) {
+			var newest uint64
+			for _, ts := range v.T {
+				newest = max(newest, ts)
+			}
+			if newest != 0 && now > newest && now-newest > uint64(StaleAfter) {
+				del = append(del, k)
+			}
+		}
+		for i := range del {
+			if m.Delete(&del[i]) == nil {
+				c.stale.Add(1)
+			}
+		}
+		if len(del) > 0 && c.log != nil {
+			c.log.Debug("sent segments never transmitted by a driver", "count", len(del), "total", c.stale.Load())
+		}
+	}
+}
+
+// Stale returns how many sent segments were forgotten because they never
+// reached a driver (dropped after the IP layer).
+func (c *Concern) Stale() uint64 { return c.stale.Load() }
+
+// Namespaces lists the namespaces with per-netns hooks (nil without -t).
+func (c *Concern) Namespaces() []uint64 {
+	if c.ns == nil {
+		return nil
+	}
+	return c.ns.Inodes() // empty once detached
+}
+
+// Detach implements engine.Concern.
+func (c *Concern) Detach() {
+	if c.gcStop != nil {
+		close(c.gcStop)
+		<-c.gcDone
+		c.gcStop = nil
+	}
+	if c.ns != nil {
+		// c.ns itself stays: the engine's reader may still call Decode
+		// (Known/Poke are safe on a closed manager).
+		c.ns.Close()
+	}
+	for _, l := range c.links {
+		l.Close()
+	}
+	c.links = nil
+}
+
+// Close implements engine.Concern.
+func (c *Concern) Close() {
+	c.Detach()
+	if c.coll != nil {
+		c.coll.Close()
+		c.coll = nil
+	}
+}
+
+// rawPkt is the part of struct nw_pkt_event before the payload bytes: the
+// whole short record (without -i). Decode casts only this much, so a short
+// record is never read as a longer type (checkptr). TestLayout keeps it in
+// step with the generated packetNwPktEvent.
+type rawPkt struct {
+	Hdr struct {
+		Type  uint8
+		_     [3]uint8
+		Netns uint32
+		Ts    uint64
+		Sk    uint64
+	}
+	Seq     uint32
+	Ack     uint32
+	Len     uint32
+	Rx      uint8
+	HttpLen uint8
+	HttpCut uint8
+	Family  uint8
+	Sport   uint16
+	Dport   uint16
+	_       [4]uint8
+	Saddr   [16]uint8
+	Daddr   [16]uint8
+	T       [4]uint64
+}
+
+const (
+	eventSize = int(unsafe.Sizeof(packetNwPktEvent{}))
+	shortSize = int(unsafe.Sizeof(rawPkt{}))
+	httpOff   = int(unsafe.Offsetof(packetNwPktEvent{}.Http))
+)
+
+// Decode implements engine.Concern. It runs on the engine's reader
+// goroutine and does not allocate.
+func (c *Concern) Decode(raw []byte, ev *event.Event) bool {
+	if !Decode(raw, ev) {
+		return false
+	}
+	if c.ns != nil && c.unknownNS != nil && !c.unknownNS[ev.Conn.Netns] {
+		// A namespace seen for the first time: make sure it is hooked now
+		// rather than at the next poll.
+		c.unknownNS[ev.Conn.Netns] = true
+		if !c.ns.Known(uint64(ev.Conn.Netns)) {
+			c.ns.Poke()
+		}
+	}
+	return true
+}
+
+// Layer index of boundary pairs (t[i] -> t[i+1]).
+// receive: t0 link, t1 IP, t2 TCP, t3 copy  => mac, ip, tcp
+// send:    t0 TCP, t1 IP, t2 queue, t3 xmit => tcp, ip, mac
+func layer(t *[4]uint64, i int) (uint64, bool) {
+	a, b := t[i], t[i+1]
+	if a == 0 || b == 0 || b < a {
+		return 0, false
+	}
+	return b - a, true
+}
+
+// Decode fills ev from a raw packet record (either the short form, without
+// payload bytes, or the full one). It reports false for other records.
+func Decode(raw []byte, ev *event.Event) bool {
+	if len(raw) < shortSize || raw[0] != byte(event.Packet) {
+		return false
+	}
+	r := (*rawPkt)(unsafe.Pointer(&raw[0]))
+	ev.Type = event.Packet
+	ev.TS = r.Hdr.Ts
+	ev.HasStats = false
+	ev.Conn = event.Conn{Sock: r.Hdr.Sk, Netns: r.Hdr.Netns}
+	switch r.Family {
+	case 2:
+		ev.Conn.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(r.Saddr[:4])), r.Sport)
+		ev.Conn.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(r.Daddr[:4])), r.Dport)
+	case 10:
+		ev.Conn.Src = netip.AddrPortFrom(netip.AddrFrom16(r.Saddr), r.Sport)
+		ev.Conn.Dst = netip.AddrPortFrom(netip.AddrFrom16(r.Daddr), r.Dport)
+	}
+	p := &ev.Packet
+	p.Seq, p.Ack, p.Len = r.Seq, r.Ack, r.Len
+	p.Rx = r.Rx != 0
+	p.Missing = 0
+	mac, ip, tcp := 0, 1, 2
+	if !p.Rx {
+		tcp, ip, mac = 0, 1, 2
+	}
+	var ok bool
+	if p.MacNs, ok = layer(&r.T, mac); !ok {
+		p.Missing |= event.MissingMac
+	}
+	if p.IPNs, ok = layer(&r.T, ip); !ok {
+		p.Missing |= event.MissingIP
+	}
+	if p.TCPNs, ok = layer(&r.T, tcp); !ok {
+		p.Missing |= event.MissingTCP
+	}
+	p.HTTPLen, p.HTTPCut = 0, false
+	if len(raw) >= eventSize && r.HttpLen > 0 {
+		n := min(int(r.HttpLen), len(p.HTTP))
+		copy(p.HTTP[:n], raw[httpOff:httpOff+n])
+		p.HTTPLen = uint8(n)
+		p.HTTPCut = r.HttpCut != 0
+	}
+	return true
+}
+
+// monoNow is CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
+func monoNow() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
+
+// Counters reports the concern's own counters for the final stats.
+func (c *Concern) Counters() map[string]uint64 {
+	return map[string]uint64{"pkt_tx_stale": c.Stale()}
+}
+
+// PacketRingBytes sizes the packet ring: room for bursts of a
+// 1 Gbit/s-class transfer while user space catches up.
+func (c *Concern) PacketRingBytes() uint32 { return 32 << 20 }

@@ -1,0 +1,195 @@
+package retrans_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/netwatcher/netwatcher/internal/fault"
+	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
+)
+
+// observed is what netwatcher reported about one sending socket.
+type observed struct {
+	segs, fast, timeout float64 // from the close record
+	segEvents           int     // retrans_segment records
+	fastEps, rtoEps     int     // retrans (episode) records by kind
+}
+
+// closeAndCollect closes the connection and gathers netwatcher's records
+// about the client (sending) socket: its close record, and the records of
+// its sock between its open and its close (a socket address is reused by
+// later sockets).
+func closeAndCollect(t *testing.T, r *nwtest.Run, c *tcpConn, sock string) observed {
+	t.Helper()
+	c.client.Close()
+	c.server.Close()
+	is := func(what string) func(e nwtest.Ev) bool {
+		return func(e nwtest.Ev) bool {
+			return e.Str("type") == "connection" && e.Str("event") == what && e.Str("sock") == sock &&
+				e.Str("src") == c.cli.String() && e.Str("dst") == c.srv.String()
+		}
+	}
+	cl := r.WaitFor(wait, "close of "+sock, is("close"))
+	op := r.WaitFor(wait, "open of "+sock, is("open"))
+	from, to := op.Num("ts_ns"), cl.Num("ts_ns")
+	for _, k := range []string{"retrans_segs", "fast_retrans", "timeout_retrans"} {
+		if !cl.Has(k) {
+			t.Fatalf("close record without %s: %v", k, cl)
+		}
+	}
+	o := observed{segs: cl.Num("retrans_segs"), fast: cl.Num("fast_retrans"), timeout: cl.Num("timeout_retrans")}
+	for _, e := range r.Events() {
+		if e.Str("sock") != sock || e.Num("ts_ns") < from || e.Num("ts_ns") > to {
+			continue
+		}
+		switch e.Str("type") {
+		case "retrans_segment":
+			o.segEvents++
+		case "retrans":
+			switch e.Str("kind") {
+			case "fast":
+				o.fastEps++
+			case "timeout":
+				o.rtoEps++
+			}
+		}
+	}
+	return o
+}
+
+// (c): loss at the receiver's ingress (1 in 5 packets, sender TSO/GSO off)
+// -> the retransmitted segments netwatcher counts equal the sender's
+// TcpRetransSegs growth, and the fast-recovery episodes equal the
+// sender's TcpExtTCPSackRecovery + TcpExtTCPRenoRecovery growth.
+func TestLossRetransmits(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "nft")
+	for _, v6 := range []bool{false, true} {
+		t.Run(family(v6), func(t *testing.T) {
+			// Only the sending socket is traced (-s its port): the
+			// packet records of the whole host would flood the ring.
+			cliPort := randPort()
+			r := nwtest.Start(t, "-r", "-s", strconv.Itoa(int(cliPort)))
+			p := nstest.NewPair(t)
+			p.NoSegmentOffload(t, true)
+			before := oracle.Nstat(t, p.A)
+			c := dialPair(t, p, v6, 0, cliPort)
+			sock := sockOf(t, r, p.A, c.cli, c.srv)
+			finish := c.bulk(t)
+			// Let cwnd grow first, so losses are repaired by fast retransmits.
+			time.Sleep(200 * time.Millisecond)
+			res, err := fault.Drop(testCtx(t), fault.DropOptions{Netns: p.B.Name, Flow: c.flow(), Every: 5,
+				Duration: 800 * time.Millisecond, Out: logWriter{t}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			sent := finish()
+			o := closeAndCollect(t, r, c, sock)
+			r.Stop()
+			after := oracle.Nstat(t, p.A)
+			mibSegs := oracle.Delta(before, after, "TcpRetransSegs")
+			mibRec := oracle.Delta(before, after, "TcpExtTCPSackRecovery") + oracle.Delta(before, after, "TcpExtTCPRenoRecovery")
+			t.Logf("sent %d bytes, nft dropped %d packets; netwatcher: retrans_segs=%v (%d segment records) fast_retrans=%v (%d episode records) timeout_retrans=%v (%d); sender: TcpRetransSegs +%d, TCPSackRecovery+TCPRenoRecovery +%d, TCPFastRetrans +%d, TCPTimeouts +%d",
+				sent, res.Dropped, o.segs, o.segEvents, o.fast, o.fastEps, o.timeout, o.rtoEps, mibSegs, mibRec,
+				oracle.Delta(before, after, "TcpExtTCPFastRetrans"), oracle.Delta(before, after, "TcpExtTCPTimeouts"))
+			if res.Dropped == 0 || mibSegs == 0 {
+				t.Fatalf("no loss induced (dropped %d, TcpRetransSegs +%d)", res.Dropped, mibSegs)
+			}
+			// The counters live in the kernel's connection table, not in
+			// ring records. Measured: equal to the oracle when the tests
+			// run alone; with other packages' tests loading both CPUs,
+			// sometimes a few percent short (cause not found yet), never
+			// above.
+			checkSegs(t, o.segs, mibSegs)
+			checkNear(t, "fast_retrans", "TCPSackRecovery+TCPRenoRecovery", o.fast, mibRec)
+			checkRecords(t, r, o)
+		})
+	}
+}
+
+// checkRecords compares the per-segment and per-episode records with the
+// counters, unless netwatcher reported lost events (then it logs why not).
+func checkRecords(t *testing.T, r *nwtest.Run, o observed) {
+	t.Helper()
+	if s, lost := lostEvents(r); lost {
+		t.Logf("records not compared with the counters: netwatcher lost events under this load: %v", s)
+		return
+	}
+	// TCP always builds GSO skbs; with TSO/GSO off on the device they are
+	// split only below TCP: a record may carry several segments.
+	if o.segEvents < 1 || o.segEvents > int(o.segs) {
+		t.Errorf("%d retrans_segment records for retrans_segs %v", o.segEvents, o.segs)
+	}
+	if o.fastEps != int(o.fast) || o.rtoEps != int(o.timeout) {
+		t.Errorf("episode records fast %d timeout %d, counters %v %v", o.fastEps, o.rtoEps, o.fast, o.timeout)
+	}
+}
+
+// (d): blackouts of 150 ms -> RTO episodes (timeout_retrans > 0, at most
+// one per RTO the sender counted in TcpExtTCPTimeouts), and the segment
+// count still equals TcpRetransSegs (TSO on: an skb may carry several).
+func TestBlackoutTimeouts(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "nft")
+	cliPort := randPort()
+	r := nwtest.Start(t, "-r", "-s", strconv.Itoa(int(cliPort)))
+	p := nstest.NewPair(t)
+	before := oracle.Nstat(t, p.A)
+	c := dialPair(t, p, false, 0, cliPort)
+	sock := sockOf(t, r, p.A, c.cli, c.srv)
+	finish := c.bulk(t)
+	time.Sleep(200 * time.Millisecond)
+	res, err := fault.Blackout(testCtx(t), fault.BlackoutOptions{Netns: p.B.Name, Flow: c.flow(), Length: 150 * time.Millisecond,
+		Repeat: 2, Gap: 300 * time.Millisecond, Out: logWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keep sending until an RTO after the last blackout had time to fire.
+	time.Sleep(500 * time.Millisecond)
+	sent := finish()
+	o := closeAndCollect(t, r, c, sock)
+	r.Stop()
+	after := oracle.Nstat(t, p.A)
+	rtos := oracle.Delta(before, after, "TcpExtTCPTimeouts")
+	mibSegs := oracle.Delta(before, after, "TcpRetransSegs")
+	t.Logf("sent %d bytes, blackouts dropped %d packets; netwatcher: timeout_retrans=%v (%d episode records) fast_retrans=%v retrans_segs=%v (%d records); sender: TCPTimeouts +%d, TcpRetransSegs +%d",
+		sent, res.Dropped, o.timeout, o.rtoEps, o.fast, o.segs, o.segEvents, rtos, mibSegs)
+	if rtos < 1 {
+		t.Fatalf("sender TcpExtTCPTimeouts +%d: the blackout caused no RTO", rtos)
+	}
+	if o.timeout < 1 || uint64(o.timeout) > rtos {
+		t.Errorf("timeout_retrans %v, want 1..TCPTimeouts (%d)", o.timeout, rtos)
+	}
+	checkRecords(t, r, o)
+	checkSegs(t, o.segs, mibSegs)
+}
+
+// checkSegs: retrans_segs is the socket's own tp->total_retrans, so it
+// equals the sender namespace's TcpRetransSegs delta (this connection is
+// the only one there); 2 segments of slack for handshake retransmissions
+// of the request socket, which the kernel counts in the MIB but not in the
+// child's total_retrans.
+func checkSegs(t *testing.T, got float64, oracle uint64) {
+	t.Helper()
+	if got < 1 || got > float64(oracle) || float64(oracle)-got > 2 {
+		t.Errorf("retrans_segs %v, sender TcpRetransSegs +%d", got, oracle)
+	} else if uint64(got) != oracle {
+		t.Logf("NOTE: retrans_segs %v, sender TcpRetransSegs +%d", got, oracle)
+	}
+}
+
+// checkNear wants got > 0, got <= oracle and got >= 85% of oracle; it
+// logs when they differ at all.
+func checkNear(t *testing.T, name, oracleName string, got float64, oracle uint64) {
+	t.Helper()
+	switch {
+	case got < 1 || uint64(got) > oracle || got < 0.85*float64(oracle):
+		t.Errorf("%s %v, sender %s +%d", name, got, oracleName, oracle)
+	case uint64(got) != oracle:
+		t.Logf("NOTE: %s %v, sender %s +%d: %.1f%% short", name, got, oracleName, oracle, 100*(1-got/float64(oracle)))
+	}
+}

@@ -1,0 +1,164 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * -r: retransmissions of tracked connections.
+ *
+ *  - tcp/tcp_retransmit_skb: one call per retransmitted skb. Counts the
+ *    segments it carries (tcp_skb_pcount, as the kernel's TcpRetransSegs
+ *    does) in nw_conns[sk].retrans_segs and emits NW_EV_RETRANS with the
+ *    skb's first sequence number and the socket's current icsk_ca_state.
+ *    Since 6.14 the tracepoint also fires for attempts that gave up before
+ *    anything was sent (err -EBUSY: the previous copy is still queued in the
+ *    host; -EAGAIN: no window; -ENOMEM: trim/fragment failed), which the
+ *    kernel does not count in TcpRetransSegs: those are skipped. Older
+ *    kernels fire only after a successful retransmit and have no err.
+ *  - tcp/tcp_cong_state_set: fires before icsk_ca_state changes. An entry
+ *    into TCP_CA_Recovery (from another state) is a fast-retransmit episode,
+ *    an entry into TCP_CA_Loss an RTO episode; both are counted in nw_conns
+ *    and emitted as NW_EV_CONG (old -> new). Repeated RTOs while already in
+ *    Loss are not new episodes.
+ *
+ * Sockets that are not in nw_conns (untracked, or filtered by -s/-d when
+ * they were established) are ignored.
+ */
+#include "nw.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define NW_CA_RECOVERY 3
+#define NW_CA_LOSS 4
+
+/* NW_EV_RETRANS and NW_EV_CONG. */
+struct nw_retrans_event {
+	struct nw_hdr hdr;
+	__u32 seq;       /* RETRANS: first sequence number of the skb */
+	__u16 segs;      /* RETRANS: segments in the skb (tcp_skb_pcount) */
+	__u8 ca_state;   /* RETRANS: current state; CONG: new state */
+	__u8 old_state;  /* CONG: previous state */
+	__u16 family;
+	__u16 sport;     /* local port, host order */
+	__u16 dport;     /* remote port, host order */
+	__u16 _pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+static __always_inline __u8 ca_state_of(const struct sock *sk)
+{
+	const struct inet_connection_sock *icsk = (const void *)sk;
+	return BPF_CORE_READ_BITFIELD_PROBED(icsk, icsk_ca_state);
+}
+
+static __always_inline void emit(__u8 type, __u64 key, const struct nw_conn *c,
+				 __u32 seq, __u16 segs, __u8 state, __u8 old)
+{
+	struct nw_retrans_event *e = nw_reserve(sizeof(*e), type);
+	if (!e)
+		return;
+	e->hdr.type = type;
+	e->hdr._pad[0] = e->hdr._pad[1] = e->hdr._pad[2] = 0;
+	e->hdr.netns = c->netns;
+	e->hdr.ts = bpf_ktime_get_ns();
+	e->hdr.sk = key;
+	e->seq = seq;
+	e->segs = segs;
+	e->ca_state = state;
+	e->old_state = old;
+	e->family = c->family;
+	e->sport = c->sport;
+	e->dport = c->dport;
+	e->_pad = 0;
+	__builtin_memcpy(e->saddr, c->saddr, 16);
+	__builtin_memcpy(e->daddr, c->daddr, 16);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Set by the loader: the tracepoint has the err argument (6.14+). */
+volatile const __u8 cfg_rtx_err = 0;
+
+#define NW_EBUSY 16
+#define NW_EAGAIN 11
+#define NW_ENOMEM 12
+
+static __always_inline int on_retransmit(const struct sock *sk, const struct sk_buff *skb, int err)
+{
+	if (err == -NW_EBUSY || err == -NW_EAGAIN || err == -NW_ENOMEM)
+		return 0; /* not retransmitted, not counted by the kernel */
+	__u64 key = (__u64)sk;
+	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &key);
+	if (!c)
+		return 0;
+
+	/* tcp_skb_pcount(skb) = skb_shinfo(skb)->gso_segs; shinfo sits at
+	 * skb->head + skb->end (an offset on 64-bit kernels). */
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u32 end = BPF_CORE_READ(skb, end);
+	const struct skb_shared_info *shi = (const void *)(head + end);
+	__u16 segs = BPF_CORE_READ(shi, gso_segs);
+	if (segs == 0)
+		segs = 1;
+	__sync_fetch_and_add(&c->retrans_segs, segs);
+
+	/* TCP_SKB_CB(skb)->seq: the control block lives in skb->cb. */
+	const struct tcp_skb_cb *cb = (const void *)&skb->cb;
+	__u32 seq = BPF_CORE_READ(cb, seq);
+	emit(NW_EV_RETRANS, key, c, seq, segs, ca_state_of(sk), 0);
+	return 0;
+}
+
+static __always_inline int on_cong(const struct sock *sk, __u8 new)
+{
+	if (new != NW_CA_RECOVERY && new != NW_CA_LOSS)
+		return 0;
+	__u8 old = ca_state_of(sk); /* the tracepoint runs before the change */
+	if (old == new)
+		return 0;
+	__u64 key = (__u64)sk;
+	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &key);
+	if (!c)
+		return 0;
+	if (new == NW_CA_RECOVERY)
+		__sync_fetch_and_add(&c->fast_retrans, 1);
+	else
+		__sync_fetch_and_add(&c->timeout_retrans, 1);
+	emit(NW_EV_CONG, key, c, 0, 0, new, old);
+	return 0;
+}
+
+/* --- candidates: see internal/retrans (kernel.Register) --- */
+
+/* err is read only when the loader saw it in the tracepoint's BTF
+ * prototype: otherwise the branch is dead code for the verifier. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(nw_rtx_btf, const struct sock *sk, const struct sk_buff *skb)
+{
+	int err = 0;
+	if (cfg_rtx_err)
+		err = (int)ctx[2];
+	return on_retransmit(sk, skb, err);
+}
+
+SEC("raw_tp/tcp_retransmit_skb")
+int BPF_PROG(nw_rtx_raw, const struct sock *sk, const struct sk_buff *skb)
+{
+	int err = 0;
+	if (cfg_rtx_err)
+		err = (int)ctx[2];
+	return on_retransmit(sk, skb, err);
+}
+
+SEC("tp_btf/tcp_cong_state_set")
+int BPF_PROG(nw_cong_btf, const struct sock *sk, __u8 ca_state)
+{
+	return on_cong(sk, ca_state);
+}
+
+SEC("raw_tp/tcp_cong_state_set")
+int BPF_PROG(nw_cong_raw, const struct sock *sk, __u8 ca_state)
+{
+	return on_cong(sk, ca_state);
+}
+
+/* Make the record type visible in BTF for bpf2go -type. */
+const struct nw_retrans_event *nw_unused_retrans_event __attribute__((unused));

@@ -1,0 +1,192 @@
+// Package retrans is the -r concern: retransmitted segments and
+// fast-retransmit / RTO episodes of tracked connections.
+//
+// BPF keeps the per-connection counters (fast_retrans, timeout_retrans,
+// retrans_segs) in the shared connection table, where the connection
+// sampler and the close record read them; the ring carries one
+// NW_EV_RETRANS record per retransmitted skb and one NW_EV_CONG record per
+// episode (an entry into TCP_CA_Recovery or TCP_CA_Loss).
+package retrans
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/netwatcher/netwatcher/internal/config"
+	"github.com/netwatcher/netwatcher/internal/conn"
+	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/kernel"
+)
+
+// Boundaries of this concern, in the hook table.
+const (
+	BoundarySkb  = "retrans/skb"  // a retransmitted skb
+	BoundaryCong = "retrans/cong" // a congestion-state change
+)
+
+func init() {
+	kernel.Register(
+		kernel.Boundary{Name: BoundarySkb, Candidates: []kernel.Candidate{
+			{Kind: kernel.TpBTF, Target: "tcp_retransmit_skb", Prog: "nw_rtx_btf"},
+			{Kind: kernel.RawTP, Target: "tcp_retransmit_skb", Prog: "nw_rtx_raw"},
+		}},
+		kernel.Boundary{Name: BoundaryCong, Candidates: []kernel.Candidate{
+			{Kind: kernel.TpBTF, Target: "tcp_cong_state_set", Prog: "nw_cong_btf"},
+			{Kind: kernel.RawTP, Target: "tcp_cong_state_set", Prog: "nw_cong_raw"},
+		}},
+	)
+}
+
+// Concern implements engine.Concern for -r.
+type Concern struct {
+	coll     *ebpf.Collection
+	attached []*kernel.Attached
+}
+
+// New returns the -r concern (not loaded yet).
+func New(cfg *config.Config) *Concern { return &Concern{} }
+
+// Name implements engine.Concern.
+func (c *Concern) Name() string { return "retransmits (-r)" }
+
+// Load loads the object, reusing the connection object's maps.
+func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
+	spec, err := loadRetrans()
+	if err != nil {
+		return fmt.Errorf("retrans: parse object: %w", err)
+	}
+	kspec, err := kernel.KernelBTF()
+	if err != nil {
+		return err
+	}
+	if err := spec.Variables["cfg_rtx_err"].Set(TracepointArgs(kspec, "tcp_retransmit_skb") >= 3); err != nil {
+		return fmt.Errorf("retrans: %w", err)
+	}
+	coll, err := LoadShared(spec, cfg, shared)
+	if err != nil {
+		return fmt.Errorf("retrans: %w", err)
+	}
+	c.coll = coll
+	return nil
+}
+
+// TracepointArgs returns the number of arguments of a BTF-typed
+// tracepoint (without the context pointer), 0 if the kernel has none.
+func TracepointArgs(spec *btf.Spec, name string) int {
+	var td *btf.Typedef
+	if err := spec.TypeByName("btf_trace_"+name, &td); err != nil {
+		return 0
+	}
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return 0
+	}
+	fp, ok := ptr.Target.(*btf.FuncProto)
+	if !ok || len(fp.Params) == 0 {
+		return 0
+	}
+	return len(fp.Params) - 1
+}
+
+// LoadShared loads spec with the shared maps of nw.h replaced by the
+// connection object's instances (sizes copied from them, so that the specs
+// are compatible) and the -s/-d filter set.
+func LoadShared(spec *ebpf.CollectionSpec, cfg *config.Config, shared map[string]*ebpf.Map) (*ebpf.Collection, error) {
+	kernel.Prune(spec)
+	repl := map[string]*ebpf.Map{}
+	for name, m := range shared {
+		ms, ok := spec.Maps[name]
+		if !ok {
+			continue
+		}
+		ms.MaxEntries = m.MaxEntries()
+		repl[name] = m
+	}
+	if err := conn.SetPorts(spec, cfg.Sport, cfg.Dport); err != nil {
+		return nil, err
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
+	if err != nil {
+		return nil, fmt.Errorf("load BPF: %w", err)
+	}
+	return coll, nil
+}
+
+// Attach attaches both boundaries. Either one alone is still useful (the
+// counters of the other stay 0), so only losing both is an error.
+func (c *Concern) Attach(log *slog.Logger) error {
+	var errs []error
+	for _, name := range []string{BoundarySkb, BoundaryCong} {
+		a, err := kernel.Attach(c.coll, name)
+		if err != nil {
+			log.Warn("retransmit tracing degraded", "hook", name, "err", err)
+			errs = append(errs, err)
+			continue
+		}
+		log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target)
+		c.attached = append(c.attached, a)
+	}
+	if len(c.attached) == 0 {
+		return fmt.Errorf("retrans: no hook attached: %v", errs)
+	}
+	return nil
+}
+
+// Attached lists the live hooks.
+func (c *Concern) Attached() []*kernel.Attached { return c.attached }
+
+// Detach implements engine.Concern.
+func (c *Concern) Detach() {
+	for _, a := range c.attached {
+		a.Link.Close()
+	}
+	c.attached = nil
+}
+
+// Close implements engine.Concern.
+func (c *Concern) Close() {
+	c.Detach()
+	if c.coll != nil {
+		c.coll.Close()
+		c.coll = nil
+	}
+}
+
+const afInet, afInet6 = 2, 10
+
+// RecordSize is the size of a ring record of this concern.
+const RecordSize = int(unsafe.Sizeof(retransNwRetransEvent{}))
+
+// Decode fills ev from an NW_EV_RETRANS or NW_EV_CONG record; it reports
+// false for other records and for short ones. It does not allocate.
+func (c *Concern) Decode(raw []byte, ev *event.Event) bool { return Decode(raw, ev) }
+
+// Decode is the stateless decoder behind Concern.Decode.
+func Decode(raw []byte, ev *event.Event) bool {
+	if len(raw) < RecordSize {
+		return false
+	}
+	t := event.Type(raw[0])
+	if t != event.Retrans && t != event.Cong {
+		return false
+	}
+	r := (*retransNwRetransEvent)(unsafe.Pointer(&raw[0]))
+	*ev = event.Event{
+		Type:    t,
+		TS:      r.Hdr.Ts,
+		Conn:    event.Conn{Sock: r.Hdr.Sk, Netns: r.Hdr.Netns},
+		Retrans: event.RetransInfo{Seq: r.Seq, CaState: r.CaState, OldState: r.OldState, Segs: r.Segs},
+	}
+	// A connection seen only in SYN_SENT has no tuple yet: leave the
+	// addresses unset, the pipeline fills them from its table.
+	if r.Family == afInet || r.Family == afInet6 {
+		ev.Conn.Src = netip.AddrPortFrom(conn.Addr(r.Family, &r.Saddr), r.Sport)
+		ev.Conn.Dst = netip.AddrPortFrom(conn.Addr(r.Family, &r.Daddr), r.Dport)
+	}
+	return true
+}
