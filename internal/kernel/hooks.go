@@ -3,6 +3,7 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 )
 
@@ -22,18 +24,30 @@ const (
 	Tracepoint             // classic tracepoint through tracefs
 	Kprobe                 // kprobe on a kernel function
 	Fentry                 // fentry on a kernel function (BTF trampoline)
+	CgroupSKB              // cgroup_skb on the cgroup v2 root: every netns; Target "ingress"/"egress"
+	Netfilter              // netfilter BPF link (6.4+), PER NETWORK NAMESPACE; Target a hook name
 )
 
+var kindNames = [...]string{"tp_btf", "raw_tp", "tracepoint", "kprobe", "fentry", "cgroup_skb", "netfilter"}
+
 func (k Kind) String() string {
-	return [...]string{"tp_btf", "raw_tp", "tracepoint", "kprobe", "fentry"}[k]
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind%d", int(k))
 }
+
+// PerNetns reports whether hooks of this kind see one network namespace
+// only, so they must be attached inside every namespace (AttachNetns).
+func (k Kind) PerNetns() bool { return k == Netfilter }
 
 // Candidate is one way to observe a boundary: a program in a concern's
 // object and the kernel attach point it wants.
 type Candidate struct {
 	Kind   Kind
-	Target string // "group/event" for tracepoints, event name for tp_btf/raw_tp, function for kprobe/fentry
-	Prog   string // program name in the collection
+	Target string // "group/event" for tracepoints, event name for tp_btf/raw_tp, function for kprobe/fentry,
+	// "ingress"/"egress" for cgroup_skb, "PRE_ROUTING"/"LOCAL_IN"/"LOCAL_OUT"/"POST_ROUTING" for netfilter
+	Prog string // program name in the collection
 }
 
 // Boundary is one observation point with its candidates, best first.
@@ -117,6 +131,22 @@ func probe(c Candidate) error {
 		return nil
 	case Fentry:
 		return probeFentry()
+	case CgroupSKB:
+		if err := features.HaveProgramType(ebpf.CGroupSKB); err != nil {
+			return fmt.Errorf("cgroup_skb programs not supported: %w", err)
+		}
+		if CgroupV2Root() == "" {
+			return errors.New("no cgroup v2 hierarchy mounted")
+		}
+		return nil
+	case Netfilter:
+		if err := features.HaveProgramType(ebpf.Netfilter); err != nil {
+			return fmt.Errorf("netfilter BPF programs not supported (6.4+): %w", err)
+		}
+		if _, ok := nfHooks[c.Target]; !ok {
+			return fmt.Errorf("unknown netfilter hook %q", c.Target)
+		}
+		return nil
 	}
 	return fmt.Errorf("unknown hook kind %d", c.Kind)
 }
@@ -166,19 +196,46 @@ func probeFentry() error {
 type Attached struct {
 	Boundary string
 	Cand     Candidate
-	Link     link.Link
+	Link     io.Closer
 }
 
-// Attach attaches the first available candidate of boundary name using
-// programs from coll. It returns a one-line error naming every candidate that
-// was tried when none works.
+// Attach attaches the first available host-wide candidate of boundary name
+// using programs from coll. It returns a one-line error naming every
+// candidate that was tried when none works. Per-namespace candidates are
+// skipped here: AttachNetns attaches them inside each namespace.
 func Attach(coll *ebpf.Collection, name string) (*Attached, error) {
+	return attach(coll, name, false)
+}
+
+// AttachNetns attaches the first available per-namespace candidate of
+// boundary name in the network namespace of the calling thread (the caller
+// has done setns on a locked OS thread).
+func AttachNetns(coll *ebpf.Collection, name string) (*Attached, error) {
+	return attach(coll, name, true)
+}
+
+// HasNetnsCandidate reports whether boundary name has a per-namespace
+// candidate that this kernel offers and coll holds (so it needs a
+// namespace manager).
+func HasNetnsCandidate(coll *ebpf.Collection, name string) bool {
+	for _, c := range Hooks[name].Candidates {
+		if c.Kind.PerNetns() && coll.Programs[c.Prog] != nil && Available(c) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func attach(coll *ebpf.Collection, name string, perNetns bool) (*Attached, error) {
 	b, ok := Hooks[name]
 	if !ok {
 		return nil, fmt.Errorf("unknown hook boundary %q", name)
 	}
 	var why []string
 	for _, c := range b.Candidates {
+		if c.Kind.PerNetns() != perNetns {
+			continue
+		}
 		prog := coll.Programs[c.Prog]
 		if prog == nil {
 			why = append(why, fmt.Sprintf("%s %s: program not loaded", c.Kind, c.Target))
@@ -198,7 +255,7 @@ func Attach(coll *ebpf.Collection, name string) (*Attached, error) {
 	return nil, fmt.Errorf("%s: no usable hook (%s)", name, strings.Join(why, "; "))
 }
 
-func attachOne(prog *ebpf.Program, c Candidate) (link.Link, error) {
+func attachOne(prog *ebpf.Program, c Candidate) (io.Closer, error) {
 	switch c.Kind {
 	case TpBTF, Fentry:
 		return link.AttachTracing(link.TracingOptions{Program: prog})
@@ -209,8 +266,79 @@ func attachOne(prog *ebpf.Program, c Candidate) (link.Link, error) {
 		return link.Tracepoint(group, name, prog, nil)
 	case Kprobe:
 		return link.Kprobe(c.Target, prog, nil)
+	case CgroupSKB:
+		at := ebpf.AttachCGroupInetIngress
+		if c.Target == "egress" {
+			at = ebpf.AttachCGroupInetEgress
+		}
+		return link.AttachCgroup(link.CgroupOptions{Path: CgroupV2Root(), Attach: at, Program: prog})
+	case Netfilter:
+		// one link per family, closed together
+		var ls multiLink
+		for _, fam := range []link.NetfilterProtocolFamily{link.NetfilterProtoIPv4, link.NetfilterProtoIPv6} {
+			l, err := link.AttachNetfilter(link.NetfilterOptions{
+				Program: prog, ProtocolFamily: fam, Hook: nfHooks[c.Target], Priority: NetfilterPriority,
+			})
+			if err != nil {
+				ls.Close()
+				return nil, fmt.Errorf("family %d: %w", fam, err)
+			}
+			ls = append(ls, l)
+		}
+		return ls, nil
 	}
 	return nil, fmt.Errorf("cannot attach kind %s", c.Kind)
+}
+
+// NetfilterPriority runs netwatcher's netfilter programs before conntrack
+// and defragmentation (-400), so a stamp is the layer's entry.
+const NetfilterPriority = -450
+
+var nfHooks = map[string]link.NetfilterInetHook{
+	"PRE_ROUTING":  link.NetfilterInetPreRouting,
+	"LOCAL_IN":     link.NetfilterInetLocalIn,
+	"FORWARD":      link.NetfilterInetForward,
+	"LOCAL_OUT":    link.NetfilterInetLocalOut,
+	"POST_ROUTING": link.NetfilterInetPostRouting,
+}
+
+// multiLink closes several links as one.
+type multiLink []link.Link
+
+func (m multiLink) Close() error {
+	var first error
+	for _, l := range m {
+		if err := l.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+var cgOnce sync.Once
+var cgRoot string
+
+// CgroupV2Root finds (once) the mount point of the cgroup v2 hierarchy
+// ("" when there is none).
+func CgroupV2Root() string {
+	cgOnce.Do(func() {
+		data, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			return
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			// ... root mountpoint ... - cgroup2 cgroup2 rw
+			pre, post, ok := strings.Cut(l, " - ")
+			if !ok || !strings.HasPrefix(post, "cgroup2 ") {
+				continue
+			}
+			if f := strings.Fields(pre); len(f) >= 5 && f[3] == "/" {
+				cgRoot = f[4]
+				return
+			}
+		}
+	})
+	return cgRoot
 }
 
 // Prune removes from spec every program whose only use is a candidate kind

@@ -19,16 +19,11 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/features"
-	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	"github.com/netwatcher/netwatcher/internal/config"
@@ -47,6 +42,12 @@ const (
 	BTxTCP   = "packet/tx-tcp"   // send: TCP entry
 	BTxQueue = "packet/tx-queue" // send: device queue
 	BTxXmit  = "packet/tx-xmit"  // send: driver transmit
+
+	// Record makers (always attached) and per-namespace IP boundaries (-t).
+	BRxTCP = "packet/rx-tcp" // receive: TCP entry, makes received records
+	BTxOut = "packet/tx-out" // send: IP output, makes sent records
+	BRxIP  = "packet/rx-ip"  // receive: IP entry (per netns)
+	BTxIP  = "packet/tx-ip"  // send: IP entry (per netns)
 )
 
 func init() {
@@ -58,43 +59,30 @@ func init() {
 		kernel.Boundary{Name: BTxTCP, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "tcp_sendmsg_locked", Prog: "nw_pkt_tx_tcp"}}},
 		kernel.Boundary{Name: BTxQueue, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "net_dev_queue", Prog: "nw_pkt_tx_queue"}}},
 		kernel.Boundary{Name: BTxXmit, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "net_dev_start_xmit", Prog: "nw_pkt_tx_xmit"}}},
+		// cgroup_skb on the cgroup v2 root sees every namespace: tcp_filter()
+		// on receive (before the socket backlog may coalesce segments),
+		// ip_finish_output() on send.
+		kernel.Boundary{Name: BRxTCP, Candidates: []kernel.Candidate{{Kind: kernel.CgroupSKB, Target: "ingress", Prog: "nw_pkt_rx_tcp"}}},
+		kernel.Boundary{Name: BTxOut, Candidates: []kernel.Candidate{{Kind: kernel.CgroupSKB, Target: "egress", Prog: "nw_pkt_tx_out"}}},
+		// There is no tracepoint at IP entry: netfilter links, one set per
+		// network namespace (attached by the namespace manager).
+		kernel.Boundary{Name: BRxIP, Candidates: []kernel.Candidate{{Kind: kernel.Netfilter, Target: "PRE_ROUTING", Prog: "nw_pkt_rx_ip"}}},
+		kernel.Boundary{Name: BTxIP, Candidates: []kernel.Candidate{{Kind: kernel.Netfilter, Target: "LOCAL_OUT", Prog: "nw_pkt_tx_ip"}}},
 	)
 }
 
 // tracepointBoundaries are attached with -t, in this order.
 var tracepointBoundaries = []string{BRxMac, BRxCopy, BRxTaken, BClose, BTxTCP, BTxQueue, BTxXmit}
 
-// Per-namespace hooks: ordered candidates per boundary. (The kernel hook
-// table has no kinds for netfilter/cgroup links yet; see README of the
-// concern in the final report.)
-type nsHook struct {
-	Boundary string
-	Prog     string
-	Hook     link.NetfilterInetHook
-	Families []link.NetfilterProtocolFamily
-	Priority int32
-}
-
-var nsHooks = []nsHook{
-	// receive IP entry: before conntrack/defrag (-400) so the stamp is the entry.
-	{"packet/rx-ip", "nw_pkt_rx_ip", link.NetfilterInetPreRouting,
-		[]link.NetfilterProtocolFamily{link.NetfilterProtoIPv4, link.NetfilterProtoIPv6}, -450},
-	// send IP entry.
-	{"packet/tx-ip", "nw_pkt_tx_ip", link.NetfilterInetLocalOut,
-		[]link.NetfilterProtocolFamily{link.NetfilterProtoIPv4, link.NetfilterProtoIPv6}, -450},
-}
-
-// CgroupRoot is where the record-making cgroup_skb programs are attached:
-// the root of the cgroup v2 hierarchy (found from /proc/self/mountinfo,
-// falling back to this).
-var CgroupRoot = "/sys/fs/cgroup/unified"
+// nsBoundaries are attached inside every network namespace (-t).
+var nsBoundaries = []string{BRxIP, BTxIP}
 
 // Concern implements engine.Concern.
 type Concern struct {
 	cfg    *config.Config
 	coll   *ebpf.Collection
 	log    *slog.Logger
-	links  []link.Link
+	links  []io.Closer
 	ns     *netns.Manager
 	gcStop chan struct{}
 	gcDone chan struct{}
@@ -110,31 +98,12 @@ func New(cfg *config.Config) *Concern { return &Concern{cfg: cfg} }
 // Name implements engine.Concern.
 func (c *Concern) Name() string { return "packets" }
 
-var (
-	nfOnce sync.Once
-	nfErr  error
-	cgOnce sync.Once
-	cgErr  error
-)
+// netfilterAvailable: can the per-namespace IP-entry hooks work here (cached
+// probe through the hook table)?
+func netfilterAvailable() error { return kernel.Available(kernel.Hooks[BRxIP].Candidates[0]) }
 
-// netfilterAvailable probes (once) for netfilter BPF programs/links.
-func netfilterAvailable() error {
-	nfOnce.Do(func() {
-		if err := features.HaveProgramType(ebpf.Netfilter); err != nil {
-			nfErr = fmt.Errorf("netfilter BPF programs not supported: %w", err)
-		}
-	})
-	return nfErr
-}
-
-func cgroupSKBAvailable() error {
-	cgOnce.Do(func() {
-		if err := features.HaveProgramType(ebpf.CGroupSKB); err != nil {
-			cgErr = fmt.Errorf("cgroup_skb programs not supported: %w", err)
-		}
-	})
-	return cgErr
-}
+// cgroupSKBAvailable: can the record makers work here?
+func cgroupSKBAvailable() error { return kernel.Available(kernel.Hooks[BRxTCP].Candidates[0]) }
 
 // Load implements engine.Concern.
 func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
@@ -187,42 +156,19 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	return nil
 }
 
-// cgroup2Root finds the mount point of the cgroup v2 hierarchy.
-func cgroup2Root() string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err == nil {
-		for _, l := range strings.Split(string(data), "\n") {
-			// ... mountpoint ... - cgroup2 cgroup2 rw
-			pre, post, ok := strings.Cut(l, " - ")
-			if !ok || !strings.HasPrefix(post, "cgroup2 ") {
-				continue
-			}
-			f := strings.Fields(pre)
-			if len(f) >= 5 && f[3] == "/" {
-				return f[4]
-			}
-		}
-	}
-	return CgroupRoot
-}
-
 // Attach implements engine.Concern: cgroup_skb record makers (required),
 // then with -t the tracepoints and the per-namespace netfilter links.
 func (c *Concern) Attach(log *slog.Logger) error {
 	c.log = log
-	root := cgroup2Root()
-	for _, a := range []struct {
-		prog string
-		typ  ebpf.AttachType
-	}{{"nw_pkt_rx_tcp", ebpf.AttachCGroupInetIngress}, {"nw_pkt_tx_out", ebpf.AttachCGroupInetEgress}} {
-		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: a.typ, Program: c.coll.Programs[a.prog]})
+	for _, name := range []string{BRxTCP, BTxOut} {
+		a, err := kernel.Attach(c.coll, name)
 		if err != nil {
 			c.Detach()
-			return fmt.Errorf("packets: cgroup_skb on %s: %w", root, err)
+			return fmt.Errorf("packets: %w", err)
 		}
-		c.links = append(c.links, l)
+		c.links = append(c.links, a.Link)
+		log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target)
 	}
-	log.Debug("attached", "concern", "packets", "cgroup", root)
 	if !c.cfg.Time {
 		return nil
 	}
@@ -252,23 +198,15 @@ func (c *Concern) Attach(log *slog.Logger) error {
 // attachNetns attaches the netfilter links inside the current namespace.
 func (c *Concern) attachNetns(ino uint64) ([]io.Closer, error) {
 	var out []io.Closer
-	for _, h := range nsHooks {
-		prog := c.coll.Programs[h.Prog]
-		if prog == nil {
-			continue
-		}
-		for _, fam := range h.Families {
-			l, err := link.AttachNetfilter(link.NetfilterOptions{
-				Program: prog, ProtocolFamily: fam, Hook: h.Hook, Priority: h.Priority,
-			})
-			if err != nil {
-				for _, o := range out {
-					o.Close()
-				}
-				return nil, fmt.Errorf("%s (family %d): %w", h.Boundary, fam, err)
+	for _, name := range nsBoundaries {
+		a, err := kernel.AttachNetns(c.coll, name)
+		if err != nil {
+			for _, o := range out {
+				o.Close()
 			}
-			out = append(out, l)
+			return nil, err
 		}
+		out = append(out, a.Link)
 	}
 	return out, nil
 }
