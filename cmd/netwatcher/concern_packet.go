@@ -6,7 +6,12 @@ import (
 	"github.com/netwatcher/netwatcher/internal/packet"
 )
 
-// Packets are always on (SPEC §2): layer times with -t, payload with -i.
+// Packets are on unless --no-packets (SPEC §2): layer times with -t, payload with -i.
 func init() {
-	factories = append(factories, func(cfg *config.Config) engine.Concern { return packet.New(cfg) })
+	factories = append(factories, func(cfg *config.Config) engine.Concern {
+		if cfg.NoPackets {
+			return nil
+		}
+		return packet.New(cfg)
+	})
 }

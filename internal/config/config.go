@@ -38,6 +38,7 @@ type Config struct {
 	ReadyFile string
 	Quiet     bool
 	Verbose   bool
+	NoPackets bool // --no-packets: connection tracking only
 }
 
 // ErrHelp is returned when help or usage was printed; exit 0.
@@ -48,7 +49,7 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
-const usageLine = "Usage: netwatcher [-aeirtx?q] [-d DPORT] [-s SPORT] [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--help] [--usage]"
+const usageLine = "Usage: netwatcher [-aeirtx?qv] [-d DPORT] [-s SPORT] [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--help] [--usage]"
 
 type portValue struct{ p *uint16 }
 
@@ -127,6 +128,7 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.StringVar(&c.ReadyFile, "ready-file", "", "write this file once every requested probe is attached")
 	fs.BoolVarP(&c.Quiet, "quiet", "q", false, "no per-event console lines (files and summaries only)")
 	fs.BoolVarP(&c.Verbose, "verbose", "v", false, "debug logging on stderr")
+	fs.BoolVar(&c.NoPackets, "no-packets", false, "no per-packet records: connection tracking only, the cheapest mode (not with -t or -i)")
 	help := fs.BoolP("help", "h", false, "give this help list")
 	fs.Lookup("help").ShorthandDeprecated = ""
 	qm := fs.BoolP("help-qm", "?", false, "give this help list")
@@ -146,6 +148,9 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, &UsageError{Msg: fmt.Sprintf("netwatcher: unexpected argument %q (see --help)", fs.Arg(0))}
+	}
+	if c.NoPackets && (c.Time || c.HTTP) {
+		return nil, &UsageError{Msg: "netwatcher: --no-packets cannot be combined with -t or -i (they describe packets)"}
 	}
 	if c.DataDir == "" {
 		return nil, &UsageError{Msg: "netwatcher: --data-dir must not be empty"}

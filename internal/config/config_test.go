@@ -20,6 +20,7 @@ func TestParseGNUStyle(t *testing.T) {
 		{[]string{"--sport", "443", "--all"}, Config{Sport: 443, All: true}},
 		{[]string{"-o", "json", "--duration=2m", "-q"}, Config{Output: JSON, Duration: 2 * time.Minute, Quiet: true}},
 		{[]string{"--output=table", "--ready-file=/tmp/r", "--data-dir", "/x"}, Config{ReadyFile: "/tmp/r", DataDir: "/x"}},
+		{[]string{"-axre", "--no-packets"}, Config{All: true, Extra: true, Retrans: true, Err: true, NoPackets: true}},
 	} {
 		got, err := Parse(tc.args, &bytes.Buffer{})
 		if err != nil {
@@ -38,7 +39,7 @@ func TestParseGNUStyle(t *testing.T) {
 func TestParseErrorsAreUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"-d", "0"}, {"-d", "65536"}, {"--sport=-1"}, {"-s", "http"}, {"--bogus"}, {"-Z"},
-		{"--duration=10"}, {"--duration=-1s"}, {"-o", "xml"}, {"extra-arg"}, {"--data-dir="}, {"-d"},
+		{"--duration=10"}, {"--duration=-1s"}, {"-t", "--no-packets"}, {"--no-packets", "-i"}, {"-o", "xml"}, {"extra-arg"}, {"--data-dir="}, {"-d"},
 	} {
 		_, err := Parse(args, &bytes.Buffer{})
 		var ue *UsageError

@@ -46,7 +46,7 @@ static __always_inline void emit_conn(__u8 type, __u64 key, const struct nw_conn
 		nw_read_stats(&e->stats, sk);
 	else
 		__builtin_memset(&e->stats, 0, sizeof(e->stats));
-	bpf_ringbuf_submit(e, 0);
+	nw_submit(e);
 }
 
 static __always_inline int on_state(const struct sock *sk, int old, int new)

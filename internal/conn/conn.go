@@ -243,7 +243,7 @@ func (p *Probe) Sample(fn func(sk uint64, c *event.Conn, st *event.Stats)) error
 	var st event.Stats
 	return readIter(p.sampler, func(r *connNwIterRec) {
 		decodeConn(&c, r.Sk, &r.Conn)
-		decodeStats(&st, (*statsRaw)(unsafe.Pointer(&r.Stats)))
+		decodeStats(&st, &r.Stats)
 		fn(r.Sk, &c, &st)
 	})
 }
@@ -264,30 +264,12 @@ func Decode(raw []byte, ev *event.Event) bool {
 	decodeConn(&ev.Conn, r.Hdr.Sk, &r.Conn)
 	ev.HasStats = ev.Type == event.ConnClose
 	if ev.HasStats {
-		decodeStats(&ev.Stats, (*statsRaw)(unsafe.Pointer(&r.Stats)))
+		decodeStats(&ev.Stats, &r.Stats)
 	}
 	return true
 }
 
-type statsRaw struct {
-	SrttUs8       uint32
-	Cwnd          uint32
-	Ssthresh      uint32
-	RcvWnd        uint32
-	SndWnd        uint32
-	Sndbuf        uint32
-	WmemQueued    uint32
-	Backlog       uint32
-	MaxBacklog    uint32
-	TotalRetrans  uint32
-	BytesReceived uint64
-	BytesAcked    uint64
-	State         uint8
-	CaState       uint8
-	Pad           [6]uint8
-}
-
-func decodeStats(s *event.Stats, r *statsRaw) {
+func decodeStats(s *event.Stats, r *connNwConnStats) {
 	*s = event.Stats{
 		SrttUs8: r.SrttUs8, Cwnd: r.Cwnd, Ssthresh: r.Ssthresh, RcvWnd: r.RcvWnd,
 		SndWnd: r.SndWnd, Sndbuf: r.Sndbuf, WmemQueued: r.WmemQueued, Backlog: r.Backlog,

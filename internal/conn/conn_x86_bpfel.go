@@ -43,48 +43,33 @@ type connNwConnEvent struct {
 		Sk    uint64
 	}
 	Conn  connNwConn
-	Stats struct {
-		_             structs.HostLayout
-		SrttUs8       uint32
-		Cwnd          uint32
-		Ssthresh      uint32
-		RcvWnd        uint32
-		SndWnd        uint32
-		Sndbuf        uint32
-		WmemQueued    uint32
-		Backlog       uint32
-		MaxBacklog    uint32
-		TotalRetrans  uint32
-		BytesReceived uint64
-		BytesAcked    uint64
-		State         uint8
-		CaState       uint8
-		Pad           [6]uint8
-	}
+	Stats connNwConnStats
+}
+
+type connNwConnStats struct {
+	_             structs.HostLayout
+	SrttUs8       uint32
+	Cwnd          uint32
+	Ssthresh      uint32
+	RcvWnd        uint32
+	SndWnd        uint32
+	Sndbuf        uint32
+	WmemQueued    uint32
+	Backlog       uint32
+	MaxBacklog    uint32
+	TotalRetrans  uint32
+	BytesReceived uint64
+	BytesAcked    uint64
+	State         uint8
+	CaState       uint8
+	Pad           [6]uint8
 }
 
 type connNwIterRec struct {
 	_     structs.HostLayout
 	Sk    uint64
 	Conn  connNwConn
-	Stats struct {
-		_             structs.HostLayout
-		SrttUs8       uint32
-		Cwnd          uint32
-		Ssthresh      uint32
-		RcvWnd        uint32
-		SndWnd        uint32
-		Sndbuf        uint32
-		WmemQueued    uint32
-		Backlog       uint32
-		MaxBacklog    uint32
-		TotalRetrans  uint32
-		BytesReceived uint64
-		BytesAcked    uint64
-		State         uint8
-		CaState       uint8
-		Pad           [6]uint8
-	}
+	Stats connNwConnStats
 }
 
 type connNwOwner struct {

@@ -156,7 +156,7 @@ static __always_inline int report(const struct sk_buff *skb, __u32 reason,
 	r.reason = reason;
 	r.hook = hook;
 	__builtin_memcpy(e, &r, sizeof(r));
-	bpf_ringbuf_submit(e, 0);
+	nw_submit(e);
 	return 0;
 }
 

@@ -75,6 +75,10 @@ func MonoNow() uint64 {
 	return uint64(ts.Nano())
 }
 
+// pollEvery bounds how long an event waits in a ring when BPF did not wake
+// the reader (wakeups are batched).
+const pollEvery = 20 * time.Millisecond
+
 // PacketRinger is implemented by a concern that writes to the packet ring
 // and wants it this large (bytes, power of two).
 type PacketRinger interface {
@@ -179,8 +183,14 @@ func Run(ctx context.Context, o Options) error {
 		var rec ringbuf.Record
 		var ev event.Event
 		for {
+			// BPF wakes the reader only per batch (nw_submit): poll too,
+			// so a lone event waits at most pollEvery.
+			r.SetDeadline(time.Now().Add(pollEvery))
 			err := r.ReadInto(&rec)
 			if err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					continue
+				}
 				if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, ringbuf.ErrClosed) {
 					return nil
 				}

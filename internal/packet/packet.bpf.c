@@ -315,7 +315,7 @@ static __always_inline void emit_rx_now(struct __sk_buff *ctx, __u64 sk, const s
 		e->http_len = load_payload(ctx, s, e->http);
 		e->http_cut = s->len > e->http_len;
 	}
-	bpf_ringbuf_submit(e, 0);
+	nw_submit_pkt(e);
 }
 
 /* t[2] TCP entry: tcp_filter() runs cgroup ingress programs for each segment
@@ -474,7 +474,7 @@ static long pop_one(__u64 idx, struct pop_ctx *pc)
 		e->http_cut = hcut;
 		__builtin_memcpy(e->http, sc->http, NW_HTTP_MAX);
 	}
-	bpf_ringbuf_submit(e, 0);
+	nw_submit_pkt(e);
 	return 0;
 }
 
@@ -689,7 +689,7 @@ static __always_inline void emit_tx(__u64 sk, const struct nw_conn *c, __u32 seq
 			__builtin_memcpy(e->http, p->http, NW_HTTP_MAX);
 		}
 	}
-	bpf_ringbuf_submit(e, 0);
+	nw_submit_pkt(e);
 }
 
 /* Every skb TCP sends, in every netns (ip_finish_output()). Without -t the
