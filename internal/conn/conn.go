@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/kernel"
 )
@@ -42,7 +43,6 @@ func Load(o Options) (*Probe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("conn: parse object: %w", err)
 	}
-	kernel.Prune(spec)
 	if o.RingBytes != 0 {
 		spec.Maps["nw_events"].MaxEntries = o.RingBytes
 	}
@@ -52,14 +52,42 @@ func Load(o Options) (*Probe, error) {
 	if o.MaxConns != 0 {
 		spec.Maps["nw_conns"].MaxEntries = o.MaxConns
 	}
-	if err := setPorts(spec, o.Sport, o.Dport); err != nil {
-		return nil, err
-	}
-	coll, err := ebpf.NewCollection(spec)
+	coll, err := load(spec, o.Sport, o.Dport, nil)
 	if err != nil {
-		return nil, fmt.Errorf("conn: load BPF: %w", err)
+		return nil, fmt.Errorf("conn: %w", err)
 	}
 	return &Probe{coll: coll}, nil
+}
+
+// LoadShared loads the object of another concern (its own copy of nw.h)
+// with the shared maps replaced by the connection object's instances (see
+// SharedMaps; their sizes are copied into spec, so the specs are
+// compatible), the -s/-d filter of cfg set and the hook candidates this
+// kernel cannot load pruned. Maps of shared that spec does not declare are
+// ignored. Errors are one line, for the caller to prefix with its name.
+func LoadShared(spec *ebpf.CollectionSpec, cfg *config.Config, shared map[string]*ebpf.Map) (*ebpf.Collection, error) {
+	return load(spec, cfg.Sport, cfg.Dport, shared)
+}
+
+// load prunes spec, sets its port filter and loads it with the maps of
+// shared (resized to match) in place of its own.
+func load(spec *ebpf.CollectionSpec, sport, dport uint16, shared map[string]*ebpf.Map) (*ebpf.Collection, error) {
+	kernel.Prune(spec)
+	repl := map[string]*ebpf.Map{}
+	for name, m := range shared {
+		if ms, ok := spec.Maps[name]; ok && m != nil {
+			ms.MaxEntries = m.MaxEntries()
+			repl[name] = m
+		}
+	}
+	if err := setPorts(spec, sport, dport); err != nil {
+		return nil, err
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
+	if err != nil {
+		return nil, fmt.Errorf("load BPF: %w", err)
+	}
+	return coll, nil
 }
 
 func setPorts(spec *ebpf.CollectionSpec, sport, dport uint16) error {
@@ -74,9 +102,6 @@ func setPorts(spec *ebpf.CollectionSpec, sport, dport uint16) error {
 	}
 	return nil
 }
-
-// SetPorts is used by other concerns to configure their copy of nw.h.
-var SetPorts = setPorts
 
 // SharedMaps returns the maps other concerns must reuse (MapReplacements).
 func (p *Probe) SharedMaps() map[string]*ebpf.Map {

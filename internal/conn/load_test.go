@@ -10,6 +10,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/kernel"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
@@ -161,3 +162,52 @@ func TestTableFullIsCounted(t *testing.T) {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestLoadShared: another object loaded with LoadShared uses the connection
+// object's instances of the shared maps, even when they were resized, and
+// gets the port filter of the configuration.
+func TestLoadShared(t *testing.T) {
+	nstest.RequireRoot(t)
+	p, err := Load(Options{RingBytes: 8 << 20, PktRingBytes: 8 << 20, MaxConns: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// A second copy of this object stands in for another concern's: it
+	// declares every shared map (nw.h).
+	spec, err := loadConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := p.SharedMaps()
+	shared["nw_not_declared"] = p.Stats() // a map the object lacks: ignored
+	coll, err := LoadShared(spec, &config.Config{Sport: 4242, Dport: 80}, shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coll.Close()
+	for name, m := range p.SharedMaps() {
+		want, err := m.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := coll.Maps[name].Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantID, _ := want.ID()
+		gotID, _ := got.ID()
+		if gotID != wantID {
+			t.Errorf("%s: loaded map %d, want the shared instance %d", name, gotID, wantID)
+		}
+	}
+	for name, want := range map[string]uint16{"cfg_sport": 4242, "cfg_dport": 80} {
+		var got uint16
+		if err := coll.Variables[name].Get(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/drops"
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/fault"
+	"github.com/netwatcher/netwatcher/internal/testsupport/lab"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
 )
 
@@ -51,10 +52,10 @@ func TestBadCsumHookAlone(t *testing.T) {
 
 	p := nstest.NewPair(t)
 	p.RxChecksumOff(t, true)
-	tc := dialPair(t, p, false, 0, 0)
+	tc := lab.Dial(t, p, false, 0, 0)
 	const n = 4
-	res, err := fault.BadCsum(testCtx(t), fault.InjectOptions{Netns: p.A.Name, Flow: tc.flow(), Count: n, Out: logWriter{t},
-		Ready: func() { tc.roundTrip(100, 2) }})
+	res, err := fault.BadCsum(lab.Ctx(t), fault.InjectOptions{Netns: p.A.Name, Flow: tc.Flow(), Count: n, Out: lab.Log(t),
+		Ready: func() { tc.RoundTrip(100, 2) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestBadCsumHookAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !c.Decode(rec.RawSample, &ev) || ev.Err.Src != tc.cli || ev.Err.Dst != tc.srv {
+		if !c.Decode(rec.RawSample, &ev) || ev.Err.Src != tc.ClientAddr || ev.Err.Dst != tc.ServerAddr {
 			continue
 		}
 		got++

@@ -204,7 +204,7 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 		return fmt.Errorf("drops: %w", err)
 	}
 	spec.Maps["nw_drop_keep"].MaxEntries = uint32(len(c.reasons.Keep))
-	coll, err := loadShared(spec, cfg, shared)
+	coll, err := conn.LoadShared(spec, cfg, shared)
 	if err != nil {
 		return fmt.Errorf("drops: %w", err)
 	}
@@ -220,28 +220,6 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	}
 	c.coll = coll
 	return nil
-}
-
-// loadShared loads spec with the shared maps of nw.h replaced by the
-// connection object's instances (sizes copied from them, so the specs are
-// compatible) and the -s/-d filter set.
-func loadShared(spec *ebpf.CollectionSpec, cfg *config.Config, shared map[string]*ebpf.Map) (*ebpf.Collection, error) {
-	kernel.Prune(spec)
-	repl := map[string]*ebpf.Map{}
-	for name, m := range shared {
-		if ms, ok := spec.Maps[name]; ok {
-			ms.MaxEntries = m.MaxEntries()
-			repl[name] = m
-		}
-	}
-	if err := conn.SetPorts(spec, cfg.Sport, cfg.Dport); err != nil {
-		return nil, err
-	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
-	if err != nil {
-		return nil, fmt.Errorf("load BPF: %w", err)
-	}
-	return coll, nil
 }
 
 // Attach attaches kfree_skb first; once it is live the checksum hook stays

@@ -9,6 +9,7 @@ import (
 
 	"github.com/netwatcher/netwatcher/internal/drops"
 	"github.com/netwatcher/netwatcher/internal/fault"
+	"github.com/netwatcher/netwatcher/internal/testsupport/lab"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
@@ -47,23 +48,23 @@ func checkRecords(t *testing.T, evs []nwtest.Ev, res *fault.InjectResult, reason
 // receiving socket, and the receiver's TcpInCsumErrors grew by N.
 func TestBadChecksum(t *testing.T) {
 	nstest.RequireRoot(t)
-	port := randPort()
+	port := lab.RandPort()
 	r := nwtest.Start(t, "-e", "-s", strconv.Itoa(int(port)))
 	const n = 5
 	socks := map[string]int{}
 	for _, v6 := range []bool{false, true} {
-		t.Run(family(v6), func(t *testing.T) {
+		t.Run(lab.Family(v6), func(t *testing.T) {
 			p := nstest.NewPair(t)
 			p.RxChecksumOff(t, true)
-			c := dialPair(t, p, v6, port, 0)
-			if err := c.roundTrip(1000, 1); err != nil {
+			c := lab.Dial(t, p, v6, port, 0)
+			if err := c.RoundTrip(1000, 1); err != nil {
 				t.Fatal(err)
 			}
-			srvSock := sockOf(t, r, p.B, c.srv, c.cli)
+			srvSock := lab.SockOf(t, r, p.B, c.ServerAddr, c.ClientAddr)
 			before := oracle.Nstat(t, p.B)
-			res, err := fault.BadCsum(testCtx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.flow(), Count: n, Out: logWriter{t},
+			res, err := fault.BadCsum(lab.Ctx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.Flow(), Count: n, Out: lab.Log(t),
 				Ready: func() {
-					if err := c.roundTrip(100, 2); err != nil {
+					if err := c.RoundTrip(100, 2); err != nil {
 						t.Error(err)
 					}
 				}})
@@ -71,7 +72,7 @@ func TestBadChecksum(t *testing.T) {
 				t.Fatal(err)
 			}
 			evs := waitErrors(r, srvSock, n)
-			if err := c.roundTrip(3000, 3); err != nil {
+			if err := c.RoundTrip(3000, 3); err != nil {
 				t.Fatalf("connection broken after bad checksums: %v", err)
 			}
 			after := oracle.Nstat(t, p.B)
@@ -89,7 +90,7 @@ func TestBadChecksum(t *testing.T) {
 		})
 	}
 	r.Stop()
-	checkNoLoss(t, r)
+	lab.CheckNoLoss(t, r)
 	for sock, n := range socks {
 		lines := errLogLines(r, sock)
 		if len(lines) != n {
@@ -112,17 +113,17 @@ func containsReason(line, reason string) bool {
 // segments are no error at all.
 func TestOutOfWindow(t *testing.T) {
 	nstest.RequireRoot(t)
-	port := randPort()
+	port := lab.RandPort()
 	r := nwtest.Start(t, "-e", "-s", strconv.Itoa(int(port)))
 	const m = 3
 	for _, v6 := range []bool{false, true} {
-		t.Run(family(v6), func(t *testing.T) {
+		t.Run(lab.Family(v6), func(t *testing.T) {
 			p := nstest.NewPair(t)
-			c := dialPair(t, p, v6, port, 0)
-			if err := c.roundTrip(1000, 1); err != nil {
+			c := lab.Dial(t, p, v6, port, 0)
+			if err := c.RoundTrip(1000, 1); err != nil {
 				t.Fatal(err)
 			}
-			srvSock := sockOf(t, r, p.B, c.srv, c.cli)
+			srvSock := lab.SockOf(t, r, p.B, c.ServerAddr, c.ClientAddr)
 			total := 0
 			for _, tc := range []struct {
 				mode    string
@@ -134,9 +135,9 @@ func TestOutOfWindow(t *testing.T) {
 				{fault.ModeInWindowOOO, "TcpExtTCPOFOQueue", 0},
 			} {
 				before := oracle.Nstat(t, p.B)
-				res, err := fault.OutOfWindow(testCtx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.flow(), Count: m, Mode: tc.mode, Out: logWriter{t},
+				res, err := fault.OutOfWindow(lab.Ctx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.Flow(), Count: m, Mode: tc.mode, Out: lab.Log(t),
 					Ready: func() {
-						if err := c.roundTrip(100, 2); err != nil {
+						if err := c.RoundTrip(100, 2); err != nil {
 							t.Error(err)
 						}
 					}})
@@ -144,7 +145,7 @@ func TestOutOfWindow(t *testing.T) {
 					t.Fatal(err)
 				}
 				// Real data covering the out-of-order bytes supersedes them.
-				if err := c.roundTrip(4000, 3); err != nil {
+				if err := c.RoundTrip(4000, 3); err != nil {
 					t.Fatalf("connection broken after %s: %v", tc.mode, err)
 				}
 				all := waitErrors(r, srvSock, total+tc.errs)
@@ -167,7 +168,7 @@ func TestOutOfWindow(t *testing.T) {
 		})
 	}
 	r.Stop()
-	checkNoLoss(t, r)
+	lab.CheckNoLoss(t, r)
 }
 
 // (f): with -s PORT, errors of connections on other local ports are not
@@ -176,27 +177,27 @@ func TestPortFilter(t *testing.T) {
 	nstest.RequireRoot(t)
 	p := nstest.NewPair(t)
 	p.RxChecksumOff(t, true)
-	port1 := randPort()
+	port1 := lab.RandPort()
 	port2 := port1 + 1
 	r := nwtest.Start(t, "-e", "-s", strconv.Itoa(int(port1)))
-	c1 := dialPair(t, p, false, port1, 0)
-	c2 := dialPair(t, p, false, port2, 0)
-	for _, c := range []*tcpConn{c1, c2} {
-		if err := c.roundTrip(1000, 1); err != nil {
+	c1 := lab.Dial(t, p, false, port1, 0)
+	c2 := lab.Dial(t, p, false, port2, 0)
+	for _, c := range []*lab.Conn{c1, c2} {
+		if err := c.RoundTrip(1000, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	srv1 := sockOf(t, r, p.B, c1.srv, c1.cli)
+	srv1 := lab.SockOf(t, r, p.B, c1.ServerAddr, c1.ClientAddr)
 	const n = 3
-	for _, c := range []*tcpConn{c2, c1} {
+	for _, c := range []*lab.Conn{c2, c1} {
 		for _, inject := range []func() (*fault.InjectResult, error){
 			func() (*fault.InjectResult, error) {
-				return fault.BadCsum(testCtx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.flow(), Count: n, Out: logWriter{t},
-					Ready: func() { c.roundTrip(100, 2) }})
+				return fault.BadCsum(lab.Ctx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.Flow(), Count: n, Out: lab.Log(t),
+					Ready: func() { c.RoundTrip(100, 2) }})
 			},
 			func() (*fault.InjectResult, error) {
-				return fault.OutOfWindow(testCtx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.flow(), Count: n, Mode: fault.ModeFuture, Out: logWriter{t},
-					Ready: func() { c.roundTrip(100, 2) }})
+				return fault.OutOfWindow(lab.Ctx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.Flow(), Count: n, Mode: fault.ModeFuture, Out: lab.Log(t),
+					Ready: func() { c.RoundTrip(100, 2) }})
 			},
 		} {
 			if _, err := inject(); err != nil {
@@ -206,7 +207,7 @@ func TestPortFilter(t *testing.T) {
 	}
 	evs := waitErrors(r, srv1, 2*n)
 	r.Stop()
-	checkNoLoss(t, r)
+	lab.CheckNoLoss(t, r)
 	if got := reasons(evs); len(evs) != 2*n || got[drops.InvalidCsum] != n || got[drops.InvalidSeq] != n {
 		t.Errorf("port %d: records %v, want %d %q and %d %q", port1, got, n, drops.InvalidCsum, n, drops.InvalidSeq)
 	}

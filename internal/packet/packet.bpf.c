@@ -644,8 +644,17 @@ int nw_pkt_tx_ip(struct bpf_nf_ctx *ctx)
 		return 1;
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	__u16 th = BPF_CORE_READ(skb, transport_header);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
 	__u32 seq = 0;
-	if (bpf_probe_read_kernel(&seq, 4, head + th + 4))
+	__u8 doff = 0;
+	if (bpf_probe_read_kernel(&seq, 4, head + th + 4) ||
+	    bpf_probe_read_kernel(&doff, 1, head + th + 12))
+		return 1;
+	/* Pure ACKs, SYNs and FINs carry no data and get no record: stamping
+	 * them would only fill the table. skb->data is at the IP header here,
+	 * so skb->len covers IP header + TCP header + payload (also for GSO). */
+	__u32 hdrs = (__u32)(th - nh) + (__u32)(doff >> 4) * 4;
+	if (BPF_CORE_READ(skb, len) <= hdrs)
 		return 1;
 	struct tx_key k = {.sk = sk, .seq = bpf_ntohl(seq)};
 	struct tx_pend p = {};
@@ -779,8 +788,14 @@ int BPF_PROG(nw_pkt_tx_xmit, const struct sk_buff *skb, const struct net_device 
 	if (!tx_key_of(skb, &k))
 		return 0;
 	struct tx_pend *p = bpf_map_lookup_elem(&nw_pkt_txpend, &k);
-	if (!p || !p->len)
+	if (!p)
 		return 0;
+	if (!p->len) {
+		/* stamped at IP entry but TCP never filled it in: not a data
+		 * segment of a tracked connection after all; forget it */
+		bpf_map_delete_elem(&nw_pkt_txpend, &k);
+		return 0;
+	}
 	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &k.sk);
 	if (c) {
 		p->t[3] = bpf_ktime_get_ns();

@@ -14,7 +14,6 @@
 package packet
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -115,16 +114,6 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err != nil {
 		return fmt.Errorf("packet: parse object: %w", err)
 	}
-	kernel.Prune(spec)
-	// Shared maps are created by the connection object, possibly resized.
-	for name, m := range shared {
-		if ms := spec.Maps[name]; ms != nil && m != nil {
-			ms.MaxEntries = m.MaxEntries()
-		}
-	}
-	if err := conn.SetPorts(spec, cfg.Sport, cfg.Dport); err != nil {
-		return err
-	}
 	for name, v := range map[string]bool{"cfg_time": cfg.Time, "cfg_http": cfg.HTTP} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return fmt.Errorf("packet: set %s: %w", name, err)
@@ -144,13 +133,10 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 			}
 		}
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: shared})
+	// Shared maps are created by the connection object, possibly resized.
+	coll, err := conn.LoadShared(spec, cfg, shared)
 	if err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return fmt.Errorf("packet: load BPF: %+v", ve)
-		}
-		return fmt.Errorf("packet: load BPF: %w", err)
+		return fmt.Errorf("packet: %w", err)
 	}
 	c.coll = coll
 	return nil
@@ -415,4 +401,4 @@ func (c *Concern) Counters() map[string]uint64 {
 
 // PacketRingBytes sizes the packet ring: room for bursts of a
 // 1 Gbit/s-class transfer while user space catches up.
-func (c *Concern) PacketRingBytes() uint32 { return 32 << 20 }
+func (c *Concern) PacketRingBytes() uint32 { return 16 << 20 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/netwatcher/netwatcher/internal/fault"
+	"github.com/netwatcher/netwatcher/internal/testsupport/lab"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
@@ -22,18 +23,18 @@ type observed struct {
 // about the client (sending) socket: its close record, and the records of
 // its sock between its open and its close (a socket address is reused by
 // later sockets).
-func closeAndCollect(t *testing.T, r *nwtest.Run, c *tcpConn, sock string) observed {
+func closeAndCollect(t *testing.T, r *nwtest.Run, c *lab.Conn, sock string) observed {
 	t.Helper()
-	c.client.Close()
-	c.server.Close()
+	c.Client.Close()
+	c.Server.Close()
 	is := func(what string) func(e nwtest.Ev) bool {
 		return func(e nwtest.Ev) bool {
 			return e.Str("type") == "connection" && e.Str("event") == what && e.Str("sock") == sock &&
-				e.Str("src") == c.cli.String() && e.Str("dst") == c.srv.String()
+				e.Str("src") == c.ClientAddr.String() && e.Str("dst") == c.ServerAddr.String()
 		}
 	}
-	cl := r.WaitFor(wait, "close of "+sock, is("close"))
-	op := r.WaitFor(wait, "open of "+sock, is("open"))
+	cl := r.WaitFor(lab.Wait, "close of "+sock, is("close"))
+	op := r.WaitFor(lab.Wait, "open of "+sock, is("open"))
 	from, to := op.Num("ts_ns"), cl.Num("ts_ns")
 	for _, k := range []string{"retrans_segs", "fast_retrans", "timeout_retrans"} {
 		if !cl.Has(k) {
@@ -68,21 +69,21 @@ func TestLossRetransmits(t *testing.T) {
 	nstest.RequireRoot(t)
 	nstest.RequireTools(t, "nft")
 	for _, v6 := range []bool{false, true} {
-		t.Run(family(v6), func(t *testing.T) {
+		t.Run(lab.Family(v6), func(t *testing.T) {
 			// Only the sending socket is traced (-s its port): the
 			// packet records of the whole host would flood the ring.
-			cliPort := randPort()
+			cliPort := lab.RandPort()
 			r := nwtest.Start(t, "-r", "-s", strconv.Itoa(int(cliPort)))
 			p := nstest.NewPair(t)
 			p.NoSegmentOffload(t, true)
 			before := oracle.Nstat(t, p.A)
-			c := dialPair(t, p, v6, 0, cliPort)
-			sock := sockOf(t, r, p.A, c.cli, c.srv)
-			finish := c.bulk(t)
+			c := lab.Dial(t, p, v6, 0, cliPort)
+			sock := lab.SockOf(t, r, p.A, c.ClientAddr, c.ServerAddr)
+			finish := c.Bulk(t)
 			// Let cwnd grow first, so losses are repaired by fast retransmits.
 			time.Sleep(200 * time.Millisecond)
-			res, err := fault.Drop(testCtx(t), fault.DropOptions{Netns: p.B.Name, Flow: c.flow(), Every: 5,
-				Duration: 800 * time.Millisecond, Out: logWriter{t}})
+			res, err := fault.Drop(lab.Ctx(t), fault.DropOptions{Netns: p.B.Name, Flow: c.Flow(), Every: 5,
+				Duration: 800 * time.Millisecond, Out: lab.Log(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +116,7 @@ func TestLossRetransmits(t *testing.T) {
 // counters, unless netwatcher reported lost events (then it logs why not).
 func checkRecords(t *testing.T, r *nwtest.Run, o observed) {
 	t.Helper()
-	if s, lost := lostEvents(r); lost {
+	if s, lost := lab.LostEvents(r); lost {
 		t.Logf("records not compared with the counters: netwatcher lost events under this load: %v", s)
 		return
 	}
@@ -135,16 +136,16 @@ func checkRecords(t *testing.T, r *nwtest.Run, o observed) {
 func TestBlackoutTimeouts(t *testing.T) {
 	nstest.RequireRoot(t)
 	nstest.RequireTools(t, "nft")
-	cliPort := randPort()
+	cliPort := lab.RandPort()
 	r := nwtest.Start(t, "-r", "-s", strconv.Itoa(int(cliPort)))
 	p := nstest.NewPair(t)
 	before := oracle.Nstat(t, p.A)
-	c := dialPair(t, p, false, 0, cliPort)
-	sock := sockOf(t, r, p.A, c.cli, c.srv)
-	finish := c.bulk(t)
+	c := lab.Dial(t, p, false, 0, cliPort)
+	sock := lab.SockOf(t, r, p.A, c.ClientAddr, c.ServerAddr)
+	finish := c.Bulk(t)
 	time.Sleep(200 * time.Millisecond)
-	res, err := fault.Blackout(testCtx(t), fault.BlackoutOptions{Netns: p.B.Name, Flow: c.flow(), Length: 150 * time.Millisecond,
-		Repeat: 2, Gap: 300 * time.Millisecond, Out: logWriter{t}})
+	res, err := fault.Blackout(lab.Ctx(t), fault.BlackoutOptions{Netns: p.B.Name, Flow: c.Flow(), Length: 150 * time.Millisecond,
+		Repeat: 2, Gap: 300 * time.Millisecond, Out: lab.Log(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err := spec.Variables["cfg_rtx_err"].Set(TracepointArgs(kspec, "tcp_retransmit_skb") >= 3); err != nil {
 		return fmt.Errorf("retrans: %w", err)
 	}
-	coll, err := LoadShared(spec, cfg, shared)
+	coll, err := conn.LoadShared(spec, cfg, shared)
 	if err != nil {
 		return fmt.Errorf("retrans: %w", err)
 	}
@@ -91,30 +91,6 @@ func TracepointArgs(spec *btf.Spec, name string) int {
 		return 0
 	}
 	return len(fp.Params) - 1
-}
-
-// LoadShared loads spec with the shared maps of nw.h replaced by the
-// connection object's instances (sizes copied from them, so that the specs
-// are compatible) and the -s/-d filter set.
-func LoadShared(spec *ebpf.CollectionSpec, cfg *config.Config, shared map[string]*ebpf.Map) (*ebpf.Collection, error) {
-	kernel.Prune(spec)
-	repl := map[string]*ebpf.Map{}
-	for name, m := range shared {
-		ms, ok := spec.Maps[name]
-		if !ok {
-			continue
-		}
-		ms.MaxEntries = m.MaxEntries()
-		repl[name] = m
-	}
-	if err := conn.SetPorts(spec, cfg.Sport, cfg.Dport); err != nil {
-		return nil, err
-	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
-	if err != nil {
-		return nil, fmt.Errorf("load BPF: %w", err)
-	}
-	return coll, nil
 }
 
 // Attach attaches both boundaries. Either one alone is still useful (the
