@@ -51,6 +51,18 @@ static __always_inline void emit_conn(__u8 type, __u64 key, const struct nw_conn
 
 static __always_inline int on_state(const struct sock *sk, int old, int new)
 {
+	/* Half of all transitions (FIN_WAIT*, TIME_WAIT, CLOSE_WAIT, LAST_ACK,
+	 * CLOSING) mean nothing here: leave before reading anything. */
+	switch (new) {
+	case NW_TCP_LISTEN:
+	case NW_TCP_SYN_SENT:
+	case NW_TCP_SYN_RECV:
+	case NW_TCP_ESTABLISHED:
+	case NW_TCP_CLOSE:
+		break;
+	default:
+		return 0;
+	}
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -97,16 +109,24 @@ static __always_inline int on_state(const struct sock *sk, int old, int new)
 		return 0;
 	}
 	case NW_TCP_ESTABLISHED: {
-		struct nw_conn n = {};
 		c = bpf_map_lookup_elem(&nw_conns, &key);
-		if (c)
-			n = *c;
-		nw_fill_tuple(&n, sk);
-		if (!nw_ports_wanted(n.sport, n.dport)) {
-			if (c)
+		if (c) {
+			/* usual case: the entry made at SYN_SENT / SYN_RECV, updated
+			 * in place (no new element allocated) */
+			nw_fill_tuple(c, sk);
+			if (!nw_ports_wanted(c->sport, c->dport)) {
 				bpf_map_delete_elem(&nw_conns, &key);
+				return 0;
+			}
+			c->is_server = old == NW_TCP_SYN_RECV;
+			c->est_ns = bpf_ktime_get_ns();
+			emit_conn(NW_EV_CONN_OPEN, key, c, sk);
 			return 0;
 		}
+		struct nw_conn n = {};
+		nw_fill_tuple(&n, sk);
+		if (!nw_ports_wanted(n.sport, n.dport))
+			return 0;
 		n.is_server = old == NW_TCP_SYN_RECV;
 		n.est_ns = bpf_ktime_get_ns();
 		if (bpf_map_update_elem(&nw_conns, &key, &n, BPF_ANY)) {
@@ -165,8 +185,12 @@ static __always_inline void set_owner(__u64 key, __u8 src)
 	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &key);
 	if (!c || c->owner.src >= src)
 		return;
+	__u32 was = c->owner.pid;
 	nw_owner_current(&c->owner, src);
-	if (c->est_ns)
+	/* Tell user space only when the owner really changed (the common
+	 * case, accept() by the listener's own process, needs no event: the
+	 * sampler picks up the better provenance within a second). */
+	if (c->est_ns && c->owner.pid != was)
 		emit_conn(NW_EV_CONN_OWNER, key, c, 0);
 }
 

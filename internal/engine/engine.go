@@ -168,20 +168,48 @@ func Run(ctx context.Context, o Options) error {
 	if qlen == 0 {
 		qlen = 16384
 	}
-	queue := make(chan event.Event, qlen)
 	var ctr Counters
 	g, gctx := errgroup.WithContext(context.Background())
 
-	// Two readers, one per ring; the queue is closed when both are done.
-	// Lifecycle/retransmit/error events wait for room in the queue (never
-	// dropped in user space); packet records are dropped and counted when
-	// the pipeline falls behind.
+	// Two readers, one per ring, hand events to the pipeline in batches
+	// (one goroutine wake-up per batch, not per event) from a fixed pool
+	// per reader: no allocation per event. Lifecycle/retransmit/error
+	// events wait for a free batch (never dropped in user space); packet
+	// records are dropped and counted when the pipeline falls behind.
+	queue := make(chan *batch, 2*(qlen/batchLen+1))
 	pipeDone := make(chan struct{})
 	readers := make(chan struct{}, 2)
 	read := func(r *ringbuf.Reader, lossless bool) error {
 		defer func() { readers <- struct{}{} }()
+		pool := newPool(qlen / batchLen)
 		var rec ringbuf.Record
-		var ev event.Event
+		var b *batch
+		get := func() bool {
+			if lossless {
+				select {
+				case b = <-pool:
+					return true
+				case <-pipeDone:
+					return false
+				}
+			}
+			select {
+			case b = <-pool:
+			default:
+				b = nil
+			}
+			return true
+		}
+		send := func() {
+			if b != nil && len(b.evs) > 0 {
+				queue <- b
+				b = nil
+			}
+		}
+		defer send()
+		if !get() {
+			return nil
+		}
 		for {
 			// BPF wakes the reader only per batch (nw_submit): poll too,
 			// so a lone event waits at most pollEvery.
@@ -189,6 +217,10 @@ func Run(ctx context.Context, o Options) error {
 			err := r.ReadInto(&rec)
 			if err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
+					send()
+					if b == nil && !get() {
+						return nil
+					}
 					continue
 				}
 				if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, ringbuf.ErrClosed) {
@@ -197,22 +229,24 @@ func Run(ctx context.Context, o Options) error {
 				return fmt.Errorf("ring buffer: %w", err)
 			}
 			ctr.Events.Add(1)
-			if !p.decode(rec.RawSample, &ev) {
+			if b == nil && !get() {
+				return nil
+			}
+			if b == nil { // lossy reader, no free batch: the pipeline is behind
+				ctr.QueueLost.Add(1)
+				continue
+			}
+			b.evs = b.evs[:len(b.evs)+1]
+			if !p.decode(rec.RawSample, &b.evs[len(b.evs)-1]) {
+				b.evs = b.evs[:len(b.evs)-1]
 				ctr.Undecodable.Add(1)
 				continue
 			}
-			if lossless {
-				select {
-				case queue <- ev:
-				case <-pipeDone:
+			if len(b.evs) == cap(b.evs) || r.AvailableBytes() == 0 {
+				send()
+				if !get() {
 					return nil
 				}
-				continue
-			}
-			select {
-			case queue <- ev:
-			default:
-				ctr.QueueLost.Add(1)
 			}
 		}
 	}
@@ -323,17 +357,41 @@ func (p *pipeline) adoptExisting() error {
 	return p.flushOut()
 }
 
-func (p *pipeline) run(queue <-chan event.Event, ctr *Counters) error {
+// batchLen is how many events one hand-off carries at most.
+const batchLen = 256
+
+// batch is a reusable slice of events that returns to its reader's pool.
+type batch struct {
+	evs  []event.Event
+	pool chan *batch
+}
+
+func newPool(n int) chan *batch {
+	if n < 2 {
+		n = 2
+	}
+	pool := make(chan *batch, n)
+	for i := 0; i < n; i++ {
+		pool <- &batch{evs: make([]event.Event, 0, batchLen), pool: pool}
+	}
+	return pool
+}
+
+func (p *pipeline) run(queue <-chan *batch, ctr *Counters) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	p.refresh()
 	for {
 		select {
-		case ev, ok := <-queue:
+		case b, ok := <-queue:
 			if !ok {
 				return nil
 			}
-			p.handle(&ev)
+			for i := range b.evs {
+				p.handle(&b.evs[i])
+			}
+			b.evs = b.evs[:0]
+			b.pool <- b
 			if len(queue) == 0 {
 				if err := p.flushOut(); err != nil {
 					return err

@@ -107,8 +107,20 @@ func AppendConnLog(b []byte, e *track.Entry, f Fields, nowNs uint64) []byte {
 	if f.Retrans {
 		b = kvU(b, "fast_retrans", uint64(c.FastRetrans))
 		b = kvU(b, "timeout_retrans", uint64(c.TimeoutRetrans))
+		b = kvU(b, "retrans_segs", RetransSegs(e))
 	}
 	return append(b, "}\n"...)
+}
+
+// RetransSegs is the number of retransmitted segments of a connection: the
+// socket's own count (tp->total_retrans, which also covers tail-loss probes
+// that bypass the tcp_retransmit_skb tracepoint) once sampled, else the
+// tracepoint count.
+func RetransSegs(e *track.Entry) uint64 {
+	if e.HasStats {
+		return uint64(e.Stats.TotalRetrans)
+	}
+	return uint64(e.Conn.RetransSegs)
 }
 
 func b2u(v bool) uint64 {
@@ -206,15 +218,7 @@ func AppendConnJSON(b []byte, what string, ts uint64, e *track.Entry, f Fields, 
 	if f.Retrans {
 		b = jU(b, "fast_retrans", uint64(c.FastRetrans))
 		b = jU(b, "timeout_retrans", uint64(c.TimeoutRetrans))
-		// Retransmitted segments: the socket's own count (tp->total_retrans,
-		// which also covers tail-loss probes that bypass the
-		// tcp_retransmit_skb tracepoint) once sampled; the tracepoint count
-		// is kept as retrans_seen.
-		segs := uint64(c.RetransSegs)
-		if e.HasStats {
-			segs = uint64(e.Stats.TotalRetrans)
-		}
-		b = jU(b, "retrans_segs", segs)
+		b = jU(b, "retrans_segs", RetransSegs(e))
 		b = jU(b, "retrans_seen", uint64(c.RetransSegs))
 	}
 	return append(b, "}\n"...)

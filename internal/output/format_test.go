@@ -25,7 +25,7 @@ func entry() *track.Entry {
 func TestConnLogMatchesSpec(t *testing.T) {
 	e := entry()
 	got := string(AppendConnLog(nil, e, Fields{Extra: true, Retrans: true}, 1_000_000_000+756_741_000))
-	want := `connection{pid="45192",sock="0xffff971842193f00",src="192.168.239.132:45514",dst="34.117.237.239:443",is_server="0",backlog="0",maxbacklog="0",rwnd="64028",cwnd="10",ssthresh="2147483647",sndbuf="87040",wmem_queued="1319",rx_bytes="1.027K",tx_bytes="1.689K",srtt="725505",duration="756741",total_retrans="0",fast_retrans="0",timeout_retrans="0"}` + "\n"
+	want := `connection{pid="45192",sock="0xffff971842193f00",src="192.168.239.132:45514",dst="34.117.237.239:443",is_server="0",backlog="0",maxbacklog="0",rwnd="64028",cwnd="10",ssthresh="2147483647",sndbuf="87040",wmem_queued="1319",rx_bytes="1.027K",tx_bytes="1.689K",srtt="725505",duration="756741",total_retrans="0",fast_retrans="0",timeout_retrans="0",retrans_segs="0"}` + "\n"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
