@@ -9,6 +9,8 @@ test)
 	need ip iproute2; need ss iproute2; need nstat iproute2; need tc iproute2
 	need ping iputils-ping; need tcpdump tcpdump; need tshark tshark
 	need ethtool ethtool; need nft nftables; need sysctl procps
+	need clang clang; need llvm-strip llvm
+	[ -f /usr/include/bpf/bpf_helpers.h ] || want+=(libbpf-dev)
 	;;
 generate)
 	need clang clang; need llvm-strip llvm

@@ -181,7 +181,13 @@ func Run(ctx context.Context, o Options) error {
 	readers := make(chan struct{}, 2)
 	read := func(r *ringbuf.Reader, lossless bool) error {
 		defer func() { readers <- struct{}{} }()
-		pool := newPool(qlen / batchLen)
+		// Lifecycle events are few and never dropped (the reader waits):
+		// a small pool is enough; packets get the whole queue length.
+		n := qlen / batchLen
+		if lossless {
+			n = max(n/4, 2)
+		}
+		pool := newPool(n)
 		var rec ringbuf.Record
 		var b *batch
 		get := func() bool {
