@@ -32,13 +32,14 @@ type Config struct {
 	Time    bool   // -t
 	Extra   bool   // -x
 
-	DataDir   string
-	Duration  time.Duration // 0 = until signal
-	Output    Output
-	ReadyFile string
-	Quiet     bool
-	Verbose   bool
-	NoPackets bool // --no-packets: connection tracking only
+	DataDir    string
+	Duration   time.Duration // 0 = until signal
+	Output     Output
+	ReadyFile  string
+	Quiet      bool
+	Verbose    bool
+	NoPackets  bool   // --no-packets: connection tracking only
+	CPUProfile string // --cpuprofile: write a Go CPU profile (hidden, for developers)
 }
 
 // ErrHelp is returned when help or usage was printed; exit 0.
@@ -129,6 +130,8 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.BoolVarP(&c.Quiet, "quiet", "q", false, "no per-event console lines (files and summaries only)")
 	fs.BoolVarP(&c.Verbose, "verbose", "v", false, "debug logging on stderr")
 	fs.BoolVar(&c.NoPackets, "no-packets", false, "no per-packet records: connection tracking only, the cheapest mode (not with -t or -i)")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a Go CPU profile of netwatcher itself to this file")
+	fs.Lookup("cpuprofile").Hidden = true
 	help := fs.BoolP("help", "h", false, "give this help list")
 	fs.Lookup("help").ShorthandDeprecated = ""
 	qm := fs.BoolP("help-qm", "?", false, "give this help list")

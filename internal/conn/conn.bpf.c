@@ -32,7 +32,7 @@ static __always_inline __u64 listener_key(__u32 netns, __u16 port)
 }
 
 static __always_inline void emit_conn(__u8 type, __u64 key, const struct nw_conn *c,
-				      const struct sock *sk)
+				      const struct sock *sk, bool direct)
 {
 	struct nw_conn_event *e = nw_reserve(sizeof(*e), type);
 	if (!e)
@@ -43,13 +43,14 @@ static __always_inline void emit_conn(__u8 type, __u64 key, const struct nw_conn
 	e->hdr.sk = key;
 	__builtin_memcpy(&e->conn, c, sizeof(*c));
 	if (type == NW_EV_CONN_CLOSE)
-		nw_read_stats(&e->stats, sk);
+		nw_read_stats_d(&e->stats, sk, direct);
 	else
 		__builtin_memset(&e->stats, 0, sizeof(e->stats));
 	nw_submit(e);
 }
 
-static __always_inline int on_state(const struct sock *sk, int old, int new)
+/* direct: called from tp_btf (BTF pointer, direct loads), see NW_RD. */
+static __always_inline int on_state(const struct sock *sk, int old, int new, bool direct)
 {
 	/* Half of all transitions (FIN_WAIT*, TIME_WAIT, CLOSE_WAIT, LAST_ACK,
 	 * CLOSING) mean nothing here: leave before reading anything. */
@@ -63,9 +64,9 @@ static __always_inline int on_state(const struct sock *sk, int old, int new)
 	default:
 		return 0;
 	}
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (NW_RD(direct, sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = NW_RD(direct, sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 
@@ -77,7 +78,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new)
 		/* process context: listen() */
 		struct nw_owner o = {};
 		nw_owner_current(&o, NW_OWNER_SYSCALL);
-		__u64 lk = listener_key(nw_sk_netns(sk), BPF_CORE_READ(sk, __sk_common.skc_num));
+		__u64 lk = listener_key(nw_sk_netns_d(sk, direct), NW_RD(direct, sk, __sk_common.skc_num));
 		bpf_map_update_elem(&nw_listeners, &lk, &o, BPF_ANY);
 		return 0;
 	}
@@ -94,7 +95,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new)
 		if (old != NW_TCP_LISTEN)
 			return 0;
 		struct nw_conn n = {};
-		nw_fill_tuple(&n, sk);
+		nw_fill_tuple_d(&n, sk, direct);
 		if (!nw_ports_wanted(n.sport, n.dport))
 			return 0;
 		__u64 lk = listener_key(n.netns, n.sport);
@@ -113,18 +114,18 @@ static __always_inline int on_state(const struct sock *sk, int old, int new)
 		if (c) {
 			/* usual case: the entry made at SYN_SENT / SYN_RECV, updated
 			 * in place (no new element allocated) */
-			nw_fill_tuple(c, sk);
+			nw_fill_tuple_d(c, sk, direct);
 			if (!nw_ports_wanted(c->sport, c->dport)) {
 				bpf_map_delete_elem(&nw_conns, &key);
 				return 0;
 			}
 			c->is_server = old == NW_TCP_SYN_RECV;
 			c->est_ns = bpf_ktime_get_ns();
-			emit_conn(NW_EV_CONN_OPEN, key, c, sk);
+			emit_conn(NW_EV_CONN_OPEN, key, c, sk, direct);
 			return 0;
 		}
 		struct nw_conn n = {};
-		nw_fill_tuple(&n, sk);
+		nw_fill_tuple_d(&n, sk, direct);
 		if (!nw_ports_wanted(n.sport, n.dport))
 			return 0;
 		n.is_server = old == NW_TCP_SYN_RECV;
@@ -133,12 +134,12 @@ static __always_inline int on_state(const struct sock *sk, int old, int new)
 			nw_count(NW_STAT_CONN_MAP_FULL);
 			return 0;
 		}
-		emit_conn(NW_EV_CONN_OPEN, key, &n, sk);
+		emit_conn(NW_EV_CONN_OPEN, key, &n, sk, direct);
 		return 0;
 	}
 	case NW_TCP_CLOSE: {
 		if (old == NW_TCP_LISTEN) {
-			__u64 lk = listener_key(nw_sk_netns(sk), BPF_CORE_READ(sk, __sk_common.skc_num));
+			__u64 lk = listener_key(nw_sk_netns_d(sk, direct), NW_RD(direct, sk, __sk_common.skc_num));
 			bpf_map_delete_elem(&nw_listeners, &lk);
 			return 0;
 		}
@@ -146,7 +147,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new)
 		if (!c)
 			return 0;
 		if (c->est_ns)
-			emit_conn(NW_EV_CONN_CLOSE, key, c, sk);
+			emit_conn(NW_EV_CONN_CLOSE, key, c, sk, direct);
 		bpf_map_delete_elem(&nw_conns, &key);
 		return 0;
 	}
@@ -159,13 +160,13 @@ static __always_inline int on_state(const struct sock *sk, int old, int new)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(nw_state_btf, const struct sock *sk, int old, int new)
 {
-	return on_state(sk, old, new);
+	return on_state(sk, old, new, true);
 }
 
 SEC("raw_tp/inet_sock_set_state")
 int BPF_PROG(nw_state_raw, const struct sock *sk, int old, int new)
 {
-	return on_state(sk, old, new);
+	return on_state(sk, old, new, false);
 }
 
 /* Older kernels without the tracepoint (pre-4.16): tcp_set_state(sk, state). */
@@ -175,7 +176,7 @@ int BPF_KPROBE(nw_state_kprobe, struct sock *sk, int state)
 	int old = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (old == state)
 		return 0;
-	return on_state(sk, old, state);
+	return on_state(sk, old, state, false);
 }
 
 /* --- owner attribution in process context --- */
@@ -191,7 +192,7 @@ static __always_inline void set_owner(__u64 key, __u8 src)
 	 * case, accept() by the listener's own process, needs no event: the
 	 * sampler picks up the better provenance within a second). */
 	if (c->est_ns && c->owner.pid != was)
-		emit_conn(NW_EV_CONN_OWNER, key, c, 0);
+		emit_conn(NW_EV_CONN_OWNER, key, c, 0, false);
 }
 
 struct sys_exit_ctx {
