@@ -162,9 +162,8 @@ func kfreeArgs(spec *btf.Spec) int {
 
 // Concern implements engine.Concern for -e.
 type Concern struct {
-	reasons  *Reasons
-	coll     *ebpf.Collection
-	attached []*kernel.Attached
+	kernel.Live
+	reasons *Reasons
 }
 
 // New returns the -e concern (not loaded yet).
@@ -218,7 +217,7 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 			return fmt.Errorf("drops: fill reason table: %w", err)
 		}
 	}
-	c.coll = coll
+	c.Coll = coll
 	return nil
 }
 
@@ -226,48 +225,21 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 // silent (kfree_skb reports TCP_CSUM with the socket), so a bad segment
 // yields one record. Without kfree_skb, the checksum hook reports alone.
 func (c *Concern) Attach(log *slog.Logger) error {
-	ka, kerr := kernel.Attach(c.coll, BoundaryKfree)
+	_, kerr := c.Live.Attach(log, BoundaryKfree)
 	if kerr == nil {
-		if err := c.coll.Variables["nw_kfree_live"].Set(uint32(1)); err != nil {
+		if err := c.Coll.Variables["nw_kfree_live"].Set(uint32(1)); err != nil {
 			// Cannot tell the checksum hook to stay silent: it must not
 			// run, or bad segments would be reported twice.
 			log.Debug("checksum hook not used", "err", err)
-			c.attached = append(c.attached, ka)
 			return nil
 		}
-		log.Debug("attached", "boundary", BoundaryKfree, "kind", ka.Cand.Kind, "target", ka.Cand.Target)
-		c.attached = append(c.attached, ka)
 	} else {
 		log.Warn("TCP error tracing degraded: only bad checksums are reported", "hook", BoundaryKfree, "err", kerr)
 	}
-	ca, cerr := kernel.Attach(c.coll, BoundaryCsum)
-	if cerr == nil {
-		log.Debug("attached", "boundary", BoundaryCsum, "kind", ca.Cand.Kind, "target", ca.Cand.Target)
-		c.attached = append(c.attached, ca)
-	} else if kerr != nil {
+	if _, cerr := c.Live.Attach(log, BoundaryCsum); cerr != nil && kerr != nil {
 		return fmt.Errorf("drops: no hook attached: %v; %v", kerr, cerr)
 	}
 	return nil
-}
-
-// Attached lists the live hooks.
-func (c *Concern) Attached() []*kernel.Attached { return c.attached }
-
-// Detach implements engine.Concern.
-func (c *Concern) Detach() {
-	for _, a := range c.attached {
-		a.Link.Close()
-	}
-	c.attached = nil
-}
-
-// Close implements engine.Concern.
-func (c *Concern) Close() {
-	c.Detach()
-	if c.coll != nil {
-		c.coll.Close()
-		c.coll = nil
-	}
 }
 
 // RecordSize is the size of an NW_EV_ERROR ring record.

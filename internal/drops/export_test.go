@@ -1,13 +1,13 @@
 package drops
 
-import "github.com/netwatcher/netwatcher/internal/kernel"
+import (
+	"io"
+	"log/slog"
+)
 
 // AttachOnly attaches one boundary of a loaded concern, for tests of the
 // hooks on their own.
 func (c *Concern) AttachOnly(name string) error {
-	a, err := kernel.Attach(c.coll, name)
-	if err == nil {
-		c.attached = append(c.attached, a)
-	}
+	_, err := c.Live.Attach(slog.New(slog.NewTextHandler(io.Discard, nil)), name)
 	return err
 }

@@ -354,3 +354,41 @@ func Prune(spec *ebpf.CollectionSpec) {
 		}
 	}
 }
+
+// Live is a concern's loaded collection and its attached hooks. Concerns
+// embed it for the bookkeeping every one of them needs.
+type Live struct {
+	Coll     *ebpf.Collection
+	attached []*Attached
+}
+
+// Attach attaches boundary name (see Attach) and keeps the link.
+func (l *Live) Attach(log interface{ Debug(string, ...any) }, name string) (*Attached, error) {
+	a, err := Attach(l.Coll, name)
+	if err != nil {
+		return nil, err
+	}
+	log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target)
+	l.attached = append(l.attached, a)
+	return a, nil
+}
+
+// Attached lists the live hooks.
+func (l *Live) Attached() []*Attached { return l.attached }
+
+// Detach closes every hook (the collection stays loaded).
+func (l *Live) Detach() {
+	for _, a := range l.attached {
+		a.Link.Close()
+	}
+	l.attached = nil
+}
+
+// Close detaches and releases the collection.
+func (l *Live) Close() {
+	l.Detach()
+	if l.Coll != nil {
+		l.Coll.Close()
+		l.Coll = nil
+	}
+}

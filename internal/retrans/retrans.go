@@ -44,8 +44,7 @@ func init() {
 
 // Concern implements engine.Concern for -r.
 type Concern struct {
-	coll     *ebpf.Collection
-	attached []*kernel.Attached
+	kernel.Live
 }
 
 // New returns the -r concern (not loaded yet).
@@ -71,7 +70,7 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err != nil {
 		return fmt.Errorf("retrans: %w", err)
 	}
-	c.coll = coll
+	c.Coll = coll
 	return nil
 }
 
@@ -98,39 +97,15 @@ func TracepointArgs(spec *btf.Spec, name string) int {
 func (c *Concern) Attach(log *slog.Logger) error {
 	var errs []error
 	for _, name := range []string{BoundarySkb, BoundaryCong} {
-		a, err := kernel.Attach(c.coll, name)
-		if err != nil {
+		if _, err := c.Live.Attach(log, name); err != nil {
 			log.Warn("retransmit tracing degraded", "hook", name, "err", err)
 			errs = append(errs, err)
-			continue
 		}
-		log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target)
-		c.attached = append(c.attached, a)
 	}
-	if len(c.attached) == 0 {
+	if len(c.Attached()) == 0 {
 		return fmt.Errorf("retrans: no hook attached: %v", errs)
 	}
 	return nil
-}
-
-// Attached lists the live hooks.
-func (c *Concern) Attached() []*kernel.Attached { return c.attached }
-
-// Detach implements engine.Concern.
-func (c *Concern) Detach() {
-	for _, a := range c.attached {
-		a.Link.Close()
-	}
-	c.attached = nil
-}
-
-// Close implements engine.Concern.
-func (c *Concern) Close() {
-	c.Detach()
-	if c.coll != nil {
-		c.coll.Close()
-		c.coll = nil
-	}
 }
 
 const afInet, afInet6 = 2, 10
