@@ -268,7 +268,14 @@ int nw_iter_files(struct bpf_iter__task_file *ctx)
 	if (!so)
 		return 0;
 	struct sock *sk = BPF_CORE_READ(so, sk);
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (!sk)
+		return 0;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	/* MPTCP listeners count too (Go >= 1.24 listens with MPTCP by default;
+	 * what they accept from plain-TCP clients is TCP): they tell which
+	 * pre-existing connections are the accepted side. */
+	if (proto != IPPROTO_TCP && !(proto == IPPROTO_MPTCP && state == NW_TCP_LISTEN))
 		return 0;
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
@@ -280,7 +287,7 @@ int nw_iter_files(struct bpf_iter__task_file *ctx)
 	r.conn.owner.pid = BPF_CORE_READ(task, tgid);
 	r.conn.owner.src = NW_OWNER_PREEXIST;
 	BPF_CORE_READ_STR_INTO(&r.conn.owner.comm, task, comm);
-	r.stats.state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	r.stats.state = state;
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -323,4 +324,40 @@ func TestExtraAgreesWithSS(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	os.Exit(m.Run())
+}
+
+// TestPreexistingGoServer: Go (1.24+) listens with MPTCP by default; the
+// accepted connection of a plain-TCP client is TCP, the listener is not.
+// A connection such a server accepted before start must still be the
+// server side.
+func TestPreexistingGoServer(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.NewNS(t)
+	var ln net.Listener
+	if err := ns.Do(func() (err error) {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	cp := peer.Start(t, ns, "connect", "-r", ln.Addr().String(), "--hold", "--stdin-exit")
+	f := strings.Fields(cp.Expect("CONNECTED", wait))
+	c := <-accepted
+	defer c.Close()
+	r := nwtest.Start(t)
+	srv := side{local: f[2], remote: f[1], pid: os.Getpid(), server: true}
+	ev := r.WaitFor(wait, "exists "+srv.local, isConn("exists", srv))
+	if ev.Num("is_server") != 1 || int(ev.Num("pid")) != os.Getpid() {
+		t.Errorf("pre-existing connection of a Go (MPTCP-listening) server: %v", ev)
+	}
+	cp.CloseStdin()
+	r.Stop()
 }

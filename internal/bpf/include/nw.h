@@ -25,6 +25,7 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
+#define IPPROTO_MPTCP 262
 
 /* TCP states (include/net/tcp_states.h) */
 #define NW_TCP_ESTABLISHED 1
