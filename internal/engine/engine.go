@@ -48,9 +48,6 @@ type Concern interface {
 	Close()
 }
 
-// Factories of optional concerns, registered by the entry point.
-type Factory func(cfg *config.Config) Concern
-
 // Options of a run.
 type Options struct {
 	Cfg      *config.Config

@@ -18,9 +18,8 @@ const (
 	Retrans   Type = 20
 	Cong      Type = 21
 	Error     Type = 30
-	// ConnSample is produced in user space from the -x sampler and the
-	// start-up walk, never by the ring buffer.
-	ConnSample   Type = 100
+	// ConnExisting is produced in user space by the start-up walk, never
+	// by the ring buffer.
 	ConnExisting Type = 101
 )
 
@@ -29,11 +28,10 @@ const MaxRingType = 32
 
 // Stat indices mirror enum nw_stat.
 const (
-	StatRingFull     = 0 // + event type
-	StatConnMapFull  = 32
-	StatOwnerMapFull = 33
-	StatPktMapFull   = 34
-	StatMax          = 64
+	StatRingFull    = 0 // + event type
+	StatConnMapFull = 32
+	StatPktMapFull  = 34
+	StatMax         = 64
 )
 
 // OwnerSrc mirrors enum nw_owner_src: how the owner was learned.

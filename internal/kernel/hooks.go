@@ -214,18 +214,6 @@ func AttachNetns(coll *ebpf.Collection, name string) (*Attached, error) {
 	return attach(coll, name, true)
 }
 
-// HasNetnsCandidate reports whether boundary name has a per-namespace
-// candidate that this kernel offers and coll holds (so it needs a
-// namespace manager).
-func HasNetnsCandidate(coll *ebpf.Collection, name string) bool {
-	for _, c := range Hooks[name].Candidates {
-		if c.Kind.PerNetns() && coll.Programs[c.Prog] != nil && Available(c) == nil {
-			return true
-		}
-	}
-	return false
-}
-
 func attach(coll *ebpf.Collection, name string, perNetns bool) (*Attached, error) {
 	b, ok := Hooks[name]
 	if !ok {

@@ -53,7 +53,6 @@ enum nw_event_type {
 enum nw_stat {
 	NW_STAT_RB_FULL = 0,        /* + event type: ring reservation failed */
 	NW_STAT_CONN_MAP_FULL = 32, /* a connection could not be tracked: table full */
-	NW_STAT_OWNER_MAP_FULL = 33,
 	NW_STAT_PKT_MAP_FULL = 34,  /* packet stamp table full (internal/packet) */
 	NW_STAT__MAX = 64,
 };
