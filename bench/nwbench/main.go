@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,7 +98,7 @@ func main() {
 	flag.StringVar(&o.tmp, "tmp", "", "scratch directory (netwatcher data dirs)")
 	flag.StringVar(&o.out, "out", "", "write the markdown report here too")
 	flag.BoolVar(&o.bpfStats, "bpf-stats", false, "enable kernel BPF run-time statistics (BPF_ENABLE_STATS) and report the time spent in netwatcher's BPF programs; adds a little overhead to every BPF program")
-	flag.StringVar(&o.configs, "configs", "", "comma-separated subset of configurations (names as in the table: off,-q --no-packets,-q,-q -x -r,-q -t,-q -tixre,tcpdump,bpftrace)")
+	flag.StringVar(&o.configs, "configs", "", "comma-separated subset of configurations (names as in the table: off,-q --no-packets,-q,-q -ax,-q -x -r,-q -t,-q -tixre,tcpdump,bpftrace)")
 	flag.StringVar(&o.workloads, "workloads", "", "comma-separated subset of workloads (churn,rr,bulk,http)")
 	flag.DurationVar(&o.quietWait, "quiet-wait", 4*time.Second, "before each run, wait up to this long for the host to be quiet (no other tracer, other processes < 10% CPU); 0: don't wait")
 	flag.Parse()
@@ -213,7 +214,7 @@ func run(o options) (code int) {
 			n := len(cfgs)
 			for k := 0; k < n && ctx.Err() == nil; k++ {
 				c := cfgs[(k+r+wi)%n]
-				if c.only != "" && c.only != w.name {
+				if c.only != "" && !slices.Contains(strings.Split(c.only, ","), w.name) {
 					continue
 				}
 				if err := e.serversAlive(); err != nil {
@@ -585,7 +586,7 @@ type config struct {
 	name string
 	kind kind
 	args []string
-	only string // run with this workload only
+	only string // run with these workloads only (comma-separated)
 }
 
 func allConfigs() []config {
@@ -593,6 +594,7 @@ func allConfigs() []config {
 		{name: "off", kind: kindOff},
 		{name: "-q --no-packets", kind: kindNW, args: []string{"-q", "--no-packets"}},
 		{name: "-q", kind: kindNW, args: []string{"-q"}},
+		{name: "-q -ax", kind: kindNW, args: []string{"-q", "-a", "-x"}, only: "churn,rr"},
 		{name: "-q -x -r", kind: kindNW, args: []string{"-q", "-x", "-r"}},
 		{name: "-q -t", kind: kindNW, args: []string{"-q", "-t"}},
 		{name: "-q -tixre", kind: kindNW, args: []string{"-q", "-tixre"}},

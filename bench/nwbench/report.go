@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -260,7 +261,7 @@ func report(e *env, wls []workload, cfgs []config, results []result, elapsed tim
 		offMed := median(offs)
 		cells[w.name] = map[string]cell{}
 		for _, c := range cfgs {
-			if c.only != "" && c.only != w.name {
+			if c.only != "" && !slices.Contains(strings.Split(c.only, ","), w.name) {
 				continue
 			}
 			x := aggregate(results, w.name, c, off, offMed)
