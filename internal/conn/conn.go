@@ -29,9 +29,8 @@ type Options struct {
 
 // Probe is the loaded connection object and its live hooks.
 type Probe struct {
-	coll     *ebpf.Collection
-	attached []*kernel.Attached
-	sampler  *link.Iter
+	kernel.Live
+	sampler *link.Iter
 }
 
 // Boundaries lists the hooks of this concern; the first is required.
@@ -62,7 +61,7 @@ func Load(o Options) (*Probe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("conn: %w", err)
 	}
-	return &Probe{coll: coll}, nil
+	return &Probe{Live: kernel.Live{Coll: coll}}, nil
 }
 
 // LoadShared loads the object of another concern (its own copy of nw.h)
@@ -112,21 +111,21 @@ func setPorts(spec *ebpf.CollectionSpec, sport, dport uint16) error {
 // SharedMaps returns the maps other concerns must reuse (MapReplacements).
 func (p *Probe) SharedMaps() map[string]*ebpf.Map {
 	return map[string]*ebpf.Map{
-		"nw_events":     p.coll.Maps["nw_events"],
-		"nw_pkt_events": p.coll.Maps["nw_pkt_events"],
-		"nw_conns":      p.coll.Maps["nw_conns"],
-		"nw_stats":      p.coll.Maps["nw_stats"],
+		"nw_events":     p.Coll.Maps["nw_events"],
+		"nw_pkt_events": p.Coll.Maps["nw_pkt_events"],
+		"nw_conns":      p.Coll.Maps["nw_conns"],
+		"nw_stats":      p.Coll.Maps["nw_stats"],
 	}
 }
 
 // Events is the ring of lifecycle, retransmission and error events.
-func (p *Probe) Events() *ebpf.Map { return p.coll.Maps["nw_events"] }
+func (p *Probe) Events() *ebpf.Map { return p.Coll.Maps["nw_events"] }
 
 // PacketEvents is the ring of packet records.
-func (p *Probe) PacketEvents() *ebpf.Map { return p.coll.Maps["nw_pkt_events"] }
+func (p *Probe) PacketEvents() *ebpf.Map { return p.Coll.Maps["nw_pkt_events"] }
 
 // Stats is the shared per-CPU counter array.
-func (p *Probe) Stats() *ebpf.Map { return p.coll.Maps["nw_stats"] }
+func (p *Probe) Stats() *ebpf.Map { return p.Coll.Maps["nw_stats"] }
 
 // Attach attaches every boundary of the concern. The state hook is required;
 // a missing owner hook is reported and degrades attribution only.
@@ -136,21 +135,18 @@ func (p *Probe) Attach(log *slog.Logger) error {
 		if ioFallback[name] && accepts == 2 {
 			continue
 		}
-		a, err := kernel.Attach(p.coll, name)
-		if err != nil {
+		if _, err := p.Live.Attach(log, name); err != nil {
 			if i == 0 {
 				return err
 			}
 			log.Warn("owner attribution degraded", "hook", name, "err", err)
 			continue
 		}
-		log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target)
-		p.attached = append(p.attached, a)
 		if name == "conn/accept4" || name == "conn/accept" {
 			accepts++
 		}
 	}
-	it, err := link.AttachIter(link.IterOptions{Program: p.coll.Programs["nw_iter_conns"], Map: p.coll.Maps["nw_conns"]})
+	it, err := link.AttachIter(link.IterOptions{Program: p.Coll.Programs["nw_iter_conns"], Map: p.Coll.Maps["nw_conns"]})
 	if err != nil {
 		return fmt.Errorf("conn: sampler iterator: %w", err)
 	}
@@ -158,27 +154,17 @@ func (p *Probe) Attach(log *slog.Logger) error {
 	return nil
 }
 
-// Detach stops all hooks (events stop being produced). The sampler stays
-// usable until Close, for the final snapshot.
-func (p *Probe) Detach() {
-	for _, a := range p.attached {
-		a.Link.Close()
-	}
-	p.attached = nil
-}
-
 // Close releases everything. Call it once no goroutine samples any more.
+// (Detach, from kernel.Live, stops the hooks but keeps the sampler usable
+// for the final snapshot.)
 func (p *Probe) Close() {
 	p.Detach()
 	if p.sampler != nil {
 		p.sampler.Close()
 		p.sampler = nil
 	}
-	p.coll.Close()
+	p.Live.Close()
 }
-
-// Attached lists the live hooks.
-func (p *Probe) Attached() []*kernel.Attached { return p.attached }
 
 const iterRecSize = int(unsafe.Sizeof(connNwIterRec{}))
 const connEventSize = int(unsafe.Sizeof(connNwConnEvent{}))
@@ -214,7 +200,7 @@ func readIter(it *link.Iter, fn func(rec *connNwIterRec)) error {
 // Server-side detection: a connection whose local port is a listening port
 // in the same network namespace is the accepted side.
 func (p *Probe) Existing() ([]event.Event, error) {
-	it, err := link.AttachIter(link.IterOptions{Program: p.coll.Programs["nw_iter_files"]})
+	it, err := link.AttachIter(link.IterOptions{Program: p.Coll.Programs["nw_iter_files"]})
 	if err != nil {
 		return nil, fmt.Errorf("conn: task_file iterator: %w", err)
 	}
@@ -254,7 +240,7 @@ func (p *Probe) Existing() ([]event.Event, error) {
 // Adopt inserts pre-existing connections into the kernel table so that
 // their packets, samples and close are tracked like new ones.
 func (p *Probe) Adopt(evs []event.Event, wanted func(*event.Conn) bool) (adopted int, err error) {
-	m := p.coll.Maps["nw_conns"]
+	m := p.Coll.Maps["nw_conns"]
 	for i := range evs {
 		c := &evs[i].Conn
 		if !wanted(c) {

@@ -35,17 +35,17 @@ func TestEveryCandidateLoads(t *testing.T) {
 			if c.Kind == kernel.Fentry {
 				continue
 			}
-			prog := p.coll.Programs[c.Prog]
+			prog := p.Coll.Programs[c.Prog]
 			if prog == nil {
 				t.Errorf("%s: candidate %s %s: program %s not loaded", name, c.Kind, c.Target, c.Prog)
 			}
 		}
 	}
-	if p.coll.Programs["nw_state_kprobe"].Type() != ebpf.Kprobe {
+	if p.Coll.Programs["nw_state_kprobe"].Type() != ebpf.Kprobe {
 		t.Error("kprobe fallback not verified")
 	}
 	// what this kernel offers, in the order the table prefers
-	a, err := kernel.Attach(p.coll, "conn/state")
+	a, err := kernel.Attach(p.Coll, "conn/state")
 	if err != nil {
 		t.Fatal(err)
 	}
