@@ -123,17 +123,21 @@ func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 	return e
 }
 
-// Sample updates live values of an open connection.
-func (t *Table) Sample(c *event.Conn, st *event.Stats) {
+// Sample updates live values of an open connection. It reports whether
+// the owner changed (the only sampled value connects.log shows without
+// -x/-r).
+func (t *Table) Sample(c *event.Conn, st *event.Stats) (ownerChanged bool) {
 	e := t.m[c.Sock]
 	if e == nil || e.Closed {
-		return
+		return false
 	}
 	e.Stats, e.HasStats = *st, true
 	e.Conn.FastRetrans, e.Conn.TimeoutRetrans, e.Conn.RetransSegs = c.FastRetrans, c.TimeoutRetrans, c.RetransSegs
 	if e.Conn.OwnerSrc < c.OwnerSrc {
+		ownerChanged = e.Conn.Pid != c.Pid || e.Conn.Comm != c.Comm
 		e.Conn.Pid, e.Conn.Comm, e.Conn.OwnerSrc = c.Pid, c.Comm, c.OwnerSrc
 	}
+	return ownerChanged
 }
 
 // Each visits entries in a stable order (established time, then socket).
