@@ -8,10 +8,18 @@
  *
  * Owner attribution (pid/comm): the state-change hook often runs in softirq,
  * where the current task is whoever happened to be on the CPU. So the owner is
- * only ever taken in process context: connect() (CLOSE->SYN_SENT), accept()
- * return (fd -> file -> socket -> sock), or, as a fallback, the first
- * send/recv on the socket. Until then a server-side socket carries the
- * listener's owner, marked provisional.
+ * only ever taken in process context: connect() (CLOSE->SYN_SENT) for the
+ * connecting side; for the accepted side the first send/recv on the socket
+ * (sock_send_length / sock_recv_length), or, on kernels without those
+ * tracepoints, accept() return (fd -> file -> socket -> sock). Until then a
+ * server-side socket carries the listener's owner, marked provisional.
+ *
+ * Why not accept() first: a syscall tracepoint puts every syscall of every
+ * task on the host on the slow path (measured here: getppid 167 -> 224 ns),
+ * a cost paid by all traffic, not only by new connections. The send/recv
+ * tracepoints fire per socket operation instead, and leave after one
+ * sk-storage peek unless the socket still waits for its owner: only accepted
+ * sockets carry that mark (nw_owner_pending), and only until their first I/O.
  */
 #include "nw.h"
 
@@ -25,6 +33,14 @@ struct {
 	__type(key, __u64);
 	__type(value, struct nw_owner);
 } nw_listeners SEC(".maps");
+
+/* Accepted sockets whose owner is still the listener's (see top). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u8);
+} nw_owner_pending SEC(".maps");
 
 static __always_inline __u64 listener_key(__u32 netns, __u16 port)
 {
@@ -105,8 +121,18 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			n.owner.src = NW_OWNER_LISTENER;
 		}
 		n.is_server = 1;
-		if (bpf_map_update_elem(&nw_conns, &key, &n, BPF_ANY))
+		if (bpf_map_update_elem(&nw_conns, &key, &n, BPF_ANY)) {
 			nw_count(NW_STAT_CONN_MAP_FULL);
+			return 0;
+		}
+		/* sk storage needs the BTF pointer (tp_btf); elsewhere the
+		 * accept() tracepoints attribute the owner */
+		if (direct) {
+			__u8 *pending = bpf_sk_storage_get(&nw_owner_pending, (struct sock *)sk, 0,
+							   BPF_SK_STORAGE_GET_F_CREATE);
+			if (pending)
+				*pending = 1;
+		}
 		return 0;
 	}
 	case NW_TCP_ESTABLISHED: {
@@ -133,6 +159,12 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		if (bpf_map_update_elem(&nw_conns, &key, &n, BPF_ANY)) {
 			nw_count(NW_STAT_CONN_MAP_FULL);
 			return 0;
+		}
+		if (n.is_server && direct) {
+			__u8 *pending = bpf_sk_storage_get(&nw_owner_pending, (struct sock *)sk, 0,
+							   BPF_SK_STORAGE_GET_F_CREATE);
+			if (pending)
+				*pending = 1;
 		}
 		emit_conn(NW_EV_CONN_OPEN, key, &n, sk, direct);
 		return 0;
@@ -237,18 +269,30 @@ int nw_accept_exit(struct sys_exit_ctx *ctx)
 	return on_accept_ret(ctx->ret);
 }
 
-/* Fallback owner: first send/recv in process context. */
+/* Accepted side: the first send/recv in process context. Every other socket
+ * operation of the host leaves after the sk-storage peek. */
+static __always_inline void first_io(struct sock *sk)
+{
+	__u8 *pending = bpf_sk_storage_get(&nw_owner_pending, sk, 0, 0);
+	if (!pending || !*pending)
+		return;
+	/* cleared, not deleted: a delete is an RCU free per connection; the
+	 * storage goes with the socket anyway */
+	*pending = 0;
+	set_owner((__u64)sk, NW_OWNER_IO);
+}
+
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(nw_recv_len, struct sock *sk, int ret, int flags)
 {
-	set_owner((__u64)sk, NW_OWNER_IO);
+	first_io(sk);
 	return 0;
 }
 
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(nw_send_len, struct sock *sk, int ret, int flags)
 {
-	set_owner((__u64)sk, NW_OWNER_IO);
+	first_io(sk);
 	return 0;
 }
 

@@ -87,6 +87,7 @@ const (
 	connMapNwConns           = "nw_conns"
 	connMapNwEvents          = "nw_events"
 	connMapNwListeners       = "nw_listeners"
+	connMapNwOwnerPending    = "nw_owner_pending"
 	connMapNwPktEvents       = "nw_pkt_events"
 	connMapNwStats           = "nw_stats"
 	connProgNwAccept4Exit    = "nw_accept4_exit"
@@ -161,11 +162,12 @@ type connProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type connMapSpecs struct {
-	NwConns     *ebpf.MapSpec `ebpf:"nw_conns"`
-	NwEvents    *ebpf.MapSpec `ebpf:"nw_events"`
-	NwListeners *ebpf.MapSpec `ebpf:"nw_listeners"`
-	NwPktEvents *ebpf.MapSpec `ebpf:"nw_pkt_events"`
-	NwStats     *ebpf.MapSpec `ebpf:"nw_stats"`
+	NwConns        *ebpf.MapSpec `ebpf:"nw_conns"`
+	NwEvents       *ebpf.MapSpec `ebpf:"nw_events"`
+	NwListeners    *ebpf.MapSpec `ebpf:"nw_listeners"`
+	NwOwnerPending *ebpf.MapSpec `ebpf:"nw_owner_pending"`
+	NwPktEvents    *ebpf.MapSpec `ebpf:"nw_pkt_events"`
+	NwStats        *ebpf.MapSpec `ebpf:"nw_stats"`
 }
 
 // connVariableSpecs contains global variables before they are loaded into the kernel.
@@ -198,11 +200,12 @@ func (o *connObjects) Close() error {
 //
 // It can be passed to loadConnObjects or ebpf.CollectionSpec.LoadAndAssign.
 type connMaps struct {
-	NwConns     *ebpf.Map `ebpf:"nw_conns"`
-	NwEvents    *ebpf.Map `ebpf:"nw_events"`
-	NwListeners *ebpf.Map `ebpf:"nw_listeners"`
-	NwPktEvents *ebpf.Map `ebpf:"nw_pkt_events"`
-	NwStats     *ebpf.Map `ebpf:"nw_stats"`
+	NwConns        *ebpf.Map `ebpf:"nw_conns"`
+	NwEvents       *ebpf.Map `ebpf:"nw_events"`
+	NwListeners    *ebpf.Map `ebpf:"nw_listeners"`
+	NwOwnerPending *ebpf.Map `ebpf:"nw_owner_pending"`
+	NwPktEvents    *ebpf.Map `ebpf:"nw_pkt_events"`
+	NwStats        *ebpf.Map `ebpf:"nw_stats"`
 }
 
 func (m *connMaps) Close() error {
@@ -210,6 +213,7 @@ func (m *connMaps) Close() error {
 		m.NwConns,
 		m.NwEvents,
 		m.NwListeners,
+		m.NwOwnerPending,
 		m.NwPktEvents,
 		m.NwStats,
 	)

@@ -329,14 +329,15 @@ func CgroupV2Root() string {
 	return cgRoot
 }
 
-// Prune removes from spec every program whose only use is a candidate kind
-// this kernel cannot even load (fentry where trampolines are refused), so
-// the rest of the collection still loads. Programs of kinds that load but do
-// not attach (kprobe without CONFIG_KPROBES) stay: loading them verifies them.
+// Prune removes from spec every program of a candidate this kernel cannot
+// even load: fentry where trampolines are refused, and tp_btf/fentry whose
+// target is missing (their attach point is resolved at load time), so the
+// rest of the collection still loads. Programs of kinds that load but do not
+// attach (kprobe without CONFIG_KPROBES) stay: loading them verifies them.
 func Prune(spec *ebpf.CollectionSpec) {
 	for _, b := range Hooks {
 		for _, c := range b.Candidates {
-			if c.Kind == Fentry && Available(c) != nil {
+			if (c.Kind == Fentry || c.Kind == TpBTF) && Available(c) != nil {
 				delete(spec.Programs, c.Prog)
 			}
 		}
