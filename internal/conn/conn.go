@@ -186,6 +186,7 @@ func (p *Probe) Close() {
 
 const iterRecSize = int(unsafe.Sizeof(connNwIterRec{}))
 const connEventSize = int(unsafe.Sizeof(connNwConnEvent{}))
+const connShortSize = int(unsafe.Offsetof(connNwConnEvent{}.Stats))
 
 func readIter(it *link.Iter, fn func(rec *connNwIterRec)) error {
 	rd, err := it.Open()
@@ -238,6 +239,7 @@ func (p *Probe) Existing() ([]event.Event, error) {
 		switch r.Stats.State {
 		case 10: // LISTEN
 			listening[lkey{r.Conn.Netns, r.Conn.Sport}] = true
+			p.knowListener(r)
 			return
 		case 1, 4, 5, 8, 9, 11: // ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING
 		default:
@@ -253,6 +255,21 @@ func (p *Probe) Existing() ([]event.Event, error) {
 		c.IsServer = listening[lkey{c.Netns, c.Src.Port()}]
 	}
 	return out, err
+}
+
+// knowListener gives a listener found at start-up the owner BPF would have
+// recorded at listen(): its accepted connections then start with the right
+// provisional owner, and need no owner event when their first send/recv is
+// made by that same process (the usual case). An entry made by a listen()
+// racing with the walk is fresher and stays. Best effort: a full table only
+// means provisional owners are unknown until the first I/O.
+func (p *Probe) knowListener(r *connNwIterRec) {
+	m := p.Coll.Maps["nw_listeners"]
+	if m == nil {
+		return
+	}
+	key := uint64(r.Conn.Netns)<<16 | uint64(r.Conn.Sport)
+	_ = m.Update(key, &r.Conn.Owner, ebpf.UpdateNoExist)
 }
 
 // Adopt inserts pre-existing connections into the kernel table so that
@@ -293,18 +310,20 @@ func (p *Probe) Sample(fn func(sk uint64, c *event.Conn, st *event.Stats)) error
 // Decode fills ev from a raw connection ring record. It reports false for
 // records that are too short.
 func Decode(raw []byte, ev *event.Event) bool {
-	if len(raw) < connEventSize {
+	// Only CLOSE records carry the final tcp_sock values (OPEN and OWNER
+	// records end before them).
+	if len(raw) < connShortSize || (raw[0] == byte(event.ConnClose) && len(raw) < connEventSize) {
 		return false
 	}
 	// Copy into an aligned value: ring samples are aligned, but a decoder
 	// must not depend on its caller's buffer alignment.
 	var rv connNwConnEvent
-	copy(unsafe.Slice((*byte)(unsafe.Pointer(&rv)), connEventSize), raw)
+	n := copy(unsafe.Slice((*byte)(unsafe.Pointer(&rv)), connEventSize), raw)
 	r := &rv
 	ev.Type = event.Type(r.Hdr.Type)
 	ev.TS = r.Hdr.Ts
 	decodeConn(&ev.Conn, r.Hdr.Sk, &r.Conn)
-	ev.HasStats = ev.Type == event.ConnClose
+	ev.HasStats = ev.Type == event.ConnClose && n == connEventSize
 	if ev.HasStats {
 		decodeStats(&ev.Stats, &r.Stats)
 	}

@@ -83,8 +83,16 @@ func TestDecodeEvent(t *testing.T) {
 		t.Errorf("decoded %+v", ev)
 	}
 	if Decode(raw[:len(raw)-1], &ev) {
-		t.Error("short record accepted")
+		t.Error("short CLOSE record accepted")
 	}
+	r.Hdr.Type = uint8(event.ConnOpen)
+	if !Decode(raw[:connShortSize], &ev) || ev.HasStats || ev.Conn.Pid != 7 {
+		t.Errorf("OPEN record without stats: %+v", ev)
+	}
+	if Decode(raw[:connShortSize-1], &ev) {
+		t.Error("truncated OPEN record accepted")
+	}
+	r.Hdr.Type = uint8(event.ConnClose)
 	// round trip of the adopt encoding
 	back := encodeConn(&c)
 	var c2 event.Conn
@@ -99,11 +107,17 @@ func TestDecodeEvent(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	f.Add(make([]byte, connEventSize))
+	f.Add(append([]byte{3}, make([]byte, connShortSize-1)...)) // CLOSE without stats
+	f.Add(append([]byte{1}, make([]byte, connShortSize-1)...)) // OPEN
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var ev event.Event
-		if Decode(b, &ev) && len(b) < connEventSize {
-			t.Fatal("accepted a short record")
+		ok := Decode(b, &ev)
+		if ok && len(b) < connShortSize {
+			t.Fatal("accepted a truncated record")
+		}
+		if ok && ev.HasStats && len(b) < connEventSize {
+			t.Fatal("stats from a record without them")
 		}
 	})
 }
