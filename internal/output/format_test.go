@@ -3,6 +3,7 @@ package output
 import (
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -97,5 +98,22 @@ func TestAppendDoesNotAllocate(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("%v allocs per event", n)
+	}
+}
+
+func TestLayerUsMatchesFloat(t *testing.T) {
+	for ns := uint64(0); ns < 20000; ns++ {
+		var want string
+		if ns < 10000 {
+			want = strconv.FormatFloat(float64(ns)/1000, 'f', -1, 64)
+		} else {
+			want = strconv.FormatUint(ns/1000, 10)
+		}
+		if got := string(layerUs(nil, ns, false)); got != want {
+			t.Fatalf("layerUs(%d) = %q, want %q", ns, got, want)
+		}
+	}
+	if got := string(layerUs(nil, 5, true)); got != "-" {
+		t.Errorf("missing: %q", got)
 	}
 }
