@@ -78,19 +78,43 @@ struct nw_pkt_event {
 
 /* ---- maps ---- */
 
-/* rx: link/IP stamps by skb pointer, between netif_receive_skb and TCP entry
- * (one softirq pass; microseconds). LRU: skbs that never reach a socket
- * (forwarded, dropped, handshakes) age out by themselves. */
-struct rx_stamp {
+/* rx: link/IP stamps by skb pointer, between netif_receive_skb and TCP entry.
+ * That path is one softirq pass on one CPU (RPS included: the tracepoint fires
+ * on the CPU that processes the packet), so a small per-CPU ring replaces a
+ * shared hash: no hashing, no bucket lock, no allocation. It holds the last
+ * RX_CUR packets the CPU started to process: GRO hands packets over in lists
+ * (all of a list reach netif_receive_skb before the first reaches IP), up to
+ * gro_normal_batch (8) by default. A packet pushed out of the ring has no
+ * link/IP stamp: its layers are reported missing, never wrong. */
+#define RX_CUR 32
+struct rx_cur {
+	__u64 skb;
 	__u64 mac;
 	__u64 ip;
 };
+struct rx_curs {
+	__u32 next;
+	__u32 _pad;
+	struct rx_cur e[RX_CUR];
+};
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct rx_stamp);
-} nw_pkt_rxstamp SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rx_curs);
+} nw_pkt_rxcur SEC(".maps");
+
+/* The ring slot of skb on this CPU, newest first; 0 when not there. */
+static __always_inline struct rx_cur *rx_find(struct rx_curs *rc, __u64 skb)
+{
+	__u32 n = rc->next;
+	for (int i = 1; i <= RX_CUR; i++) {
+		struct rx_cur *e = &rc->e[(n - i) & (RX_CUR - 1)];
+		if (e->skb == skb)
+			return e;
+	}
+	return 0;
+}
 
 /* rx: per-socket FIFO of segments that reached TCP and wait for the copy. */
 struct rx_ent {
@@ -157,10 +181,38 @@ struct tx_pend {
 	__u64 t[4];
 	__u8 http[NW_HTTP_MAX];
 };
-/* Preallocated: an insert and a delete per sent segment would otherwise be
- * a kmalloc and an RCU free each (measured: ~40% of this path's cost).
- * 16384 in-flight segments between IP entry and driver transmit (a deep
- * qdisc backlog) at ~260 bytes: 4 MiB. */
+/* Where a sent segment waits between IP entry and driver transmit:
+ *  - on a device without a queue (noqueue: veth, loopback, most virtual
+ *    devices) the whole way from LOCAL_OUT to the driver runs on one CPU
+ *    (ip_finish_output -> dev_queue_xmit -> dev_hard_start_xmit, BH off from
+ *    the device queue on): the segment waits in a small per-CPU ring, no
+ *    hashing, no lock, no allocation;
+ *  - when the device's tx queue has a qdisc, the driver may transmit it later
+ *    and on another CPU: at the device queue it moves to nw_pkt_txpend.
+ * A process preempted and migrated between LOCAL_OUT and the device (rare)
+ * leaves its IP-entry stamp behind: that record shows ip/tcp time missing. */
+#define TX_CUR 16
+struct tx_cur {
+	__u64 sk;
+	__u32 seq;
+	__u32 used;
+	struct tx_pend p;
+};
+struct tx_curs {
+	__u32 next;
+	__u32 _pad;
+	struct tx_cur e[TX_CUR];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tx_curs);
+} nw_pkt_txcur SEC(".maps");
+
+/* Segments queued in a qdisc, by (sock, seq). Preallocated: an insert and a
+ * delete per segment would otherwise be a kmalloc and an RCU free each.
+ * 16384 in-flight segments (a deep qdisc backlog) at ~260 bytes: 4 MiB. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -205,11 +257,68 @@ static __always_inline void fill_addrs(struct nw_pkt_event *e, const struct nw_c
 	__builtin_memcpy(e->daddr, c->daddr, 16);
 }
 
-static __always_inline struct nw_pkt_event *pkt_reserve(void)
+/* A packet record before it goes to the ring. */
+struct pkt_out {
+	__u64 sk;
+	__u64 ts;
+	__u32 seq;
+	__u32 ack;
+	__u32 len;
+	__u8 rx;
+	__u8 http_len; /* bytes of http to copy; 0: the record ends before http */
+	__u8 http_cut;
+	__u8 _pad;
+	__u64 t[4];
+};
+
+static __always_inline void pkt_fill(struct nw_pkt_event *e, const struct pkt_out *o,
+				     const struct nw_conn *c)
 {
-	if (cfg_http)
-		return nw_reserve_pkt(sizeof(struct nw_pkt_event));
-	return nw_reserve_pkt(PKT_SHORT);
+	e->hdr.type = NW_EV_PACKET;
+	e->hdr.ts = o->ts;
+	e->hdr.sk = o->sk;
+	e->seq = o->seq;
+	e->ack = o->ack;
+	e->len = o->len;
+	e->rx = o->rx;
+	fill_addrs(e, c);
+	e->t[0] = o->t[0];
+	e->t[1] = o->t[1];
+	e->t[2] = o->t[2];
+	e->t[3] = o->t[3];
+	e->http_len = o->http_len;
+	e->http_cut = o->http_cut;
+}
+
+/* Only a segment that may start an HTTP/1.x line carries payload bytes (a
+ * full-size record); every other record is the short form: most segments are
+ * not start lines, and 160 bytes less to copy per record is most of its size. */
+static __always_inline void emit_pkt(const struct pkt_out *o, const struct nw_conn *c,
+				     const __u8 *http)
+{
+	struct nw_pkt_event *e;
+	if (cfg_http && o->http_len && http) {
+		e = nw_reserve_pkt(sizeof(struct nw_pkt_event));
+		if (!e)
+			return;
+		pkt_fill(e, o, c);
+		__builtin_memcpy(e->http, http, NW_HTTP_MAX);
+		nw_submit_pkt(e);
+		return;
+	}
+	e = nw_reserve_pkt(PKT_SHORT);
+	if (!e)
+		return;
+	pkt_fill(e, o, c);
+	e->http_len = 0;
+	e->http_cut = 0;
+	nw_submit_pkt(e);
+}
+
+static __always_inline struct scratch *scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&nw_pkt_scratch, &zero);
 }
 
 /* Parsed TCP segment as a cgroup_skb program sees it (data = IP header). */
@@ -261,27 +370,34 @@ static __always_inline bool maybe_http(__u8 c)
 	return (c >= 'A' && c <= 'Z') || c == '\r' || c == '\n';
 }
 
+/* The payload bytes to keep for -i: up to NW_HTTP_MAX if the segment may
+ * start an HTTP/1.x line, else none (one byte read). */
+static __always_inline __u32 http_payload(struct __sk_buff *ctx, const struct seg *s, __u8 *dst)
+{
+	__u8 first = 0;
+	if (s->len == 0 || bpf_skb_load_bytes(ctx, s->poff, &first, 1) || !maybe_http(first))
+		return 0;
+	return load_payload(ctx, s, dst);
+}
+
 /* ================= receive ================= */
 
-/* t[0] link arrival: every TCP packet handed to the stack. */
+/* t[0] link arrival: every packet handed to the stack (checking for TCP here
+ * would cost more than the stamp). */
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(nw_pkt_rx_mac, struct sk_buff *skb)
 {
 	if (!cfg_time)
 		return 0;
-	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u8 l4 = 0;
-	if (proto == ETH_P_IP)
-		bpf_probe_read_kernel(&l4, 1, head + nh + 9);
-	else if (proto == ETH_P_IPV6)
-		bpf_probe_read_kernel(&l4, 1, head + nh + 6);
-	if (l4 != IPPROTO_TCP)
+	__u32 zero = 0;
+	struct rx_curs *rc = bpf_map_lookup_elem(&nw_pkt_rxcur, &zero);
+	if (!rc)
 		return 0;
-	__u64 key = (__u64)skb;
-	struct rx_stamp st = {.mac = bpf_ktime_get_ns()};
-	bpf_map_update_elem(&nw_pkt_rxstamp, &key, &st, BPF_ANY);
+	struct rx_cur *e = &rc->e[rc->next & (RX_CUR - 1)];
+	rc->next++;
+	e->skb = (__u64)skb;
+	e->mac = bpf_ktime_get_ns();
+	e->ip = 0;
 	return 0;
 }
 
@@ -289,38 +405,32 @@ int BPF_PROG(nw_pkt_rx_mac, struct sk_buff *skb)
 SEC("netfilter")
 int nw_pkt_rx_ip(struct bpf_nf_ctx *ctx)
 {
-	__u64 key = (__u64)ctx->skb;
-	struct rx_stamp *st = bpf_map_lookup_elem(&nw_pkt_rxstamp, &key);
-	if (st)
-		st->ip = bpf_ktime_get_ns();
+	__u32 zero = 0;
+	struct rx_curs *rc = bpf_map_lookup_elem(&nw_pkt_rxcur, &zero);
+	if (!rc)
+		return 1;
+	struct rx_cur *e = rx_find(rc, (__u64)ctx->skb);
+	if (e)
+		e->ip = bpf_ktime_get_ns();
 	return 1; /* NF_ACCEPT */
 }
 
 static __always_inline void emit_rx_now(struct __sk_buff *ctx, __u64 sk, const struct nw_conn *c,
 					const struct seg *s, const __u64 t[3])
 {
-	struct nw_pkt_event *e = pkt_reserve();
-	if (!e)
-		return;
-	e->hdr.type = NW_EV_PACKET;
-	e->hdr.ts = bpf_ktime_get_ns();
-	e->hdr.sk = sk;
-	e->seq = s->seq;
-	e->ack = s->ack;
-	e->len = s->len;
-	e->rx = 1;
-	fill_addrs(e, c);
-	e->t[0] = t[0];
-	e->t[1] = t[1];
-	e->t[2] = t[2];
-	e->t[3] = 0;
-	e->http_len = 0;
-	e->http_cut = 0;
+	struct pkt_out o = {
+		.sk = sk, .ts = bpf_ktime_get_ns(), .seq = s->seq, .ack = s->ack, .len = s->len, .rx = 1,
+		.t = {t[0], t[1], t[2], 0},
+	};
+	struct scratch *sc = 0;
 	if (cfg_http) {
-		e->http_len = load_payload(ctx, s, e->http);
-		e->http_cut = s->len > e->http_len;
+		sc = scratch();
+		if (sc) {
+			o.http_len = http_payload(ctx, s, sc->http);
+			o.http_cut = s->len > o.http_len;
+		}
 	}
-	nw_submit_pkt(e);
+	emit_pkt(&o, c, sc ? sc->http : 0);
 }
 
 /* t[2] TCP entry: tcp_filter() runs cgroup ingress programs for each segment
@@ -330,15 +440,6 @@ int nw_pkt_rx_tcp(struct __sk_buff *ctx)
 {
 	struct sk_buff *kskb = bpf_cast_to_kern_ctx(ctx);
 	__u64 t[3] = {};
-	if (cfg_time) {
-		__u64 key = (__u64)kskb;
-		struct rx_stamp *st = bpf_map_lookup_elem(&nw_pkt_rxstamp, &key);
-		if (st) {
-			t[0] = st->mac;
-			t[1] = st->ip;
-			bpf_map_delete_elem(&nw_pkt_rxstamp, &key);
-		}
-	}
 	struct sock *sk = kskb->sk;
 	if (!sk)
 		return 1;
@@ -350,6 +451,16 @@ int nw_pkt_rx_tcp(struct __sk_buff *ctx)
 	if (!parse_skb(ctx, kskb, &s))
 		return 1;
 	t[2] = bpf_ktime_get_ns();
+	if (cfg_time) {
+		__u32 zero = 0;
+		struct rx_curs *rc = bpf_map_lookup_elem(&nw_pkt_rxcur, &zero);
+		struct rx_cur *e = rc ? rx_find(rc, (__u64)kskb) : 0;
+		if (e) {
+			t[0] = e->mac;
+			t[1] = e->ip;
+			e->skb = 0;
+		}
+	}
 	if (!cfg_time) {
 		emit_rx_now(ctx, skey, c, &s, t);
 		return 1;
@@ -367,16 +478,12 @@ int nw_pkt_rx_tcp(struct __sk_buff *ctx)
 		emit_rx_now(ctx, skey, c, &s, t);
 		return 1;
 	}
-	__u32 zero = 0;
 	struct scratch *sc = 0;
 	__u32 hn = 0;
 	if (cfg_http) {
-		sc = bpf_map_lookup_elem(&nw_pkt_scratch, &zero);
-		if (sc) {
-			hn = load_payload(ctx, &s, sc->http);
-			if (hn && !maybe_http(sc->http[0]))
-				hn = 0;
-		}
+		sc = scratch();
+		if (sc)
+			hn = http_payload(ctx, &s, sc->http);
 	}
 	bool full = false;
 	bpf_spin_lock(&q->lock);
@@ -455,31 +562,15 @@ static long pop_one(__u64 idx, struct pop_ctx *pc)
 	bpf_spin_unlock(&q->lock);
 	if (!got)
 		return 1; /* stop */
-	struct nw_pkt_event *e = pkt_reserve();
-	if (!e)
-		return 0;
-	e->hdr.type = NW_EV_PACKET;
-	e->hdr.ts = pc->now;
-	e->hdr.sk = pc->sk;
-	e->seq = en.seq;
-	e->len = en.len;
-	e->ack = en.ack;
-	e->rx = 1;
-	fill_addrs(e, pc->c);
-	e->t[0] = en.t[0];
-	e->t[1] = en.t[1];
-	e->t[2] = en.t[2];
-	e->t[3] = pc->flush ? 0 : pc->now;
-	e->http_len = 0;
-	e->http_cut = 0;
+	struct pkt_out o = {
+		.sk = pc->sk, .ts = pc->now, .seq = en.seq, .ack = en.ack, .len = en.len, .rx = 1,
+		.t = {en.t[0], en.t[1], en.t[2], pc->flush ? 0 : pc->now},
+	};
 	if (cfg_http && en.slot < RX_SLOTS) {
-		if (hlen > NW_HTTP_MAX)
-			hlen = NW_HTTP_MAX;
-		e->http_len = hlen;
-		e->http_cut = hcut;
-		__builtin_memcpy(e->http, sc->http, NW_HTTP_MAX);
+		o.http_len = hlen > NW_HTTP_MAX ? NW_HTTP_MAX : hlen;
+		o.http_cut = hcut;
 	}
-	nw_submit_pkt(e);
+	emit_pkt(&o, pc->c, sc->http);
 	return 0;
 }
 
@@ -639,6 +730,44 @@ static __always_inline __u64 tx_entry_time(struct __sk_buff *ctx, __u32 seq)
 	return cc.ts;
 }
 
+static __always_inline struct tx_curs *tx_ring(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&nw_pkt_txcur, &zero);
+}
+
+/* The waiting segment (sk, seq) on this CPU, newest first; 0 if none. */
+static __always_inline struct tx_cur *tx_find(struct tx_curs *tc, __u64 sk, __u32 seq)
+{
+	__u32 n = tc->next;
+	for (int i = 1; i <= TX_CUR; i++) {
+		struct tx_cur *e = &tc->e[(n - i) & (TX_CUR - 1)];
+		if (e->used && e->sk == sk && e->seq == seq)
+			return e;
+	}
+	return 0;
+}
+
+/* A fresh slot for (sk, seq). An older segment still in it never reached a
+ * driver through this CPU (dropped before the device): it is forgotten. */
+static __always_inline struct tx_cur *tx_new(struct tx_curs *tc, __u64 sk, __u32 seq)
+{
+	struct tx_cur *e = &tc->e[tc->next & (TX_CUR - 1)];
+	tc->next++;
+	e->sk = sk;
+	e->seq = seq;
+	e->used = 1;
+	e->p.ack = 0;
+	e->p.len = 0;
+	e->p.http_len = 0;
+	e->p.http_cut = 0;
+	e->p.t[0] = 0;
+	e->p.t[1] = 0;
+	e->p.t[2] = 0;
+	e->p.t[3] = 0;
+	return e;
+}
+
 /* t[1] IP entry (netfilter LOCAL_OUT, attached in every netns). Headers of
  * locally built skbs are linear. */
 SEC("netfilter")
@@ -662,49 +791,43 @@ int nw_pkt_tx_ip(struct bpf_nf_ctx *ctx)
 	__u32 hdrs = (__u32)(th - nh) + (__u32)(doff >> 4) * 4;
 	if (BPF_CORE_READ(skb, len) <= hdrs)
 		return 1;
-	struct tx_key k = {.sk = sk, .seq = bpf_ntohl(seq)};
-	struct tx_pend p = {};
-	p.t[1] = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&nw_pkt_txpend, &k, &p, BPF_ANY))
-		nw_count(NW_STAT_PKT_MAP_FULL);
+	struct tx_curs *tc = tx_ring();
+	if (!tc)
+		return 1;
+	__u32 hseq = bpf_ntohl(seq);
+	struct tx_cur *e = tx_find(tc, sk, hseq); /* a retransmission of a waiting one */
+	if (!e)
+		e = tx_new(tc, sk, hseq);
+	e->p.t[1] = bpf_ktime_get_ns();
 	return 1; /* NF_ACCEPT */
 }
 
+/* p holds the record's values; with ctx/s (no -t: at once from the egress
+ * hook) the payload is read from the skb, else it is p->http. */
 static __always_inline void emit_tx(__u64 sk, const struct nw_conn *c, __u32 seq,
 				    const struct tx_pend *p, struct __sk_buff *ctx,
 				    const struct seg *s)
 {
-	struct nw_pkt_event *e = pkt_reserve();
-	if (!e)
-		return;
-	e->hdr.type = NW_EV_PACKET;
-	e->hdr.ts = bpf_ktime_get_ns();
-	e->hdr.sk = sk;
-	e->seq = seq;
-	e->ack = p->ack;
-	e->len = p->len;
-	e->rx = 0;
-	fill_addrs(e, c);
-	e->t[0] = p->t[0];
-	e->t[1] = p->t[1];
-	e->t[2] = p->t[2];
-	e->t[3] = p->t[3];
-	e->http_len = 0;
-	e->http_cut = 0;
+	struct pkt_out o = {
+		.sk = sk, .ts = bpf_ktime_get_ns(), .seq = seq, .ack = p->ack, .len = p->len, .rx = 0,
+		.t = {p->t[0], p->t[1], p->t[2], p->t[3]},
+	};
+	const __u8 *http = 0;
 	if (cfg_http) {
 		if (ctx && s) {
-			e->http_len = load_payload(ctx, s, e->http);
-			e->http_cut = s->len > e->http_len;
+			struct scratch *sc = scratch();
+			if (sc) {
+				o.http_len = http_payload(ctx, s, sc->http);
+				o.http_cut = s->len > o.http_len;
+				http = sc->http;
+			}
 		} else {
-			__u8 n = p->http_len;
-			if (n > NW_HTTP_MAX)
-				n = NW_HTTP_MAX;
-			e->http_len = n;
-			e->http_cut = p->http_cut;
-			__builtin_memcpy(e->http, p->http, NW_HTTP_MAX);
+			o.http_len = p->http_len > NW_HTTP_MAX ? NW_HTTP_MAX : p->http_len;
+			o.http_cut = p->http_cut;
+			http = p->http;
 		}
 	}
-	nw_submit_pkt(e);
+	emit_pkt(&o, c, http);
 }
 
 /* Every skb TCP sends, in every netns (ip_finish_output()). Without -t the
@@ -728,28 +851,18 @@ int nw_pkt_tx_out(struct __sk_buff *ctx)
 		emit_tx(skey, c, s.seq, &p, ctx, &s);
 		return 1;
 	}
-	struct tx_key k = {.sk = skey, .seq = s.seq};
-	struct tx_pend *p = bpf_map_lookup_elem(&nw_pkt_txpend, &k);
-	if (!p) {
-		/* LOCAL_OUT not seen (no netfilter link in this netns yet) */
-		struct tx_pend n = {};
-		if (bpf_map_update_elem(&nw_pkt_txpend, &k, &n, BPF_ANY)) {
-			nw_count(NW_STAT_PKT_MAP_FULL);
-			n.ack = s.ack;
-			n.len = s.len;
-			n.t[0] = tx_entry_time(ctx, s.seq);
-			emit_tx(skey, c, s.seq, &n, ctx, &s);
-			return 1;
-		}
-		p = bpf_map_lookup_elem(&nw_pkt_txpend, &k);
-		if (!p)
-			return 1;
-	}
+	struct tx_curs *tc = tx_ring();
+	if (!tc)
+		return 1;
+	struct tx_cur *e = tx_find(tc, skey, s.seq);
+	if (!e)
+		e = tx_new(tc, skey, s.seq); /* LOCAL_OUT not seen (no netfilter link in this netns yet) */
+	struct tx_pend *p = &e->p;
 	p->ack = s.ack;
 	p->len = s.len;
 	p->t[0] = tx_entry_time(ctx, s.seq);
 	if (cfg_http) {
-		p->http_len = load_payload(ctx, &s, p->http);
+		p->http_len = http_payload(ctx, &s, p->http);
 		p->http_cut = s.len > p->http_len;
 	}
 	return 1;
@@ -771,6 +884,24 @@ static __always_inline bool tx_key_of(const struct sk_buff *skb, struct tx_key *
 	return true;
 }
 
+/* Does the tx queue skb is sent on have a qdisc (may the driver transmit it
+ * later, on another CPU)? noqueue devices have none. */
+static __always_inline bool txq_queues(const struct sk_buff *skb)
+{
+	struct net_device *dev = skb->dev;
+	if (!dev)
+		return true;
+	__u32 qm = skb->queue_mapping;
+	if (qm >= dev->num_tx_queues)
+		qm = 0;
+	__u64 txq = (__u64)dev->_tx + (__u64)qm * bpf_core_type_size(struct netdev_queue);
+	struct Qdisc *q = 0;
+	if (bpf_probe_read_kernel(&q, sizeof(q),
+				  (void *)(txq + bpf_core_field_offset(struct netdev_queue, qdisc))) || !q)
+		return true;
+	return BPF_CORE_READ(q, enqueue) != 0;
+}
+
 /* t[2] device queue. */
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(nw_pkt_tx_queue, struct sk_buff *skb)
@@ -780,9 +911,25 @@ int BPF_PROG(nw_pkt_tx_queue, struct sk_buff *skb)
 	struct tx_key k = {};
 	if (!tx_key_of(skb, &k))
 		return 0;
-	struct tx_pend *p = bpf_map_lookup_elem(&nw_pkt_txpend, &k);
-	if (p && !p->t[2] && p->len)
-		p->t[2] = bpf_ktime_get_ns();
+	struct tx_curs *tc = tx_ring();
+	if (!tc)
+		return 0;
+	struct tx_cur *e = tx_find(tc, k.sk, k.seq);
+	if (!e)
+		return 0;
+	if (!e->p.len) {
+		/* stamped at IP entry but TCP never filled it in: not a data
+		 * segment of a tracked connection after all */
+		e->used = 0;
+		return 0;
+	}
+	if (!e->p.t[2])
+		e->p.t[2] = bpf_ktime_get_ns();
+	if (txq_queues(skb)) {
+		if (bpf_map_update_elem(&nw_pkt_txpend, &k, &e->p, BPF_ANY))
+			nw_count(NW_STAT_PKT_MAP_FULL);
+		e->used = 0;
+	}
 	return 0;
 }
 
@@ -795,15 +942,26 @@ int BPF_PROG(nw_pkt_tx_xmit, const struct sk_buff *skb, const struct net_device 
 	struct tx_key k = {};
 	if (!tx_key_of(skb, &k))
 		return 0;
+	struct tx_curs *tc = tx_ring();
+	if (!tc)
+		return 0;
+	struct tx_cur *e = tx_find(tc, k.sk, k.seq);
+	if (e) {
+		e->used = 0;
+		if (!e->p.len)
+			return 0;
+		struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &k.sk);
+		if (c) {
+			e->p.t[3] = bpf_ktime_get_ns();
+			emit_tx(k.sk, c, k.seq, &e->p, 0, 0);
+		}
+		return 0;
+	}
+	if (!txq_queues(skb))
+		return 0; /* not a tracked data segment (pure ACK, later GSO piece, ...) */
 	struct tx_pend *p = bpf_map_lookup_elem(&nw_pkt_txpend, &k);
 	if (!p)
 		return 0;
-	if (!p->len) {
-		/* stamped at IP entry but TCP never filled it in: not a data
-		 * segment of a tracked connection after all; forget it */
-		bpf_map_delete_elem(&nw_pkt_txpend, &k);
-		return 0;
-	}
 	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &k.sk);
 	if (c) {
 		p->t[3] = bpf_ktime_get_ns();

@@ -64,6 +64,18 @@ type packetNwPktEvent struct {
 	Http    [160]uint8
 }
 
+type packetRxCurs struct {
+	_    structs.HostLayout
+	Next uint32
+	Pad  uint32
+	E    [32]struct {
+		_   structs.HostLayout
+		Skb uint64
+		Mac uint64
+		Ip  uint64
+	}
+}
+
 type packetRxRing struct {
 	_    structs.HostLayout
 	Lock struct {
@@ -92,15 +104,22 @@ type packetRxRing struct {
 	}
 }
 
-type packetRxStamp struct {
-	_   structs.HostLayout
-	Mac uint64
-	Ip  uint64
-}
-
 type packetScratch struct {
 	_    structs.HostLayout
 	Http [160]uint8
+}
+
+type packetTxCurs struct {
+	_    structs.HostLayout
+	Next uint32
+	Pad  uint32
+	E    [16]struct {
+		_    structs.HostLayout
+		Sk   uint64
+		Seq  uint32
+		Used uint32
+		P    packetTxPend
+	}
 }
 
 type packetTxKey struct {
@@ -140,9 +159,10 @@ const (
 	packetMapNwConns          = "nw_conns"
 	packetMapNwEvents         = "nw_events"
 	packetMapNwPktEvents      = "nw_pkt_events"
+	packetMapNwPktRxcur       = "nw_pkt_rxcur"
 	packetMapNwPktRxq         = "nw_pkt_rxq"
-	packetMapNwPktRxstamp     = "nw_pkt_rxstamp"
 	packetMapNwPktScratch     = "nw_pkt_scratch"
+	packetMapNwPktTxcur       = "nw_pkt_txcur"
 	packetMapNwPktTxpend      = "nw_pkt_txpend"
 	packetMapNwPktTxq         = "nw_pkt_txq"
 	packetMapNwStats          = "nw_stats"
@@ -227,9 +247,10 @@ type packetMapSpecs struct {
 	NwConns      *ebpf.MapSpec `ebpf:"nw_conns"`
 	NwEvents     *ebpf.MapSpec `ebpf:"nw_events"`
 	NwPktEvents  *ebpf.MapSpec `ebpf:"nw_pkt_events"`
+	NwPktRxcur   *ebpf.MapSpec `ebpf:"nw_pkt_rxcur"`
 	NwPktRxq     *ebpf.MapSpec `ebpf:"nw_pkt_rxq"`
-	NwPktRxstamp *ebpf.MapSpec `ebpf:"nw_pkt_rxstamp"`
 	NwPktScratch *ebpf.MapSpec `ebpf:"nw_pkt_scratch"`
+	NwPktTxcur   *ebpf.MapSpec `ebpf:"nw_pkt_txcur"`
 	NwPktTxpend  *ebpf.MapSpec `ebpf:"nw_pkt_txpend"`
 	NwPktTxq     *ebpf.MapSpec `ebpf:"nw_pkt_txq"`
 	NwStats      *ebpf.MapSpec `ebpf:"nw_stats"`
@@ -270,9 +291,10 @@ type packetMaps struct {
 	NwConns      *ebpf.Map `ebpf:"nw_conns"`
 	NwEvents     *ebpf.Map `ebpf:"nw_events"`
 	NwPktEvents  *ebpf.Map `ebpf:"nw_pkt_events"`
+	NwPktRxcur   *ebpf.Map `ebpf:"nw_pkt_rxcur"`
 	NwPktRxq     *ebpf.Map `ebpf:"nw_pkt_rxq"`
-	NwPktRxstamp *ebpf.Map `ebpf:"nw_pkt_rxstamp"`
 	NwPktScratch *ebpf.Map `ebpf:"nw_pkt_scratch"`
+	NwPktTxcur   *ebpf.Map `ebpf:"nw_pkt_txcur"`
 	NwPktTxpend  *ebpf.Map `ebpf:"nw_pkt_txpend"`
 	NwPktTxq     *ebpf.Map `ebpf:"nw_pkt_txq"`
 	NwStats      *ebpf.Map `ebpf:"nw_stats"`
@@ -283,9 +305,10 @@ func (m *packetMaps) Close() error {
 		m.NwConns,
 		m.NwEvents,
 		m.NwPktEvents,
+		m.NwPktRxcur,
 		m.NwPktRxq,
-		m.NwPktRxstamp,
 		m.NwPktScratch,
+		m.NwPktTxcur,
 		m.NwPktTxpend,
 		m.NwPktTxq,
 		m.NwStats,
