@@ -2,7 +2,7 @@
 // It runs as a process of its own, so connections it makes carry its pid
 // and the comm "nwpeer".
 //
-//	nwpeer serve    -l ADDR:PORT [--echo|--sink|--http]
+//	nwpeer serve    -l ADDR:PORT [--echo|--sink|--http] [--handoff]
 //	nwpeer connect  -r ADDR:PORT [-n N] [--send BYTES] [--hold] [--lport P]
 //	nwpeer churn    -r ADDR:PORT -n N -c CONC
 //	nwpeer rr       -r ADDR:PORT -c CONC --size B --duration D
@@ -10,6 +10,9 @@
 //	nwpeer http-get -r ADDR:PORT -n N --path P
 //
 // serve without a mode reads and discards what it receives, silently.
+// serve --handoff creates the listener but leaves accepting and serving to
+// a child process (nwpeer re-executed, the listener inherited as fd 3, like
+// a pre-fork server): the parent only waits, the child ends with it.
 // Every subcommand also takes --duration (a hard cap on its run time,
 // default 60s; for rr the measuring time, default 5s) and --stdin-exit (exit
 // when standard input reaches EOF). All exit on SIGINT or SIGTERM.
@@ -17,6 +20,7 @@
 // Output lines on stdout, one per event, written whole:
 //
 //	READY <listen addr>
+//	CHILD <pid>                            (serve --handoff: the serving child, after READY)
 //	ACCEPTED <local> <remote> <pid>
 //	RECEIVED <local> <remote> <bytes>      (serve --sink, at the peer's EOF)
 //	CONNECTED <local> <remote> <pid>       (after the --send echo, if any)

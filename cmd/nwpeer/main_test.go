@@ -253,3 +253,156 @@ func TestInNamespaces(t *testing.T) {
 		t.Errorf("after stdin EOF: %q %v; stderr: %s", rest, err, cli.Stderr())
 	}
 }
+
+// TestHandoff: serve --handoff listens in one process and serves from a
+// child (re-executed nwpeer, listener inherited): the child accepts and
+// holds the connections, the parent only the listener, and the child ends
+// with the parent however the parent ends.
+func TestHandoff(t *testing.T) {
+	for _, stop := range []string{"SIGTERM", "stdin", "SIGKILL"} {
+		t.Run(stop, func(t *testing.T) {
+			srv, addr := peer.Serve(t, nil, "-l", "127.0.0.1:0", "--handoff", "--echo", "--stdin-exit")
+			child, err := strconv.Atoi(fields(t, srv.Expect("CHILD", wait), "CHILD", 2)[1])
+			if err != nil || child == srv.Pid {
+				t.Fatalf("child pid %d (%v), parent %d", child, err, srv.Pid)
+			}
+			if ppid := procStatus(t, child, "PPid"); ppid != strconv.Itoa(srv.Pid) {
+				t.Errorf("child %d has parent %s, want %d", child, ppid, srv.Pid)
+			}
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", child))
+			if strings.TrimSpace(string(comm)) != "nwpeer" {
+				t.Errorf("child comm %q", comm)
+			}
+			cli := peer.Start(t, nil, "connect", "-r", addr, "--send", "100000", "--hold")
+			c := fields(t, cli.Expect("CONNECTED", wait), "CONNECTED", 4)
+			a := fields(t, srv.Expect("ACCEPTED", wait), "ACCEPTED", 4)
+			if a[1] != c[2] || a[2] != c[1] || a[3] != strconv.Itoa(child) {
+				t.Errorf("ACCEPTED %v: want %s %s pid %d (the child)", a, c[2], c[1], child)
+			}
+			// The listener is in both processes, the accepted socket only
+			// in the child.
+			lis := sockInode(t, addr, "0.0.0.0:0")
+			acc := sockInode(t, c[2], c[1])
+			if !holds(t, srv.Pid, lis) || !holds(t, child, lis) {
+				t.Errorf("listener inode %d: parent holds it %v, child %v", lis, holds(t, srv.Pid, lis), holds(t, child, lis))
+			}
+			if holds(t, srv.Pid, acc) || !holds(t, child, acc) {
+				t.Errorf("accepted inode %d: parent holds it %v, child %v", acc, holds(t, srv.Pid, acc), holds(t, child, acc))
+			}
+			switch stop {
+			case "SIGTERM":
+				srv.Signal(syscall.SIGTERM)
+			case "stdin":
+				srv.CloseStdin()
+			case "SIGKILL":
+				srv.Signal(syscall.SIGKILL)
+			}
+			rest, err := srv.Wait(wait) // stdout EOF: the child has exited too
+			if stop == "SIGKILL" {
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) {
+					t.Errorf("parent after SIGKILL: %v", err)
+				}
+			} else if err != nil || len(rest) != 0 {
+				t.Errorf("parent after %s: %q %v; stderr: %s", stop, rest, err, srv.Stderr())
+			}
+			deadline := time.Now().Add(wait)
+			for alive(child) {
+				if time.Now().After(deadline) {
+					t.Fatalf("child %d still alive after the parent's %s", child, stop)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			cli.CloseStdin()
+			if _, err := cli.Wait(wait); err != nil {
+				t.Errorf("client: %v; stderr: %s", err, cli.Stderr())
+			}
+		})
+	}
+	t.Run("usage", func(t *testing.T) {
+		for _, args := range [][]string{{"serve", "--listen-fd", "3", "-l", "127.0.0.1:0"}, {"serve", "--handoff", "--listen-fd", "3"}, {"serve", "--handoff"}, {"serve", "--handoff", "-l", ":0", "--echo", "--sink"}} {
+			p := peer.Start(t, nil, args...)
+			_, err := p.Wait(wait)
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Errorf("%q: %v, want exit code 2", args, err)
+			}
+		}
+		p := peer.Start(t, nil, "serve", "-h")
+		if _, err := p.Wait(wait); err != nil {
+			t.Fatalf("serve -h: %v", err)
+		}
+		if h := p.Stderr(); !strings.Contains(h, "-handoff") || !strings.Contains(h, "-echo") || strings.Contains(h, "listen-fd") {
+			t.Errorf("serve -h lists --handoff, not --listen-fd:\n%s", h)
+		}
+	})
+}
+
+// procStatus returns a field of /proc/PID/status.
+func procStatus(t *testing.T, pid int, key string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
+
+// sockInode returns the inode of the IPv4 TCP socket local -> remote, from
+// /proc/net/tcp.
+func sockInode(t *testing.T, local, remote string) uint64 {
+	t.Helper()
+	hex := func(s string) string {
+		ap := netip.MustParseAddrPort(s)
+		ip := ap.Addr().As4()
+		return fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], ap.Port())
+	}
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 9 && f[1] == hex(local) && f[2] == hex(remote) {
+			ino, err := strconv.ParseUint(f[9], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ino
+		}
+	}
+	t.Fatalf("no socket %s -> %s in /proc/net/tcp", local, remote)
+	return 0
+}
+
+// holds reports whether pid has the socket with this inode open.
+func holds(t *testing.T, pid int, ino uint64) bool {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("socket:[%d]", ino)
+	for _, e := range ents {
+		if l, err := os.Readlink(dir + "/" + e.Name()); err == nil && l == want {
+			return true
+		}
+	}
+	return false
+}
