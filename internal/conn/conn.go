@@ -293,6 +293,17 @@ func (p *Probe) Adopt(evs []event.Event, wanted func(*event.Conn) bool) (adopted
 	return adopted, nil
 }
 
+// Lookup reads one connection from the kernel table (a syscall: for the
+// rare record that arrives before its connection's open event).
+func (p *Probe) Lookup(sk uint64, c *event.Conn) bool {
+	var v connNwConn
+	if p.Coll == nil || p.Coll.Maps["nw_conns"].Lookup(sk, &v) != nil {
+		return false
+	}
+	decodeConn(c, sk, &v)
+	return true
+}
+
 // Sample reads the current tcp_sock values of every tracked connection.
 func (p *Probe) Sample(fn func(sk uint64, c *event.Conn, st *event.Stats)) error {
 	if p.sampler == nil {

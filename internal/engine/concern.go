@@ -2,6 +2,7 @@ package engine
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/event"
@@ -44,36 +45,115 @@ func (p *pipeline) handleConcern(ev *event.Event) {
 
 func (p *pipeline) packet(ev *event.Event) {
 	pk := &ev.Packet
-	http := []byte("-")
-	var line httpinfo.Line
-	if p.cfg.HTTP && pk.HTTPLen > 0 {
-		payload := pk.HTTP[:pk.HTTPLen]
-		line = httpinfo.Parse(payload, pk.HTTPCut)
-		p.hbuf = line.AppendText(p.hbuf[:0], payload)
-		http = p.hbuf
-	}
+	http, line := p.httpText(pk)
 	p.lbuf = output.AppendPacketLog(p.lbuf[:0], ev.Conn.Sock, pk, p.cfg.Time, http)
 	p.files.Packet(p.lbuf)
 	if !p.cfg.Quiet {
-		p.buf = p.buf[:0]
-		if p.cfg.Output == config.JSON {
-			var h []byte
-			if p.cfg.HTTP {
-				h = http
-			}
-			p.buf = output.AppendPacketJSON(p.buf, ev, p.cfg.Time, h)
-		} else {
-			if !p.pktHdr {
-				p.buf = append(p.buf, output.PacketHeader...)
-				p.pktHdr = true
-			}
-			p.buf = output.AppendPacketTable(p.buf, ev, p.cfg.Time, http)
+		if p.packetAddrs(ev) || !p.park(ev) {
+			p.printPacket(ev, http)
 		}
-		p.out.Write(p.buf)
 	}
 	if line.Kind != httpinfo.None {
 		p.httpPair(ev, line)
 	}
+}
+
+// httpText is the http_info text of a packet ("-" when none; valid until the
+// next call).
+func (p *pipeline) httpText(pk *event.PacketInfo) ([]byte, httpinfo.Line) {
+	var line httpinfo.Line
+	if !p.cfg.HTTP || pk.HTTPLen == 0 {
+		return dash, line
+	}
+	payload := pk.HTTP[:pk.HTTPLen]
+	line = httpinfo.Parse(payload, pk.HTTPCut)
+	p.hbuf = line.AppendText(p.hbuf[:0], payload)
+	return p.hbuf, line
+}
+
+var dash = []byte("-")
+
+func (p *pipeline) printPacket(ev *event.Event, http []byte) {
+	p.buf = p.buf[:0]
+	if p.cfg.Output == config.JSON {
+		var h []byte
+		if p.cfg.HTTP {
+			h = http
+		}
+		p.buf = output.AppendPacketJSON(p.buf, ev, p.cfg.Time, h)
+	} else {
+		if !p.pktHdr {
+			p.buf = append(p.buf, output.PacketHeader...)
+			p.pktHdr = true
+		}
+		p.buf = output.AppendPacketTable(p.buf, ev, p.cfg.Time, http)
+	}
+	p.out.Write(p.buf)
+}
+
+// packetAddrs adds the connection's addresses to a packet record (records
+// carry only the socket) and reports whether they were found: in the table,
+// else (the two rings are read independently, so a record may come before
+// its connection's open event) in the kernel table while the connection is
+// open; the table takes it in then.
+func (p *pipeline) packetAddrs(ev *event.Event) bool {
+	var ok bool
+	sk, ts := ev.Conn.Sock, ev.TS
+	if ev.Conn.Src, ev.Conn.Dst, ok = p.table.AddrsAt(sk, ts); ok {
+		return true
+	}
+	var c event.Conn
+	if p.cp != nil && p.cp.Lookup(sk, &c) && c.EstNs != 0 && c.EstNs <= ts {
+		p.table.Open(&c)
+		p.dirty = true
+		ev.Conn.Src, ev.Conn.Dst = c.Src, c.Dst
+		return true
+	}
+	return false
+}
+
+// Packets of a connection that opened and closed before the lifecycle ring
+// was read wait (parked, in order) until its events are handled, at most
+// parkWait; then they are printed, with "-" addresses if still unknown.
+const (
+	parkMax  = 4096
+	parkWait = 200 * time.Millisecond
+)
+
+type parkedPkt struct {
+	ev event.Event
+	at time.Time
+}
+
+func (p *pipeline) park(ev *event.Event) bool {
+	if len(p.parked) >= parkMax {
+		return false
+	}
+	p.parked = append(p.parked, parkedPkt{ev: *ev, at: time.Now()})
+	return true
+}
+
+// unpark prints the parked packets whose connection is now known, and, in
+// order, the ones that waited long enough (all of them with force).
+func (p *pipeline) unpark(force bool) {
+	if len(p.parked) == 0 {
+		return
+	}
+	now := time.Now()
+	kept := p.parked[:0]
+	for i := range p.parked {
+		x := &p.parked[i]
+		var ok bool
+		x.ev.Conn.Src, x.ev.Conn.Dst, ok = p.table.AddrsAt(x.ev.Conn.Sock, x.ev.TS)
+		if ok || force || now.Sub(x.at) >= parkWait {
+			http, _ := p.httpText(&x.ev.Packet)
+			p.printPacket(&x.ev, http)
+			continue
+		}
+		kept = append(kept, *x)
+	}
+	clear(p.parked[len(kept):])
+	p.parked = kept
 }
 
 // httpPair pairs requests with responses on one connection. Both sockets of

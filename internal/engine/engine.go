@@ -306,6 +306,7 @@ type pipeline struct {
 	untrackedErrors uint64
 	pktHdr          bool
 	lastLost        uint64
+	parked          []parkedPkt // see park
 }
 
 func newPipeline(cfg *config.Config, log *slog.Logger, stdout io.Writer, files *output.Files, cp *conn.Probe, cs []Concern) *pipeline {
@@ -397,12 +398,14 @@ func (p *pipeline) run(queue <-chan *batch, ctr *Counters) error {
 			}
 			b.evs = b.evs[:0]
 			b.pool <- b
+			p.unpark(false)
 			if len(queue) == 0 {
 				if err := p.flushOut(); err != nil {
 					return err
 				}
 			}
 		case <-tick.C:
+			p.unpark(false)
 			p.refresh()
 			p.reportLoss(ctr)
 			if err := p.flushOut(); err != nil {
@@ -544,6 +547,7 @@ func (p *pipeline) concernCounters() map[string]uint64 {
 }
 
 func (p *pipeline) finish(ctr *Counters) {
+	p.unpark(true)
 	p.refresh()
 	s := p.bpfStats()
 	r, q, t := p.lost(ctr)

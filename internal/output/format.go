@@ -147,12 +147,24 @@ func jU(b []byte, k string, v uint64) []byte {
 	return strconv.AppendUint(b, v, 10)
 }
 
+// jAP appends "k":"ip:port", or "k":null when unknown.
 func jAP(b []byte, k string, ap netip.AddrPort) []byte {
 	b = append(b, ',', '"')
 	b = append(b, k...)
+	if !ap.IsValid() {
+		return append(b, `":null`...)
+	}
 	b = append(b, `":"`...)
 	b = ap.AppendTo(b)
 	return append(b, '"')
+}
+
+// appendAP appends ip:port, or "-" when unknown.
+func appendAP(b []byte, ap netip.AddrPort) []byte {
+	if !ap.IsValid() {
+		return append(b, '-')
+	}
+	return ap.AppendTo(b)
 }
 
 // AppendJSONEscaped escapes s for a JSON string body.

@@ -14,10 +14,10 @@
 package packet
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -279,36 +279,29 @@ func (c *Concern) Close() {
 	}
 }
 
-// rawPkt is the part of struct nw_pkt_event before the payload bytes: the
-// whole short record (without -i). Decode casts only this much, so a short
-// record is never read as a longer type (checkptr). TestLayout keeps it in
-// step with the generated packetNwPktEvent.
+// rawPkt is the shortest record (struct nw_pkt_event up to `t`: without -t
+// and without payload bytes). Decode casts only this much, so a short record
+// is never read as a longer type (checkptr); the stamps and payload bytes of
+// longer records are copied out by offset. TestLayout keeps it in step with
+// the generated packetNwPktEvent.
 type rawPkt struct {
-	Hdr struct {
-		Type  uint8
-		_     [3]uint8
-		Netns uint32
-		Ts    uint64
-		Sk    uint64
-	}
-	Seq     uint32
-	Ack     uint32
-	Len     uint32
+	Type    uint8
 	Rx      uint8
 	HttpLen uint8
 	HttpCut uint8
-	Family  uint8
-	Sport   uint16
-	Dport   uint16
-	_       [4]uint8
-	Saddr   [16]uint8
-	Daddr   [16]uint8
-	T       [4]uint64
+	Netns   uint32
+	Sk      uint64
+	Ts      uint64
+	Seq     uint32
+	Ack     uint32
+	Len     uint32
+	_       uint32
 }
 
 const (
 	eventSize = int(unsafe.Sizeof(packetNwPktEvent{}))
-	shortSize = int(unsafe.Sizeof(rawPkt{}))
+	baseSize  = int(unsafe.Sizeof(rawPkt{}))
+	tOff      = int(unsafe.Offsetof(packetNwPktEvent{}.T))
 	httpOff   = int(unsafe.Offsetof(packetNwPktEvent{}.Http))
 )
 
@@ -342,39 +335,41 @@ func layer(t *[4]uint64, i int) (uint64, bool) {
 
 // Decode fills ev from a raw packet record (either the short form, without
 // payload bytes, or the full one). It reports false for other records.
+//
+// Packet records carry no addresses (see packet.bpf.c): ev.Conn has the
+// socket and the namespace only; the engine adds the rest from its
+// connection table when it prints them.
 func Decode(raw []byte, ev *event.Event) bool {
-	if len(raw) < shortSize || raw[0] != byte(event.Packet) {
+	if len(raw) < baseSize || raw[0] != byte(event.Packet) {
 		return false
 	}
 	r := (*rawPkt)(unsafe.Pointer(&raw[0]))
 	ev.Type = event.Packet
-	ev.TS = r.Hdr.Ts
+	ev.TS = r.Ts
 	ev.HasStats = false
-	ev.Conn = event.Conn{Sock: r.Hdr.Sk, Netns: r.Hdr.Netns}
-	switch r.Family {
-	case 2:
-		ev.Conn.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte(r.Saddr[:4])), r.Sport)
-		ev.Conn.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(r.Daddr[:4])), r.Dport)
-	case 10:
-		ev.Conn.Src = netip.AddrPortFrom(netip.AddrFrom16(r.Saddr), r.Sport)
-		ev.Conn.Dst = netip.AddrPortFrom(netip.AddrFrom16(r.Daddr), r.Dport)
-	}
+	ev.Conn = event.Conn{Sock: r.Sk, Netns: r.Netns}
 	p := &ev.Packet
 	p.Seq, p.Ack, p.Len = r.Seq, r.Ack, r.Len
 	p.Rx = r.Rx != 0
+	var t [4]uint64
+	if len(raw) >= httpOff {
+		for i := range t {
+			t[i] = binary.NativeEndian.Uint64(raw[tOff+8*i:])
+		}
+	}
 	p.Missing = 0
 	mac, ip, tcp := 0, 1, 2
 	if !p.Rx {
 		tcp, ip, mac = 0, 1, 2
 	}
 	var ok bool
-	if p.MacNs, ok = layer(&r.T, mac); !ok {
+	if p.MacNs, ok = layer(&t, mac); !ok {
 		p.Missing |= event.MissingMac
 	}
-	if p.IPNs, ok = layer(&r.T, ip); !ok {
+	if p.IPNs, ok = layer(&t, ip); !ok {
 		p.Missing |= event.MissingIP
 	}
-	if p.TCPNs, ok = layer(&r.T, tcp); !ok {
+	if p.TCPNs, ok = layer(&t, tcp); !ok {
 		p.Missing |= event.MissingTCP
 	}
 	p.HTTPLen, p.HTTPCut = 0, false

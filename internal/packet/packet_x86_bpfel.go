@@ -39,27 +39,18 @@ type packetNwConn struct {
 }
 
 type packetNwPktEvent struct {
-	_   structs.HostLayout
-	Hdr struct {
-		_     structs.HostLayout
-		Type  uint8
-		Pad   [3]uint8
-		Netns uint32
-		Ts    uint64
-		Sk    uint64
-	}
-	Seq     uint32
-	Ack     uint32
-	Len     uint32
+	_       structs.HostLayout
+	Type    uint8
 	Rx      uint8
 	HttpLen uint8
 	HttpCut uint8
-	Family  uint8
-	Sport   uint16
-	Dport   uint16
-	Pad     [4]uint8
-	Saddr   [16]uint8
-	Daddr   [16]uint8
+	Netns   uint32
+	Sk      uint64
+	Ts      uint64
+	Seq     uint32
+	Ack     uint32
+	Len     uint32
+	Pad     uint32
 	T       [4]uint64
 	Http    [160]uint8
 }

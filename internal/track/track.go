@@ -30,11 +30,54 @@ type Table struct {
 	byTuple    map[TupleKey]uint64 // open connections by (netns, local, remote)
 	closed     []uint64            // close order, for eviction
 	Evicted    uint64              // closed entries dropped because of MaxClosed
+
+	// The last removed connections' addresses: packet records carry only
+	// their socket, and the last ones of a connection may be read after its
+	// close (two rings, see engine).
+	gone    [goneLen]goneConn
+	goneIdx map[uint64]int
+	goneN   int
+}
+
+const goneLen = 4096
+
+type goneConn struct {
+	sk         uint64
+	est, close uint64
+	src, dst   netip.AddrPort
 }
 
 // New returns an empty table; keepClosed is -a.
 func New(keepClosed bool) *Table {
-	return &Table{keepClosed: keepClosed, m: make(map[uint64]*Entry), byTuple: make(map[TupleKey]uint64)}
+	return &Table{keepClosed: keepClosed, m: make(map[uint64]*Entry), byTuple: make(map[TupleKey]uint64),
+		goneIdx: make(map[uint64]int, goneLen)}
+}
+
+// AddrsAt returns the local and remote address of the connection that had
+// socket sk at time ts (a record's timestamp): the table's entry, or one of
+// the last goneLen removed ones. Socket memory is reused: a record older than
+// the entry's establishment, or newer than its close, is not its own.
+func (t *Table) AddrsAt(sk, ts uint64) (src, dst netip.AddrPort, ok bool) {
+	if e := t.m[sk]; e != nil && ts >= e.Conn.EstNs && (!e.Closed || ts <= e.CloseNs) {
+		return e.Conn.Src, e.Conn.Dst, true
+	}
+	if i, ok := t.goneIdx[sk]; ok {
+		if g := &t.gone[i]; ts >= g.est && ts <= g.close {
+			return g.src, g.dst, true
+		}
+	}
+	return src, dst, false
+}
+
+// remember keeps the addresses of a removed connection (see gone).
+func (t *Table) remember(c *event.Conn, closeNs uint64) {
+	i := t.goneN % goneLen
+	if old := t.gone[i].sk; old != 0 && t.goneIdx[old] == i {
+		delete(t.goneIdx, old)
+	}
+	t.gone[i] = goneConn{c.Sock, c.EstNs, closeNs, c.Src, c.Dst}
+	t.goneIdx[c.Sock] = i
+	t.goneN++
 }
 
 // Len is the number of entries (open and retained closed).
@@ -108,6 +151,7 @@ func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 	}
 	if !t.keepClosed {
 		delete(t.m, c.Sock)
+		t.remember(&e.Conn, e.CloseNs)
 		return e
 	}
 	t.m[c.Sock] = e
@@ -117,6 +161,7 @@ func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 		t.closed = t.closed[1:]
 		if x := t.m[old]; x != nil && x.Closed {
 			delete(t.m, old)
+			t.remember(&x.Conn, x.CloseNs)
 			t.Evicted++
 		}
 	}
