@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/netwatcher/netwatcher/internal/config"
@@ -29,7 +30,7 @@ func synthetic(n int) []event.Event {
 			Dst: netip.MustParseAddrPort("198.18.1.2:80"), EstNs: 1}
 		copy(c.Comm[:], "nginx")
 		switch {
-		case i%64 == 0:
+		case i < 64:
 			evs = append(evs, event.Event{Type: event.ConnOpen, TS: uint64(i), Conn: c})
 		default:
 			ev := event.Event{Type: event.Packet, TS: uint64(i), Conn: event.Conn{Sock: sk},
@@ -87,5 +88,55 @@ func TestPipelineNoAllocPerEvent(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("%v allocations per packet event", n)
+	}
+}
+
+// A packet record read before its connection's open event waits (parked)
+// and is printed with the connection's addresses once the open is handled;
+// one whose connection stays unknown is printed with null addresses at the
+// latest when the pipeline finishes.
+func TestPacketWaitsForItsConnection(t *testing.T) {
+	files, err := output.OpenFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files.Close()
+	var out strings.Builder
+	p := newPipeline(&config.Config{Output: config.JSON, DataDir: "x"}, slog.New(slog.NewTextHandler(io.Discard, nil)), &out, files, nil, nil)
+	const sk = 0xffff888100000100
+	pkt := event.Event{Type: event.Packet, TS: 100, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 7, Len: 10}}
+	p.handle(&pkt)
+	p.unpark(false)
+	p.flushOut()
+	if strings.Contains(out.String(), `"type":"packet"`) {
+		t.Fatalf("printed before its connection was known: %s", out.String())
+	}
+	open := event.Event{Type: event.ConnOpen, TS: 50, Conn: event.Conn{Sock: sk, Netns: 1, EstNs: 50,
+		Src: netip.MustParseAddrPort("198.18.1.1:4000"), Dst: netip.MustParseAddrPort("198.18.1.2:80")}}
+	p.handle(&open)
+	p.unpark(false)
+	p.flushOut()
+	if !strings.Contains(out.String(), `"seq":7,"ack":0,"len":10,"rx":0,"src":"198.18.1.1:4000","dst":"198.18.1.2:80"`) {
+		t.Fatalf("parked packet not printed with its addresses: %s", out.String())
+	}
+	if strings.Index(out.String(), `"event":"open"`) > strings.Index(out.String(), `"type":"packet"`) {
+		t.Error("packet printed before its connection's open line")
+	}
+	// A record older than the connection on that socket is not its own.
+	out.Reset()
+	old := event.Event{Type: event.Packet, TS: 10, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 8, Len: 10}}
+	p.handle(&old)
+	p.unpark(false)
+	p.flushOut()
+	if out.Len() != 0 {
+		t.Fatalf("record from before the connection took its addresses: %s", out.String())
+	}
+	p.unpark(true)
+	p.flushOut()
+	if !strings.Contains(out.String(), `"seq":8,"ack":0,"len":10,"rx":0,"src":null,"dst":null`) {
+		t.Fatalf("unknown connection: %s", out.String())
+	}
+	if len(p.parked) != 0 {
+		t.Errorf("%d still parked", len(p.parked))
 	}
 }
