@@ -168,7 +168,10 @@ func cmdChurn(args []string) error {
 			defer wg.Done()
 			for next.Add(1) <= int64(*n) && ctx.Err() == nil {
 				if err := one(); err != nil {
-					if ctx.Err() != nil {
+					// Past the deadline a dial fails at once, before the
+					// context's timer has marked it done: stop, do not
+					// spin counting those as errors.
+					if dl, ok := ctx.Deadline(); ctx.Err() != nil || (ok && !time.Now().Before(dl)) {
 						return
 					}
 					errs.Add(1)

@@ -25,6 +25,10 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* -q without -a... see conn.Options.Quiet: no OPEN/OWNER records; user
+ * space learns open connections from the once-a-second table walk instead. */
+volatile const bool cfg_quiet = false;
+
 /* Listening sockets: (netns << 16 | port) -> owner of the listener. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -153,7 +157,8 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			}
 			c->is_server = old == NW_TCP_SYN_RECV;
 			c->est_ns = bpf_ktime_get_ns();
-			emit_conn(NW_EV_CONN_OPEN, key, c, sk, direct);
+			if (!cfg_quiet)
+				emit_conn(NW_EV_CONN_OPEN, key, c, sk, direct);
 			return 0;
 		}
 		struct nw_conn n = {};
@@ -172,7 +177,8 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			if (pending)
 				*pending = 1;
 		}
-		emit_conn(NW_EV_CONN_OPEN, key, &n, sk, direct);
+		if (!cfg_quiet)
+			emit_conn(NW_EV_CONN_OPEN, key, &n, sk, direct);
 		return 0;
 	}
 	case NW_TCP_CLOSE: {
@@ -229,7 +235,7 @@ static __always_inline void set_owner(__u64 key, __u8 src)
 	/* Tell user space only when the owner really changed (the common
 	 * case, accept() by the listener's own process, needs no event: the
 	 * sampler picks up the better provenance within a second). */
-	if (c->est_ns && c->owner.pid != was)
+	if (!cfg_quiet && c->est_ns && c->owner.pid != was)
 		emit_conn(NW_EV_CONN_OWNER, key, c, 0, false);
 }
 

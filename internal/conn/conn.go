@@ -25,6 +25,11 @@ type Options struct {
 	RingBytes    uint32 // event ring size (power of two, page multiple)
 	PktRingBytes uint32 // packet ring size; 0 keeps the minimal default
 	MaxConns     uint32 // connection table capacity (not preallocated)
+	// Quiet: nobody prints per-connection lines (-q), so the kernel sends no
+	// open/owner records; open connections reach user space through Sample
+	// (once a second, which connects.log needs anyway) and close records.
+	// Half the records of a short connection.
+	Quiet bool
 }
 
 // Probe is the loaded connection object and its live hooks.
@@ -59,6 +64,9 @@ func Load(o Options) (*Probe, error) {
 	}
 	if o.MaxConns != 0 {
 		spec.Maps["nw_conns"].MaxEntries = o.MaxConns
+	}
+	if err := spec.Variables["cfg_quiet"].Set(o.Quiet); err != nil {
+		return nil, fmt.Errorf("conn: set cfg_quiet: %w", err)
 	}
 	coll, err := load(spec, o.Sport, o.Dport, nil)
 	if err != nil {

@@ -100,6 +100,7 @@ const (
 	connProgNwStateKprobe    = "nw_state_kprobe"
 	connProgNwStateRaw       = "nw_state_raw"
 	connVarCfgDport          = "cfg_dport"
+	connVarCfgQuiet          = "cfg_quiet"
 	connVarCfgSport          = "cfg_sport"
 	connVarNwUnusedConnEvent = "nw_unused_conn_event"
 	connVarNwUnusedIterRec   = "nw_unused_iter_rec"
@@ -175,6 +176,7 @@ type connMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type connVariableSpecs struct {
 	CfgDport          *ebpf.VariableSpec `ebpf:"cfg_dport"`
+	CfgQuiet          *ebpf.VariableSpec `ebpf:"cfg_quiet"`
 	CfgSport          *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	NwUnusedConnEvent *ebpf.VariableSpec `ebpf:"nw_unused_conn_event"`
 	NwUnusedIterRec   *ebpf.VariableSpec `ebpf:"nw_unused_iter_rec"`
@@ -224,6 +226,7 @@ func (m *connMaps) Close() error {
 // It can be passed to loadConnObjects or ebpf.CollectionSpec.LoadAndAssign.
 type connVariables struct {
 	CfgDport          *ebpf.Variable `ebpf:"cfg_dport"`
+	CfgQuiet          *ebpf.Variable `ebpf:"cfg_quiet"`
 	CfgSport          *ebpf.Variable `ebpf:"cfg_sport"`
 	NwUnusedConnEvent *ebpf.Variable `ebpf:"nw_unused_conn_event"`
 	NwUnusedIterRec   *ebpf.Variable `ebpf:"nw_unused_iter_rec"`

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netwatcher/netwatcher/internal/drops"
 	"github.com/netwatcher/netwatcher/internal/fault"
@@ -226,4 +227,65 @@ func TestPortFilter(t *testing.T) {
 		t.Errorf("-s %d: %d error records of port %d: %v", port1, len(other), port2, other)
 	}
 	t.Logf("-s %d: %d records on %s %v; none of port %d", port1, len(evs), srv1, reasons(evs), port2)
+}
+
+// With -q the kernel sends no open records (conn.Options.Quiet): a connection
+// reaches the table through the once-a-second walk. Errors on a connection
+// younger than that walk, including checksum errors that carry no socket,
+// are still attributed to it, with its owner.
+func TestQuietAttributesErrorsOnNewConnections(t *testing.T) {
+	nstest.RequireRoot(t)
+	port := lab.RandPort()
+	r := nwtest.Start(t, "-q", "-e", "-s", strconv.Itoa(int(port)))
+	const n = 3
+	p := nstest.NewPair(t)
+	p.RxChecksumOff(t, true)
+	c := lab.Dial(t, p, false, port, 0)
+	if err := c.RoundTrip(1000, 1); err != nil {
+		t.Fatal(err)
+	}
+	res, err := fault.BadCsum(lab.Ctx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.Flow(), Count: n, Out: lab.Log(t),
+		Ready: func() {
+			if err := c.RoundTrip(100, 2); err != nil {
+				t.Error(err)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(lab.Wait)
+	var evs []nwtest.Ev
+	for time.Now().Before(deadline) {
+		evs = r.Find(func(e nwtest.Ev) bool { return e.Str("type") == "error" })
+		if len(evs) >= n {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(evs) != n {
+		t.Fatalf("%d error records, want %d: %v", len(evs), n, evs)
+	}
+	checkRecords(t, evs, res, drops.InvalidCsum, p.B)
+	sock := evs[0].Str("sock")
+	for _, e := range evs {
+		if e.Str("sock") != sock || sock == "0x0" || e.Num("pid") == 0 {
+			t.Errorf("error not attributed to the connection and its owner: %v", e)
+		}
+	}
+	if conns := r.Find(func(e nwtest.Ev) bool { return e.Str("type") == "connection" }); len(conns) != 0 {
+		t.Errorf("-q printed %d connection lines", len(conns))
+	}
+	// connects.log lists the connection (server side) by the same socket.
+	deadline = time.Now().Add(lab.Wait)
+	for !strings.Contains(r.File("connects.log"), `sock="`+sock+`",src="`+c.ServerAddr.String()+`"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("connects.log does not list %s as %s:\n%s", sock, c.ServerAddr, r.File("connects.log"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.Stop()
+	lab.CheckNoLoss(t, r)
+	if lines := errLogLines(r, sock); len(lines) != n {
+		t.Errorf("err.log: %d lines for %s, want %d", len(lines), sock, n)
+	}
 }

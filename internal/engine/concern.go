@@ -16,11 +16,29 @@ func (p *pipeline) enrich(ev *event.Event) {
 	if ev.Conn.Sock == 0 && ev.Type == event.Error {
 		// Dropped before the socket lookup: find it by addresses (the
 		// segment travels remote -> local).
-		if e := p.table.Lookup(track.Key(ev.Conn.Netns, ev.Err.Dst, ev.Err.Src)); e != nil {
+		k := track.Key(ev.Conn.Netns, ev.Err.Dst, ev.Err.Src)
+		e := p.table.Lookup(k)
+		if e == nil && p.table.AdoptSampled && time.Since(p.lastAdhoc) > 10*time.Millisecond {
+			// -q: a connection younger than the last table walk is not
+			// in the table yet; walk now (errors are rare; at most every
+			// 10 ms under an error flood).
+			p.lastAdhoc = time.Now()
+			p.sample()
+			e = p.table.Lookup(k)
+		}
+		if e != nil {
 			ev.Conn.Sock = e.Conn.Sock
 		}
 	}
-	if e := p.table.Get(ev.Conn.Sock); e != nil {
+	e := p.table.Get(ev.Conn.Sock)
+	if e == nil && ev.Conn.Sock != 0 && p.table.AdoptSampled {
+		var c event.Conn // -q: open, but not walked yet
+		if p.cp != nil && p.cp.Lookup(ev.Conn.Sock, &c) && c.EstNs != 0 {
+			e = p.table.Open(&c)
+			p.dirty = true
+		}
+	}
+	if e != nil {
 		ev.Conn.Pid, ev.Conn.Comm, ev.Conn.OwnerSrc = e.Conn.Pid, e.Conn.Comm, e.Conn.OwnerSrc
 		if !ev.Conn.Src.IsValid() {
 			ev.Conn.Src, ev.Conn.Dst = e.Conn.Src, e.Conn.Dst

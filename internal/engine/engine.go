@@ -105,7 +105,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	cp, err := conn.Load(conn.Options{
 		Sport: cfg.Sport, Dport: cfg.Dport,
-		RingBytes: 4 << 20, PktRingBytes: pktRing,
+		RingBytes: 4 << 20, PktRingBytes: pktRing, Quiet: cfg.Quiet,
 	})
 	if err != nil {
 		return err
@@ -307,14 +307,21 @@ type pipeline struct {
 	pktHdr          bool
 	lastLost        uint64
 	parked          []parkedPkt // see park
+	lastAdhoc       time.Time   // last sample made for an unmatched error (-q)
 }
 
 func newPipeline(cfg *config.Config, log *slog.Logger, stdout io.Writer, files *output.Files, cp *conn.Probe, cs []Concern) *pipeline {
 	return &pipeline{
 		cfg: cfg, log: log, out: bufio.NewWriterSize(stdout, 64<<10), files: files, cp: cp,
-		concerns: cs, table: track.New(cfg.All),
+		concerns: cs, table: newTable(cfg),
 		fields: output.Fields{Extra: cfg.Extra, Retrans: cfg.Retrans},
 	}
+}
+
+func newTable(cfg *config.Config) *track.Table {
+	t := track.New(cfg.All)
+	t.AdoptSampled = cfg.Quiet // see conn.Options.Quiet
+	return t
 }
 
 // decode runs on the reader goroutine: only immutable state is used.
@@ -460,11 +467,8 @@ func (p *pipeline) handle(ev *event.Event) {
 	}
 }
 
-// refresh samples -x values and rewrites connects.log. Without -x/-r the
-// file changes only with the table, so an unchanged table is not rewritten
-// (with 100k connections that is tens of MB a second saved).
-func (p *pipeline) refresh() {
-	now := MonoNow()
+// sample walks the kernel's connection table into the table.
+func (p *pipeline) sample() {
 	if err := p.cp.Sample(func(sk uint64, c *event.Conn, st *event.Stats) {
 		if p.table.Sample(c, st) {
 			p.dirty = true
@@ -472,6 +476,14 @@ func (p *pipeline) refresh() {
 	}); err != nil {
 		p.log.Warn("sampling connections failed", "err", err)
 	}
+}
+
+// refresh samples -x values and rewrites connects.log. Without -x/-r the
+// file changes only with the table, so an unchanged table is not rewritten
+// (with 100k connections that is tens of MB a second saved).
+func (p *pipeline) refresh() {
+	now := MonoNow()
+	p.sample()
 	if !p.dirty && !p.cfg.Extra && !p.cfg.Retrans {
 		if err := p.files.Flush(); err != nil {
 			p.log.Error("log files", "err", err)

@@ -30,6 +30,8 @@ type Table struct {
 	byTuple    map[TupleKey]uint64 // open connections by (netns, local, remote)
 	closed     []uint64            // close order, for eviction
 	Evicted    uint64              // closed entries dropped because of MaxClosed
+	// AdoptSampled: Sample adds established connections it does not know.
+	AdoptSampled bool
 
 	// The last removed connections' addresses: packet records carry only
 	// their socket, and the last ones of a connection may be read after its
@@ -67,6 +69,12 @@ func (t *Table) AddrsAt(sk, ts uint64) (src, dst netip.AddrPort, ok bool) {
 		}
 	}
 	return src, dst, false
+}
+
+// closedAlready: c (by socket and establishment time) was removed at its close.
+func (t *Table) closedAlready(c *event.Conn) bool {
+	i, ok := t.goneIdx[c.Sock]
+	return ok && t.gone[i].est == c.EstNs
 }
 
 // remember keeps the addresses of a removed connection (see gone).
@@ -171,8 +179,18 @@ func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 // Sample updates live values of an open connection. It reports whether
 // the owner changed (the only sampled value connects.log shows without
 // -x/-r).
+//
+// With AdoptSampled (the kernel sends no open records, see conn.Options.Quiet)
+// an established connection the table does not know yet is added, and
+// reported as a change; one whose close was already handled (the walk can
+// race with the close) is not.
 func (t *Table) Sample(c *event.Conn, st *event.Stats) (ownerChanged bool) {
 	e := t.m[c.Sock]
+	if e == nil && t.AdoptSampled && c.EstNs != 0 && !t.closedAlready(c) {
+		e = t.Open(c)
+		e.Stats, e.HasStats = *st, true
+		return true
+	}
 	if e == nil || e.Closed {
 		return false
 	}
