@@ -361,3 +361,33 @@ func TestPreexistingGoServer(t *testing.T) {
 	cp.CloseStdin()
 	r.Stop()
 }
+
+// TestQuiet: with -q the kernel sends no open records; connects.log still
+// lists both sides of a new connection with their owners (from the
+// once-a-second walk), drops them after the close, and the stats line counts
+// only the close records.
+func TestQuiet(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.NewPair(t)
+	port := randPort()
+	r := nwtest.Start(t, "-q", "--no-packets", "-s", strconv.Itoa(port))
+	_, srv, closeCli := dial(t, p.B, p.A, p.B4, port, 100)
+	waitConnects(t, r, srv, true)
+	if n := len(r.Find(func(e nwtest.Ev) bool { return e.Str("type") == "connection" })); n != 0 {
+		t.Errorf("-q printed %d connection lines", n)
+	}
+	closeCli()
+	waitConnects(t, r, srv, false)
+	r.Stop()
+	var stats nwtest.Ev
+	for _, e := range r.Events() {
+		if e.Str("type") == "stats" {
+			stats = e
+		}
+	}
+	// -s filters in the kernel: only the server side is tracked; one close
+	// record, no open or owner record.
+	if ev := stats.Num("events"); ev != 1 {
+		t.Errorf("ring carried %v events for one connection closed under -q, want 1 (its close): %v", ev, stats)
+	}
+}
