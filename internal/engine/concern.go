@@ -116,12 +116,12 @@ func (p *pipeline) printPacket(ev *event.Event, http []byte) {
 // open; the table takes it in then.
 func (p *pipeline) packetAddrs(ev *event.Event) bool {
 	var ok bool
-	sk, ts := ev.Conn.Sock, ev.TS
-	if ev.Conn.Src, ev.Conn.Dst, ok = p.table.AddrsAt(sk, ts); ok {
+	sk, est := ev.Conn.Sock, ev.Packet.EstLo
+	if ev.Conn.Src, ev.Conn.Dst, ok = p.table.AddrsOf(sk, est); ok {
 		return true
 	}
 	var c event.Conn
-	if p.cp != nil && p.cp.Lookup(sk, &c) && c.EstNs != 0 && c.EstNs <= ts {
+	if p.cp != nil && p.cp.Lookup(sk, &c) && c.EstNs != 0 && uint32(c.EstNs) == est {
 		p.table.Open(&c)
 		p.dirty = true
 		ev.Conn.Src, ev.Conn.Dst = c.Src, c.Dst
@@ -162,7 +162,7 @@ func (p *pipeline) unpark(force bool) {
 	for i := range p.parked {
 		x := &p.parked[i]
 		var ok bool
-		x.ev.Conn.Src, x.ev.Conn.Dst, ok = p.table.AddrsAt(x.ev.Conn.Sock, x.ev.TS)
+		x.ev.Conn.Src, x.ev.Conn.Dst, ok = p.table.AddrsOf(x.ev.Conn.Sock, x.ev.Packet.EstLo)
 		if ok || force || now.Sub(x.at) >= parkWait {
 			http, _ := p.httpText(&x.ev.Packet)
 			p.printPacket(&x.ev, http)

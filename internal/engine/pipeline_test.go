@@ -34,7 +34,7 @@ func synthetic(n int) []event.Event {
 			evs = append(evs, event.Event{Type: event.ConnOpen, TS: uint64(i), Conn: c})
 		default:
 			ev := event.Event{Type: event.Packet, TS: uint64(i), Conn: event.Conn{Sock: sk},
-				Packet: event.PacketInfo{Seq: uint32(i * 1000), Ack: 7, Len: 1000, Rx: i%2 == 0, MacNs: 1200, IPNs: 3400, TCPNs: 15000}}
+				Packet: event.PacketInfo{Seq: uint32(i * 1000), Ack: 7, Len: 1000, EstLo: 1, Rx: i%2 == 0, MacNs: 1200, IPNs: 3400, TCPNs: 15000}}
 			if i%8 == 1 {
 				n := copy(ev.Packet.HTTP[:], "GET /index.html HTTP/1.1\r\nHost: x\r\n")
 				ev.Packet.HTTPLen = uint8(n)
@@ -104,7 +104,7 @@ func TestPacketWaitsForItsConnection(t *testing.T) {
 	var out strings.Builder
 	p := newPipeline(&config.Config{Output: config.JSON, DataDir: "x"}, slog.New(slog.NewTextHandler(io.Discard, nil)), &out, files, nil, nil)
 	const sk = 0xffff888100000100
-	pkt := event.Event{Type: event.Packet, TS: 100, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 7, Len: 10}}
+	pkt := event.Event{Type: event.Packet, TS: 100, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 7, Len: 10, EstLo: 50}}
 	p.handle(&pkt)
 	p.unpark(false)
 	p.flushOut()
@@ -122,9 +122,9 @@ func TestPacketWaitsForItsConnection(t *testing.T) {
 	if strings.Index(out.String(), `"event":"open"`) > strings.Index(out.String(), `"type":"packet"`) {
 		t.Error("packet printed before its connection's open line")
 	}
-	// A record older than the connection on that socket is not its own.
+	// A record of another connection that had this socket is not its own.
 	out.Reset()
-	old := event.Event{Type: event.Packet, TS: 10, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 8, Len: 10}}
+	old := event.Event{Type: event.Packet, TS: 10, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 8, Len: 10, EstLo: 5}}
 	p.handle(&old)
 	p.unpark(false)
 	p.flushOut()

@@ -126,6 +126,7 @@ type Event struct {
 type PacketInfo struct {
 	Seq, Ack uint32
 	Len      uint32
+	EstLo    uint32 // low 32 bits of the connection's EstNs (which connection of the socket)
 	Rx       bool
 	// Layer times in ns; Missing bit i set when boundary i was not seen.
 	MacNs, IPNs, TCPNs uint64

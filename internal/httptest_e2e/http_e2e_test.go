@@ -205,6 +205,13 @@ func TestHTTPInfo(t *testing.T) {
 	for k, n := range got {
 		t.Errorf("netwatcher reported %d× %q from %s seq=%d rx=%v, not in the capture", n, k.line, k.sender, k.seq, k.rx)
 	}
+	if t.Failed() {
+		for _, e := range r.Find(func(e nwtest.Ev) bool {
+			return (e.Str("type") == "packet" && e.Str("http_info") != "-") || e.Str("type") == "connection"
+		}) {
+			t.Logf("record: %v", e)
+		}
+	}
 	sort.Strings(lines)
 	t.Logf("tshark and netwatcher agree on %d messages: %q", len(msgs), lines)
 	for _, l := range []string{"GET / HTTP/1.1", "HTTP/1.1 200 OK", "GET /missing HTTP/1.1", "HTTP/1.1 404 Not Found"} {

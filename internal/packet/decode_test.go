@@ -28,6 +28,7 @@ func sample() *packetNwPktEvent {
 	r.Ts = 1e9
 	r.Sk = 0xffff888104d9dc80
 	r.Seq, r.Ack, r.Len = 3889652109, 4048233276, 79
+	r.EstLo = 0xdeadbeef
 	return r
 }
 
@@ -43,7 +44,7 @@ func TestDecodeReceive(t *testing.T) {
 	if ev.Type != event.Packet || ev.Conn.Sock != r.Sk || ev.Conn.Netns != r.Netns || ev.TS != 1e9 {
 		t.Fatalf("header: %+v", ev)
 	}
-	if p.Seq != r.Seq || p.Ack != r.Ack || p.Len != 79 || !p.Rx {
+	if p.Seq != r.Seq || p.Ack != r.Ack || p.Len != 79 || !p.Rx || p.EstLo != 0xdeadbeef {
 		t.Fatalf("packet: %+v", p)
 	}
 	if ev.Conn.Src.IsValid() || ev.Conn.Dst.IsValid() {
@@ -113,7 +114,8 @@ func TestLayout(t *testing.T) {
 	var g packetNwPktEvent
 	var r rawPkt
 	if unsafe.Offsetof(g.Netns) != unsafe.Offsetof(r.Netns) || unsafe.Offsetof(g.Sk) != unsafe.Offsetof(r.Sk) ||
-		unsafe.Offsetof(g.Len) != unsafe.Offsetof(r.Len) || unsafe.Offsetof(g.HttpCut) != unsafe.Offsetof(r.HttpCut) {
+		unsafe.Offsetof(g.Len) != unsafe.Offsetof(r.Len) || unsafe.Offsetof(g.HttpCut) != unsafe.Offsetof(r.HttpCut) ||
+		unsafe.Offsetof(g.EstLo) != unsafe.Offsetof(r.EstLo) {
 		t.Fatal("rawPkt does not match the generated record layout")
 	}
 }

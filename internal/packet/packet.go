@@ -295,7 +295,7 @@ type rawPkt struct {
 	Seq     uint32
 	Ack     uint32
 	Len     uint32
-	_       uint32
+	EstLo   uint32
 }
 
 const (
@@ -349,7 +349,7 @@ func Decode(raw []byte, ev *event.Event) bool {
 	ev.HasStats = false
 	ev.Conn = event.Conn{Sock: r.Sk, Netns: r.Netns}
 	p := &ev.Packet
-	p.Seq, p.Ack, p.Len = r.Seq, r.Ack, r.Len
+	p.Seq, p.Ack, p.Len, p.EstLo = r.Seq, r.Ack, r.Len, r.EstLo
 	p.Rx = r.Rx != 0
 	var t [4]uint64
 	if len(raw) >= httpOff {

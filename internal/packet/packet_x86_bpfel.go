@@ -50,7 +50,7 @@ type packetNwPktEvent struct {
 	Seq     uint32
 	Ack     uint32
 	Len     uint32
-	Pad     uint32
+	EstLo   uint32
 	T       [4]uint64
 	Http    [160]uint8
 }

@@ -44,9 +44,10 @@ type Table struct {
 const goneLen = 4096
 
 type goneConn struct {
-	sk         uint64
-	est, close uint64
-	src, dst   netip.AddrPort
+	sk       uint64
+	est      uint64
+	src, dst netip.AddrPort
+	prev     int // slot of the previous removal of the same socket, -1: none
 }
 
 // New returns an empty table; keepClosed is -a.
@@ -55,18 +56,30 @@ func New(keepClosed bool) *Table {
 		goneIdx: make(map[uint64]int, goneLen)}
 }
 
-// AddrsAt returns the local and remote address of the connection that had
-// socket sk at time ts (a record's timestamp): the table's entry, or one of
-// the last goneLen removed ones. Socket memory is reused: a record older than
-// the entry's establishment, or newer than its close, is not its own.
-func (t *Table) AddrsAt(sk, ts uint64) (src, dst netip.AddrPort, ok bool) {
-	if e := t.m[sk]; e != nil && ts >= e.Conn.EstNs && (!e.Closed || ts <= e.CloseNs) {
+// AddrsOf returns the local and remote address of the connection that had
+// socket sk and was established at a time whose low 32 bits are estLo (what
+// a packet record carries): the table's entry, or one of the last goneLen
+// removed ones. Socket memory is reused at once, so the socket alone does
+// not say which connection a late record belongs to.
+func (t *Table) AddrsOf(sk uint64, estLo uint32) (src, dst netip.AddrPort, ok bool) {
+	if e := t.m[sk]; e != nil && uint32(e.Conn.EstNs) == estLo {
 		return e.Conn.Src, e.Conn.Dst, true
 	}
-	if i, ok := t.goneIdx[sk]; ok {
-		if g := &t.gone[i]; ts >= g.est && ts <= g.close {
+	// The same socket may have been removed several times in a row: follow
+	// its earlier removals, newest first.
+	i, ok := t.goneIdx[sk]
+	for n := 0; ok && n < goneLen; n++ {
+		g := &t.gone[i]
+		if g.sk != sk {
+			break // that slot was reused since
+		}
+		if uint32(g.est) == estLo {
 			return g.src, g.dst, true
 		}
+		if g.prev < 0 {
+			break
+		}
+		i = g.prev
 	}
 	return src, dst, false
 }
@@ -78,12 +91,16 @@ func (t *Table) closedAlready(c *event.Conn) bool {
 }
 
 // remember keeps the addresses of a removed connection (see gone).
-func (t *Table) remember(c *event.Conn, closeNs uint64) {
+func (t *Table) remember(c *event.Conn) {
 	i := t.goneN % goneLen
 	if old := t.gone[i].sk; old != 0 && t.goneIdx[old] == i {
 		delete(t.goneIdx, old)
 	}
-	t.gone[i] = goneConn{c.Sock, c.EstNs, closeNs, c.Src, c.Dst}
+	prev, ok := t.goneIdx[c.Sock]
+	if !ok {
+		prev = -1
+	}
+	t.gone[i] = goneConn{c.Sock, c.EstNs, c.Src, c.Dst, prev}
 	t.goneIdx[c.Sock] = i
 	t.goneN++
 }
@@ -159,7 +176,7 @@ func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 	}
 	if !t.keepClosed {
 		delete(t.m, c.Sock)
-		t.remember(&e.Conn, e.CloseNs)
+		t.remember(&e.Conn)
 		return e
 	}
 	t.m[c.Sock] = e
@@ -169,7 +186,7 @@ func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 		t.closed = t.closed[1:]
 		if x := t.m[old]; x != nil && x.Closed {
 			delete(t.m, old)
-			t.remember(&x.Conn, x.CloseNs)
+			t.remember(&x.Conn)
 			t.Evicted++
 		}
 	}

@@ -70,50 +70,59 @@ func TestClosedRetentionIsBoundedAndCounted(t *testing.T) {
 	})
 }
 
-// Packet records name only their socket; the addresses of a connection stay
-// known for its last records after the close removed it, for a bounded number
-// of removals, and a reused socket address never lends its addresses to the
+// Packet records name only their socket and the low bits of the
+// connection's establishment time; the addresses of a connection stay known
+// for its last records after the close removed it, for a bounded number of
+// removals, and a reused socket address never lends its addresses to the
 // records of another connection.
-func TestAddrsAt(t *testing.T) {
+func TestAddrsOf(t *testing.T) {
 	tb := New(false)
 	first := conn(1, 1000) // established at 1
 	tb.Open(first)
-	if src, dst, ok := tb.AddrsAt(1, 5); !ok || src != first.Src || dst != first.Dst {
+	if src, dst, ok := tb.AddrsOf(1, 1); !ok || src != first.Src || dst != first.Dst {
 		t.Fatalf("open connection: %v %v %v", src, dst, ok)
 	}
 	tb.Close(first, &event.Stats{}, 10)
-	if src, _, ok := tb.AddrsAt(1, 9); !ok || src != first.Src {
+	if src, _, ok := tb.AddrsOf(1, 1); !ok || src != first.Src {
 		t.Fatalf("just removed: %v %v", src, ok)
 	}
-	if _, _, ok := tb.AddrsAt(1, 11); ok {
-		t.Fatal("a record after the close (a new connection on the same socket) got the old addresses")
+	if _, _, ok := tb.AddrsOf(1, 20); ok {
+		t.Fatal("a record of a connection not seen yet got the old one's addresses")
 	}
 	// The socket is reused by a connection established at 20.
 	second := conn(1, 2000)
 	second.EstNs = 20
 	tb.Open(second)
-	if src, _, ok := tb.AddrsAt(1, 25); !ok || src != second.Src {
+	if src, _, ok := tb.AddrsOf(1, 20); !ok || src != second.Src {
 		t.Fatalf("new connection: %v %v", src, ok)
 	}
-	if src, _, ok := tb.AddrsAt(1, 8); !ok || src != first.Src {
+	if src, _, ok := tb.AddrsOf(1, 1); !ok || src != first.Src {
 		t.Fatalf("late record of the old connection: %v %v", src, ok)
 	}
 	tb.Close(second, &event.Stats{}, 30)
+	// Both removed before their records were read: each record still finds
+	// its own connection.
+	if src, _, ok := tb.AddrsOf(1, 1); !ok || src != first.Src {
+		t.Fatalf("first connection after the second was removed too: %v %v", src, ok)
+	}
+	if src, _, ok := tb.AddrsOf(1, 20); !ok || src != second.Src {
+		t.Fatalf("second connection after its removal: %v %v", src, ok)
+	}
 	for sk := uint64(2); sk < 2+goneLen; sk++ {
 		c := conn(sk, uint16(sk))
 		tb.Open(c)
 		tb.Close(c, &event.Stats{}, sk+1)
 	}
-	if _, _, ok := tb.AddrsAt(1, 25); ok {
+	if _, _, ok := tb.AddrsOf(1, 20); ok {
 		t.Error("addresses kept beyond the bound")
 	}
-	if src, _, ok := tb.AddrsAt(goneLen+1, goneLen+1); !ok || src.Port() != uint16(goneLen+1) {
+	if src, _, ok := tb.AddrsOf(goneLen+1, goneLen+1); !ok || src.Port() != uint16(goneLen+1) {
 		t.Errorf("last removed: %v %v", src, ok)
 	}
 	if len(tb.goneIdx) != goneLen {
 		t.Errorf("index holds %d, want %d", len(tb.goneIdx), goneLen)
 	}
-	if _, _, ok := tb.AddrsAt(99999, 5); ok {
+	if _, _, ok := tb.AddrsOf(99999, 5); ok {
 		t.Error("unknown socket found")
 	}
 }
