@@ -28,6 +28,9 @@ char LICENSE[] SEC("license") = "GPL";
 /* -q without -a... see conn.Options.Quiet: no OPEN/OWNER records; user
  * space learns open connections from the once-a-second table walk instead. */
 volatile const bool cfg_quiet = false;
+/* ... and without -a/-i nobody needs the close either: the walk that finds
+ * open connections also finds the ones gone (conn.Options.NoClose). */
+volatile const bool cfg_no_close = false;
 
 /* Listening sockets: (netns << 16 | port) -> owner of the listener. */
 struct {
@@ -190,7 +193,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		c = bpf_map_lookup_elem(&nw_conns, &key);
 		if (!c)
 			return 0;
-		if (c->est_ns)
+		if (c->est_ns && !cfg_no_close)
 			emit_conn(NW_EV_CONN_CLOSE, key, c, sk, direct);
 		bpf_map_delete_elem(&nw_conns, &key);
 		return 0;

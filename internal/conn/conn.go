@@ -30,6 +30,12 @@ type Options struct {
 	// (once a second, which connects.log needs anyway) and close records.
 	// Half the records of a short connection.
 	Quiet bool
+	// NoClose (with Quiet, when neither closed connections are kept (-a)
+	// nor HTTP summaries printed (-i)): no close records either; the
+	// once-a-second walk removes connections it no longer finds. A
+	// connection that opens and closes between two walks then costs no
+	// record at all.
+	NoClose bool
 }
 
 // Probe is the loaded connection object and its live hooks.
@@ -65,8 +71,10 @@ func Load(o Options) (*Probe, error) {
 	if o.MaxConns != 0 {
 		spec.Maps["nw_conns"].MaxEntries = o.MaxConns
 	}
-	if err := spec.Variables["cfg_quiet"].Set(o.Quiet); err != nil {
-		return nil, fmt.Errorf("conn: set cfg_quiet: %w", err)
+	for name, v := range map[string]bool{"cfg_quiet": o.Quiet, "cfg_no_close": o.Quiet && o.NoClose} {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return nil, fmt.Errorf("conn: set %s: %w", name, err)
+		}
 	}
 	coll, err := load(spec, o.Sport, o.Dport, nil)
 	if err != nil {

@@ -100,6 +100,7 @@ const (
 	connProgNwStateKprobe    = "nw_state_kprobe"
 	connProgNwStateRaw       = "nw_state_raw"
 	connVarCfgDport          = "cfg_dport"
+	connVarCfgNoClose        = "cfg_no_close"
 	connVarCfgQuiet          = "cfg_quiet"
 	connVarCfgSport          = "cfg_sport"
 	connVarNwUnusedConnEvent = "nw_unused_conn_event"
@@ -176,6 +177,7 @@ type connMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type connVariableSpecs struct {
 	CfgDport          *ebpf.VariableSpec `ebpf:"cfg_dport"`
+	CfgNoClose        *ebpf.VariableSpec `ebpf:"cfg_no_close"`
 	CfgQuiet          *ebpf.VariableSpec `ebpf:"cfg_quiet"`
 	CfgSport          *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	NwUnusedConnEvent *ebpf.VariableSpec `ebpf:"nw_unused_conn_event"`
@@ -226,6 +228,7 @@ func (m *connMaps) Close() error {
 // It can be passed to loadConnObjects or ebpf.CollectionSpec.LoadAndAssign.
 type connVariables struct {
 	CfgDport          *ebpf.Variable `ebpf:"cfg_dport"`
+	CfgNoClose        *ebpf.Variable `ebpf:"cfg_no_close"`
 	CfgQuiet          *ebpf.Variable `ebpf:"cfg_quiet"`
 	CfgSport          *ebpf.Variable `ebpf:"cfg_sport"`
 	NwUnusedConnEvent *ebpf.Variable `ebpf:"nw_unused_conn_event"`

@@ -105,7 +105,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	cp, err := conn.Load(conn.Options{
 		Sport: cfg.Sport, Dport: cfg.Dport,
-		RingBytes: 4 << 20, PktRingBytes: pktRing, Quiet: cfg.Quiet,
+		RingBytes: 4 << 20, PktRingBytes: pktRing, Quiet: cfg.Quiet, NoClose: noClose(cfg),
 	})
 	if err != nil {
 		return err
@@ -320,9 +320,13 @@ func newPipeline(cfg *config.Config, log *slog.Logger, stdout io.Writer, files *
 
 func newTable(cfg *config.Config) *track.Table {
 	t := track.New(cfg.All)
-	t.AdoptSampled = cfg.Quiet // see conn.Options.Quiet
+	t.AdoptSampled = cfg.Quiet      // see conn.Options.Quiet
+	t.SweepUnsampled = noClose(cfg) // see conn.Options.NoClose
 	return t
 }
+
+// noClose: the kernel sends no close records (conn.Options.NoClose).
+func noClose(cfg *config.Config) bool { return cfg.Quiet && !cfg.All && !cfg.HTTP }
 
 // decode runs on the reader goroutine: only immutable state is used.
 func (p *pipeline) decode(raw []byte, ev *event.Event) bool {
@@ -469,12 +473,17 @@ func (p *pipeline) handle(ev *event.Event) {
 
 // sample walks the kernel's connection table into the table.
 func (p *pipeline) sample() {
+	p.table.BeginWalk()
 	if err := p.cp.Sample(func(sk uint64, c *event.Conn, st *event.Stats) {
 		if p.table.Sample(c, st) {
 			p.dirty = true
 		}
 	}); err != nil {
 		p.log.Warn("sampling connections failed", "err", err)
+		return // a partial walk must not sweep
+	}
+	if p.table.EndWalk() > 0 {
+		p.dirty = true
 	}
 }
 

@@ -16,6 +16,7 @@ type Entry struct {
 	HasStats bool
 	Closed   bool
 	CloseNs  uint64
+	walk     uint64 // the last kernel-table walk that found it
 }
 
 // MaxClosed bounds how many closed connections -a keeps; the oldest closed
@@ -32,6 +33,10 @@ type Table struct {
 	Evicted    uint64              // closed entries dropped because of MaxClosed
 	// AdoptSampled: Sample adds established connections it does not know.
 	AdoptSampled bool
+	// SweepUnsampled: EndWalk removes open connections the walk did not
+	// find (no close records come, see conn.Options.NoClose).
+	SweepUnsampled bool
+	walk           uint64
 
 	// The last removed connections' addresses: packet records carry only
 	// their socket, and the last ones of a connection may be read after its
@@ -119,9 +124,34 @@ func (t *Table) Open(c *event.Conn) *Entry {
 		e = &Entry{}
 		t.m[c.Sock] = e
 	}
-	*e = Entry{Conn: *c}
+	*e = Entry{Conn: *c, walk: t.walk}
 	t.byTuple[Key(c.Netns, c.Src, c.Dst)] = c.Sock
 	return e
+}
+
+// BeginWalk starts a walk of the kernel's connection table (Sample calls).
+func (t *Table) BeginWalk() { t.walk++ }
+
+// EndWalk ends a complete walk: with SweepUnsampled, open connections it
+// did not find are gone (closed in the kernel) and removed. It returns how
+// many.
+func (t *Table) EndWalk() int {
+	if !t.SweepUnsampled {
+		return 0
+	}
+	n := 0
+	for sk, e := range t.m {
+		if e.Closed || e.walk >= t.walk {
+			continue
+		}
+		if k := Key(e.Conn.Netns, e.Conn.Src, e.Conn.Dst); t.byTuple[k] == sk {
+			delete(t.byTuple, k)
+		}
+		delete(t.m, sk)
+		t.remember(&e.Conn)
+		n++
+	}
+	return n
 }
 
 // TupleKey finds a connection by its addresses, for records that carry no
@@ -211,6 +241,12 @@ func (t *Table) Sample(c *event.Conn, st *event.Stats) (ownerChanged bool) {
 	if e == nil || e.Closed {
 		return false
 	}
+	if e.Conn.EstNs != 0 && c.EstNs != 0 && e.Conn.EstNs != c.EstNs {
+		// A successor on the socket of a connection whose close is not
+		// handled yet: not this entry's values.
+		return false
+	}
+	e.walk = t.walk
 	e.Stats, e.HasStats = *st, true
 	e.Conn.FastRetrans, e.Conn.TimeoutRetrans, e.Conn.RetransSegs = c.FastRetrans, c.TimeoutRetrans, c.RetransSegs
 	if e.Conn.OwnerSrc < c.OwnerSrc {

@@ -126,3 +126,52 @@ func TestAddrsOf(t *testing.T) {
 		t.Error("unknown socket found")
 	}
 }
+
+// Without close records (conn.Options.NoClose) a walk of the kernel table is
+// the truth: connections it no longer finds are removed, a connection opened
+// during the walk is not, and a successor on a socket does not keep its
+// predecessor's entry alive.
+func TestWalkSweeps(t *testing.T) {
+	tb := New(false)
+	tb.AdoptSampled, tb.SweepUnsampled = true, true
+	a, b := conn(1, 1000), conn(2, 2000)
+	tb.BeginWalk()
+	tb.Sample(a, &event.Stats{})
+	tb.Sample(b, &event.Stats{})
+	if n := tb.EndWalk(); n != 0 || tb.Len() != 2 {
+		t.Fatalf("first walk: swept %d, %d entries", n, tb.Len())
+	}
+	tb.BeginWalk()
+	tb.Sample(a, &event.Stats{}) // b closed
+	c := conn(3, 3000)
+	tb.Open(c) // learned during the walk (e.g. an error record's lookup)
+	succ := conn(1, 1001)
+	succ.EstNs = 99 // a's socket, reused by a new connection
+	if n := tb.EndWalk(); n != 1 || tb.Get(2) != nil || tb.Get(3) == nil {
+		t.Fatalf("second walk: swept %d; entries b=%v c=%v", n, tb.Get(2) != nil, tb.Get(3) != nil)
+	}
+	if src, _, ok := tb.AddrsOf(2, 2); !ok || src != b.Src {
+		t.Errorf("swept connection's addresses not kept for its late records: %v %v", src, ok)
+	}
+	tb.BeginWalk()
+	tb.Sample(succ, &event.Stats{}) // a is gone, its socket holds succ
+	tb.Sample(c, &event.Stats{})
+	tb.EndWalk()
+	if e := tb.Get(1); e != nil {
+		t.Errorf("stale entry kept alive by its socket's successor: %+v", e.Conn)
+	}
+	tb.BeginWalk()
+	tb.Sample(succ, &event.Stats{})
+	tb.Sample(c, &event.Stats{})
+	tb.EndWalk()
+	if e := tb.Get(1); e == nil || e.Conn.Src != succ.Src {
+		t.Errorf("successor not adopted on the next walk: %v", e)
+	}
+	// Without SweepUnsampled nothing is swept.
+	tb2 := New(false)
+	tb2.Open(a)
+	tb2.BeginWalk()
+	if n := tb2.EndWalk(); n != 0 || tb2.Len() != 1 {
+		t.Errorf("swept %d without SweepUnsampled", n)
+	}
+}
