@@ -67,7 +67,10 @@ func (p *pipeline) packet(ev *event.Event) {
 	p.lbuf = output.AppendPacketLog(p.lbuf[:0], ev.Conn.Sock, pk, p.cfg.Time, http)
 	p.files.Packet(p.lbuf)
 	if !p.cfg.Quiet {
-		if p.packetAddrs(ev) || !p.park(ev) {
+		if ok := p.packetAddrs(ev); ok || !p.park(ev) {
+			if !ok {
+				p.noAddrs++
+			}
 			p.printPacket(ev, http)
 		}
 	}
@@ -164,6 +167,9 @@ func (p *pipeline) unpark(force bool) {
 		var ok bool
 		x.ev.Conn.Src, x.ev.Conn.Dst, ok = p.table.AddrsOf(x.ev.Conn.Sock, x.ev.Packet.EstLo)
 		if ok || force || now.Sub(x.at) >= parkWait {
+			if !ok {
+				p.noAddrs++
+			}
 			http, _ := p.httpText(&x.ev.Packet)
 			p.printPacket(&x.ev, http)
 			continue

@@ -304,6 +304,7 @@ type pipeline struct {
 	connHdr         bool
 	dirty           bool // the table changed since connects.log was written
 	untrackedErrors uint64
+	noAddrs         uint64 // packet lines printed without addresses (see park)
 	pktHdr          bool
 	lastLost        uint64
 	parked          []parkedPkt // see park
@@ -573,6 +574,9 @@ func (p *pipeline) finish(ctr *Counters) {
 	s := p.bpfStats()
 	r, q, t := p.lost(ctr)
 	extra := p.concernCounters()
+	if !p.cfg.Quiet {
+		extra["packets_without_addrs"] = p.noAddrs
+	}
 	keys := slices.Sorted(maps.Keys(extra))
 	if p.cfg.Output == config.JSON {
 		p.buf = fmt.Appendf(p.buf[:0], `{"type":"stats","events":%d,"lost_ring_full":%d,"lost_queue_full":%d,"conn_table_full":%d,"pkt_table_full":%d,"closed_evicted":%d,"undecodable":%d,"untracked_errors":%d,"connections":%d`,

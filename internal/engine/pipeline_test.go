@@ -139,4 +139,7 @@ func TestPacketWaitsForItsConnection(t *testing.T) {
 	if len(p.parked) != 0 {
 		t.Errorf("%d still parked", len(p.parked))
 	}
+	if p.noAddrs != 1 {
+		t.Errorf("packets_without_addrs %d, want 1", p.noAddrs)
+	}
 }
