@@ -38,12 +38,29 @@ func (p *pipeline) enrich(ev *event.Event) {
 			p.dirty = true
 		}
 	}
+	if e != nil && ev.Type == event.Error && !sameFlow(e, &ev.Err) {
+		// The socket's memory now belongs to another connection (the
+		// close of this one is not handled yet): not its owner.
+		e = nil
+	}
 	if e != nil {
 		ev.Conn.Pid, ev.Conn.Comm, ev.Conn.OwnerSrc = e.Conn.Pid, e.Conn.Comm, e.Conn.OwnerSrc
 		if !ev.Conn.Src.IsValid() {
 			ev.Conn.Src, ev.Conn.Dst = e.Conn.Src, e.Conn.Dst
 		}
 	}
+}
+
+// sameFlow: the segment of an error record belongs to e's connection.
+func sameFlow(e *track.Entry, x *event.ErrorInfo) bool {
+	if !x.Src.IsValid() {
+		return true // nothing to compare with
+	}
+	local, remote := x.Dst, x.Src // received: remote -> local
+	if !x.Rx {
+		local, remote = x.Src, x.Dst
+	}
+	return track.Key(e.Conn.Netns, local, remote) == track.Key(e.Conn.Netns, e.Conn.Src, e.Conn.Dst)
 }
 
 // handleConcern formats events of the optional concerns.

@@ -143,3 +143,31 @@ func TestPacketWaitsForItsConnection(t *testing.T) {
 		t.Errorf("packets_without_addrs %d, want 1", p.noAddrs)
 	}
 }
+
+// An error record of a closed connection whose socket memory already holds
+// the next connection must not take that connection's owner.
+func TestErrorOwnerNeedsItsFlow(t *testing.T) {
+	p := benchPipeline(t, &config.Config{Output: config.JSON, DataDir: "x"})
+	const sk = 0xffff888100000200
+	open := event.Event{Type: event.ConnOpen, TS: 50, Conn: event.Conn{Sock: sk, Netns: 1, EstNs: 50, Pid: 42,
+		Src: netip.MustParseAddrPort("198.18.1.1:4000"), Dst: netip.MustParseAddrPort("198.18.1.2:80")}}
+	p.handle(&open)
+	mine := event.Event{Type: event.Error, TS: 60, Conn: event.Conn{Sock: sk, Netns: 1},
+		Err: event.ErrorInfo{Src: netip.MustParseAddrPort("198.18.1.2:80"), Dst: netip.MustParseAddrPort("198.18.1.1:4000"), Rx: true}}
+	p.enrich(&mine)
+	if mine.Conn.Pid != 42 {
+		t.Errorf("error of the connection: pid %d, want 42", mine.Conn.Pid)
+	}
+	other := event.Event{Type: event.Error, TS: 60, Conn: event.Conn{Sock: sk, Netns: 1},
+		Err: event.ErrorInfo{Src: netip.MustParseAddrPort("198.18.1.2:80"), Dst: netip.MustParseAddrPort("198.18.1.1:3999"), Rx: true}}
+	p.enrich(&other)
+	if other.Conn.Pid != 0 {
+		t.Errorf("error of another connection on the same socket got pid %d", other.Conn.Pid)
+	}
+	sent := event.Event{Type: event.Error, TS: 60, Conn: event.Conn{Sock: sk, Netns: 1},
+		Err: event.ErrorInfo{Src: netip.MustParseAddrPort("198.18.1.1:4000"), Dst: netip.MustParseAddrPort("198.18.1.2:80")}}
+	p.enrich(&sent)
+	if sent.Conn.Pid != 42 {
+		t.Errorf("own sent segment: pid %d, want 42", sent.Conn.Pid)
+	}
+}
