@@ -65,10 +65,14 @@ func sameFlow(e *track.Entry, x *event.ErrorInfo) bool {
 
 // handleConcern formats events of the optional concerns.
 func (p *pipeline) handleConcern(ev *event.Event) {
+	if ev.Type == event.Packet {
+		// Packet lines show no owner; their addresses come from
+		// packetAddrs (by socket and establishment time).
+		p.packet(ev)
+		return
+	}
 	p.enrich(ev)
 	switch ev.Type {
-	case event.Packet:
-		p.packet(ev)
 	case event.Error:
 		p.errorEvent(ev)
 	case event.Cong:

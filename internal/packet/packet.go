@@ -88,6 +88,7 @@ type Concern struct {
 
 	// Reader-goroutine state: namespaces already asked about.
 	unknownNS map[uint32]bool
+	lastNS    uint32 // the namespace of the previous record (reader goroutine only)
 	stale     atomic.Uint64 // sent segments dropped before the driver (GC)
 }
 
@@ -311,6 +312,10 @@ func (c *Concern) Decode(raw []byte, ev *event.Event) bool {
 	if !Decode(raw, ev) {
 		return false
 	}
+	if ns := ev.Conn.Netns; ns == c.lastNS {
+		return true // records come in runs of one namespace: skip the map
+	}
+	c.lastNS = ev.Conn.Netns
 	if c.ns != nil && c.unknownNS != nil && !c.unknownNS[ev.Conn.Netns] {
 		// A namespace seen for the first time: make sure it is hooked now
 		// rather than at the next poll.
