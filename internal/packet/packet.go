@@ -88,7 +88,7 @@ type Concern struct {
 
 	// Reader-goroutine state: namespaces already asked about.
 	unknownNS map[uint32]bool
-	lastNS    uint32 // the namespace of the previous record (reader goroutine only)
+	lastNS    uint32        // the namespace of the previous record (reader goroutine only)
 	stale     atomic.Uint64 // sent segments dropped before the driver (GC)
 }
 
