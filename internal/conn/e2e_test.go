@@ -120,6 +120,25 @@ func waitConnects(t *testing.T, r *nwtest.Run, s side, want bool) {
 	}
 }
 
+// topology gives the server's and the client's namespace and the server
+// address: one namespace over loopback, or two joined by a veth pair.
+func topology(t *testing.T, loopback, v6 bool) (srvNS, cliNS *nstest.NS, addr netip.Addr) {
+	t.Helper()
+	if loopback {
+		ns := nstest.NewNS(t)
+		addr = netip.MustParseAddr("127.0.0.1")
+		if v6 {
+			addr = netip.IPv6Loopback()
+		}
+		return ns, ns, addr
+	}
+	p := nstest.NewPair(t)
+	if v6 {
+		return p.B, p.A, p.B6
+	}
+	return p.B, p.A, p.B4
+}
+
 func TestLifecycle(t *testing.T) {
 	nstest.RequireRoot(t)
 	for _, tc := range []struct {
@@ -134,22 +153,7 @@ func TestLifecycle(t *testing.T) {
 		{"lo-v6", true, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var srvNS, cliNS *nstest.NS
-			var addr netip.Addr
-			if tc.loopback {
-				ns := nstest.NewNS(t)
-				srvNS, cliNS = ns, ns
-				addr = netip.MustParseAddr("127.0.0.1")
-				if tc.v6 {
-					addr = netip.IPv6Loopback()
-				}
-			} else {
-				p := nstest.NewPair(t)
-				srvNS, cliNS, addr = p.B, p.A, p.B4
-				if tc.v6 {
-					addr = p.B6
-				}
-			}
+			srvNS, cliNS, addr := topology(t, tc.loopback, tc.v6)
 			args := []string{}
 			if tc.all {
 				args = append(args, "-a")

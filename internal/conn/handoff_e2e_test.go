@@ -153,22 +153,7 @@ func TestHandoff(t *testing.T) {
 		{"listener-before-start/lo-v4", true, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var srvNS, cliNS *nstest.NS
-			var addr netip.Addr
-			if tc.loopback {
-				ns := nstest.NewNS(t)
-				srvNS, cliNS = ns, ns
-				addr = netip.MustParseAddr("127.0.0.1")
-				if tc.v6 {
-					addr = netip.IPv6Loopback()
-				}
-			} else {
-				p := nstest.NewPair(t)
-				srvNS, cliNS, addr = p.B, p.A, p.B4
-				if tc.v6 {
-					addr = p.B6
-				}
-			}
+			srvNS, cliNS, addr := topology(t, tc.loopback, tc.v6)
 			var r *nwtest.Run
 			if !tc.listenerFirst {
 				r = nwtest.Start(t)
