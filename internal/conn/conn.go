@@ -153,9 +153,11 @@ func (p *Probe) Attach(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	owner := acceptOwner
-	if st.Cand.Kind == kernel.TpBTF && p.availableAll(ioOwner) {
-		owner = ioOwner
+	owner := ioOwner
+	for _, name := range ioOwner {
+		if st.Cand.Kind != kernel.TpBTF || !kernel.Usable(p.Coll, name) {
+			owner = acceptOwner
+		}
 	}
 	for _, name := range owner {
 		if _, err := p.Live.Attach(log, name); err != nil {
@@ -168,24 +170,6 @@ func (p *Probe) Attach(log *slog.Logger) error {
 	}
 	p.sampler = it
 	return nil
-}
-
-// availableAll reports whether every boundary in names has a candidate this
-// kernel offers and the object still holds (not pruned).
-func (p *Probe) availableAll(names []string) bool {
-	for _, name := range names {
-		ok := false
-		for _, c := range kernel.Hooks[name].Candidates {
-			if p.Coll.Programs[c.Prog] != nil && kernel.Available(c) == nil {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 // Close releases everything. Call it once no goroutine samples any more.

@@ -214,6 +214,17 @@ func AttachNetns(coll *ebpf.Collection, name string) (*Attached, error) {
 	return attach(coll, name, true)
 }
 
+// Usable reports whether boundary name has a host-wide candidate that coll
+// holds (not pruned) and this kernel offers: what Attach would try.
+func Usable(coll *ebpf.Collection, name string) bool {
+	for _, c := range Hooks[name].Candidates {
+		if !c.Kind.PerNetns() && coll.Programs[c.Prog] != nil && Available(c) == nil {
+			return true
+		}
+	}
+	return false
+}
+
 func attach(coll *ebpf.Collection, name string, perNetns bool) (*Attached, error) {
 	b, ok := Hooks[name]
 	if !ok {
