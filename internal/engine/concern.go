@@ -144,6 +144,9 @@ func (p *pipeline) packetAddrs(ev *event.Event) bool {
 	if ev.Conn.Src, ev.Conn.Dst, ok = p.table.AddrsOf(sk, est); ok {
 		return true
 	}
+	if sk == p.missSk && est == p.missEst {
+		return false // the kernel did not have it for the previous record either
+	}
 	var c event.Conn
 	if p.cp != nil && p.cp.Lookup(sk, &c) && c.EstNs != 0 && uint32(c.EstNs) == est {
 		p.table.Open(&c)
@@ -151,6 +154,9 @@ func (p *pipeline) packetAddrs(ev *event.Event) bool {
 		ev.Conn.Src, ev.Conn.Dst = c.Src, c.Dst
 		return true
 	}
+	// Records of a connection come in runs: one syscall per run, not per
+	// record, when it is already gone from the kernel too.
+	p.missSk, p.missEst = sk, est
 	return false
 }
 

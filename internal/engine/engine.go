@@ -312,7 +312,9 @@ type pipeline struct {
 	pktHdr          bool
 	lastLost        uint64
 	parked          []parkedPkt // see park
-	lastAdhoc       time.Time   // last sample made for an unmatched error (-q)
+	missSk          uint64      // last packet connection the kernel table did not have (packetAddrs)
+	missEst         uint32
+	lastAdhoc       time.Time // last sample made for an unmatched error (-q)
 }
 
 func newPipeline(cfg *config.Config, log *slog.Logger, stdout io.Writer, files *output.Files, cp *conn.Probe, cs []Concern) *pipeline {
