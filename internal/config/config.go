@@ -39,6 +39,7 @@ type Config struct {
 	Quiet      bool
 	Verbose    bool
 	NoPackets  bool   // --no-packets: connection tracking only
+	MaxConns   uint32 // --max-conns: kernel connection table capacity
 	CPUProfile string // --cpuprofile: write a Go CPU profile (hidden, for developers)
 }
 
@@ -50,7 +51,7 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
-const usageLine = "Usage: netwatcher [-aeirtx?qv] [-d DPORT] [-s SPORT] [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--help] [--usage]"
+const usageLine = "Usage: netwatcher [-aeirtx?qv] [-d DPORT] [-s SPORT] [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--max-conns=N] [--help] [--usage]"
 
 type portValue struct{ p *uint16 }
 
@@ -109,9 +110,33 @@ func (v outValue) Set(s string) error {
 }
 func (v outValue) Type() string { return "FORMAT" }
 
+// DefaultMaxConns is --max-conns by default (conn.DefaultMaxConns).
+const DefaultMaxConns = 131072
+
+type countValue struct {
+	n        *uint32
+	min, max uint32
+}
+
+func (v countValue) String() string {
+	if v.n == nil {
+		return ""
+	}
+	return strconv.FormatUint(uint64(*v.n), 10)
+}
+func (v countValue) Set(s string) error {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 32)
+	if err != nil || n < uint64(v.min) || n > uint64(v.max) {
+		return fmt.Errorf("%q is not a count (%d..%d)", s, v.min, v.max)
+	}
+	*v.n = uint32(n)
+	return nil
+}
+func (v countValue) Type() string { return "N" }
+
 // Parse parses args (without the program name). Help/usage text goes to out.
 func Parse(args []string, out io.Writer) (*Config, error) {
-	c := &Config{DataDir: "./data"}
+	c := &Config{DataDir: "./data", MaxConns: DefaultMaxConns}
 	fs := pflag.NewFlagSet("netwatcher", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
@@ -130,6 +155,7 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.BoolVarP(&c.Quiet, "quiet", "q", false, "no per-event console lines (files and summaries only)")
 	fs.BoolVarP(&c.Verbose, "verbose", "v", false, "debug logging on stderr")
 	fs.BoolVar(&c.NoPackets, "no-packets", false, "no per-packet records: connection tracking only, the cheapest mode (not with -t or -i)")
+	fs.Var(countValue{&c.MaxConns, 64, 1 << 24}, "max-conns", "kernel connection table capacity (preallocated, ~104 bytes each; a connection that does not fit is counted as conn_table_full)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a Go CPU profile of netwatcher itself to this file")
 	fs.Lookup("cpuprofile").Hidden = true
 	help := fs.BoolP("help", "h", false, "give this help list")

@@ -21,6 +21,7 @@ func TestParseGNUStyle(t *testing.T) {
 		{[]string{"-o", "json", "--duration=2m", "-q"}, Config{Output: JSON, Duration: 2 * time.Minute, Quiet: true}},
 		{[]string{"--output=table", "--ready-file=/tmp/r", "--data-dir", "/x"}, Config{ReadyFile: "/tmp/r", DataDir: "/x"}},
 		{[]string{"-axre", "--no-packets"}, Config{All: true, Extra: true, Retrans: true, Err: true, NoPackets: true}},
+		{[]string{"--max-conns=1000000"}, Config{MaxConns: 1000000}},
 	} {
 		got, err := Parse(tc.args, &bytes.Buffer{})
 		if err != nil {
@@ -29,6 +30,9 @@ func TestParseGNUStyle(t *testing.T) {
 		want := tc.want
 		if want.DataDir == "" {
 			want.DataDir = "./data"
+		}
+		if want.MaxConns == 0 {
+			want.MaxConns = DefaultMaxConns
 		}
 		if *got != want {
 			t.Errorf("%v:\n got %+v\nwant %+v", tc.args, *got, want)
@@ -40,6 +44,7 @@ func TestParseErrorsAreUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"-d", "0"}, {"-d", "65536"}, {"--sport=-1"}, {"-s", "http"}, {"--bogus"}, {"-Z"},
 		{"--duration=10"}, {"--duration=-1s"}, {"-t", "--no-packets"}, {"--no-packets", "-i"}, {"-o", "xml"}, {"extra-arg"}, {"--data-dir="}, {"-d"},
+		{"--max-conns=0"}, {"--max-conns=63"}, {"--max-conns=20000000"}, {"--max-conns=lots"},
 	} {
 		_, err := Parse(args, &bytes.Buffer{})
 		var ue *UsageError

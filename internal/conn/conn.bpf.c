@@ -17,9 +17,9 @@
  * Why not accept() first: a syscall tracepoint puts every syscall of every
  * task on the host on the slow path (measured here: getppid 167 -> 224 ns),
  * a cost paid by all traffic, not only by new connections. The send/recv
- * tracepoints fire per socket operation instead, and leave after one
- * sk-storage peek unless the socket still waits for its owner: only accepted
- * sockets carry that mark (nw_owner_pending), and only until their first I/O.
+ * tracepoints fire per socket operation instead, and leave after one look
+ * into the connection table (a hash, then one cache line of keys) unless the
+ * socket is tracked and its owner still provisional.
  */
 #include "nw.h"
 
@@ -40,14 +40,6 @@ struct {
 	__type(key, __u64);
 	__type(value, struct nw_owner);
 } nw_listeners SEC(".maps");
-
-/* Accepted sockets whose owner is still the listener's (see top). */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, __u8);
-} nw_owner_pending SEC(".maps");
 
 static __always_inline __u64 listener_key(__u32 netns, __u16 port)
 {
@@ -113,10 +105,14 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 	}
 	case NW_TCP_SYN_SENT: {
 		/* process context: connect(); the local port is not bound yet */
+		c = nw_conn_claim(key);
+		if (!c) {
+			nw_count(NW_STAT_CONN_MAP_FULL);
+			return 0;
+		}
 		struct nw_conn n = {};
 		nw_owner_current(&n.owner, NW_OWNER_SYSCALL);
-		if (bpf_map_update_elem(&nw_conns, &key, &n, BPF_ANY))
-			nw_count(NW_STAT_CONN_MAP_FULL);
+		*c = n;
 		return 0;
 	}
 	case NW_TCP_SYN_RECV: {
@@ -134,28 +130,22 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			n.owner.src = NW_OWNER_LISTENER;
 		}
 		n.is_server = 1;
-		if (bpf_map_update_elem(&nw_conns, &key, &n, BPF_ANY)) {
+		c = nw_conn_claim(key);
+		if (!c) {
 			nw_count(NW_STAT_CONN_MAP_FULL);
 			return 0;
 		}
-		/* sk storage needs the BTF pointer (tp_btf); elsewhere the
-		 * accept() tracepoints attribute the owner */
-		if (direct) {
-			__u8 *pending = bpf_sk_storage_get(&nw_owner_pending, (struct sock *)sk, 0,
-							   BPF_SK_STORAGE_GET_F_CREATE);
-			if (pending)
-				*pending = 1;
-		}
+		*c = n;
 		return 0;
 	}
 	case NW_TCP_ESTABLISHED: {
-		c = bpf_map_lookup_elem(&nw_conns, &key);
+		c = nw_conn_find(key);
 		if (c) {
-			/* usual case: the entry made at SYN_SENT / SYN_RECV, updated
-			 * in place (no new element allocated) */
-			nw_fill_tuple_d(c, sk, direct);
+			/* usual case: the entry made at SYN_SENT / SYN_RECV */
+			if (old != NW_TCP_SYN_RECV)
+				nw_fill_tuple_d(c, sk, direct); /* SYN_RECV filled it */
 			if (!nw_ports_wanted(c->sport, c->dport)) {
-				bpf_map_delete_elem(&nw_conns, &key);
+				nw_conn_release(key);
 				return 0;
 			}
 			c->is_server = old == NW_TCP_SYN_RECV;
@@ -170,16 +160,12 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			return 0;
 		n.is_server = old == NW_TCP_SYN_RECV;
 		n.est_ns = bpf_ktime_get_ns();
-		if (bpf_map_update_elem(&nw_conns, &key, &n, BPF_ANY)) {
+		c = nw_conn_claim(key);
+		if (!c) {
 			nw_count(NW_STAT_CONN_MAP_FULL);
 			return 0;
 		}
-		if (n.is_server && direct) {
-			__u8 *pending = bpf_sk_storage_get(&nw_owner_pending, (struct sock *)sk, 0,
-							   BPF_SK_STORAGE_GET_F_CREATE);
-			if (pending)
-				*pending = 1;
-		}
+		*c = n;
 		if (!cfg_quiet)
 			emit_conn(NW_EV_CONN_OPEN, key, &n, sk, direct);
 		return 0;
@@ -190,12 +176,12 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			bpf_map_delete_elem(&nw_listeners, &lk);
 			return 0;
 		}
-		c = bpf_map_lookup_elem(&nw_conns, &key);
+		c = nw_conn_find(key);
 		if (!c)
 			return 0;
 		if (c->est_ns && !cfg_no_close)
 			emit_conn(NW_EV_CONN_CLOSE, key, c, sk, direct);
-		bpf_map_delete_elem(&nw_conns, &key);
+		nw_conn_release(key);
 		return 0;
 	}
 	}
@@ -230,7 +216,7 @@ int BPF_KPROBE(nw_state_kprobe, struct sock *sk, int state)
 
 static __always_inline void set_owner(__u64 key, __u8 src)
 {
-	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &key);
+	struct nw_conn *c = nw_conn_find(key);
 	if (!c || c->owner.src >= src)
 		return;
 	__u32 was = c->owner.pid;
@@ -284,16 +270,13 @@ int nw_accept_exit(struct sys_exit_ctx *ctx)
 	return on_accept_ret(ctx->ret);
 }
 
-/* Accepted side: the first send/recv in process context. Every other socket
- * operation of the host leaves after the sk-storage peek. */
+/* Accepted side (and any connection whose connect() was not seen): the first
+ * send/recv in process context. Every other socket operation of the host
+ * leaves after one look into the connection table. */
 static __always_inline void first_io(struct sock *sk)
 {
-	__u8 *pending = bpf_sk_storage_get(&nw_owner_pending, sk, 0, 0);
-	if (!pending || !*pending)
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return;
-	/* cleared, not deleted: a delete is an RCU free per connection; the
-	 * storage goes with the socket anyway */
-	*pending = 0;
 	set_owner((__u64)sk, NW_OWNER_IO);
 }
 
@@ -351,23 +334,65 @@ int nw_iter_files(struct bpf_iter__task_file *ctx)
 	return 0;
 }
 
-/* -x: current tcp_sock values of every tracked connection. */
+/* The once-a-second walk: every tracked connection with its current
+ * tcp_sock values (-x), one set of the table per call. */
 SEC("iter/bpf_map_elem")
 int nw_iter_conns(struct bpf_iter__bpf_map_elem *ctx)
 {
 	struct seq_file *seq = ctx->meta->seq;
-	__u64 *key = ctx->key;
-	struct nw_conn *val = ctx->value;
-	if (!key || !val)
+	__u32 *key = ctx->key;
+	struct nw_conn_set *set = ctx->value;
+	if (!key || !set)
 		return 0;
-	struct nw_iter_rec r = {};
-	r.sk = *key;
-	r.conn = *val;
-	nw_read_stats(&r.stats, (const struct sock *)r.sk);
-	bpf_seq_write(seq, &r, sizeof(r));
+	__u32 si = *key;
+	for (int i = 0; i < NW_WAYS; i++) {
+		__u64 sk = set->sk[i];
+		if (!sk)
+			continue;
+		struct nw_conn *c = nw_conn_at(si, i);
+		if (!c)
+			continue;
+		struct nw_iter_rec r = {};
+		r.sk = sk;
+		r.conn = *c;
+		nw_read_stats(&r.stats, (const struct sock *)sk);
+		bpf_seq_write(seq, &r, sizeof(r));
+	}
 	return 0;
+}
+
+/* Adopt a connection found by the start-up walk (user space runs this with
+ * BPF_PROG_RUN): claimed atomically, like the hooks claim theirs.
+ * Returns one of NW_ADOPT_*. */
+enum {
+	NW_ADOPT_OK = 0,
+	NW_ADOPT_EXISTS = 1, /* already tracked (a hook saw it first) */
+	NW_ADOPT_FULL = 2,   /* its set is full */
+};
+
+struct nw_adopt_args {
+	__u64 sk;
+	struct nw_conn conn;
+};
+
+SEC("syscall")
+int nw_adopt(struct nw_adopt_args *a)
+{
+	__u64 sk = a->sk;
+	if (nw_conn_find(sk))
+		return NW_ADOPT_EXISTS;
+	struct nw_conn *c = nw_conn_claim(sk);
+	if (!c) {
+		nw_count(NW_STAT_CONN_MAP_FULL);
+		return NW_ADOPT_FULL;
+	}
+	struct nw_conn n;
+	__builtin_memcpy(&n, &a->conn, sizeof(n));
+	*c = n;
+	return NW_ADOPT_OK;
 }
 
 /* Make the record types visible in BTF for bpf2go -type. */
 const struct nw_conn_event *nw_unused_conn_event __attribute__((unused));
 const struct nw_iter_rec *nw_unused_iter_rec __attribute__((unused));
+const struct nw_adopt_args *nw_unused_adopt_args __attribute__((unused));

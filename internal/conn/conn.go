@@ -24,7 +24,10 @@ type Options struct {
 	Sport, Dport uint16 // kernel-side filters, 0 = any
 	RingBytes    uint32 // event ring size (power of two, page multiple)
 	PktRingBytes uint32 // packet ring size; 0 keeps the minimal default
-	MaxConns     uint32 // connection table capacity (not preallocated)
+	// MaxConns is the connection table's capacity (0: DefaultMaxConns),
+	// rounded up to whole sets of a power-of-two count. The table is
+	// preallocated: ~104 bytes per connection.
+	MaxConns uint32
 	// Quiet: nobody prints per-connection lines (-q), so the kernel sends no
 	// open/owner records; open connections reach user space through Sample
 	// (once a second, which connects.log needs anyway) and close records.
@@ -36,6 +39,33 @@ type Options struct {
 	// connection that opens and closes between two walks then costs no
 	// record at all.
 	NoClose bool
+}
+
+// DefaultMaxConns is the connection table's default capacity (--max-conns):
+// 13 MiB of kernel memory. A set of the table (8 ways) refuses a ninth live
+// connection; at 10% load that happens to about one set in 10^8, at 50% to
+// a few percent of new connections (counted: conn_table_full).
+const DefaultMaxConns = config.DefaultMaxConns
+
+// ways is NW_WAYS of nw.h: connections per set of the table.
+const ways = uint32(len(connNwConnSet{}.Sk))
+
+// tableSets is the number of sets for a capacity of n connections: a power
+// of two, at least 1.
+func tableSets(n uint32) uint32 {
+	if n == 0 {
+		n = DefaultMaxConns
+	}
+	sets := uint32(1)
+	for sets*ways < n && sets < 1<<28 {
+		sets <<= 1
+	}
+	return sets
+}
+
+// setOf is nw_conn_set_of of nw.h.
+func setOf(sk uint64, sets uint32) uint32 {
+	return uint32(((sk>>6)*0x9E3779B97F4A7C15)>>32) & (sets - 1)
 }
 
 // Probe is the loaded connection object and its live hooks.
@@ -68,9 +98,9 @@ func Load(o Options) (*Probe, error) {
 	if o.PktRingBytes != 0 {
 		spec.Maps["nw_pkt_events"].MaxEntries = o.PktRingBytes
 	}
-	if o.MaxConns != 0 {
-		spec.Maps["nw_conns"].MaxEntries = o.MaxConns
-	}
+	sets := tableSets(o.MaxConns)
+	spec.Maps["nw_conn_keys"].MaxEntries = sets
+	spec.Maps["nw_conns"].MaxEntries = sets * ways
 	for name, v := range map[string]bool{"cfg_quiet": o.Quiet, "cfg_no_close": o.Quiet && o.NoClose} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("conn: set %s: %w", name, err)
@@ -107,6 +137,10 @@ func load(spec *ebpf.CollectionSpec, sport, dport uint16, shared map[string]*ebp
 	if err := setPorts(spec, sport, dport); err != nil {
 		return nil, err
 	}
+	// Every object hashes sockets into the same sets.
+	if err := spec.Variables["cfg_conn_mask"].Set(spec.Maps["nw_conn_keys"].MaxEntries - 1); err != nil {
+		return nil, fmt.Errorf("set cfg_conn_mask: %w", err)
+	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
 	if err != nil {
 		return nil, fmt.Errorf("load BPF: %w", err)
@@ -132,6 +166,7 @@ func (p *Probe) SharedMaps() map[string]*ebpf.Map {
 	return map[string]*ebpf.Map{
 		"nw_events":     p.Coll.Maps["nw_events"],
 		"nw_pkt_events": p.Coll.Maps["nw_pkt_events"],
+		"nw_conn_keys":  p.Coll.Maps["nw_conn_keys"],
 		"nw_conns":      p.Coll.Maps["nw_conns"],
 		"nw_stats":      p.Coll.Maps["nw_stats"],
 	}
@@ -149,13 +184,12 @@ func (p *Probe) Stats() *ebpf.Map { return p.Coll.Maps["nw_stats"] }
 // Attach attaches every boundary of the concern. The state hook is required;
 // a missing owner hook is reported and degrades attribution only.
 func (p *Probe) Attach(log *slog.Logger) error {
-	st, err := p.Live.Attach(log, Boundaries[0])
-	if err != nil {
+	if _, err := p.Live.Attach(log, Boundaries[0]); err != nil {
 		return err
 	}
 	owner := ioOwner
 	for _, name := range ioOwner {
-		if st.Cand.Kind != kernel.TpBTF || !kernel.Usable(p.Coll, name) {
+		if !kernel.Usable(p.Coll, name) {
 			owner = acceptOwner
 		}
 	}
@@ -164,7 +198,7 @@ func (p *Probe) Attach(log *slog.Logger) error {
 			log.Warn("owner attribution degraded: accepted connections keep the listener's process", "hook", name, "err", err)
 		}
 	}
-	it, err := link.AttachIter(link.IterOptions{Program: p.Coll.Programs["nw_iter_conns"], Map: p.Coll.Maps["nw_conns"]})
+	it, err := link.AttachIter(link.IterOptions{Program: p.Coll.Programs["nw_iter_conns"], Map: p.Coll.Maps["nw_conn_keys"]})
 	if err != nil {
 		return fmt.Errorf("conn: sampler iterator: %w", err)
 	}
@@ -274,21 +308,26 @@ func (p *Probe) knowListener(r *connNwIterRec) {
 
 // Adopt inserts pre-existing connections into the kernel table so that
 // their packets, samples and close are tracked like new ones.
+// A connection whose set is full is skipped (and counted, like one a hook
+// could not track).
 func (p *Probe) Adopt(evs []event.Event, wanted func(*event.Conn) bool) (adopted int, err error) {
-	m := p.Coll.Maps["nw_conns"]
+	prog := p.Coll.Programs["nw_adopt"]
+	if prog == nil {
+		return 0, errors.New("conn: adopt: no nw_adopt program (BPF syscall programs need Linux 5.14)")
+	}
 	for i := range evs {
 		c := &evs[i].Conn
 		if !wanted(c) {
 			continue
 		}
-		v := encodeConn(c)
-		if err := m.Update(c.Sock, &v, ebpf.UpdateNoExist); err != nil {
-			if errors.Is(err, ebpf.ErrKeyExist) {
-				continue
-			}
+		args := connNwAdoptArgs{Sk: c.Sock, Conn: encodeConn(c)}
+		ret, err := prog.Run(&ebpf.RunOptions{Context: &args})
+		if err != nil {
 			return adopted, fmt.Errorf("conn: adopt: %w", err)
 		}
-		adopted++
+		if ret == 0 { // NW_ADOPT_OK; EXISTS and FULL are skipped
+			adopted++
+		}
 	}
 	return adopted, nil
 }
@@ -296,12 +335,27 @@ func (p *Probe) Adopt(evs []event.Event, wanted func(*event.Conn) bool) (adopted
 // Lookup reads one connection from the kernel table (a syscall: for the
 // rare record that arrives before its connection's open event).
 func (p *Probe) Lookup(sk uint64, c *event.Conn) bool {
-	var v connNwConn
-	if p.Coll == nil || p.Coll.Maps["nw_conns"].Lookup(sk, &v) != nil {
+	if p.Coll == nil || sk == 0 {
 		return false
 	}
-	decodeConn(c, sk, &v)
-	return true
+	keys := p.Coll.Maps["nw_conn_keys"]
+	set := setOf(sk, keys.MaxEntries())
+	var ks connNwConnSet
+	if keys.Lookup(set, &ks) != nil {
+		return false
+	}
+	for w, k := range ks.Sk {
+		if k != sk {
+			continue
+		}
+		var v connNwConn
+		if p.Coll.Maps["nw_conns"].Lookup(set*ways+uint32(w), &v) != nil {
+			return false
+		}
+		decodeConn(c, sk, &v)
+		return true
+	}
+	return false
 }
 
 // Sample reads the current tcp_sock values of every tracked connection.

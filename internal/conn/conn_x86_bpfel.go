@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type connNwAdoptArgs struct {
+	_    structs.HostLayout
+	Sk   uint64
+	Conn connNwConn
+}
+
 type connNwConn struct {
 	_              structs.HostLayout
 	EstNs          uint64
@@ -44,6 +50,11 @@ type connNwConnEvent struct {
 	}
 	Conn  connNwConn
 	Stats connNwConnStats
+}
+
+type connNwConnSet struct {
+	_  structs.HostLayout
+	Sk [8]uint64
 }
 
 type connNwConnStats struct {
@@ -84,14 +95,15 @@ type connNwOwner struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	connMapNwConnKeys        = "nw_conn_keys"
 	connMapNwConns           = "nw_conns"
 	connMapNwEvents          = "nw_events"
 	connMapNwListeners       = "nw_listeners"
-	connMapNwOwnerPending    = "nw_owner_pending"
 	connMapNwPktEvents       = "nw_pkt_events"
 	connMapNwStats           = "nw_stats"
 	connProgNwAccept4Exit    = "nw_accept4_exit"
 	connProgNwAcceptExit     = "nw_accept_exit"
+	connProgNwAdopt          = "nw_adopt"
 	connProgNwIterConns      = "nw_iter_conns"
 	connProgNwIterFiles      = "nw_iter_files"
 	connProgNwRecvLen        = "nw_recv_len"
@@ -99,10 +111,12 @@ const (
 	connProgNwStateBtf       = "nw_state_btf"
 	connProgNwStateKprobe    = "nw_state_kprobe"
 	connProgNwStateRaw       = "nw_state_raw"
+	connVarCfgConnMask       = "cfg_conn_mask"
 	connVarCfgDport          = "cfg_dport"
 	connVarCfgNoClose        = "cfg_no_close"
 	connVarCfgQuiet          = "cfg_quiet"
 	connVarCfgSport          = "cfg_sport"
+	connVarNwUnusedAdoptArgs = "nw_unused_adopt_args"
 	connVarNwUnusedConnEvent = "nw_unused_conn_event"
 	connVarNwUnusedIterRec   = "nw_unused_iter_rec"
 )
@@ -151,6 +165,7 @@ type connSpecs struct {
 type connProgramSpecs struct {
 	NwAccept4Exit *ebpf.ProgramSpec `ebpf:"nw_accept4_exit"`
 	NwAcceptExit  *ebpf.ProgramSpec `ebpf:"nw_accept_exit"`
+	NwAdopt       *ebpf.ProgramSpec `ebpf:"nw_adopt"`
 	NwIterConns   *ebpf.ProgramSpec `ebpf:"nw_iter_conns"`
 	NwIterFiles   *ebpf.ProgramSpec `ebpf:"nw_iter_files"`
 	NwRecvLen     *ebpf.ProgramSpec `ebpf:"nw_recv_len"`
@@ -164,22 +179,24 @@ type connProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type connMapSpecs struct {
-	NwConns        *ebpf.MapSpec `ebpf:"nw_conns"`
-	NwEvents       *ebpf.MapSpec `ebpf:"nw_events"`
-	NwListeners    *ebpf.MapSpec `ebpf:"nw_listeners"`
-	NwOwnerPending *ebpf.MapSpec `ebpf:"nw_owner_pending"`
-	NwPktEvents    *ebpf.MapSpec `ebpf:"nw_pkt_events"`
-	NwStats        *ebpf.MapSpec `ebpf:"nw_stats"`
+	NwConnKeys  *ebpf.MapSpec `ebpf:"nw_conn_keys"`
+	NwConns     *ebpf.MapSpec `ebpf:"nw_conns"`
+	NwEvents    *ebpf.MapSpec `ebpf:"nw_events"`
+	NwListeners *ebpf.MapSpec `ebpf:"nw_listeners"`
+	NwPktEvents *ebpf.MapSpec `ebpf:"nw_pkt_events"`
+	NwStats     *ebpf.MapSpec `ebpf:"nw_stats"`
 }
 
 // connVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type connVariableSpecs struct {
+	CfgConnMask       *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgDport          *ebpf.VariableSpec `ebpf:"cfg_dport"`
 	CfgNoClose        *ebpf.VariableSpec `ebpf:"cfg_no_close"`
 	CfgQuiet          *ebpf.VariableSpec `ebpf:"cfg_quiet"`
 	CfgSport          *ebpf.VariableSpec `ebpf:"cfg_sport"`
+	NwUnusedAdoptArgs *ebpf.VariableSpec `ebpf:"nw_unused_adopt_args"`
 	NwUnusedConnEvent *ebpf.VariableSpec `ebpf:"nw_unused_conn_event"`
 	NwUnusedIterRec   *ebpf.VariableSpec `ebpf:"nw_unused_iter_rec"`
 }
@@ -204,20 +221,20 @@ func (o *connObjects) Close() error {
 //
 // It can be passed to loadConnObjects or ebpf.CollectionSpec.LoadAndAssign.
 type connMaps struct {
-	NwConns        *ebpf.Map `ebpf:"nw_conns"`
-	NwEvents       *ebpf.Map `ebpf:"nw_events"`
-	NwListeners    *ebpf.Map `ebpf:"nw_listeners"`
-	NwOwnerPending *ebpf.Map `ebpf:"nw_owner_pending"`
-	NwPktEvents    *ebpf.Map `ebpf:"nw_pkt_events"`
-	NwStats        *ebpf.Map `ebpf:"nw_stats"`
+	NwConnKeys  *ebpf.Map `ebpf:"nw_conn_keys"`
+	NwConns     *ebpf.Map `ebpf:"nw_conns"`
+	NwEvents    *ebpf.Map `ebpf:"nw_events"`
+	NwListeners *ebpf.Map `ebpf:"nw_listeners"`
+	NwPktEvents *ebpf.Map `ebpf:"nw_pkt_events"`
+	NwStats     *ebpf.Map `ebpf:"nw_stats"`
 }
 
 func (m *connMaps) Close() error {
 	return _ConnClose(
+		m.NwConnKeys,
 		m.NwConns,
 		m.NwEvents,
 		m.NwListeners,
-		m.NwOwnerPending,
 		m.NwPktEvents,
 		m.NwStats,
 	)
@@ -227,10 +244,12 @@ func (m *connMaps) Close() error {
 //
 // It can be passed to loadConnObjects or ebpf.CollectionSpec.LoadAndAssign.
 type connVariables struct {
+	CfgConnMask       *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgDport          *ebpf.Variable `ebpf:"cfg_dport"`
 	CfgNoClose        *ebpf.Variable `ebpf:"cfg_no_close"`
 	CfgQuiet          *ebpf.Variable `ebpf:"cfg_quiet"`
 	CfgSport          *ebpf.Variable `ebpf:"cfg_sport"`
+	NwUnusedAdoptArgs *ebpf.Variable `ebpf:"nw_unused_adopt_args"`
 	NwUnusedConnEvent *ebpf.Variable `ebpf:"nw_unused_conn_event"`
 	NwUnusedIterRec   *ebpf.Variable `ebpf:"nw_unused_iter_rec"`
 }
@@ -241,6 +260,7 @@ type connVariables struct {
 type connPrograms struct {
 	NwAccept4Exit *ebpf.Program `ebpf:"nw_accept4_exit"`
 	NwAcceptExit  *ebpf.Program `ebpf:"nw_accept_exit"`
+	NwAdopt       *ebpf.Program `ebpf:"nw_adopt"`
 	NwIterConns   *ebpf.Program `ebpf:"nw_iter_conns"`
 	NwIterFiles   *ebpf.Program `ebpf:"nw_iter_files"`
 	NwRecvLen     *ebpf.Program `ebpf:"nw_recv_len"`
@@ -254,6 +274,7 @@ func (p *connPrograms) Close() error {
 	return _ConnClose(
 		p.NwAccept4Exit,
 		p.NwAcceptExit,
+		p.NwAdopt,
 		p.NwIterConns,
 		p.NwIterFiles,
 		p.NwRecvLen,

@@ -225,3 +225,85 @@ func TestLoadShared(t *testing.T) {
 		}
 	}
 }
+
+func TestTableSets(t *testing.T) {
+	for _, tc := range []struct{ n, sets uint32 }{
+		{0, DefaultMaxConns / ways}, {1, 1}, {4, 1}, {8, 1}, {9, 2}, {1000, 128}, {131072, 16384}, {131073, 32768},
+	} {
+		if got := tableSets(tc.n); got != tc.sets {
+			t.Errorf("tableSets(%d) = %d, want %d", tc.n, got, tc.sets)
+		}
+	}
+}
+
+// TestLookupAgreesWithKernel: user space finds every connection the kernel
+// put in the table where the kernel put it (same hash, same sets), and
+// nothing for a socket that is not there.
+func TestLookupAgreesWithKernel(t *testing.T) {
+	nstest.RequireRoot(t)
+	p, err := Load(Options{MaxConns: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Attach(slogDiscard()); err != nil {
+		t.Fatal(err)
+	}
+	ns := nstest.NewNS(t)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	err = ns.Do(func() error {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		for i := 0; i < 50; i++ {
+			c, err := net.Dial("tcp4", l.Addr().String())
+			if err != nil {
+				return err
+			}
+			a, err := l.Accept()
+			if err != nil {
+				return err
+			}
+			conns = append(conns, c, a)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	netns := ns.Inode(t)
+	found := 0
+	err = p.Sample(func(sk uint64, c *event.Conn, _ *event.Stats) {
+		if uint64(c.Netns) != netns {
+			return
+		}
+		found++
+		var got event.Conn
+		if !p.Lookup(sk, &got) {
+			t.Errorf("sock %#x (%v -> %v) in the walk, not found by Lookup", sk, c.Src, c.Dst)
+			return
+		}
+		if got.Src != c.Src || got.Dst != c.Dst || got.EstNs != c.EstNs {
+			t.Errorf("sock %#x: Lookup %v -> %v est %d, walk %v -> %v est %d", sk, got.Src, got.Dst, got.EstNs, c.Src, c.Dst, c.EstNs)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found != 100 {
+		t.Errorf("walk found %d connections of the namespace, want 100", found)
+	}
+	var c event.Conn
+	for _, sk := range []uint64{0, 0xffff888000001000, ^uint64(0)} {
+		if p.Lookup(sk, &c) {
+			t.Errorf("Lookup(%#x) found %+v", sk, c)
+		}
+	}
+}

@@ -38,6 +38,11 @@ type dropsNwConn struct {
 	_              [4]byte
 }
 
+type dropsNwConnSet struct {
+	_  structs.HostLayout
+	Sk [8]uint64
+}
+
 type dropsNwErrEvent struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -65,6 +70,7 @@ type dropsNwErrEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	dropsMapNwConnKeys       = "nw_conn_keys"
 	dropsMapNwConns          = "nw_conns"
 	dropsMapNwDropKeep       = "nw_drop_keep"
 	dropsMapNwEvents         = "nw_events"
@@ -74,6 +80,7 @@ const (
 	dropsProgNwCsumRaw       = "nw_csum_raw"
 	dropsProgNwKfreeBtf      = "nw_kfree_btf"
 	dropsProgNwKfreeRaw      = "nw_kfree_raw"
+	dropsVarCfgConnMask      = "cfg_conn_mask"
 	dropsVarCfgCsumReason    = "cfg_csum_reason"
 	dropsVarCfgDport         = "cfg_dport"
 	dropsVarCfgKfreeRxSk     = "cfg_kfree_rx_sk"
@@ -134,6 +141,7 @@ type dropsProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dropsMapSpecs struct {
+	NwConnKeys  *ebpf.MapSpec `ebpf:"nw_conn_keys"`
 	NwConns     *ebpf.MapSpec `ebpf:"nw_conns"`
 	NwDropKeep  *ebpf.MapSpec `ebpf:"nw_drop_keep"`
 	NwEvents    *ebpf.MapSpec `ebpf:"nw_events"`
@@ -145,6 +153,7 @@ type dropsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dropsVariableSpecs struct {
+	CfgConnMask      *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgCsumReason    *ebpf.VariableSpec `ebpf:"cfg_csum_reason"`
 	CfgDport         *ebpf.VariableSpec `ebpf:"cfg_dport"`
 	CfgKfreeRxSk     *ebpf.VariableSpec `ebpf:"cfg_kfree_rx_sk"`
@@ -173,6 +182,7 @@ func (o *dropsObjects) Close() error {
 //
 // It can be passed to loadDropsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dropsMaps struct {
+	NwConnKeys  *ebpf.Map `ebpf:"nw_conn_keys"`
 	NwConns     *ebpf.Map `ebpf:"nw_conns"`
 	NwDropKeep  *ebpf.Map `ebpf:"nw_drop_keep"`
 	NwEvents    *ebpf.Map `ebpf:"nw_events"`
@@ -182,6 +192,7 @@ type dropsMaps struct {
 
 func (m *dropsMaps) Close() error {
 	return _DropsClose(
+		m.NwConnKeys,
 		m.NwConns,
 		m.NwDropKeep,
 		m.NwEvents,
@@ -194,6 +205,7 @@ func (m *dropsMaps) Close() error {
 //
 // It can be passed to loadDropsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dropsVariables struct {
+	CfgConnMask      *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgCsumReason    *ebpf.Variable `ebpf:"cfg_csum_reason"`
 	CfgDport         *ebpf.Variable `ebpf:"cfg_dport"`
 	CfgKfreeRxSk     *ebpf.Variable `ebpf:"cfg_kfree_rx_sk"`

@@ -105,7 +105,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	cp, err := conn.Load(conn.Options{
 		Sport: cfg.Sport, Dport: cfg.Dport,
-		RingBytes: 4 << 20, PktRingBytes: pktRing, Quiet: cfg.Quiet, NoClose: noClose(cfg),
+		RingBytes: 4 << 20, PktRingBytes: pktRing, Quiet: cfg.Quiet, NoClose: noClose(cfg), MaxConns: cfg.MaxConns,
 	})
 	if err != nil {
 		return err

@@ -250,7 +250,7 @@ static __always_inline bool seq_le(__u32 a, __u32 b)
 /* Tracked = in the connection table and established (-s/-d applied there). */
 static __always_inline struct nw_conn *tracked(__u64 sk)
 {
-	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &sk);
+	struct nw_conn *c = nw_conn_find(sk);
 	if (!c || !c->est_ns)
 		return 0;
 	return c;
@@ -604,7 +604,7 @@ int BPF_PROG(nw_pkt_rx_copy, const struct sk_buff *skb, int len)
 		return 0; /* nothing waits (a racy peek is fine: producers run
 			   * before the data is queued to the socket) */
 	__u64 skey = (__u64)sk;
-	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &skey);
+	struct nw_conn *c = nw_conn_find(skey);
 	if (!c)
 		return 0;
 	const struct tcp_sock *tp = (const void *)sk;
@@ -630,7 +630,7 @@ int BPF_PROG(nw_pkt_rx_consumed, struct sock *sk)
 	if (!q || READ_ONCE_U32(q->head) == READ_ONCE_U32(q->tail))
 		return 0; /* usually: the copy hook already completed everything */
 	__u64 skey = (__u64)sk;
-	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &skey);
+	struct nw_conn *c = nw_conn_find(skey);
 	if (!c)
 		return 0;
 	const struct tcp_sock *tp = (const void *)sk;
@@ -653,7 +653,7 @@ int BPF_PROG(nw_pkt_close, const struct sock *sk, int old, int new)
 	if (!q)
 		return 0;
 	__u64 skey = (__u64)sk;
-	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &skey);
+	struct nw_conn *c = nw_conn_find(skey);
 	if (!c)
 		return 0;
 	struct pop_ctx pc = {.q = q, .c = c, .sk = skey, .flush = true, .now = bpf_ktime_get_ns()};
@@ -964,7 +964,7 @@ int BPF_PROG(nw_pkt_tx_xmit, const struct sk_buff *skb, const struct net_device 
 		e->used = 0;
 		if (!e->p.len)
 			return 0;
-		struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &k.sk);
+		struct nw_conn *c = nw_conn_find(k.sk);
 		if (c) {
 			e->p.t[3] = bpf_ktime_get_ns();
 			emit_tx(k.sk, c, k.seq, &e->p, 0, 0);
@@ -976,7 +976,7 @@ int BPF_PROG(nw_pkt_tx_xmit, const struct sk_buff *skb, const struct net_device 
 	struct tx_pend *p = bpf_map_lookup_elem(&nw_pkt_txpend, &k);
 	if (!p)
 		return 0;
-	struct nw_conn *c = bpf_map_lookup_elem(&nw_conns, &k.sk);
+	struct nw_conn *c = nw_conn_find(k.sk);
 	if (c) {
 		p->t[3] = bpf_ktime_get_ns();
 		emit_tx(k.sk, c, k.seq, p, 0, 0);

@@ -38,6 +38,11 @@ type packetNwConn struct {
 	_              [4]byte
 }
 
+type packetNwConnSet struct {
+	_  structs.HostLayout
+	Sk [8]uint64
+}
+
 type packetNwPktEvent struct {
 	_       structs.HostLayout
 	Type    uint8
@@ -147,6 +152,7 @@ type packetTxRing struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	packetMapNwConnKeys       = "nw_conn_keys"
 	packetMapNwConns          = "nw_conns"
 	packetMapNwEvents         = "nw_events"
 	packetMapNwPktEvents      = "nw_pkt_events"
@@ -168,6 +174,7 @@ const (
 	packetProgNwPktTxQueue    = "nw_pkt_tx_queue"
 	packetProgNwPktTxTcp      = "nw_pkt_tx_tcp"
 	packetProgNwPktTxXmit     = "nw_pkt_tx_xmit"
+	packetVarCfgConnMask      = "cfg_conn_mask"
 	packetVarCfgDport         = "cfg_dport"
 	packetVarCfgHttp          = "cfg_http"
 	packetVarCfgSport         = "cfg_sport"
@@ -235,6 +242,7 @@ type packetProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type packetMapSpecs struct {
+	NwConnKeys   *ebpf.MapSpec `ebpf:"nw_conn_keys"`
 	NwConns      *ebpf.MapSpec `ebpf:"nw_conns"`
 	NwEvents     *ebpf.MapSpec `ebpf:"nw_events"`
 	NwPktEvents  *ebpf.MapSpec `ebpf:"nw_pkt_events"`
@@ -251,6 +259,7 @@ type packetMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type packetVariableSpecs struct {
+	CfgConnMask      *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgDport         *ebpf.VariableSpec `ebpf:"cfg_dport"`
 	CfgHttp          *ebpf.VariableSpec `ebpf:"cfg_http"`
 	CfgSport         *ebpf.VariableSpec `ebpf:"cfg_sport"`
@@ -279,6 +288,7 @@ func (o *packetObjects) Close() error {
 //
 // It can be passed to loadPacketObjects or ebpf.CollectionSpec.LoadAndAssign.
 type packetMaps struct {
+	NwConnKeys   *ebpf.Map `ebpf:"nw_conn_keys"`
 	NwConns      *ebpf.Map `ebpf:"nw_conns"`
 	NwEvents     *ebpf.Map `ebpf:"nw_events"`
 	NwPktEvents  *ebpf.Map `ebpf:"nw_pkt_events"`
@@ -293,6 +303,7 @@ type packetMaps struct {
 
 func (m *packetMaps) Close() error {
 	return _PacketClose(
+		m.NwConnKeys,
 		m.NwConns,
 		m.NwEvents,
 		m.NwPktEvents,
@@ -310,6 +321,7 @@ func (m *packetMaps) Close() error {
 //
 // It can be passed to loadPacketObjects or ebpf.CollectionSpec.LoadAndAssign.
 type packetVariables struct {
+	CfgConnMask      *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgDport         *ebpf.Variable `ebpf:"cfg_dport"`
 	CfgHttp          *ebpf.Variable `ebpf:"cfg_http"`
 	CfgSport         *ebpf.Variable `ebpf:"cfg_sport"`

@@ -38,6 +38,11 @@ type retransNwConn struct {
 	_              [4]byte
 }
 
+type retransNwConnSet struct {
+	_  structs.HostLayout
+	Sk [8]uint64
+}
+
 type retransNwRetransEvent struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -64,6 +69,7 @@ type retransNwRetransEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	retransMapNwConnKeys           = "nw_conn_keys"
 	retransMapNwConns              = "nw_conns"
 	retransMapNwEvents             = "nw_events"
 	retransMapNwPktEvents          = "nw_pkt_events"
@@ -72,6 +78,7 @@ const (
 	retransProgNwCongRaw           = "nw_cong_raw"
 	retransProgNwRtxBtf            = "nw_rtx_btf"
 	retransProgNwRtxRaw            = "nw_rtx_raw"
+	retransVarCfgConnMask          = "cfg_conn_mask"
 	retransVarCfgDport             = "cfg_dport"
 	retransVarCfgRtxErr            = "cfg_rtx_err"
 	retransVarCfgSport             = "cfg_sport"
@@ -130,6 +137,7 @@ type retransProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type retransMapSpecs struct {
+	NwConnKeys  *ebpf.MapSpec `ebpf:"nw_conn_keys"`
 	NwConns     *ebpf.MapSpec `ebpf:"nw_conns"`
 	NwEvents    *ebpf.MapSpec `ebpf:"nw_events"`
 	NwPktEvents *ebpf.MapSpec `ebpf:"nw_pkt_events"`
@@ -140,6 +148,7 @@ type retransMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type retransVariableSpecs struct {
+	CfgConnMask          *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgDport             *ebpf.VariableSpec `ebpf:"cfg_dport"`
 	CfgRtxErr            *ebpf.VariableSpec `ebpf:"cfg_rtx_err"`
 	CfgSport             *ebpf.VariableSpec `ebpf:"cfg_sport"`
@@ -166,6 +175,7 @@ func (o *retransObjects) Close() error {
 //
 // It can be passed to loadRetransObjects or ebpf.CollectionSpec.LoadAndAssign.
 type retransMaps struct {
+	NwConnKeys  *ebpf.Map `ebpf:"nw_conn_keys"`
 	NwConns     *ebpf.Map `ebpf:"nw_conns"`
 	NwEvents    *ebpf.Map `ebpf:"nw_events"`
 	NwPktEvents *ebpf.Map `ebpf:"nw_pkt_events"`
@@ -174,6 +184,7 @@ type retransMaps struct {
 
 func (m *retransMaps) Close() error {
 	return _RetransClose(
+		m.NwConnKeys,
 		m.NwConns,
 		m.NwEvents,
 		m.NwPktEvents,
@@ -185,6 +196,7 @@ func (m *retransMaps) Close() error {
 //
 // It can be passed to loadRetransObjects or ebpf.CollectionSpec.LoadAndAssign.
 type retransVariables struct {
+	CfgConnMask          *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgDport             *ebpf.Variable `ebpf:"cfg_dport"`
 	CfgRtxErr            *ebpf.Variable `ebpf:"cfg_rtx_err"`
 	CfgSport             *ebpf.Variable `ebpf:"cfg_sport"`

@@ -136,6 +136,7 @@ struct nw_iter_rec {
 /* ---- load-time configuration (set by the Go loader before load) ---- */
 volatile const __u16 cfg_sport = 0;  /* 0: any local port */
 volatile const __u16 cfg_dport = 0;  /* 0: any remote port */
+volatile const __u32 cfg_conn_mask = 16384 - 1; /* sets in nw_conn_keys - 1 (a power of two) */
 
 /* ---- shared maps ---- */
 /* Lifecycle, retransmission and error events. Kept apart from packets so a
@@ -151,11 +152,44 @@ struct {
 	__uint(max_entries, 1 << 12); /* resized by the loader when packets are traced */
 } nw_pkt_events SEC(".maps");
 
+/*
+ * Connection table: set-associative, keyed by `struct sock *`.
+ *
+ * nw_conn_keys[set] holds the sockets of one set (NW_WAYS of them, one cache
+ * line); the value of way w of set s is nw_conns[s * NW_WAYS + w]. A
+ * socket's set is a hash of its address. Why not a BPF hash map: an insert
+ * and a delete per connection took a bucket lock with interrupts off, an
+ * allocation and an RCU-deferred free each (measured on connection churn:
+ * most of the tracker's kernel cost). Here a lookup is a multiply, two array
+ * loads and NW_WAYS compares; a claim is one compare-and-swap; a release one
+ * store. Both arrays are preallocated (loader: Options.MaxConns).
+ *
+ * A set with NW_WAYS live connections refuses a new one: it is counted
+ * (NW_STAT_CONN_MAP_FULL), like a full hash map was. With the table at 10%
+ * of its capacity that is about one set in 10^8.
+ *
+ * Writers: a claimed slot belongs to its socket; the socket's own state
+ * changes (serialized by the kernel: socket lock or its softirq) fill and
+ * release it, so slots need no lock. Readers that race with a release read
+ * the slot as it was, the same as with a hash map's RCU-protected value.
+ */
+#define NW_WAYS 8
+
+struct nw_conn_set {
+	__u64 sk[NW_WAYS]; /* 0: free */
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 262144);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 16384); /* sets; resized by the loader */
+	__type(key, __u32);
+	__type(value, struct nw_conn_set);
+} nw_conn_keys SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 16384 * NW_WAYS); /* sets * NW_WAYS; resized by the loader */
+	__type(key, __u32);
 	__type(value, struct nw_conn);
 } nw_conns SEC(".maps");
 
@@ -326,6 +360,99 @@ static __always_inline void nw_owner_current(struct nw_owner *o, __u8 src)
 	o->pid = bpf_get_current_pid_tgid() >> 32;
 	o->src = src;
 	bpf_get_current_comm(&o->comm, sizeof(o->comm));
+}
+
+/* ---- connection table (see nw_conn_keys) ---- */
+
+/* A kernel pointer as a plain number. tp_btf and cgroup_skb programs hold
+ * `struct sock *` as typed pointers, on which the verifier allows no
+ * arithmetic but +/- (and hashing needs more). Copying the 8 bytes with a
+ * helper makes them a scalar: one helper call. (A round trip through a
+ * per-CPU map slot is cheaper but not safe: a program nested on the same
+ * CPU may use the slot in between, and clang folds any check on it.) */
+static __always_inline __u64 nw_scalar(__u64 p)
+{
+	__u64 r = 0;
+	bpf_probe_read_kernel(&r, sizeof(r), &p);
+	return r;
+}
+
+static __always_inline __u32 nw_conn_set_of(__u64 sk)
+{
+	/* struct sock comes from slabs of ~2 KiB objects: the low bits say
+	 * little; a multiplicative hash spreads the rest. */
+	return (__u32)(((sk >> 6) * 0x9E3779B97F4A7C15ULL) >> 32) & cfg_conn_mask;
+}
+
+static __always_inline struct nw_conn *nw_conn_at(__u32 set, __u32 way)
+{
+	__u32 idx = set * NW_WAYS + way;
+	return bpf_map_lookup_elem(&nw_conns, &idx);
+}
+
+/* The table entry of sk, or 0. */
+static __always_inline struct nw_conn *nw_conn_find(__u64 sk)
+{
+	sk = nw_scalar(sk);
+	if (!sk)
+		return 0;
+	__u32 set = nw_conn_set_of(sk);
+	struct nw_conn_set *s = bpf_map_lookup_elem(&nw_conn_keys, &set);
+	if (!s)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < NW_WAYS; i++) {
+		if (*(volatile __u64 *)&s->sk[i] == sk)
+			return nw_conn_at(set, i);
+	}
+	return 0;
+}
+
+/* The entry of sk, claimed if it has none (0: its set is full). The caller
+ * fills a freshly claimed entry: its value is whatever the slot held. */
+static __always_inline struct nw_conn *nw_conn_claim(__u64 sk)
+{
+	sk = nw_scalar(sk);
+	if (!sk)
+		return 0;
+	__u32 set = nw_conn_set_of(sk);
+	struct nw_conn_set *s = bpf_map_lookup_elem(&nw_conn_keys, &set);
+	if (!s)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < NW_WAYS; i++) {
+		if (*(volatile __u64 *)&s->sk[i] == sk)
+			return nw_conn_at(set, i);
+	}
+#pragma unroll
+	for (int i = 0; i < NW_WAYS; i++) {
+		if (*(volatile __u64 *)&s->sk[i] == 0 &&
+		    __sync_val_compare_and_swap(&s->sk[i], 0, sk) == 0)
+			return nw_conn_at(set, i);
+	}
+	return 0;
+}
+
+/* Forget sk: the slot is free for the next claim of its set. */
+static __always_inline void nw_conn_release(__u64 sk)
+{
+	sk = nw_scalar(sk);
+	if (!sk)
+		return;
+	__u32 set = nw_conn_set_of(sk);
+	struct nw_conn_set *s = bpf_map_lookup_elem(&nw_conn_keys, &set);
+	if (!s)
+		return;
+#pragma unroll
+	for (int i = 0; i < NW_WAYS; i++) {
+		if (*(volatile __u64 *)&s->sk[i] == sk) {
+			struct nw_conn *c = nw_conn_at(set, i);
+			if (c)
+				c->est_ns = 0;
+			__sync_val_compare_and_swap(&s->sk[i], sk, 0);
+			return;
+		}
+	}
 }
 
 #endif /* NW_H */
