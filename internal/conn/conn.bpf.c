@@ -54,6 +54,7 @@ static __always_inline void emit_conn(__u8 type, __u64 key, const struct nw_conn
 				      const struct sock *sk, bool direct)
 {
 	struct nw_conn_event *e;
+	__u64 size = type == NW_EV_CONN_CLOSE ? sizeof(*e) : NW_CONN_SHORT;
 	if (type == NW_EV_CONN_CLOSE)
 		e = nw_reserve(sizeof(*e), type);
 	else
@@ -67,7 +68,7 @@ static __always_inline void emit_conn(__u8 type, __u64 key, const struct nw_conn
 	__builtin_memcpy(&e->conn, c, sizeof(*c));
 	if (type == NW_EV_CONN_CLOSE)
 		nw_read_stats_d(&e->stats, sk, direct);
-	nw_submit(e);
+	nw_submit(e, size);
 }
 
 /* direct: called from tp_btf (BTF pointer, direct loads), see NW_RD. */
@@ -141,9 +142,11 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 	case NW_TCP_ESTABLISHED: {
 		c = nw_conn_find(key);
 		if (c) {
-			/* usual case: the entry made at SYN_SENT / SYN_RECV */
-			if (old != NW_TCP_SYN_RECV)
-				nw_fill_tuple_d(c, sk, direct); /* SYN_RECV filled it */
+			/* usual case: the entry made at SYN_SENT / SYN_RECV. Filled
+			 * again: at SYN_SENT the port is not bound yet, and a child
+			 * enters SYN_RECV (inet_csk_clone_lock) before its remote
+			 * port and addresses are set. */
+			nw_fill_tuple_d(c, sk, direct);
 			if (!nw_ports_wanted(c->sport, c->dport)) {
 				nw_conn_release(key);
 				return 0;

@@ -156,7 +156,7 @@ static __always_inline int report(const struct sk_buff *skb, __u32 reason,
 	r.reason = reason;
 	r.hook = hook;
 	__builtin_memcpy(e, &r, sizeof(r));
-	nw_submit(e);
+	nw_submit(e, sizeof(*e));
 	return 0;
 }
 

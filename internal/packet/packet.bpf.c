@@ -310,7 +310,7 @@ static __always_inline void emit_pkt(const struct pkt_out *o, const struct nw_co
 		e->http_len = o->http_len;
 		e->http_cut = o->http_cut;
 		__builtin_memcpy(e->http, http, NW_HTTP_MAX);
-		nw_submit_pkt(e);
+		nw_submit_pkt(e, sizeof(struct nw_pkt_event));
 		return;
 	}
 	if (cfg_time) {
@@ -319,14 +319,14 @@ static __always_inline void emit_pkt(const struct pkt_out *o, const struct nw_co
 			return;
 		pkt_fill(e, o, c);
 		pkt_fill_t(e, o);
-		nw_submit_pkt(e);
+		nw_submit_pkt(e, PKT_TIMED);
 		return;
 	}
 	e = nw_reserve_pkt(PKT_BASE);
 	if (!e)
 		return;
 	pkt_fill(e, o, c);
-	nw_submit_pkt(e);
+	nw_submit_pkt(e, PKT_BASE);
 }
 
 static __always_inline struct scratch *scratch(void)

@@ -71,7 +71,7 @@ static __always_inline void emit(__u8 type, __u64 key, const struct nw_conn *c,
 	e->_pad = 0;
 	__builtin_memcpy(e->saddr, c->saddr, 16);
 	__builtin_memcpy(e->daddr, c->daddr, 16);
-	nw_submit(e);
+	nw_submit(e, sizeof(*e));
 }
 
 /* Set by the loader: the tracepoint has the err argument (6.14+). */
