@@ -92,7 +92,8 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 
-	__u64 key = (__u64)sk;
+	/* the table key: the socket's address as a number (see nw_ptr_num) */
+	__u64 key = direct ? nw_ptr_num(sk) : (__u64)sk;
 	struct nw_conn *c;
 
 	switch (new) {
@@ -280,7 +281,7 @@ static __always_inline void first_io(struct sock *sk)
 {
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return;
-	set_owner((__u64)sk, NW_OWNER_IO);
+	set_owner(nw_ptr_num(sk), NW_OWNER_IO);
 }
 
 SEC("tp_btf/sock_recv_length")

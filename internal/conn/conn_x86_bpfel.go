@@ -95,6 +95,7 @@ type connNwOwner struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	connMapNwBase            = "nw_base"
 	connMapNwConnKeys        = "nw_conn_keys"
 	connMapNwConns           = "nw_conns"
 	connMapNwEvents          = "nw_events"
@@ -179,6 +180,7 @@ type connProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type connMapSpecs struct {
+	NwBase      *ebpf.MapSpec `ebpf:"nw_base"`
 	NwConnKeys  *ebpf.MapSpec `ebpf:"nw_conn_keys"`
 	NwConns     *ebpf.MapSpec `ebpf:"nw_conns"`
 	NwEvents    *ebpf.MapSpec `ebpf:"nw_events"`
@@ -221,6 +223,7 @@ func (o *connObjects) Close() error {
 //
 // It can be passed to loadConnObjects or ebpf.CollectionSpec.LoadAndAssign.
 type connMaps struct {
+	NwBase      *ebpf.Map `ebpf:"nw_base"`
 	NwConnKeys  *ebpf.Map `ebpf:"nw_conn_keys"`
 	NwConns     *ebpf.Map `ebpf:"nw_conns"`
 	NwEvents    *ebpf.Map `ebpf:"nw_events"`
@@ -231,6 +234,7 @@ type connMaps struct {
 
 func (m *connMaps) Close() error {
 	return _ConnClose(
+		m.NwBase,
 		m.NwConnKeys,
 		m.NwConns,
 		m.NwEvents,

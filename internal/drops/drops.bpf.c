@@ -132,7 +132,7 @@ static __always_inline int report(const struct sk_buff *skb, __u32 reason,
 	r.rx = 1;
 	__u64 key = (__u64)sk;
 	if (key) {
-		struct nw_conn *c = nw_conn_find(key);
+		struct nw_conn *c = nw_conn_find(nw_num(key));
 		if (!c)
 			return 0; /* listener, TIME_WAIT, untracked or filtered */
 		/* 0 while the connection is only in SYN_SENT */

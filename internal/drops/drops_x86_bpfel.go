@@ -70,6 +70,7 @@ type dropsNwErrEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	dropsMapNwBase           = "nw_base"
 	dropsMapNwConnKeys       = "nw_conn_keys"
 	dropsMapNwConns          = "nw_conns"
 	dropsMapNwDropKeep       = "nw_drop_keep"
@@ -141,6 +142,7 @@ type dropsProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dropsMapSpecs struct {
+	NwBase      *ebpf.MapSpec `ebpf:"nw_base"`
 	NwConnKeys  *ebpf.MapSpec `ebpf:"nw_conn_keys"`
 	NwConns     *ebpf.MapSpec `ebpf:"nw_conns"`
 	NwDropKeep  *ebpf.MapSpec `ebpf:"nw_drop_keep"`
@@ -182,6 +184,7 @@ func (o *dropsObjects) Close() error {
 //
 // It can be passed to loadDropsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dropsMaps struct {
+	NwBase      *ebpf.Map `ebpf:"nw_base"`
 	NwConnKeys  *ebpf.Map `ebpf:"nw_conn_keys"`
 	NwConns     *ebpf.Map `ebpf:"nw_conns"`
 	NwDropKeep  *ebpf.Map `ebpf:"nw_drop_keep"`
@@ -192,6 +195,7 @@ type dropsMaps struct {
 
 func (m *dropsMaps) Close() error {
 	return _DropsClose(
+		m.NwBase,
 		m.NwConnKeys,
 		m.NwConns,
 		m.NwDropKeep,

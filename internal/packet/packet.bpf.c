@@ -457,7 +457,7 @@ int nw_pkt_rx_tcp(struct __sk_buff *ctx)
 	struct sock *sk = kskb->sk;
 	if (!sk)
 		return 1;
-	__u64 skey = (__u64)sk;
+	__u64 skey = nw_ptr_num(sk);
 	struct nw_conn *c = tracked(skey);
 	if (!c)
 		return 1;
@@ -603,7 +603,7 @@ int BPF_PROG(nw_pkt_rx_copy, const struct sk_buff *skb, int len)
 	if (!q || READ_ONCE_U32(q->head) == READ_ONCE_U32(q->tail))
 		return 0; /* nothing waits (a racy peek is fine: producers run
 			   * before the data is queued to the socket) */
-	__u64 skey = (__u64)sk;
+	__u64 skey = nw_ptr_num(sk);
 	struct nw_conn *c = nw_conn_find(skey);
 	if (!c)
 		return 0;
@@ -629,7 +629,7 @@ int BPF_PROG(nw_pkt_rx_consumed, struct sock *sk)
 	struct rx_ring *q = bpf_sk_storage_get(&nw_pkt_rxq, sk, 0, 0);
 	if (!q || READ_ONCE_U32(q->head) == READ_ONCE_U32(q->tail))
 		return 0; /* usually: the copy hook already completed everything */
-	__u64 skey = (__u64)sk;
+	__u64 skey = nw_ptr_num(sk);
 	struct nw_conn *c = nw_conn_find(skey);
 	if (!c)
 		return 0;
@@ -652,7 +652,7 @@ int BPF_PROG(nw_pkt_close, const struct sock *sk, int old, int new)
 	struct rx_ring *q = bpf_sk_storage_get(&nw_pkt_rxq, (struct sock *)sk, 0, 0);
 	if (!q)
 		return 0;
-	__u64 skey = (__u64)sk;
+	__u64 skey = nw_ptr_num(sk);
 	struct nw_conn *c = nw_conn_find(skey);
 	if (!c)
 		return 0;
@@ -671,7 +671,7 @@ int BPF_PROG(nw_pkt_tx_tcp, const struct sock *sk, const struct msghdr *msg,
 {
 	if (!cfg_time)
 		return 0;
-	if (!tracked((__u64)sk))
+	if (!tracked(nw_ptr_num(sk)))
 		return 0;
 	struct tx_ring *q = bpf_sk_storage_get(&nw_pkt_txq, (struct sock *)sk, 0,
 					       BPF_SK_STORAGE_GET_F_CREATE);
@@ -787,23 +787,34 @@ static __always_inline struct tx_cur *tx_new(struct tx_curs *tc, __u64 sk, __u32
 SEC("netfilter")
 int nw_pkt_tx_ip(struct bpf_nf_ctx *ctx)
 {
+	/* ctx->skb is a trusted BTF pointer: its fields are plain loads */
 	struct sk_buff *skb = ctx->skb;
-	__u64 sk = (__u64)BPF_CORE_READ(skb, sk);
-	if (!sk || !tracked(sk))
+	struct sock *ssk = skb->sk;
+	if (!ssk)
 		return 1;
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 th = BPF_CORE_READ(skb, transport_header);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u32 seq = 0;
-	__u8 doff = 0;
-	if (bpf_probe_read_kernel(&seq, 4, head + th + 4) ||
-	    bpf_probe_read_kernel(&doff, 1, head + th + 12))
+	__u64 sk = nw_ptr_num(ssk);
+	if (!tracked(sk))
 		return 1;
+	unsigned char *head = skb->head;
+	__u16 th = skb->transport_header;
+	__u16 nh = skb->network_header;
+	/* ports, seq, ack, data offset: one read */
+	struct {
+		__u32 ports;
+		__u32 seq;
+		__u32 ack;
+		__u8 doff;
+		__u8 _rest[3];
+	} h;
+	if (bpf_probe_read_kernel(&h, sizeof(h), head + th))
+		return 1;
+	__u32 seq = h.seq;
+	__u8 doff = h.doff;
 	/* Pure ACKs, SYNs and FINs carry no data and get no record: stamping
 	 * them would only fill the table. skb->data is at the IP header here,
 	 * so skb->len covers IP header + TCP header + payload (also for GSO). */
 	__u32 hdrs = (__u32)(th - nh) + (__u32)(doff >> 4) * 4;
-	if (BPF_CORE_READ(skb, len) <= hdrs)
+	if (skb->len <= hdrs)
 		return 1;
 	struct tx_curs *tc = tx_ring();
 	if (!tc)
@@ -853,7 +864,7 @@ int nw_pkt_tx_out(struct __sk_buff *ctx)
 	struct sock *sk = kskb->sk;
 	if (!sk)
 		return 1;
-	__u64 skey = (__u64)sk;
+	__u64 skey = nw_ptr_num(sk);
 	struct nw_conn *c = tracked(skey);
 	if (!c)
 		return 1;
@@ -886,9 +897,10 @@ int nw_pkt_tx_out(struct __sk_buff *ctx)
  * only the packet bytes need a probe read. */
 static __always_inline bool tx_key_of(const struct sk_buff *skb, struct tx_key *k)
 {
-	k->sk = (__u64)skb->sk;
-	if (!k->sk)
+	struct sock *sk = skb->sk;
+	if (!sk)
 		return false;
+	k->sk = nw_ptr_num(sk);
 	unsigned char *head = skb->head;
 	__u16 th = skb->transport_header;
 	__u32 seq;

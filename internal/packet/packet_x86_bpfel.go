@@ -152,6 +152,7 @@ type packetTxRing struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	packetMapNwBase           = "nw_base"
 	packetMapNwConnKeys       = "nw_conn_keys"
 	packetMapNwConns          = "nw_conns"
 	packetMapNwEvents         = "nw_events"
@@ -242,6 +243,7 @@ type packetProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type packetMapSpecs struct {
+	NwBase       *ebpf.MapSpec `ebpf:"nw_base"`
 	NwConnKeys   *ebpf.MapSpec `ebpf:"nw_conn_keys"`
 	NwConns      *ebpf.MapSpec `ebpf:"nw_conns"`
 	NwEvents     *ebpf.MapSpec `ebpf:"nw_events"`
@@ -288,6 +290,7 @@ func (o *packetObjects) Close() error {
 //
 // It can be passed to loadPacketObjects or ebpf.CollectionSpec.LoadAndAssign.
 type packetMaps struct {
+	NwBase       *ebpf.Map `ebpf:"nw_base"`
 	NwConnKeys   *ebpf.Map `ebpf:"nw_conn_keys"`
 	NwConns      *ebpf.Map `ebpf:"nw_conns"`
 	NwEvents     *ebpf.Map `ebpf:"nw_events"`
@@ -303,6 +306,7 @@ type packetMaps struct {
 
 func (m *packetMaps) Close() error {
 	return _PacketClose(
+		m.NwBase,
 		m.NwConnKeys,
 		m.NwConns,
 		m.NwEvents,

@@ -86,7 +86,7 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 	if (err == -NW_EBUSY || err == -NW_EAGAIN || err == -NW_ENOMEM)
 		return 0; /* not retransmitted, not counted by the kernel */
 	__u64 key = (__u64)sk;
-	struct nw_conn *c = nw_conn_find(key);
+	struct nw_conn *c = nw_conn_find(nw_num(key));
 	if (!c)
 		return 0;
 
@@ -115,7 +115,7 @@ static __always_inline int on_cong(const struct sock *sk, __u8 new)
 	if (old == new)
 		return 0;
 	__u64 key = (__u64)sk;
-	struct nw_conn *c = nw_conn_find(key);
+	struct nw_conn *c = nw_conn_find(nw_num(key));
 	if (!c)
 		return 0;
 	if (new == NW_CA_RECOVERY)

@@ -69,6 +69,7 @@ type retransNwRetransEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	retransMapNwBase               = "nw_base"
 	retransMapNwConnKeys           = "nw_conn_keys"
 	retransMapNwConns              = "nw_conns"
 	retransMapNwEvents             = "nw_events"
@@ -137,6 +138,7 @@ type retransProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type retransMapSpecs struct {
+	NwBase      *ebpf.MapSpec `ebpf:"nw_base"`
 	NwConnKeys  *ebpf.MapSpec `ebpf:"nw_conn_keys"`
 	NwConns     *ebpf.MapSpec `ebpf:"nw_conns"`
 	NwEvents    *ebpf.MapSpec `ebpf:"nw_events"`
@@ -175,6 +177,7 @@ func (o *retransObjects) Close() error {
 //
 // It can be passed to loadRetransObjects or ebpf.CollectionSpec.LoadAndAssign.
 type retransMaps struct {
+	NwBase      *ebpf.Map `ebpf:"nw_base"`
 	NwConnKeys  *ebpf.Map `ebpf:"nw_conn_keys"`
 	NwConns     *ebpf.Map `ebpf:"nw_conns"`
 	NwEvents    *ebpf.Map `ebpf:"nw_events"`
@@ -184,6 +187,7 @@ type retransMaps struct {
 
 func (m *retransMaps) Close() error {
 	return _RetransClose(
+		m.NwBase,
 		m.NwConnKeys,
 		m.NwConns,
 		m.NwEvents,

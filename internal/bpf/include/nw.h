@@ -381,16 +381,47 @@ static __always_inline void nw_owner_current(struct nw_owner *o, __u8 src)
 
 /* ---- connection table (see nw_conn_keys) ---- */
 
-/* A kernel pointer as a plain number. tp_btf and cgroup_skb programs hold
- * `struct sock *` as typed pointers, on which the verifier allows no
- * arithmetic but +/- (and hashing needs more). Copying the 8 bytes with a
- * helper makes them a scalar: one helper call. (A round trip through a
- * per-CPU map slot is cheaper but not safe: a program nested on the same
- * CPU may use the slot in between, and clang folds any check on it.) */
-static __always_inline __u64 nw_scalar(__u64 p)
+/*
+ * The connection table is keyed by the socket's address as a number (it is
+ * hashed). tp_btf, cgroup_skb and netfilter programs hold `struct sock *` as
+ * typed pointers, on which the verifier allows no arithmetic but +/-; raw_tp
+ * and kprobe programs hold plain numbers. Two ways to get the number:
+ *
+ * nw_ptr_num(p), p a typed pointer (fast, a few instructions): the
+ * verifier allows root the difference of two pointers, a number. So
+ * p - v + v, with v a pointer to a map value that holds its own numeric
+ * address (every program stores the same address there, so concurrent users
+ * cannot disturb each other).
+ *
+ * nw_num(x), x either kind (a helper call, ~25 ns): copy the 8 bytes. For
+ * the rare paths (retransmits, drops) that have both kinds of callers.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} nw_base SEC(".maps");
+
+static __always_inline __u64 nw_ptr_num(const void *p)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&nw_base, &zero);
+	if (!v)
+		return 0;
+	*(volatile __u64 *)v = (__u64)v;
+	__u64 vnum = *(volatile __u64 *)v; /* loaded from memory: a number */
+	__u64 d = (__u64)p;
+	/* d = p - v, in asm so that clang cannot turn it into p + (vnum - v),
+	 * which the verifier refuses */
+	asm volatile("%[d] -= %[v]" : [d] "+r"(d) : [v] "r"(v));
+	return d + vnum;
+}
+
+static __always_inline __u64 nw_num(__u64 x)
 {
 	__u64 r = 0;
-	bpf_probe_read_kernel(&r, sizeof(r), &p);
+	bpf_probe_read_kernel(&r, sizeof(r), &x);
 	return r;
 }
 
@@ -407,10 +438,9 @@ static __always_inline struct nw_conn *nw_conn_at(__u32 set, __u32 way)
 	return bpf_map_lookup_elem(&nw_conns, &idx);
 }
 
-/* The table entry of sk, or 0. */
+/* The table entry of sk (a number: nw_ptr_num/nw_num), or 0. */
 static __always_inline struct nw_conn *nw_conn_find(__u64 sk)
 {
-	sk = nw_scalar(sk);
 	if (!sk)
 		return 0;
 	__u32 set = nw_conn_set_of(sk);
@@ -429,7 +459,6 @@ static __always_inline struct nw_conn *nw_conn_find(__u64 sk)
  * fills a freshly claimed entry: its value is whatever the slot held. */
 static __always_inline struct nw_conn *nw_conn_claim(__u64 sk)
 {
-	sk = nw_scalar(sk);
 	if (!sk)
 		return 0;
 	__u32 set = nw_conn_set_of(sk);
@@ -453,7 +482,6 @@ static __always_inline struct nw_conn *nw_conn_claim(__u64 sk)
 /* Forget sk: the slot is free for the next claim of its set. */
 static __always_inline void nw_conn_release(__u64 sk)
 {
-	sk = nw_scalar(sk);
 	if (!sk)
 		return;
 	__u32 set = nw_conn_set_of(sk);
