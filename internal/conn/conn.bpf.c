@@ -41,6 +41,45 @@ struct {
 	__type(value, struct nw_owner);
 } nw_listeners SEC(".maps");
 
+/* How many tracked connections wait for their owner (owner_pending set):
+ * while none does, the first-I/O hooks leave after reading this counter,
+ * so long-lived connections pay nothing per send/recv. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} nw_owner_waiting SEC(".maps");
+
+static __always_inline void waiting_add(__s64 d)
+{
+	__u32 zero = 0;
+	__s64 *w = bpf_map_lookup_elem(&nw_owner_waiting, &zero);
+	if (w)
+		__sync_fetch_and_add(w, d);
+}
+
+/* Write n into the (claimed) table entry c, keeping nw_owner_waiting exact.
+ * Entries are written when a connection starts (or is adopted), before any
+ * process can send or receive on it; the flag is still swapped atomically
+ * because the slot may hold a stale entry of the same socket. */
+static __always_inline void put_conn(struct nw_conn *c, struct nw_conn *n)
+{
+	__u64 pending = n->owner.src < NW_OWNER_IO;
+	n->owner_pending = pending;
+	__u64 was = __sync_lock_test_and_set(&c->owner_pending, pending);
+	*c = *n;
+	if (pending != was)
+		waiting_add((__s64)pending - (__s64)was);
+}
+
+/* The owner is final (or the connection goes): no longer waiting. */
+static __always_inline void owner_done(struct nw_conn *c)
+{
+	if (__sync_lock_test_and_set(&c->owner_pending, 0))
+		waiting_add(-1);
+}
+
 static __always_inline __u64 listener_key(__u32 netns, __u16 port)
 {
 	return ((__u64)netns << 16) | port;
@@ -114,7 +153,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		}
 		struct nw_conn n = {};
 		nw_owner_current(&n.owner, NW_OWNER_SYSCALL);
-		*c = n;
+		put_conn(c, &n);
 		return 0;
 	}
 	case NW_TCP_SYN_RECV: {
@@ -137,7 +176,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			nw_count(NW_STAT_CONN_MAP_FULL);
 			return 0;
 		}
-		*c = n;
+		put_conn(c, &n);
 		return 0;
 	}
 	case NW_TCP_ESTABLISHED: {
@@ -149,6 +188,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			 * port and addresses are set. */
 			nw_fill_tuple_d(c, sk, direct);
 			if (!nw_ports_wanted(c->sport, c->dport)) {
+				owner_done(c);
 				nw_conn_release(key);
 				return 0;
 			}
@@ -169,7 +209,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			nw_count(NW_STAT_CONN_MAP_FULL);
 			return 0;
 		}
-		*c = n;
+		put_conn(c, &n);
 		if (!cfg_quiet)
 			emit_conn(NW_EV_CONN_OPEN, key, &n, sk, direct);
 		return 0;
@@ -185,6 +225,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			return 0;
 		if (c->est_ns && !cfg_no_close)
 			emit_conn(NW_EV_CONN_CLOSE, key, c, sk, direct);
+		owner_done(c);
 		nw_conn_release(key);
 		return 0;
 	}
@@ -225,6 +266,7 @@ static __always_inline void set_owner(__u64 key, __u8 src)
 		return;
 	__u32 was = c->owner.pid;
 	nw_owner_current(&c->owner, src);
+	owner_done(c);
 	/* Tell user space only when the owner really changed (the common
 	 * case, accept() by the listener's own process, needs no event: the
 	 * sampler picks up the better provenance within a second). */
@@ -281,6 +323,10 @@ static __always_inline void first_io(struct sock *sk)
 {
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return;
+	__u32 zero = 0;
+	__s64 *w = bpf_map_lookup_elem(&nw_owner_waiting, &zero);
+	if (w && *w <= 0)
+		return; /* no connection waits for its owner */
 	set_owner(nw_ptr_num(sk), NW_OWNER_IO);
 }
 
@@ -392,7 +438,7 @@ int nw_adopt(struct nw_adopt_args *a)
 	}
 	struct nw_conn n;
 	__builtin_memcpy(&n, &a->conn, sizeof(n));
-	*c = n;
+	put_conn(c, &n);
 	return NW_ADOPT_OK;
 }
 

@@ -34,8 +34,7 @@ type connNwConn struct {
 	FastRetrans    uint32
 	TimeoutRetrans uint32
 	RetransSegs    uint32
-	Pad2           uint32
-	_              [4]byte
+	OwnerPending   uint64
 }
 
 type connNwConnEvent struct {
@@ -100,6 +99,7 @@ const (
 	connMapNwConns           = "nw_conns"
 	connMapNwEvents          = "nw_events"
 	connMapNwListeners       = "nw_listeners"
+	connMapNwOwnerWaiting    = "nw_owner_waiting"
 	connMapNwPktEvents       = "nw_pkt_events"
 	connMapNwStats           = "nw_stats"
 	connProgNwAccept4Exit    = "nw_accept4_exit"
@@ -180,13 +180,14 @@ type connProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type connMapSpecs struct {
-	NwBase      *ebpf.MapSpec `ebpf:"nw_base"`
-	NwConnKeys  *ebpf.MapSpec `ebpf:"nw_conn_keys"`
-	NwConns     *ebpf.MapSpec `ebpf:"nw_conns"`
-	NwEvents    *ebpf.MapSpec `ebpf:"nw_events"`
-	NwListeners *ebpf.MapSpec `ebpf:"nw_listeners"`
-	NwPktEvents *ebpf.MapSpec `ebpf:"nw_pkt_events"`
-	NwStats     *ebpf.MapSpec `ebpf:"nw_stats"`
+	NwBase         *ebpf.MapSpec `ebpf:"nw_base"`
+	NwConnKeys     *ebpf.MapSpec `ebpf:"nw_conn_keys"`
+	NwConns        *ebpf.MapSpec `ebpf:"nw_conns"`
+	NwEvents       *ebpf.MapSpec `ebpf:"nw_events"`
+	NwListeners    *ebpf.MapSpec `ebpf:"nw_listeners"`
+	NwOwnerWaiting *ebpf.MapSpec `ebpf:"nw_owner_waiting"`
+	NwPktEvents    *ebpf.MapSpec `ebpf:"nw_pkt_events"`
+	NwStats        *ebpf.MapSpec `ebpf:"nw_stats"`
 }
 
 // connVariableSpecs contains global variables before they are loaded into the kernel.
@@ -223,13 +224,14 @@ func (o *connObjects) Close() error {
 //
 // It can be passed to loadConnObjects or ebpf.CollectionSpec.LoadAndAssign.
 type connMaps struct {
-	NwBase      *ebpf.Map `ebpf:"nw_base"`
-	NwConnKeys  *ebpf.Map `ebpf:"nw_conn_keys"`
-	NwConns     *ebpf.Map `ebpf:"nw_conns"`
-	NwEvents    *ebpf.Map `ebpf:"nw_events"`
-	NwListeners *ebpf.Map `ebpf:"nw_listeners"`
-	NwPktEvents *ebpf.Map `ebpf:"nw_pkt_events"`
-	NwStats     *ebpf.Map `ebpf:"nw_stats"`
+	NwBase         *ebpf.Map `ebpf:"nw_base"`
+	NwConnKeys     *ebpf.Map `ebpf:"nw_conn_keys"`
+	NwConns        *ebpf.Map `ebpf:"nw_conns"`
+	NwEvents       *ebpf.Map `ebpf:"nw_events"`
+	NwListeners    *ebpf.Map `ebpf:"nw_listeners"`
+	NwOwnerWaiting *ebpf.Map `ebpf:"nw_owner_waiting"`
+	NwPktEvents    *ebpf.Map `ebpf:"nw_pkt_events"`
+	NwStats        *ebpf.Map `ebpf:"nw_stats"`
 }
 
 func (m *connMaps) Close() error {
@@ -239,6 +241,7 @@ func (m *connMaps) Close() error {
 		m.NwConns,
 		m.NwEvents,
 		m.NwListeners,
+		m.NwOwnerWaiting,
 		m.NwPktEvents,
 		m.NwStats,
 	)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -305,5 +306,78 @@ func TestLookupAgreesWithKernel(t *testing.T) {
 		if p.Lookup(sk, &c) {
 			t.Errorf("Lookup(%#x) found %+v", sk, c)
 		}
+	}
+}
+
+// TestOwnerWaitingCounter: the counter that lets the first-I/O hooks leave
+// early counts exactly the tracked connections whose owner is provisional:
+// an accepted connection until its first send/recv, and none once every
+// connection is closed (a leak upwards would only cost time; one downwards
+// would lose owners, so both are checked).
+func TestOwnerWaitingCounter(t *testing.T) {
+	nstest.RequireRoot(t)
+	p, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Attach(slogDiscard()); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() int64 {
+		var v int64
+		if err := p.Coll.Maps["nw_owner_waiting"].Lookup(uint32(0), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	waitFor := func(want int64, what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for waiting() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d connections waiting for their owner, want %d", what, waiting(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	base := waiting() // connections accepted elsewhere on the host meanwhile
+	ns := nstest.NewNS(t)
+	err = ns.Do(func() error {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		c1, err := net.Dial("tcp4", l.Addr().String())
+		if err != nil {
+			return err
+		}
+		a1, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		waitFor(base+1, "accepted, no I/O yet")
+		if _, err := a1.Write([]byte{1}); err != nil {
+			return err
+		}
+		waitFor(base, "after the accepted side's first send")
+		c2, err := net.Dial("tcp4", l.Addr().String())
+		if err != nil {
+			return err
+		}
+		a2, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		waitFor(base+1, "second accepted, no I/O")
+		for _, c := range []net.Conn{c1, a1, c2, a2} {
+			c.Close()
+		}
+		waitFor(base, "all closed")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -34,8 +34,7 @@ type dropsNwConn struct {
 	FastRetrans    uint32
 	TimeoutRetrans uint32
 	RetransSegs    uint32
-	Pad2           uint32
-	_              [4]byte
+	OwnerPending   uint64
 }
 
 type dropsNwConnSet struct {

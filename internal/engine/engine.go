@@ -213,6 +213,13 @@ func Run(ctx context.Context, o Options) error {
 		if !get() {
 			return nil
 		}
+		// Never wait without a deadline: records are submitted without
+		// a wakeup, and epoll reports a ring only after a wakeup, so a
+		// reader that first finds the ring non-empty (skipping the
+		// deadline below) and then waits with none would sleep until the
+		// next 64 KiB wakeup, with the records it has not read (seen: a
+		// connection's open record printed only at exit).
+		r.SetDeadline(time.Now().Add(pollEvery))
 		for {
 			// BPF wakes the reader only per batch (nw_submit): poll too,
 			// so a lone event waits at most pollEvery. The deadline only

@@ -89,7 +89,8 @@ struct nw_conn {
 	__u32 fast_retrans;    /* entries into TCP_CA_Recovery */
 	__u32 timeout_retrans; /* entries into TCP_CA_Loss */
 	__u32 retrans_segs;    /* tcp_retransmit_skb calls */
-	__u32 _pad2;
+	__u64 owner_pending;   /* 1: owner provisional, counted in conn's nw_owner_waiting
+				* (64 bits: atomic exchange needs them on older LLVM/kernels) */
 };
 
 /* -x values read from struct tcp_sock (raw units; user space formats). */

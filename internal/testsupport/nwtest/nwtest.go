@@ -218,7 +218,23 @@ func (r *Run) WaitFor(d time.Duration, what string, pred func(Ev) bool) Ev {
 			return evs[0]
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("no %s event within %v; %d events seen\nstderr:\n%s", what, d, len(r.Events()), r.Stderr())
+			// Stop it, so that the failure shows what it printed last,
+			// its final stats line included.
+			if !r.stopped {
+				r.stopped = true
+				r.cmd.Process.Signal(syscall.SIGINT)
+				select {
+				case <-r.done:
+				case <-time.After(5 * time.Second):
+				}
+			}
+			evs := r.Events()
+			last := evs[max(0, len(evs)-10):]
+			var b strings.Builder
+			for _, e := range last {
+				fmt.Fprintf(&b, "\n  %v", e)
+			}
+			r.t.Fatalf("no %s event within %v; %d events seen, the last %d:%s\nstderr:\n%s", what, d, len(evs), len(last), b.String(), r.Stderr())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
