@@ -15,12 +15,12 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
@@ -30,6 +30,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/httpinfo"
 	"github.com/netwatcher/netwatcher/internal/kernel"
 	"github.com/netwatcher/netwatcher/internal/output"
+	"github.com/netwatcher/netwatcher/internal/ringread"
 	"github.com/netwatcher/netwatcher/internal/track"
 )
 
@@ -125,12 +126,12 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 
-	rd, err := ringbuf.NewReader(cp.Events())
+	rd, err := ringread.Open(cp.Events())
 	if err != nil {
 		return fmt.Errorf("ring buffer reader: %w", err)
 	}
 	defer rd.Close()
-	prd, err := ringbuf.NewReader(cp.PacketEvents())
+	prd, err := ringread.Open(cp.PacketEvents())
 	if err != nil {
 		return fmt.Errorf("packet ring buffer reader: %w", err)
 	}
@@ -176,7 +177,7 @@ func Run(ctx context.Context, o Options) error {
 	queue := make(chan *batch, 2*(qlen/batchLen+1))
 	pipeDone := make(chan struct{})
 	readers := make(chan struct{}, 2)
-	read := func(r *ringbuf.Reader, lossless bool) error {
+	read := func(r *ringread.Reader, lossless bool) error {
 		defer func() { readers <- struct{}{} }()
 		// Lifecycle events are few and never dropped (the reader waits):
 		// a small pool is enough; packets get the whole queue length.
@@ -185,7 +186,6 @@ func Run(ctx context.Context, o Options) error {
 			n = max(n/4, 2)
 		}
 		pool := newPool(n)
-		var rec ringbuf.Record
 		var b *batch
 		get := func() bool {
 			if lossless {
@@ -213,54 +213,60 @@ func Run(ctx context.Context, o Options) error {
 		if !get() {
 			return nil
 		}
-		// Never wait without a deadline: records are submitted without
-		// a wakeup, and epoll reports a ring only after a wakeup, so a
-		// reader that first finds the ring non-empty (skipping the
-		// deadline below) and then waits with none would sleep until the
-		// next 64 KiB wakeup, with the records it has not read (seen: a
-		// connection's open record printed only at exit).
-		r.SetDeadline(time.Now().Add(pollEvery))
-		for {
-			// BPF wakes the reader only per batch (nw_submit): poll too,
-			// so a lone event waits at most pollEvery. The deadline only
-			// matters when the read is about to wait; setting it per
-			// record (a clock read each) was a tenth of the reader's CPU.
-			if r.AvailableBytes() == 0 {
-				r.SetDeadline(time.Now().Add(pollEvery))
-			}
-			err := r.ReadInto(&rec)
-			if err != nil {
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					send()
-					if b == nil && !get() {
-						return nil
-					}
-					continue
-				}
-				if errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, ringbuf.ErrClosed) {
-					return nil
-				}
-				return fmt.Errorf("ring buffer: %w", err)
-			}
+		stop := false
+		one := func(raw []byte) bool {
 			ctr.Events.Add(1)
 			if b == nil && !get() {
-				return nil
+				stop = true
+				return false
 			}
 			if b == nil { // lossy reader, no free batch: the pipeline is behind
 				ctr.QueueLost.Add(1)
-				continue
+				return true
 			}
 			b.evs = b.evs[:len(b.evs)+1]
-			if !p.decode(rec.RawSample, &b.evs[len(b.evs)-1]) {
+			if !p.decode(raw, &b.evs[len(b.evs)-1]) {
 				b.evs = b.evs[:len(b.evs)-1]
 				ctr.Undecodable.Add(1)
-				continue
+				return true
 			}
-			if len(b.evs) == cap(b.evs) || r.AvailableBytes() == 0 {
+			if len(b.evs) == cap(b.evs) {
 				send()
 				if !get() {
-					return nil
+					stop = true
+					return false
 				}
+			}
+			return true
+		}
+		flushed := false
+		for {
+			// Everything committed, in one pass (see ringread); then hand
+			// the batch over and wait. BPF wakes the reader only per 64
+			// KiB (nw_submit): the wait polls, so a lone event waits at
+			// most pollEvery.
+			n, busy := r.Batch(one)
+			if stop {
+				return nil
+			}
+			if n > 0 || busy {
+				if busy {
+					runtime.Gosched() // a record is being written: back in a moment
+				}
+				continue
+			}
+			send()
+			if flushed {
+				return nil // stopped and drained
+			}
+			if b == nil && !get() {
+				return nil
+			}
+			switch err := r.Wait(pollEvery); {
+			case errors.Is(err, ringread.ErrFlushed):
+				flushed = true // drain what is left, then stop
+			case err != nil:
+				return fmt.Errorf("ring buffer: %w", err)
 			}
 		}
 	}
@@ -288,11 +294,9 @@ func Run(ctx context.Context, o Options) error {
 	for _, c := range live {
 		c.Detach()
 	}
-	// Flush makes a blocked reader return what is left, then ErrFlushed.
-	for _, r := range []*ringbuf.Reader{rd, prd} {
-		if ferr := r.Flush(); ferr != nil {
-			r.Close()
-		}
+	// Flush makes the readers read what is left, then stop.
+	for _, r := range []*ringread.Reader{rd, prd} {
+		r.Flush()
 	}
 	err = g.Wait()
 	p.finish(&ctr)
