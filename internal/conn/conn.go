@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/netwatcher/netwatcher/internal/config"
@@ -97,6 +98,10 @@ func Load(o Options) (*Probe, error) {
 	}
 	if o.PktRingBytes != 0 {
 		spec.Maps["nw_pkt_events"].MaxEntries = o.PktRingBytes
+	}
+	if features.HaveProgramType(ebpf.Syscall) != nil {
+		// before 5.14: the object still loads; Adopt reports the gap
+		delete(spec.Programs, "nw_adopt")
 	}
 	sets := tableSets(o.MaxConns)
 	spec.Maps["nw_conn_keys"].MaxEntries = sets
