@@ -171,8 +171,11 @@ struct {
  *
  * Writers: a claimed slot belongs to its socket; the socket's own state
  * changes (serialized by the kernel: socket lock or its softirq) fill and
- * release it, so slots need no lock. Readers that race with a release read
- * the slot as it was, the same as with a hash map's RCU-protected value.
+ * release it, so slots need no lock. A reader that races with a release
+ * reads the slot as it was or, if another socket claimed it meanwhile, that
+ * socket's values (as with a preallocated BPF hash map). Packet records
+ * carry the connection's establishment time, so user space attributes such
+ * a record to no connection rather than to the wrong one.
  */
 #define NW_WAYS 8
 
