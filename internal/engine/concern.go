@@ -31,6 +31,13 @@ func (p *pipeline) enrich(ev *event.Event) {
 		}
 	}
 	e := p.table.Get(ev.Conn.Sock)
+	if e != nil && ev.Type != event.Error && ev.Conn.Src.IsValid() &&
+		(e.Conn.Src != ev.Conn.Src || e.Conn.Dst != ev.Conn.Dst || e.Conn.Netns != ev.Conn.Netns) {
+		// Retransmit records carry their connection's addresses: the
+		// socket's memory belongs to a newer connection than the table's
+		// entry (under -q its open is only learned by the next walk).
+		e = nil
+	}
 	if e == nil && ev.Conn.Sock != 0 && p.table.AdoptSampled {
 		var c event.Conn // -q: open, but not walked yet
 		if p.cp != nil && p.cp.Lookup(ev.Conn.Sock, &c) && c.EstNs != 0 {

@@ -171,3 +171,31 @@ func TestErrorOwnerNeedsItsFlow(t *testing.T) {
 		t.Errorf("own sent segment: pid %d, want 42", sent.Conn.Pid)
 	}
 }
+
+// TestRetransOwnerNeedsItsFlow: a retransmit record names its connection's
+// addresses; on a socket whose memory the table still knows from an older
+// connection it must not take that connection's owner.
+func TestRetransOwnerNeedsItsFlow(t *testing.T) {
+	p := benchPipeline(t, &config.Config{Output: config.JSON, Retrans: true, DataDir: "x"})
+	const sk = 0xffff888100000300
+	src, dst := netip.MustParseAddrPort("198.18.1.1:4000"), netip.MustParseAddrPort("198.18.1.2:80")
+	open := event.Event{Type: event.ConnOpen, TS: 50, Conn: event.Conn{Sock: sk, Netns: 1, EstNs: 50, Pid: 42, Src: src, Dst: dst}}
+	p.handle(&open)
+	for _, tc := range []struct {
+		name string
+		typ  event.Type
+		src  netip.AddrPort
+		pid  uint32
+	}{
+		{"retransmit of the connection", event.Retrans, src, 42},
+		{"congestion state of the connection", event.Cong, src, 42},
+		{"retransmit of a newer connection on the socket", event.Retrans, netip.MustParseAddrPort("198.18.1.1:4001"), 0},
+		{"congestion state of a newer connection", event.Cong, netip.MustParseAddrPort("198.18.1.1:4001"), 0},
+	} {
+		ev := event.Event{Type: tc.typ, TS: 60, Conn: event.Conn{Sock: sk, Netns: 1, Src: tc.src, Dst: dst}}
+		p.enrich(&ev)
+		if ev.Conn.Pid != tc.pid {
+			t.Errorf("%s: pid %d, want %d", tc.name, ev.Conn.Pid, tc.pid)
+		}
+	}
+}
