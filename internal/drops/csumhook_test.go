@@ -54,8 +54,7 @@ func TestBadCsumHookAlone(t *testing.T) {
 	p.RxChecksumOff(t, true)
 	tc := lab.Dial(t, p, false, 0, 0)
 	const n = 4
-	res, err := fault.BadCsum(lab.Ctx(t), fault.InjectOptions{Netns: p.A.Name, Flow: tc.Flow(), Count: n, Out: lab.Log(t),
-		Ready: func() { tc.RoundTrip(100, 2) }})
+	res, err := fault.BadCsum(lab.Ctx(t), tc.Injection(t, n, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

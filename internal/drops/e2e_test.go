@@ -63,12 +63,7 @@ func TestBadChecksum(t *testing.T) {
 			}
 			srvSock := lab.SockOf(t, r, p.B, c.ServerAddr, c.ClientAddr)
 			before := oracle.Nstat(t, p.B)
-			res, err := fault.BadCsum(lab.Ctx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.Flow(), Count: n, Out: lab.Log(t),
-				Ready: func() {
-					if err := c.RoundTrip(100, 2); err != nil {
-						t.Error(err)
-					}
-				}})
+			res, err := fault.BadCsum(lab.Ctx(t), c.Injection(t, n, ""))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,12 +131,7 @@ func TestOutOfWindow(t *testing.T) {
 				{fault.ModeInWindowOOO, "TcpExtTCPOFOQueue", 0},
 			} {
 				before := oracle.Nstat(t, p.B)
-				res, err := fault.OutOfWindow(lab.Ctx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.Flow(), Count: m, Mode: tc.mode, Out: lab.Log(t),
-					Ready: func() {
-						if err := c.RoundTrip(100, 2); err != nil {
-							t.Error(err)
-						}
-					}})
+				res, err := fault.OutOfWindow(lab.Ctx(t), c.Injection(t, m, tc.mode))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -193,12 +183,10 @@ func TestPortFilter(t *testing.T) {
 	for _, c := range []*lab.Conn{c2, c1} {
 		for _, inject := range []func() (*fault.InjectResult, error){
 			func() (*fault.InjectResult, error) {
-				return fault.BadCsum(lab.Ctx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.Flow(), Count: n, Out: lab.Log(t),
-					Ready: func() { c.RoundTrip(100, 2) }})
+				return fault.BadCsum(lab.Ctx(t), c.Injection(t, n, ""))
 			},
 			func() (*fault.InjectResult, error) {
-				return fault.OutOfWindow(lab.Ctx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.Flow(), Count: n, Mode: fault.ModeFuture, Out: lab.Log(t),
-					Ready: func() { c.RoundTrip(100, 2) }})
+				return fault.OutOfWindow(lab.Ctx(t), c.Injection(t, n, fault.ModeFuture))
 			},
 		} {
 			if _, err := inject(); err != nil {
@@ -244,12 +232,7 @@ func TestQuietAttributesErrorsOnNewConnections(t *testing.T) {
 	if err := c.RoundTrip(1000, 1); err != nil {
 		t.Fatal(err)
 	}
-	res, err := fault.BadCsum(lab.Ctx(t), fault.InjectOptions{Netns: p.A.Name, Flow: c.Flow(), Count: n, Out: lab.Log(t),
-		Ready: func() {
-			if err := c.RoundTrip(100, 2); err != nil {
-				t.Error(err)
-			}
-		}})
+	res, err := fault.BadCsum(lab.Ctx(t), c.Injection(t, n, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

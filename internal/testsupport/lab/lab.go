@@ -34,6 +34,7 @@ type Conn struct {
 	Client, Server *net.TCPConn
 	ClientAddr     netip.AddrPort // the client's address (IPv4 unmapped)
 	ServerAddr     netip.AddrPort // the server's address (IPv4 unmapped)
+	clientNS       string         // namespace A's name, where the injector runs
 }
 
 // Dial connects A -> B of pair over IPv4 or IPv6, to server port port and
@@ -83,11 +84,25 @@ func Dial(t testing.TB, pair *nstest.Pair, v6 bool, port, cliPort uint16) *Conn 
 		ap := a.(*net.TCPAddr).AddrPort()
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	return &Conn{Client: c, Server: s, ClientAddr: unmap(c.LocalAddr()), ServerAddr: unmap(c.RemoteAddr())}
+	return &Conn{Client: c, Server: s, ClientAddr: unmap(c.LocalAddr()), ServerAddr: unmap(c.RemoteAddr()),
+		clientNS: pair.A.Name}
 }
 
 // Flow is the client -> server direction, for the fault injector.
 func (c *Conn) Flow() fault.Flow { return fault.Flow{Src: c.ClientAddr, Dst: c.ServerAddr} }
+
+// Injection is the fault injector's options for count segments into c's
+// client -> server flow (mode: OutOfWindow only), run from the client's
+// namespace; the injector learns the flow from a round trip it asks for
+// (an error there fails t), and logs to t.
+func (c *Conn) Injection(t testing.TB, count int, mode string) fault.InjectOptions {
+	return fault.InjectOptions{Netns: c.clientNS, Flow: c.Flow(), Count: count, Mode: mode, Out: Log(t),
+		Ready: func() {
+			if err := c.RoundTrip(100, 2); err != nil {
+				t.Error(err)
+			}
+		}}
+}
 
 // RoundTrip sends n bytes (a pattern that starts at seed) from client to
 // server and back, and checks that both sides got them intact.
