@@ -442,38 +442,46 @@ static __always_inline struct nw_conn *nw_conn_at(__u32 set, __u32 way)
 	return bpf_map_lookup_elem(&nw_conns, &idx);
 }
 
-/* The table entry of sk (a number: nw_ptr_num/nw_num), or 0. */
-static __always_inline struct nw_conn *nw_conn_find(__u64 sk)
+/* The set of sk (its index in *set), or 0. */
+static __always_inline struct nw_conn_set *nw_conn_set(__u64 sk, __u32 *set)
 {
-	if (!sk)
-		return 0;
-	__u32 set = nw_conn_set_of(sk);
-	struct nw_conn_set *s = bpf_map_lookup_elem(&nw_conn_keys, &set);
-	if (!s)
-		return 0;
+	*set = nw_conn_set_of(sk);
+	return bpf_map_lookup_elem(&nw_conn_keys, set);
+}
+
+/* The way of s that holds sk, or -1. */
+static __always_inline int nw_conn_way(struct nw_conn_set *s, __u64 sk)
+{
 #pragma unroll
 	for (int i = 0; i < NW_WAYS; i++) {
 		if (*(volatile __u64 *)&s->sk[i] == sk)
-			return nw_conn_at(set, i);
+			return i;
 	}
-	return 0;
+	return -1;
+}
+
+/* The table entry of sk (a number: nw_ptr_num/nw_num), or 0. */
+static __always_inline struct nw_conn *nw_conn_find(__u64 sk)
+{
+	__u32 set;
+	struct nw_conn_set *s = sk ? nw_conn_set(sk, &set) : 0;
+	if (!s)
+		return 0;
+	int w = nw_conn_way(s, sk);
+	return w < 0 ? 0 : nw_conn_at(set, w);
 }
 
 /* The entry of sk, claimed if it has none (0: its set is full). The caller
  * fills a freshly claimed entry: its value is whatever the slot held. */
 static __always_inline struct nw_conn *nw_conn_claim(__u64 sk)
 {
-	if (!sk)
-		return 0;
-	__u32 set = nw_conn_set_of(sk);
-	struct nw_conn_set *s = bpf_map_lookup_elem(&nw_conn_keys, &set);
+	__u32 set;
+	struct nw_conn_set *s = sk ? nw_conn_set(sk, &set) : 0;
 	if (!s)
 		return 0;
-#pragma unroll
-	for (int i = 0; i < NW_WAYS; i++) {
-		if (*(volatile __u64 *)&s->sk[i] == sk)
-			return nw_conn_at(set, i);
-	}
+	int w = nw_conn_way(s, sk);
+	if (w >= 0)
+		return nw_conn_at(set, w);
 #pragma unroll
 	for (int i = 0; i < NW_WAYS; i++) {
 		if (*(volatile __u64 *)&s->sk[i] == 0 &&
@@ -486,22 +494,17 @@ static __always_inline struct nw_conn *nw_conn_claim(__u64 sk)
 /* Forget sk: the slot is free for the next claim of its set. */
 static __always_inline void nw_conn_release(__u64 sk)
 {
-	if (!sk)
-		return;
-	__u32 set = nw_conn_set_of(sk);
-	struct nw_conn_set *s = bpf_map_lookup_elem(&nw_conn_keys, &set);
+	__u32 set;
+	struct nw_conn_set *s = sk ? nw_conn_set(sk, &set) : 0;
 	if (!s)
 		return;
-#pragma unroll
-	for (int i = 0; i < NW_WAYS; i++) {
-		if (*(volatile __u64 *)&s->sk[i] == sk) {
-			struct nw_conn *c = nw_conn_at(set, i);
-			if (c)
-				c->est_ns = 0;
-			__sync_val_compare_and_swap(&s->sk[i], sk, 0);
-			return;
-		}
-	}
+	int w = nw_conn_way(s, sk);
+	if (w < 0)
+		return;
+	struct nw_conn *c = nw_conn_at(set, w);
+	if (c)
+		c->est_ns = 0;
+	__sync_val_compare_and_swap(&s->sk[w & (NW_WAYS - 1)], sk, 0);
 }
 
 #endif /* NW_H */
