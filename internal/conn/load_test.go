@@ -127,40 +127,9 @@ func FuzzDecode(f *testing.F) {
 // are counted in nw_stats, never dropped silently.
 func TestTableFullIsCounted(t *testing.T) {
 	nstest.RequireRoot(t)
-	p, err := Load(Options{MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.Attach(slogDiscard()); err != nil {
-		t.Fatal(err)
-	}
-	ns := nstest.NewNS(t)
-	err = ns.Do(func() error {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		defer l.Close()
-		var conns []net.Conn
-		for i := 0; i < 12; i++ {
-			c, err := net.Dial("tcp4", l.Addr().String())
-			if err != nil {
-				return err
-			}
-			a, err := l.Accept()
-			if err != nil {
-				return err
-			}
-			conns = append(conns, c, a)
-		}
-		for _, c := range conns {
-			c.Close()
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	p := attached(t, Options{MaxConns: 4})
+	for _, c := range loopbackPairs(t, nstest.NewNS(t), 12) {
+		c.Close()
 	}
 	var per []uint64
 	if err := p.Stats().Lookup(uint32(event.StatConnMapFull), &per); err != nil {
@@ -242,46 +211,12 @@ func TestTableSets(t *testing.T) {
 // nothing for a socket that is not there.
 func TestLookupAgreesWithKernel(t *testing.T) {
 	nstest.RequireRoot(t)
-	p, err := Load(Options{MaxConns: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.Attach(slogDiscard()); err != nil {
-		t.Fatal(err)
-	}
+	p := attached(t, Options{MaxConns: 1024})
 	ns := nstest.NewNS(t)
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	err = ns.Do(func() error {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		defer l.Close()
-		for i := 0; i < 50; i++ {
-			c, err := net.Dial("tcp4", l.Addr().String())
-			if err != nil {
-				return err
-			}
-			a, err := l.Accept()
-			if err != nil {
-				return err
-			}
-			conns = append(conns, c, a)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	loopbackPairs(t, ns, 50)
 	netns := ns.Inode(t)
 	found := 0
-	err = p.Sample(func(sk uint64, c *event.Conn, _ *event.Stats) {
+	err := p.Sample(func(sk uint64, c *event.Conn, _ *event.Stats) {
 		if uint64(c.Netns) != netns {
 			return
 		}
@@ -316,14 +251,7 @@ func TestLookupAgreesWithKernel(t *testing.T) {
 // would lose owners, so both are checked).
 func TestOwnerWaitingCounter(t *testing.T) {
 	nstest.RequireRoot(t)
-	p, err := Load(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.Attach(slogDiscard()); err != nil {
-		t.Fatal(err)
-	}
+	p := attached(t, Options{})
 	waiting := func() int64 {
 		var v int64
 		if err := p.Coll.Maps["nw_owner_waiting"].Lookup(uint32(0), &v); err != nil {
@@ -343,7 +271,7 @@ func TestOwnerWaitingCounter(t *testing.T) {
 	}
 	base := waiting() // connections accepted elsewhere on the host meanwhile
 	ns := nstest.NewNS(t)
-	err = ns.Do(func() error {
+	err := ns.Do(func() error {
 		l, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
 			return err
@@ -380,4 +308,54 @@ func TestOwnerWaitingCounter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// attached loads and attaches a connection probe; the test's cleanup closes
+// it.
+func attached(t *testing.T, o Options) *Probe {
+	t.Helper()
+	p, err := Load(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	if err := p.Attach(slogDiscard()); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// loopbackPairs makes n IPv4 loopback connections in ns and returns both
+// sides of each (the test's cleanup closes them).
+func loopbackPairs(t *testing.T, ns *nstest.NS, n int) []net.Conn {
+	t.Helper()
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	err := ns.Do(func() error {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		for i := 0; i < n; i++ {
+			c, err := net.Dial("tcp4", l.Addr().String())
+			if err != nil {
+				return err
+			}
+			a, err := l.Accept()
+			if err != nil {
+				return err
+			}
+			conns = append(conns, c, a)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conns
 }
