@@ -395,13 +395,14 @@ static __always_inline void nw_owner_current(struct nw_owner *o, __u8 src)
  * verifier allows root the difference of two pointers, a number. So
  * p - v + v, with v a pointer to a map value that holds its own numeric
  * address (every program stores the same address there, so concurrent users
- * cannot disturb each other).
+ * cannot disturb each other). Per-CPU: a store on every lookup into one
+ * shared value would move its cache line between CPUs each time.
  *
  * nw_num(x), x either kind (a helper call, ~25 ns): copy the 8 bytes. For
  * the rare paths (retransmits, drops) that have both kinds of callers.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);
