@@ -172,11 +172,7 @@ func (r *Run) Stop() {
 	if r.stopped {
 		return
 	}
-	r.stopped = true
-	r.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-r.done:
-	case <-time.After(20 * time.Second):
+	if !r.interrupt(20 * time.Second) {
 		r.cmd.Process.Kill()
 		<-r.done
 		r.t.Fatalf("netwatcher did not stop within 20s of SIGINT\n%s", r.Stderr())
@@ -188,6 +184,18 @@ func (r *Run) Stop() {
 		if e.Str("type") == "_bad_json" {
 			r.t.Errorf("netwatcher printed a line that is not JSON: %q", e.Str("line"))
 		}
+	}
+}
+
+// interrupt sends SIGINT and reports whether netwatcher exited within d.
+func (r *Run) interrupt(d time.Duration) bool {
+	r.stopped = true
+	r.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-r.done:
+		return true
+	case <-time.After(d):
+		return false
 	}
 }
 
@@ -221,12 +229,7 @@ func (r *Run) WaitFor(d time.Duration, what string, pred func(Ev) bool) Ev {
 			// Stop it, so that the failure shows what it printed last,
 			// its final stats line included.
 			if !r.stopped {
-				r.stopped = true
-				r.cmd.Process.Signal(syscall.SIGINT)
-				select {
-				case <-r.done:
-				case <-time.After(5 * time.Second):
-				}
+				r.interrupt(5 * time.Second)
 			}
 			evs := r.Events()
 			last := evs[max(0, len(evs)-10):]
