@@ -33,9 +33,14 @@ func (p *pipeline) enrich(ev *event.Event) {
 	e := p.table.Get(ev.Conn.Sock)
 	if e != nil && ev.Type != event.Error && ev.Conn.Src.IsValid() &&
 		(e.Conn.Src != ev.Conn.Src || e.Conn.Dst != ev.Conn.Dst || e.Conn.Netns != ev.Conn.Netns) {
-		// Retransmit records carry their connection's addresses: the
-		// socket's memory belongs to a newer connection than the table's
-		// entry (under -q its open is only learned by the next walk).
+		// Retransmit/congestion records carry the addresses of the
+		// kernel table's entry for the socket, i.e. of its current
+		// connection: the table's entry is an older one on reused
+		// socket memory (under -q the newer one is only learned by the
+		// next walk, or by the lookup below). Errors differ: their
+		// addresses are the segment's, which may be the older
+		// connection's, so they are checked after the lookup and never
+		// replace the entry.
 		e = nil
 	}
 	if e == nil && ev.Conn.Sock != 0 && p.table.AdoptSampled {
