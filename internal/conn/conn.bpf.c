@@ -145,12 +145,11 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		return 0;
 	}
 	case NW_TCP_SYN_SENT: {
-		/* process context: connect(); the local port is not bound yet */
+		/* process context: connect(); the local port is not bound yet.
+		 * A full set is not counted here: see NW_TCP_ESTABLISHED. */
 		c = nw_conn_claim(key);
-		if (!c) {
-			nw_count(NW_STAT_CONN_MAP_FULL);
+		if (!c)
 			return 0;
-		}
 		struct nw_conn n = {};
 		nw_owner_current(&n.owner, NW_OWNER_SYSCALL);
 		put_conn(c, &n);
@@ -172,10 +171,8 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		}
 		n.is_server = 1;
 		c = nw_conn_claim(key);
-		if (!c) {
-			nw_count(NW_STAT_CONN_MAP_FULL);
-			return 0;
-		}
+		if (!c)
+			return 0; /* not counted: see NW_TCP_ESTABLISHED */
 		put_conn(c, &n);
 		return 0;
 	}
@@ -204,6 +201,13 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			return 0;
 		n.is_server = old == NW_TCP_SYN_RECV;
 		n.est_ns = bpf_ktime_get_ns();
+		/* Refused at SYN time (or started before we did): a second
+		 * chance now. conn_table_full counts connections, and only
+		 * here: a refusal at SYN_SENT/SYN_RECV followed by one here
+		 * was counted twice (--max-conns=64 with 100 connections:
+		 * 36 untracked, 72 counted), a slot found here means the
+		 * connection is tracked after all, and a SYN that never
+		 * establishes is no connection. */
 		c = nw_conn_claim(key);
 		if (!c) {
 			nw_count(NW_STAT_CONN_MAP_FULL);

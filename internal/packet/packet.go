@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -162,18 +163,18 @@ func (c *Concern) Attach(log *slog.Logger) error {
 	for _, name := range tracepointBoundaries {
 		a, err := kernel.Attach(c.coll, name)
 		if err != nil {
-			log.Warn("layer time boundary missing (reported as -)", "boundary", name, "err", err)
+			log.Warn("layer time boundary missing (reported as -)", "boundary", name, "err", oneLine(err))
 			continue
 		}
 		c.links = append(c.links, a.Link)
 		log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target)
 	}
 	if err := netfilterAvailable(); err != nil {
-		log.Warn("IP-layer boundaries missing (mac_time and ip_time reported as -)", "err", err)
+		log.Warn("IP-layer boundaries missing (mac_time and ip_time reported as -)", "err", oneLine(err))
 	} else {
 		c.ns = netns.New(c.attachNetns, netns.Options{Log: log})
 		if err := c.ns.Start(); err != nil {
-			log.Warn("IP-layer boundaries missing (mac_time and ip_time reported as -)", "err", err)
+			log.Warn("IP-layer boundaries missing (mac_time and ip_time reported as -)", "err", oneLine(err))
 		}
 	}
 	c.unknownNS = map[uint32]bool{}
@@ -181,6 +182,13 @@ func (c *Concern) Attach(log *slog.Logger) error {
 	go c.gc()
 	return nil
 }
+
+// oneLine is err's text as one line, for a warning: slog's TextHandler
+// quotes a value with a newline in it and prints the newline as `\n`. The
+// namespace manager's error when no namespace could be hooked joins one
+// error per namespace with newlines (errors.Join), which printed as one
+// line full of literal \n; each namespace has its own warning already.
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
 // attachNetns attaches the netfilter links inside the current namespace.
 func (c *Concern) attachNetns(ino uint64) ([]io.Closer, error) {

@@ -21,6 +21,16 @@
  *
  * Sockets that are not in nw_conns (untracked, or filtered by -s/-d when
  * they were established) are ignored.
+ *
+ * A connection that is not established yet (its entry's est_ns is 0: a
+ * SYN retransmitted by the RTO timer while the path is black, for one) has
+ * an entry without a tuple: conn.bpf.c claims it at connect(), before the
+ * local port is bound, and fills family, ports, addresses and netns only at
+ * ESTABLISHED. Such a record takes them from the socket itself (the port is
+ * bound once the first SYN went out) and is marked pre_est; the -s/-d
+ * filter, applied to the entry only at ESTABLISHED, is applied here. Every
+ * record carries the entry's owner: user space cannot know the owner of a
+ * connection it has not seen open.
  */
 #include "nw.h"
 
@@ -39,9 +49,11 @@ struct nw_retrans_event {
 	__u16 family;
 	__u16 sport;     /* local port, host order */
 	__u16 dport;     /* remote port, host order */
-	__u16 _pad;
+	__u8 pre_est;    /* 1: entry est_ns 0 and socket in SYN_SENT/SYN_RECV: a handshake retransmission */
+	__u8 _pad;
 	__u8 saddr[16];
 	__u8 daddr[16];
+	struct nw_owner owner; /* the entry's owner (pid, provenance, comm) */
 };
 
 static __always_inline __u8 ca_state_of(const struct sock *sk)
@@ -50,27 +62,49 @@ static __always_inline __u8 ca_state_of(const struct sock *sk)
 	return BPF_CORE_READ_BITFIELD_PROBED(icsk, icsk_ca_state);
 }
 
-static __always_inline void emit(__u8 type, __u64 key, const struct nw_conn *c,
-				 __u32 seq, __u16 segs, __u8 state, __u8 old)
+/* Where a record's tuple comes from: the entry c, or, before ESTABLISHED
+ * (c->est_ns 0, no tuple in the entry yet), the socket, read into *tmp.
+ * 0 when the socket is filtered out by -s/-d. Pre-existing connections
+ * adopted at start-up have est_ns 0 too, but a tuple and an established
+ * socket: the tuple read from the socket is the same, and pre_est stays 0. */
+static __always_inline const struct nw_conn *tuple_of(const struct nw_conn *c, const struct sock *sk,
+						      struct nw_conn *tmp, __u8 *pre_est)
+{
+	*pre_est = 0;
+	if (c->est_ns)
+		return c;
+	__builtin_memset(tmp, 0, sizeof(*tmp)); /* an IPv4 tuple fills 4 of 16 address bytes */
+	nw_fill_tuple(tmp, sk);
+	if (!nw_ports_wanted(tmp->sport, tmp->dport))
+		return 0;
+	__u8 st = BPF_CORE_READ(sk, __sk_common.skc_state);
+	*pre_est = st == NW_TCP_SYN_SENT || st == NW_TCP_SYN_RECV;
+	return tmp;
+}
+
+static __always_inline void emit(__u8 type, __u64 key, const struct nw_conn *c, const struct nw_conn *t,
+				 __u8 pre_est, __u32 seq, __u16 segs, __u8 state, __u8 old)
 {
 	struct nw_retrans_event *e = nw_reserve(sizeof(*e), type);
 	if (!e)
 		return;
 	e->hdr.type = type;
 	e->hdr._pad[0] = e->hdr._pad[1] = e->hdr._pad[2] = 0;
-	e->hdr.netns = c->netns;
+	e->hdr.netns = t->netns;
 	e->hdr.ts = bpf_ktime_get_ns();
 	e->hdr.sk = key;
 	e->seq = seq;
 	e->segs = segs;
 	e->ca_state = state;
 	e->old_state = old;
-	e->family = c->family;
-	e->sport = c->sport;
-	e->dport = c->dport;
+	e->family = t->family;
+	e->sport = t->sport;
+	e->dport = t->dport;
+	e->pre_est = pre_est;
 	e->_pad = 0;
-	__builtin_memcpy(e->saddr, c->saddr, 16);
-	__builtin_memcpy(e->daddr, c->daddr, 16);
+	__builtin_memcpy(e->saddr, t->saddr, 16);
+	__builtin_memcpy(e->daddr, t->daddr, 16);
+	__builtin_memcpy(&e->owner, &c->owner, sizeof(e->owner));
 	nw_submit(e, sizeof(*e));
 }
 
@@ -89,6 +123,11 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 	struct nw_conn *c = nw_conn_find(nw_num(key));
 	if (!c)
 		return 0;
+	struct nw_conn tmp;
+	__u8 pre_est;
+	const struct nw_conn *t = tuple_of(c, sk, &tmp, &pre_est);
+	if (!t)
+		return 0;
 
 	/* tcp_skb_pcount(skb) = skb_shinfo(skb)->gso_segs; shinfo sits at
 	 * skb->head + skb->end (an offset on 64-bit kernels). */
@@ -103,7 +142,7 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 	/* TCP_SKB_CB(skb)->seq: the control block lives in skb->cb. */
 	const struct tcp_skb_cb *cb = (const void *)&skb->cb;
 	__u32 seq = BPF_CORE_READ(cb, seq);
-	emit(NW_EV_RETRANS, key, c, seq, segs, ca_state_of(sk), 0);
+	emit(NW_EV_RETRANS, key, c, t, pre_est, seq, segs, ca_state_of(sk), 0);
 	return 0;
 }
 
@@ -118,11 +157,16 @@ static __always_inline int on_cong(const struct sock *sk, __u8 new)
 	struct nw_conn *c = nw_conn_find(nw_num(key));
 	if (!c)
 		return 0;
+	struct nw_conn tmp;
+	__u8 pre_est;
+	const struct nw_conn *t = tuple_of(c, sk, &tmp, &pre_est);
+	if (!t)
+		return 0;
 	if (new == NW_CA_RECOVERY)
 		__sync_fetch_and_add(&c->fast_retrans, 1);
 	else
 		__sync_fetch_and_add(&c->timeout_retrans, 1);
-	emit(NW_EV_CONG, key, c, 0, 0, new, old);
+	emit(NW_EV_CONG, key, c, t, pre_est, 0, 0, new, old);
 	return 0;
 }
 

@@ -128,13 +128,21 @@ func Decode(raw []byte, ev *event.Event) bool {
 	}
 	r := (*retransNwRetransEvent)(unsafe.Pointer(&raw[0]))
 	*ev = event.Event{
-		Type:    t,
-		TS:      r.Hdr.Ts,
-		Conn:    event.Conn{Sock: r.Hdr.Sk, Netns: r.Hdr.Netns},
-		Retrans: event.RetransInfo{Seq: r.Seq, CaState: r.CaState, OldState: r.OldState, Segs: r.Segs},
+		Type: t,
+		TS:   r.Hdr.Ts,
+		// The owner is the kernel entry's: a connection whose SYN is
+		// retransmitted has not been reported open yet, so no user-space
+		// table knows it.
+		Conn: event.Conn{Sock: r.Hdr.Sk, Netns: r.Hdr.Netns, Pid: r.Owner.Pid, OwnerSrc: event.OwnerSrc(r.Owner.Src)},
+		Retrans: event.RetransInfo{Seq: r.Seq, CaState: r.CaState, OldState: r.OldState, Segs: r.Segs,
+			PreEst: r.PreEst != 0},
 	}
-	// A connection seen only in SYN_SENT has no tuple yet: leave the
-	// addresses unset, the pipeline fills them from its table.
+	for i, b := range r.Owner.Comm {
+		ev.Conn.Comm[i] = byte(b)
+	}
+	// BPF takes the tuple from the socket when its entry has none yet (not
+	// established), so a record always has one; the check only keeps a
+	// malformed record from decoding as an address.
 	if r.Family == afInet || r.Family == afInet6 {
 		ev.Conn.Src = netip.AddrPortFrom(conn.Addr(r.Family, &r.Saddr), r.Sport)
 		ev.Conn.Dst = netip.AddrPortFrom(conn.Addr(r.Family, &r.Daddr), r.Dport)

@@ -16,6 +16,10 @@ func TestDecode(t *testing.T) {
 	rec.Family, rec.Sport, rec.Dport = 2, 5000, 80
 	copy(rec.Saddr[:], []byte{198, 18, 0, 1})
 	copy(rec.Daddr[:], []byte{198, 18, 0, 2})
+	rec.Owner.Pid, rec.Owner.Src = 4242, uint8(event.OwnerSyscall)
+	for i, b := range []byte("curl") {
+		rec.Owner.Comm[i] = int8(b)
+	}
 	raw := unsafe.Slice((*byte)(unsafe.Pointer(&rec)), unsafe.Sizeof(rec))
 
 	var ev event.Event
@@ -24,11 +28,17 @@ func TestDecode(t *testing.T) {
 		t.Fatal("Decode refused a cong record")
 	}
 	want := event.Event{Type: event.Cong, TS: 99,
-		Conn:    event.Conn{Sock: 0xffff1, Netns: 7, Src: netip.MustParseAddrPort("198.18.0.1:5000"), Dst: netip.MustParseAddrPort("198.18.0.2:80")},
+		Conn: event.Conn{Sock: 0xffff1, Netns: 7, Src: netip.MustParseAddrPort("198.18.0.1:5000"), Dst: netip.MustParseAddrPort("198.18.0.2:80"),
+			Pid: 4242, Comm: event.Comm{'c', 'u', 'r', 'l'}, OwnerSrc: event.OwnerSyscall},
 		Retrans: event.RetransInfo{CaState: event.CaRecovery, OldState: event.CaDisorder}}
 	if ev != want {
 		t.Errorf("decoded %+v\nwant %+v", ev, want)
 	}
+	rec.PreEst = 1
+	if !Decode(raw, &ev) || !ev.Retrans.PreEst {
+		t.Errorf("record of a connection not established yet: PreEst not set: %+v", ev.Retrans)
+	}
+	rec.PreEst = 0
 
 	rec.Hdr.Type = uint8(event.Retrans)
 	rec.Seq, rec.CaState, rec.OldState, rec.Family = 123456, event.CaLoss, 0, 0

@@ -59,9 +59,17 @@ type retransNwRetransEvent struct {
 	Family   uint16
 	Sport    uint16
 	Dport    uint16
-	Pad      uint16
+	PreEst   uint8
+	Pad      uint8
 	Saddr    [16]uint8
 	Daddr    [16]uint8
+	Owner    struct {
+		_    structs.HostLayout
+		Pid  uint32
+		Src  uint8
+		Pad  [3]uint8
+		Comm [16]int8
+	}
 }
 
 // Names of all BPF objects in the ELF.
