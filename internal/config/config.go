@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -53,7 +57,13 @@ func (e *UsageError) Error() string { return e.Msg }
 
 const usageLine = "Usage: netwatcher [-aeirtx?qv] [-d DPORT] [-s SPORT] [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--max-conns=N] [--help] [--usage]"
 
-type portValue struct{ p *uint16 }
+// portValue is -d/-s. The kernel filter holds one port, and pflag keeps the
+// last of repeated flags, so `-d 80 -d 81` would silently trace 81 only:
+// n counts the flags given, and Parse refuses a repeat.
+type portValue struct {
+	p *uint16
+	n *int
+}
 
 func (v portValue) String() string {
 	if v.p == nil || *v.p == 0 {
@@ -67,6 +77,7 @@ func (v portValue) Set(s string) error {
 		return fmt.Errorf("%q is not a port (1..65535)", s)
 	}
 	*v.p = uint16(n)
+	*v.n++
 	return nil
 }
 func (v portValue) Type() string { return "PORT" }
@@ -141,11 +152,12 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
 	fs.BoolVarP(&c.All, "all", "a", false, "keep CLOSED connections in the connection table")
-	fs.VarP(portValue{&c.Dport}, "dport", "d", "trace connections/packets with this destination (remote) port only")
+	var nDport, nSport int
+	fs.VarP(portValue{&c.Dport, &nDport}, "dport", "d", "trace connections/packets with this destination (remote) port only")
 	fs.BoolVarP(&c.Err, "err", "e", false, "trace TCP error packets (bad checksum, invalid sequence, other drop reasons)")
 	fs.BoolVarP(&c.HTTP, "http", "i", false, "trace HTTP/1.x request/status lines")
 	fs.BoolVarP(&c.Retrans, "retrans", "r", false, "trace retransmissions (fast vs timeout)")
-	fs.VarP(portValue{&c.Sport}, "sport", "s", "trace connections/packets with this source (local) port only")
+	fs.VarP(portValue{&c.Sport, &nSport}, "sport", "s", "trace connections/packets with this source (local) port only")
 	fs.BoolVarP(&c.Time, "time", "t", false, "trace per-packet time spent in each layer (MAC, IP, TCP)")
 	fs.BoolVarP(&c.Extra, "extra", "x", false, "trace extra connection info (srtt, cwnd, windows, buffers, bytes)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for connects.log, packets.log, err.log (created 0700)")
@@ -175,6 +187,14 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 		fmt.Fprintln(out, usageLine)
 		return nil, ErrHelp
 	}
+	for _, f := range []struct {
+		n    int
+		name string
+	}{{nDport, "-d/--dport"}, {nSport, "-s/--sport"}} {
+		if f.n > 1 {
+			return nil, &UsageError{Msg: "netwatcher: " + f.name + " given more than once (one port only)"}
+		}
+	}
 	if fs.NArg() > 0 {
 		return nil, &UsageError{Msg: fmt.Sprintf("netwatcher: unexpected argument %q (see --help)", fs.Arg(0))}
 	}
@@ -184,5 +204,36 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	if c.DataDir == "" {
 		return nil, &UsageError{Msg: "netwatcher: --data-dir must not be empty"}
 	}
+	if err := checkDataDir(c.DataDir); err != nil {
+		return nil, &UsageError{Msg: "netwatcher: " + err.Error()}
+	}
 	return c, nil
+}
+
+// checkDataDir rejects a --data-dir that can never be used: it is created
+// with its parents at start, so it, or else its nearest existing ancestor,
+// must be a directory (a symlink to one is fine). What only the run can
+// tell (permissions, a read-only disk) is left to output.OpenFiles: without
+// root the run stops first at the privilege check, which says more.
+func checkDataDir(dir string) error {
+	p := filepath.Clean(dir)
+	for {
+		st, err := os.Stat(p)
+		switch {
+		case err == nil && st.IsDir():
+			return nil
+		case err == nil && p == filepath.Clean(dir):
+			return fmt.Errorf("--data-dir %s: not a directory", dir)
+		case err == nil:
+			return fmt.Errorf("--data-dir %s: %s is not a directory", dir, p)
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+			parent := filepath.Dir(p)
+			if parent == p {
+				return nil
+			}
+			p = parent
+		default:
+			return nil
+		}
+	}
 }

@@ -3,6 +3,8 @@ package config
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +60,31 @@ func TestParseErrorsAreUsageErrors(t *testing.T) {
 	}
 }
 
+// TestRepeatedPortRefused (issue 10): the kernel filter holds one port per
+// direction; `-d 80 -d 81` used to keep 81 silently.
+func TestRepeatedPortRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"-d", "80", "-d", "81"}, "-d/--dport"},
+		{[]string{"-d80", "--dport=81"}, "-d/--dport"},
+		{[]string{"--dport", "80", "-a", "--dport", "80"}, "-d/--dport"},
+		{[]string{"-s", "1", "-s", "2"}, "-s/--sport"},
+		{[]string{"--sport=1", "-d", "2", "-s1"}, "-s/--sport"},
+	} {
+		_, err := Parse(tc.args, &bytes.Buffer{})
+		var ue *UsageError
+		if !errors.As(err, &ue) {
+			t.Errorf("%v: err %v, want a UsageError", tc.args, err)
+			continue
+		}
+		if want := "netwatcher: " + tc.flag + " given more than once (one port only)"; ue.Msg != want {
+			t.Errorf("%v: %q, want %q", tc.args, ue.Msg, want)
+		}
+	}
+}
+
 func TestHelpAndUsage(t *testing.T) {
 	for _, a := range []string{"-h", "--help", "-?"} {
 		var out bytes.Buffer
@@ -89,4 +116,30 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("empty data dir accepted")
 		}
 	})
+}
+
+// A --data-dir that is a file, or lies under one, is a usage error (exit
+// 2), not a failure after the probes were loaded.
+func TestParseDataDir(t *testing.T) {
+	root := t.TempDir()
+	file := filepath.Join(root, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(root, filepath.Join(root, "link"))
+	for _, dir := range []string{root, filepath.Join(root, "new", "nested"), filepath.Join(root, "link"), "relative/dir"} {
+		if _, err := Parse([]string{"--data-dir", dir}, &bytes.Buffer{}); err != nil {
+			t.Errorf("%s: %v", dir, err)
+		}
+	}
+	for dir, want := range map[string]string{
+		file:                            "netwatcher: --data-dir " + file + ": not a directory",
+		filepath.Join(file, "sub", "x"): "netwatcher: --data-dir " + filepath.Join(file, "sub", "x") + ": " + file + " is not a directory",
+	} {
+		_, err := Parse([]string{"--data-dir", dir}, &bytes.Buffer{})
+		var ue *UsageError
+		if !errors.As(err, &ue) || ue.Msg != want {
+			t.Errorf("%s: %v, want %q", dir, err, want)
+		}
+	}
 }

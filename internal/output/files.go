@@ -1,107 +1,435 @@
 package output
 
 import (
-	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
 
 // Files owns connects.log (atomic snapshot), packets.log and err.log.
+//
+// A full disk (or any write error) never leaves half a line in a log and
+// never goes uncounted: the append logs are written in whole lines only, a
+// short write is cut back to the last complete line, and every line that
+// could not be written is counted (Lost). Writing is retried at every
+// flush, since space may come back. Files is used by one goroutine (the
+// pipeline); Lost may be read from any.
 type Files struct {
 	dir     string
 	packets *appendFile
 	errs    *appendFile
+
+	connFailures atomic.Uint64
+	connStale    bool  // the last connects.log snapshot was not written
+	connErr      error // first connects.log failure
+}
+
+// fileBuf is the write buffer of an append log: one write(2) per 256 KiB.
+const fileBuf = 256 << 10
+
+// file is what appendFile needs of an *os.File (tests fake a full disk).
+type file interface {
+	WriteAt(b []byte, off int64) (int, error)
+	Truncate(size int64) error
+	Close() error
 }
 
 type appendFile struct {
-	f *os.File
-	w *bufio.Writer
+	name     string // packets.log, for messages
+	path     string
+	f        file
+	buf      []byte // whole lines only
+	off      int64  // end of the last complete line in the file
+	torn     bool   // the file may extend past off (a cut-back failed): cut first
+	lost     atomic.Uint64
+	err      error // first write error
+	reported bool  // Flush returned it
 }
 
+// fdFile is an append log's descriptor. Not an *os.File: its WriteAt
+// returns n = 0 when a pwrite loop ends in an error after a partial write
+// (ENOSPC after the last pages that fitted), and the cut-back needs the
+// exact count.
+type fdFile int
+
+func (fd fdFile) WriteAt(b []byte, off int64) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Pwrite(int(fd), b[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			return n, unix.EIO
+		}
+		n += m
+	}
+	return n, nil
+}
+
+func (fd fdFile) Truncate(size int64) error { return unix.Ftruncate(int(fd), size) }
+func (fd fdFile) Close() error              { return unix.Close(int(fd)) }
+
+// write buffers line (one or more complete lines). When it does not fit,
+// the buffer is written first: a line is never split between two writes,
+// so a failure between them cannot tear it.
+func (a *appendFile) write(line []byte) {
+	if len(a.buf)+len(line) > cap(a.buf) {
+		a.drain()
+	}
+	if len(line) > cap(a.buf) {
+		a.out(line)
+		return
+	}
+	a.buf = append(a.buf, line...)
+}
+
+// flush writes the buffer; it returns an error only once, for the first
+// failure of this file (see Files.Flush), also when that failure happened
+// in a write that made room for a line.
+func (a *appendFile) flush() error {
+	a.drain()
+	if a.err == nil || a.reported {
+		return nil
+	}
+	a.reported = true
+	return fmt.Errorf("%w (lines that cannot be written are counted, writing is retried)", a.err)
+}
+
+func (a *appendFile) drain() {
+	if len(a.buf) > 0 {
+		a.out(a.buf)
+		a.buf = a.buf[:0]
+	}
+}
+
+// out writes complete lines at the end of the last complete line. On a
+// short write (ENOSPC mid-buffer) the file is cut back to the last complete
+// line that made it, and the lines that did not are counted as lost: they
+// are not kept for a retry, the next lines are (a buffer kept for a disk
+// that stays full would only grow).
+func (a *appendFile) out(b []byte) {
+	if a.torn {
+		if err := a.f.Truncate(a.off); err != nil {
+			a.lost.Add(countLines(b))
+			a.fail(err)
+			return
+		}
+		a.torn = false
+	}
+	// pwrite at our own offset: after a cut-back the fd's position would
+	// be past the end of the file (a hole on the next write).
+	n, err := a.f.WriteAt(b, a.off)
+	if err == nil {
+		a.off += int64(n)
+		return
+	}
+	n = min(max(n, 0), len(b))
+	keep := bytes.LastIndexByte(b[:n], '\n') + 1
+	a.off += int64(keep)
+	a.lost.Add(countLines(b[keep:]))
+	if n > keep {
+		if terr := a.f.Truncate(a.off); terr != nil {
+			a.torn = true
+		}
+	}
+	a.fail(err)
+}
+
+func (a *appendFile) fail(err error) {
+	if a.err == nil {
+		a.err = &os.PathError{Op: "write", Path: a.path, Err: err}
+	}
+}
+
+// SymlinkError: a log or ready file is a symlink. Writing through it as
+// root would overwrite whatever it points to.
+type SymlinkError struct{ Path string }
+
+func (e *SymlinkError) Error() string { return "refusing to write through a symlink: " + e.Path }
+
 // openNoFollow creates/truncates a 0600 file without following a symlink.
+// Only the last component is checked: a data dir that is itself a symlink
+// is followed (pointing --data-dir at another disk with a link is a normal
+// thing to do, and the directory was chosen by whoever runs netwatcher); a
+// planted link in place of a log file is what must not be written through.
 func openNoFollow(path string, flags int) (*os.File, error) {
-	fd, err := unix.Open(path, flags|unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := openNoFollowFd(path, flags)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
 	return os.NewFile(uintptr(fd), path), nil
 }
 
+func openNoFollowFd(path string, flags int) (int, error) {
+	fd, err := unix.Open(path, flags|unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return -1, openError(path, err)
+	}
+	return fd, nil
+}
+
+func openError(path string, err error) error {
+	if errors.Is(err, unix.ELOOP) {
+		// ELOOP also means "too many links" on the way to it; only a
+		// link in the last component is named as such.
+		if st, lerr := os.Lstat(path); lerr == nil && st.Mode()&os.ModeSymlink != 0 {
+			return &SymlinkError{Path: path}
+		}
+	}
+	return &os.PathError{Op: "open", Path: path, Err: err}
+}
+
+// DataDirError: --data-dir cannot be used (not a directory, cannot be
+// created, no permission). It is a bad invocation: the caller exits 2.
+type DataDirError struct {
+	Dir string
+	Err error
+}
+
+func (e *DataDirError) Error() string { return fmt.Sprintf("--data-dir %s: %v", e.Dir, e.Err) }
+func (e *DataDirError) Unwrap() error { return e.Err }
+
+// dataDirErrno are the errors of creating a file in a directory that say
+// the directory is unusable, not that one file is.
+func dataDirErrno(err error) bool {
+	return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EROFS) || errors.Is(err, unix.ENOTDIR)
+}
+
 // OpenFiles creates dir (0700) and truncates the logs of a previous run.
+// An unusable dir is a *DataDirError; a log that is a symlink a
+// *SymlinkError.
 func OpenFiles(dir string) (*Files, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		if st, lerr := os.Lstat(dir); lerr == nil && st.Mode()&os.ModeSymlink != 0 {
+			err = errors.New("a symlink to a missing directory") // MkdirAll says "file exists"
+		}
+		return nil, &DataDirError{Dir: dir, Err: err}
 	}
 	fs := &Files{dir: dir}
 	for _, x := range []struct {
 		name string
 		dst  **appendFile
 	}{{"packets.log", &fs.packets}, {"err.log", &fs.errs}} {
-		f, err := openNoFollow(filepath.Join(dir, x.name), unix.O_TRUNC)
+		path := filepath.Join(dir, x.name)
+		fd, err := openNoFollowFd(path, unix.O_TRUNC)
 		if err != nil {
 			fs.Close()
+			if dataDirErrno(err) {
+				return nil, &DataDirError{Dir: dir, Err: err}
+			}
 			return nil, err
 		}
-		*x.dst = &appendFile{f: f, w: bufio.NewWriterSize(f, 256<<10)}
+		*x.dst = &appendFile{name: x.name, path: path, f: fdFile(fd), buf: make([]byte, 0, fileBuf)}
 	}
-	if err := fs.WriteConnects(nil); err != nil {
+	if err := fs.writeConnects(nil); err != nil {
 		fs.Close()
+		if dataDirErrno(err) {
+			return nil, &DataDirError{Dir: dir, Err: err}
+		}
 		return nil, err
 	}
 	return fs, nil
 }
 
 // Packet appends complete packets.log lines.
-func (fs *Files) Packet(line []byte) { fs.packets.w.Write(line) }
+func (fs *Files) Packet(line []byte) { fs.packets.write(line) }
 
 // Error appends complete err.log lines.
-func (fs *Files) Error(line []byte) { fs.errs.w.Write(line) }
+func (fs *Files) Error(line []byte) { fs.errs.write(line) }
 
 // WriteConnects replaces connects.log atomically (temp file + rename): a
-// reader never sees a torn file.
+// reader never sees a torn file. A snapshot that cannot be written (disk
+// full) is dropped with its temp file, leaving the last good connects.log
+// in place, and counted (connects_log_write_failures). Like Flush, it
+// returns an error only the first time: the caller logs it once, not once
+// a second.
 func (fs *Files) WriteConnects(content []byte) error {
+	err := fs.writeConnects(content)
+	fs.connStale = err != nil
+	if err == nil {
+		return nil
+	}
+	fs.connFailures.Add(1)
+	if fs.connErr != nil {
+		return nil
+	}
+	fs.connErr = err
+	return fmt.Errorf("%w (the last complete connects.log stays; failures are counted, writing is retried)", err)
+}
+
+func (fs *Files) writeConnects(content []byte) error {
 	tmp := filepath.Join(fs.dir, ".connects.log.tmp")
 	os.Remove(tmp)
 	f, err := openNoFollow(tmp, unix.O_TRUNC|unix.O_EXCL)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(content); err != nil {
-		f.Close()
-		return fmt.Errorf("write connects.log: %w", err)
+	_, err = f.Write(content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write connects.log: %w", err)
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(fs.dir, "connects.log"))
 	}
-	return os.Rename(tmp, filepath.Join(fs.dir, "connects.log"))
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("connects.log: %w", err)
+	}
+	return nil
 }
 
-// Flush writes buffered lines (only whole lines are ever buffered).
+// Flush writes the buffered lines. It returns an error only the first
+// time a file fails (disk full, I/O error), so the caller logs one line,
+// not one a second while the disk stays full; from then on lost lines are
+// only counted (Lost) and Close reports the total as a *LostError.
 func (fs *Files) Flush() error {
 	var first error
 	for _, a := range []*appendFile{fs.packets, fs.errs} {
 		if a == nil {
 			continue
 		}
-		if err := a.w.Flush(); err != nil && first == nil {
+		if err := a.flush(); err != nil && first == nil {
 			first = err
 		}
 	}
 	return first
 }
 
-// Close flushes and closes.
+// Lost counts what could not be written, for the final stats:
+// packets_log_lines_lost, err_log_lines_lost (lines) and
+// connects_log_write_failures (snapshots).
+func (fs *Files) Lost() map[string]uint64 {
+	m := map[string]uint64{"connects_log_write_failures": fs.connFailures.Load()}
+	if fs.packets != nil {
+		m["packets_log_lines_lost"] = fs.packets.lost.Load()
+	}
+	if fs.errs != nil {
+		m["err_log_lines_lost"] = fs.errs.lost.Load()
+	}
+	return m
+}
+
+// LostError: the run's files are incomplete (lines lost to a full disk or
+// a write error, or the final connects.log not written). The run must not
+// end as if it had succeeded: scripts read the exit status.
+type LostError struct {
+	PacketLines, ErrLines uint64
+	ConnectsStale         bool  // the final connects.log snapshot was not written
+	Err                   error // the first write error
+}
+
+func (e *LostError) Error() string {
+	var parts []string
+	if e.PacketLines > 0 {
+		parts = append(parts, fmt.Sprintf("%d packets.log lines", e.PacketLines))
+	}
+	if e.ErrLines > 0 {
+		parts = append(parts, fmt.Sprintf("%d err.log lines", e.ErrLines))
+	}
+	s := "log files incomplete: " + strings.Join(parts, " and ")
+	if len(parts) > 0 {
+		s += " lost"
+		if e.ConnectsStale {
+			s += ", "
+		}
+	}
+	if e.ConnectsStale {
+		s += "last connects.log snapshot not written"
+	}
+	return fmt.Sprintf("%s (%v)", s, e.Err)
+}
+
+func (e *LostError) Unwrap() error { return e.Err }
+
+// Close flushes and closes. Files that lost lines (or a final connects.log
+// that could not be written) make it return a *LostError, even when Flush
+// already reported the first failure.
 func (fs *Files) Close() error {
-	err := fs.Flush()
+	ferr := fs.Flush()
+	var cerr error
 	for _, a := range []*appendFile{fs.packets, fs.errs} {
 		if a != nil {
-			if e := a.f.Close(); e != nil && err == nil {
-				err = e
+			if e := a.f.Close(); e != nil && cerr == nil {
+				cerr = e
 			}
 		}
 	}
-	return err
+	le := &LostError{ConnectsStale: fs.connStale}
+	for _, a := range []*appendFile{fs.packets, fs.errs} {
+		if a != nil && a.err != nil && le.Err == nil {
+			le.Err = a.err
+		}
+	}
+	if fs.packets != nil {
+		le.PacketLines = fs.packets.lost.Load()
+	}
+	if fs.errs != nil {
+		le.ErrLines = fs.errs.lost.Load()
+	}
+	if le.ConnectsStale && le.Err == nil {
+		le.Err = fs.connErr
+	}
+	if le.PacketLines > 0 || le.ErrLines > 0 || le.ConnectsStale {
+		return le
+	}
+	if ferr != nil {
+		return ferr
+	}
+	return cerr
+}
+
+// WriteReadyFile writes our pid to path, 0600, refusing a symlink (a link
+// planted there would have root overwrite its target) and anything but a
+// regular file with one link. remove deletes it if it is still the file we
+// wrote, so a script never finds a stale pid after exit.
+func WriteReadyFile(path string) (remove func(), err error) {
+	// O_NONBLOCK: a FIFO planted there must not hang us (ENXIO without
+	// a reader); no effect on a regular file.
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o600)
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	// A hard link to another file would be written through like a symlink.
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
+		return nil, fmt.Errorf("refusing to write the ready file %s: not a regular file with a single link", path)
+	}
+	pid := fmt.Appendf(nil, "%d\n", os.Getpid())
+	if err := unix.Ftruncate(fd, 0); err != nil {
+		return nil, &os.PathError{Op: "truncate", Path: path, Err: err}
+	}
+	if err := unix.Fchmod(fd, 0o600); err != nil {
+		return nil, &os.PathError{Op: "chmod", Path: path, Err: err}
+	}
+	if n, err := unix.Write(fd, pid); err != nil || n != len(pid) {
+		if err == nil {
+			err = unix.EIO
+		}
+		return nil, &os.PathError{Op: "write", Path: path, Err: err}
+	}
+	// Ours = same inode (numbers are reused at once: also same content).
+	dev, ino := st.Dev, st.Ino
+	return func() {
+		var now unix.Stat_t
+		if unix.Lstat(path, &now) != nil || now.Dev != dev || now.Ino != ino {
+			return
+		}
+		if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, pid) {
+			os.Remove(path)
+		}
+	}, nil
 }
