@@ -312,6 +312,7 @@ func cmdHTTPGet(args []string) error {
 	remote := fs.String("r", "", "server `ADDR:PORT` (server: serve --http)")
 	n := fs.Int("n", 1, "number of GET requests, one after the other on one connection")
 	path := fs.String("path", "/", "request `PATH`")
+	closeEach := fs.Bool("close", false, "a new connection per request (Connection: close), as HTTP/1.0 clients and health checks do")
 	if err := parse(fs, args, map[string]*string{"r": remote}); err != nil {
 		return err
 	}
@@ -334,6 +335,7 @@ func cmdHTTPGet(args []string) error {
 		MaxIdleConns:       1,
 		DisableCompression: true,
 		ForceAttemptHTTP2:  false,
+		DisableKeepAlives:  *closeEach,
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
@@ -343,6 +345,7 @@ func cmdHTTPGet(args []string) error {
 		if err != nil {
 			return usageError{err.Error()}
 		}
+		t0 := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {
 			return err
@@ -352,7 +355,7 @@ func cmdHTTPGet(args []string) error {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return err
 		}
-		say("HTTP %s %s", resp.Proto, resp.Status)
+		say("HTTP %s %s %d", resp.Proto, resp.Status, time.Since(t0).Nanoseconds())
 	}
 	return nil
 }

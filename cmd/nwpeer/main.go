@@ -7,7 +7,7 @@
 //	nwpeer churn    -r ADDR:PORT -n N -c CONC
 //	nwpeer rr       -r ADDR:PORT -c CONC --size B --duration D
 //	nwpeer bulk     -r ADDR:PORT --bytes N
-//	nwpeer http-get -r ADDR:PORT -n N --path P
+//	nwpeer http-get -r ADDR:PORT -n N --path P [--close]
 //
 // serve without a mode reads and discards what it receives, silently.
 // serve --handoff creates the listener but leaves accepting and serving to
@@ -28,7 +28,7 @@
 //	churn conns=N secs=S rate=R/s errors=E
 //	rr ops=N secs=S rate=R/s
 //	bulk bytes=N secs=S mbit=M
-//	HTTP <status line>
+//	HTTP <status line> <ns from request sent to response headers read>
 //
 // Errors go to stderr; the exit code is 1 on failure, 2 on bad usage.
 package main

@@ -159,15 +159,21 @@ func TestHTTP(t *testing.T) {
 	srv, addr := peer.Serve(t, nil, "-l", "127.0.0.1:0", "--http")
 	lines := peer.Run(t, nil, wait, "http-get", "-r", addr, "-n", "3", "--path", "/")
 	want := []string{"CONNECTED", "HTTP HTTP/1.1 200 OK", "HTTP HTTP/1.1 200 OK", "HTTP HTTP/1.1 200 OK"}
-	if len(lines) != len(want) || !strings.HasPrefix(lines[0], want[0]) || strings.Join(lines[1:], "|") != strings.Join(want[1:], "|") {
+	if len(lines) != len(want) || !strings.HasPrefix(lines[0], want[0]) || statusLines(lines[1:]) != strings.Join(want[1:], "|") {
 		t.Errorf("http-get: %q, want %q (one keep-alive connection)", lines, want)
 	}
 	lines = peer.Run(t, nil, wait, "http-get", "-r", addr, "--path", "/missing")
-	if len(lines) != 2 || lines[1] != "HTTP HTTP/1.1 404 Not Found" {
+	if len(lines) != 2 || statusLines(lines[1:]) != "HTTP HTTP/1.1 404 Not Found" {
 		t.Errorf("http-get /missing: %q", lines)
 	}
-	srv.Expect("ACCEPTED", wait)
-	srv.Expect("ACCEPTED", wait)
+	// --close: a connection per request
+	lines = peer.Run(t, nil, wait, "http-get", "-r", addr, "-n", "2", "--close")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "CONNECTED") || !strings.HasPrefix(lines[2], "CONNECTED") {
+		t.Errorf("http-get --close: %q", lines)
+	}
+	for i := 0; i < 4; i++ {
+		srv.Expect("ACCEPTED", wait)
+	}
 	srv.Signal(syscall.SIGTERM)
 	if rest, err := srv.Wait(wait); err != nil || len(rest) != 0 {
 		t.Errorf("server after SIGTERM: %q %v", rest, err)
@@ -405,4 +411,18 @@ func holds(t *testing.T, pid int, ino uint64) bool {
 		}
 	}
 	return false
+}
+
+// statusLines drops the latency (last field) of HTTP lines and joins them.
+func statusLines(lines []string) string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		if j := strings.LastIndexByte(l, ' '); strings.HasPrefix(l, "HTTP ") && j > 0 {
+			if _, err := strconv.ParseInt(l[j+1:], 10, 64); err == nil {
+				l = l[:j]
+			}
+		}
+		out[i] = l
+	}
+	return strings.Join(out, "|")
 }

@@ -3,6 +3,7 @@ package drops_test
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,7 +102,8 @@ func TestBadChecksum(t *testing.T) {
 }
 
 func containsReason(line, reason string) bool {
-	return strings.HasSuffix(line, fmt.Sprintf(`,reason="%s"}`, reason))
+	// the reason, then the connection's number (err.log, README)
+	return regexp.MustCompile(fmt.Sprintf(`,reason="%s",conn_id="[1-9][0-9]*"}$`, regexp.QuoteMeta(reason))).MatchString(line)
 }
 
 // (b), (e): M segments beyond the window and M long before it -> 2M

@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,6 +20,15 @@ func benchPipeline(tb testing.TB, cfg *config.Config) *pipeline {
 	}
 	tb.Cleanup(func() { files.Close() })
 	return newPipeline(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard, files, nil, nil)
+}
+
+func testPipeline(tb testing.TB, cfg *config.Config, out io.Writer) *pipeline {
+	files, err := output.OpenFiles(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { files.Close() })
+	return newPipeline(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), out, files, nil, nil)
 }
 
 func synthetic(n int) []event.Event {
@@ -91,56 +101,95 @@ func TestPipelineNoAllocPerEvent(t *testing.T) {
 	}
 }
 
-// A packet record read before its connection's open event waits (parked)
-// and is printed with the connection's addresses once the open is handled;
-// one whose connection stays unknown is printed with null addresses at the
-// latest when the pipeline finishes.
-func TestPacketWaitsForItsConnection(t *testing.T) {
-	files, err := output.OpenFiles(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer files.Close()
+// Records of the two rings come out in time order: a connection's open
+// before its packets, its packets before its close, whatever order the
+// readers handed them over in; a ring's records wait for the other ring's
+// watermark.
+func TestMergeOrdersAcrossRings(t *testing.T) {
 	var out strings.Builder
-	p := newPipeline(&config.Config{Output: config.JSON, DataDir: "x"}, slog.New(slog.NewTextHandler(io.Discard, nil)), &out, files, nil, nil)
+	p := testPipeline(t, &config.Config{Output: config.JSON, All: true, DataDir: "x"}, &out)
 	const sk = 0xffff888100000100
-	pkt := event.Event{Type: event.Packet, TS: 100, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 7, Len: 10, EstLo: 50}}
-	p.handle(&pkt)
-	p.unpark(false)
+	c := event.Conn{Sock: sk, Netns: 1, EstNs: 50, Pid: 9,
+		Src: netip.MustParseAddrPort("198.18.1.1:4000"), Dst: netip.MustParseAddrPort("198.18.1.2:80")}
+	pkts := &batch{src: srcPacket, pool: make(chan *batch, 1), evs: []event.Event{
+		{Type: event.Packet, TS: 60, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 7, Len: 10, EstLo: 50}},
+		{Type: event.Packet, TS: 70, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 17, Len: 10, EstLo: 50}},
+	}}
+	life := &batch{src: srcLife, pool: make(chan *batch, 1), evs: []event.Event{
+		{Type: event.ConnOpen, TS: 50, Conn: c},
+		{Type: event.ConnClose, TS: 80, Conn: c},
+	}}
+	handle := func(_ int, b *batch, i int) { p.handle(&b.evs[i]) }
+	// Packets first (their reader was faster), lifecycle reader silent.
+	p.merge.push(pkts)
+	p.merge.release(func() {}, handle)
+	if p.merge.pending() != 2 || out.Len() != 0 {
+		t.Fatalf("released before the other ring caught up: %s", out.String())
+	}
+	p.merge.push(life)
+	p.merge.release(func() {}, handle)
+	// 50, 60, 70 out; the close (80) waits for the packet ring's watermark.
+	if p.merge.pending() != 1 {
+		t.Fatalf("pending %d, want the close only", p.merge.pending())
+	}
+	p.merge.wm[srcPacket].Store(80 + mergeSlack)
+	p.merge.release(func() {}, handle)
 	p.flushOut()
-	if strings.Contains(out.String(), `"type":"packet"`) {
-		t.Fatalf("printed before its connection was known: %s", out.String())
+	got := out.String()
+	order := []string{`"event":"open"`, `"seq":7`, `"seq":17`, `"event":"close"`}
+	last := -1
+	for _, w := range order {
+		i := strings.Index(got, w)
+		if i < last {
+			t.Fatalf("%s out of order:\n%s", w, got)
+		}
+		last = i
 	}
-	open := event.Event{Type: event.ConnOpen, TS: 50, Conn: event.Conn{Sock: sk, Netns: 1, EstNs: 50,
-		Src: netip.MustParseAddrPort("198.18.1.1:4000"), Dst: netip.MustParseAddrPort("198.18.1.2:80")}}
-	p.handle(&open)
-	p.unpark(false)
+	if !strings.Contains(got, `"conn_id":1,"src":"198.18.1.1:4000","dst":"198.18.1.2:80","pid":9`) {
+		t.Errorf("packet lines lack their connection: %s", got)
+	}
+	if p.merge.Late != 0 || p.noAddrs != 0 {
+		t.Errorf("late %d, without addresses %d", p.merge.Late, p.noAddrs)
+	}
+}
+
+// Three short connections one after another on one socket address, their
+// records read only after all three closed: each record names its own
+// connection, and -a keeps all three.
+func TestShortConnectionsOnOneSocket(t *testing.T) {
+	var out strings.Builder
+	p := testPipeline(t, &config.Config{Output: config.JSON, All: true, HTTP: true, DataDir: "x"}, &out)
+	const sk = 0xffff888100000100
+	var evs []event.Event
+	for i := 0; i < 3; i++ {
+		est := uint64(100 * (i + 1))
+		c := event.Conn{Sock: sk, Netns: 1, EstNs: est, Pid: uint32(10 + i),
+			Src: netip.AddrPortFrom(netip.MustParseAddr("198.18.1.1"), uint16(4000+i)), Dst: netip.MustParseAddrPort("198.18.1.2:80")}
+		req := event.Event{Type: event.Packet, TS: est + 10, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 1, Len: 20, EstLo: uint32(est)}}
+		req.Packet.HTTPLen = uint8(copy(req.Packet.HTTP[:], "GET / HTTP/1.0\r\n\r\n"))
+		resp := event.Event{Type: event.Packet, TS: est + 20 + uint64(i), Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 1, Len: 20, EstLo: uint32(est), Rx: true}}
+		resp.Packet.HTTPLen = uint8(copy(resp.Packet.HTTP[:], "HTTP/1.0 200 OK\r\n\r\n"))
+		evs = append(evs, event.Event{Type: event.ConnOpen, TS: est, Conn: c}, req, resp, event.Event{Type: event.ConnClose, TS: est + 50, Conn: c})
+	}
+	for i := range evs {
+		p.handle(&evs[i])
+	}
 	p.flushOut()
-	if !strings.Contains(out.String(), `"seq":7,"ack":0,"len":10,"rx":0,"src":"198.18.1.1:4000","dst":"198.18.1.2:80"`) {
-		t.Fatalf("parked packet not printed with its addresses: %s", out.String())
+	got := out.String()
+	if n := strings.Count(got, `"type":"http","time"`); n != 3 {
+		t.Errorf("%d http pairs, want 3:\n%s", n, got)
 	}
-	if strings.Index(out.String(), `"event":"open"`) > strings.Index(out.String(), `"type":"packet"`) {
-		t.Error("packet printed before its connection's open line")
+	for i := 0; i < 3; i++ {
+		want := `"conn_id":` + strconv.Itoa(i+1) + `,"src":"198.18.1.1:` + strconv.Itoa(4000+i) + `"`
+		if n := strings.Count(got, want); n != 6 { // open, 2 packets, http, close, summary
+			t.Errorf("connection %d named %d times, want 6", i+1, n)
+		}
+		if !strings.Contains(got, `"latency_ns":`+strconv.Itoa(10+i)) {
+			t.Errorf("connection %d: latency %d not reported", i+1, 10+i)
+		}
 	}
-	// A record of another connection that had this socket is not its own.
-	out.Reset()
-	old := event.Event{Type: event.Packet, TS: 10, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 8, Len: 10, EstLo: 5}}
-	p.handle(&old)
-	p.unpark(false)
-	p.flushOut()
-	if out.Len() != 0 {
-		t.Fatalf("record from before the connection took its addresses: %s", out.String())
-	}
-	p.unpark(true)
-	p.flushOut()
-	if !strings.Contains(out.String(), `"seq":8,"ack":0,"len":10,"rx":0,"src":null,"dst":null`) {
-		t.Fatalf("unknown connection: %s", out.String())
-	}
-	if len(p.parked) != 0 {
-		t.Errorf("%d still parked", len(p.parked))
-	}
-	if p.noAddrs != 1 {
-		t.Errorf("packets_without_addrs %d, want 1", p.noAddrs)
+	if strings.Contains(got, `"unmatched":1`) || p.table.Len() != 3 {
+		t.Errorf("pairing across connections or entries lost (%d):\n%s", p.table.Len(), got)
 	}
 }
 
@@ -154,19 +203,19 @@ func TestErrorOwnerNeedsItsFlow(t *testing.T) {
 	p.handle(&open)
 	mine := event.Event{Type: event.Error, TS: 60, Conn: event.Conn{Sock: sk, Netns: 1},
 		Err: event.ErrorInfo{Src: netip.MustParseAddrPort("198.18.1.2:80"), Dst: netip.MustParseAddrPort("198.18.1.1:4000"), Rx: true}}
-	p.enrich(&mine)
+	p.errorEvent(&mine)
 	if mine.Conn.Pid != 42 {
 		t.Errorf("error of the connection: pid %d, want 42", mine.Conn.Pid)
 	}
 	other := event.Event{Type: event.Error, TS: 60, Conn: event.Conn{Sock: sk, Netns: 1},
 		Err: event.ErrorInfo{Src: netip.MustParseAddrPort("198.18.1.2:80"), Dst: netip.MustParseAddrPort("198.18.1.1:3999"), Rx: true}}
-	p.enrich(&other)
+	p.errorEvent(&other)
 	if other.Conn.Pid != 0 {
 		t.Errorf("error of another connection on the same socket got pid %d", other.Conn.Pid)
 	}
 	sent := event.Event{Type: event.Error, TS: 60, Conn: event.Conn{Sock: sk, Netns: 1},
 		Err: event.ErrorInfo{Src: netip.MustParseAddrPort("198.18.1.1:4000"), Dst: netip.MustParseAddrPort("198.18.1.2:80")}}
-	p.enrich(&sent)
+	p.errorEvent(&sent)
 	if sent.Conn.Pid != 42 {
 		t.Errorf("own sent segment: pid %d, want 42", sent.Conn.Pid)
 	}
@@ -193,7 +242,8 @@ func TestRetransOwnerNeedsItsFlow(t *testing.T) {
 		{"congestion state of a newer connection", event.Cong, netip.MustParseAddrPort("198.18.1.1:4001"), 0},
 	} {
 		ev := event.Event{Type: tc.typ, TS: 60, Conn: event.Conn{Sock: sk, Netns: 1, Src: tc.src, Dst: dst}}
-		p.enrich(&ev)
+		ev.Conn.Pid = 0
+		p.retransConn(&ev)
 		if ev.Conn.Pid != tc.pid {
 			t.Errorf("%s: pid %d, want %d", tc.name, ev.Conn.Pid, tc.pid)
 		}

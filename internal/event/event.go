@@ -74,6 +74,11 @@ func (c *Comm) Bytes() []byte {
 
 // Conn identifies a connection and its owner.
 type Conn struct {
+	// ID is the connection's number in this run, given by user space
+	// (internal/track) when it first learns of the connection; 0: unknown.
+	// A socket's memory is reused at once, so the socket alone does not
+	// name a connection: (Sock, EstNs) does, and ID is its short name.
+	ID       uint64
 	Sock     uint64
 	Netns    uint32
 	Src      netip.AddrPort // local
@@ -157,6 +162,11 @@ type RetransInfo struct {
 	CaState  uint8  // new (Cong) or current (Retrans) icsk_ca_state
 	OldState uint8  // Cong: previous icsk_ca_state
 	Segs     uint16 // Retrans: segments in the retransmitted skb (tcp_skb_pcount)
+	// PreEst: the connection was not established yet (its kernel entry
+	// had no establishment time): a retransmitted SYN (or SYN-ACK). The
+	// record's Conn then has the tuple and netns read from the socket and
+	// the owner of the kernel entry, but no EstNs.
+	PreEst bool
 }
 
 // TCP congestion-avoidance states (icsk_ca_state).

@@ -109,6 +109,7 @@ func AppendConnLog(b []byte, e *track.Entry, f Fields, nowNs uint64) []byte {
 		b = kvU(b, "timeout_retrans", uint64(c.TimeoutRetrans))
 		b = kvU(b, "retrans_segs", RetransSegs(e))
 	}
+	b = kvU(b, "conn_id", c.ID)
 	return append(b, "}\n"...)
 }
 
@@ -183,92 +184,9 @@ func AppendJSONEscaped(b []byte, s []byte) []byte {
 	return b
 }
 
-func jHead(b []byte, typ string, ts uint64, netns uint32, sk uint64) []byte {
-	b = append(b, `{"type":"`...)
-	b = append(b, typ...)
-	b = append(b, '"')
-	b = jU(b, "ts_ns", ts)
-	b = jU(b, "netns", uint64(netns))
-	b = append(b, `,"sock":"`...)
-	b = appendHex(b, sk)
-	return append(b, '"')
-}
-
-// AppendConnJSON appends one connection event as a JSON line. what is
-// open, owner, close, existing or sample.
-func AppendConnJSON(b []byte, what string, ts uint64, e *track.Entry, f Fields, nowNs uint64) []byte {
-	c := &e.Conn
-	b = jHead(b, "connection", ts, c.Netns, c.Sock)
-	b = append(b, `,"event":"`...)
-	b = append(b, what...)
-	b = append(b, '"')
-	b = jU(b, "pid", uint64(c.Pid))
-	b = jStr(b, "comm", c.Comm.Bytes())
-	b = append(b, `,"owner":"`...)
-	b = append(b, c.OwnerSrc.String()...)
-	b = append(b, '"')
-	b = jAP(b, "src", c.Src)
-	b = jAP(b, "dst", c.Dst)
-	b = jU(b, "is_server", b2u(c.IsServer))
-	if f.Extra && e.HasStats {
-		s := &e.Stats
-		b = jU(b, "backlog", uint64(s.Backlog))
-		b = jU(b, "maxbacklog", uint64(s.MaxBacklog))
-		b = jU(b, "rwnd", uint64(s.SndWnd))
-		b = jU(b, "rcv_wnd", uint64(s.RcvWnd))
-		b = jU(b, "cwnd", uint64(s.Cwnd))
-		b = jU(b, "ssthresh", uint64(s.Ssthresh))
-		b = jU(b, "sndbuf", uint64(s.Sndbuf))
-		b = jU(b, "wmem_queued", uint64(s.WmemQueued))
-		b = jU(b, "rx_bytes", s.BytesReceived)
-		b = jU(b, "tx_bytes", s.BytesAcked)
-		b = jU(b, "srtt_us", uint64(s.SrttUs()))
-		b = jU(b, "duration_us", DurationUs(e, nowNs))
-		b = jU(b, "total_retrans", uint64(s.TotalRetrans))
-		b = jU(b, "state", uint64(s.State))
-	}
-	if f.Retrans {
-		b = jU(b, "fast_retrans", uint64(c.FastRetrans))
-		b = jU(b, "timeout_retrans", uint64(c.TimeoutRetrans))
-		b = jU(b, "retrans_segs", RetransSegs(e))
-		b = jU(b, "retrans_seen", uint64(c.RetransSegs))
-	}
-	return append(b, "}\n"...)
-}
-
-// ---- table ----
-
-// ConnHeader is the console header for connection lines.
-const ConnHeader = "EVENT    PID      COMM             SOCK                 SRC                                             DST                                             SERVER\n"
-
 func pad(b []byte, start, width int) []byte {
 	for len(b)-start < width {
 		b = append(b, ' ')
 	}
 	return append(b, ' ')
-}
-
-// AppendConnTable appends one aligned console line for a connection event.
-func AppendConnTable(b []byte, what string, e *track.Entry) []byte {
-	c := &e.Conn
-	s := len(b)
-	b = append(b, what...)
-	b = pad(b, s, 8)
-	s = len(b)
-	b = strconv.AppendUint(b, uint64(c.Pid), 10)
-	b = pad(b, s, 8)
-	s = len(b)
-	b = append(b, c.Comm.Bytes()...)
-	b = pad(b, s, 16)
-	s = len(b)
-	b = appendHex(b, c.Sock)
-	b = pad(b, s, 20)
-	s = len(b)
-	b = c.Src.AppendTo(b)
-	b = pad(b, s, 47)
-	s = len(b)
-	b = c.Dst.AppendTo(b)
-	b = pad(b, s, 47)
-	b = strconv.AppendUint(b, b2u(c.IsServer), 10)
-	return append(b, '\n')
 }

@@ -1,11 +1,12 @@
 package output
 
 import (
+	"encoding/json"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/track"
@@ -15,7 +16,7 @@ func entry() *track.Entry {
 	e := &track.Entry{Conn: event.Conn{
 		Sock: 0xffff971842193f00, Pid: 45192,
 		Src: netip.MustParseAddrPort("192.168.239.132:45514"), Dst: netip.MustParseAddrPort("34.117.237.239:443"),
-		EstNs: 1_000_000_000,
+		EstNs: 1_000_000_000, ID: 7,
 	}, HasStats: true}
 	copy(e.Conn.Comm[:], "curl")
 	e.Stats = event.Stats{SrttUs8: 725505 << 3, Cwnd: 10, Ssthresh: 2147483647, SndWnd: 64028, Sndbuf: 87040,
@@ -26,12 +27,12 @@ func entry() *track.Entry {
 func TestConnLogMatchesSpec(t *testing.T) {
 	e := entry()
 	got := string(AppendConnLog(nil, e, Fields{Extra: true, Retrans: true}, 1_000_000_000+756_741_000))
-	want := `connection{pid="45192",sock="0xffff971842193f00",src="192.168.239.132:45514",dst="34.117.237.239:443",is_server="0",backlog="0",maxbacklog="0",rwnd="64028",cwnd="10",ssthresh="2147483647",sndbuf="87040",wmem_queued="1319",rx_bytes="1.027K",tx_bytes="1.689K",srtt="725505",duration="756741",total_retrans="0",fast_retrans="0",timeout_retrans="0",retrans_segs="0"}` + "\n"
+	want := `connection{pid="45192",sock="0xffff971842193f00",src="192.168.239.132:45514",dst="34.117.237.239:443",is_server="0",backlog="0",maxbacklog="0",rwnd="64028",cwnd="10",ssthresh="2147483647",sndbuf="87040",wmem_queued="1319",rx_bytes="1.027K",tx_bytes="1.689K",srtt="725505",duration="756741",total_retrans="0",fast_retrans="0",timeout_retrans="0",retrans_segs="0",conn_id="7"}` + "\n"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 	got = string(AppendConnLog(nil, e, Fields{}, 0))
-	if got != `connection{pid="45192",sock="0xffff971842193f00",src="192.168.239.132:45514",dst="34.117.237.239:443",is_server="0"}`+"\n" {
+	if got != `connection{pid="45192",sock="0xffff971842193f00",src="192.168.239.132:45514",dst="34.117.237.239:443",is_server="0",conn_id="7"}`+"\n" {
 		t.Errorf("plain: %s", got)
 	}
 }
@@ -56,32 +57,87 @@ func TestHumanBytes(t *testing.T) {
 
 func TestPacketLogMissingAndTimes(t *testing.T) {
 	p := &event.PacketInfo{Seq: 3151729168, Ack: 701368426, MacNs: 1000, IPNs: 3500, TCPNs: 17000, Missing: event.MissingIP}
-	got := string(AppendPacketLog(nil, 0xffff9716820b4800, p, true, []byte("GET / HTTP/1.1")))
-	want := `packet{sock="0xffff9716820b4800",seq="3151729168",ack="701368426",mac_time="1",ip_time="-",tcp_time="17",http_info="GET / HTTP/1.1",rx="0"}` + "\n"
+	got := string(AppendPacketLog(nil, &event.Conn{Sock: 0xffff9716820b4800, ID: 3}, p, true, []byte("GET / HTTP/1.1")))
+	want := `packet{sock="0xffff9716820b4800",seq="3151729168",ack="701368426",mac_time="1",ip_time="-",tcp_time="17",http_info="GET / HTTP/1.1",rx="0",conn_id="3"}` + "\n"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	got = string(AppendPacketLog(nil, 1, p, false, []byte("-")))
-	if !strings.Contains(got, `mac_time="-",ip_time="-",tcp_time="-",http_info="-"`) {
-		t.Errorf("untimed: %s", got)
-	}
-	// a quote in the HTTP text never breaks the line
-	got = string(AppendPacketLog(nil, 1, p, false, []byte("GET /\"x\n HTTP/1.1")))
-	if !regexp.MustCompile(`^packet\{[^\n]*\}\n$`).MatchString(got) || strings.Count(got, `\"`) != 1 {
-		t.Errorf("escaping: %q", got)
+	got = string(AppendPacketLog(nil, &event.Conn{Sock: 1}, p, false, []byte("-")))
+	if !strings.Contains(got, `mac_time="-",ip_time="-",tcp_time="-",http_info="-",rx="0",conn_id="-"}`) {
+		t.Errorf("untimed, unknown connection: %s", got)
 	}
 }
 
+func printer(json bool) *Printer {
+	return &Printer{JSON: json, Timed: true, HTTP: true, Fields: Fields{Extra: true, Retrans: true}, Clock: NewClock(time.UTC)}
+}
+
+// Table columns fit IPv4 and grow (header again) for a wider address.
 func TestTableAligned(t *testing.T) {
+	p := printer(false)
 	e := entry()
-	a := string(AppendConnTable(nil, "open", e))
+	a := string(p.Conn(nil, "open", 1, e, 2))
+	if strings.Count(a, "\n") != 2 || !strings.HasPrefix(a, "TIME") {
+		t.Fatalf("no header: %s", a)
+	}
+	lines := strings.Split(a, "\n")
+	if strings.Index(lines[0], "DST") != strings.Index(lines[1], "34.117") || strings.Index(lines[1], "srtt=") > 140 {
+		t.Errorf("not aligned:\n%s", a)
+	}
 	e.Conn.Pid = 1
-	e.Conn.Src = netip.MustParseAddrPort("[fd00:4e57:1::1]:80")
-	b := string(AppendConnTable(nil, "close", e))
-	// the DST column starts at the same offset
-	ia, ib := strings.Index(a, "34.117"), strings.Index(b, "34.117")
-	if ia != ib || ia <= 0 {
-		t.Errorf("columns not aligned:\n%s%s", a, b)
+	b := string(p.Conn(nil, "close", 1, e, 2))
+	if strings.Count(b, "\n") != 1 || strings.Index(b, "34.117") != strings.Index(lines[1], "34.117") {
+		t.Errorf("same width, no header, same columns:\n%s%s", a, b)
+	}
+	e.Conn.Src = netip.MustParseAddrPort("[fd00:4e57:1:2:3:4:5:1]:65000")
+	c := string(p.Conn(nil, "close", 1, e, 2))
+	cl := strings.Split(c, "\n")
+	if len(cl) != 3 || strings.Index(cl[0], "DST") != strings.Index(cl[1], "34.117") {
+		t.Errorf("wider address: header again, aligned:\n%s", c)
+	}
+}
+
+// Every record of a connection names it the same way: time, conn_id,
+// addresses, owner; unknown values are null.
+func TestJSONNamesTheConnection(t *testing.T) {
+	p := printer(true)
+	e := entry()
+	ev := &event.Event{Type: event.Packet, TS: 5, Conn: e.Conn, Packet: event.PacketInfo{Seq: 1, Ack: 2}}
+	for _, line := range []string{
+		string(p.Conn(nil, "open", 5, e, 5)),
+		string(p.Packet(nil, ev, []byte(`GET /a\"b\\c HTTP/1.1`))),
+	} {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		if m["conn_id"] != 7.0 || m["src"] != "192.168.239.132:45514" || m["pid"] != 45192.0 || m["comm"] != "curl" {
+			t.Errorf("connection not named: %s", line)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, m["time"].(string)); err != nil {
+			t.Errorf("time: %v", err)
+		}
+		if h, ok := m["http_info"]; ok && h != `GET /a"b\c HTTP/1.1` {
+			t.Errorf("http_info escaped twice: %q", h)
+		}
+	}
+	ev.Conn = event.Conn{Sock: 1}
+	line := string(p.Packet(nil, ev, nil))
+	if !strings.Contains(line, `"conn_id":null,"src":null,"dst":null,"pid":null,"comm":null`) || !strings.Contains(line, `"http_info":null`) {
+		t.Errorf("unknown connection: %s", line)
+	}
+}
+
+func TestClockWallTime(t *testing.T) {
+	c := NewClock(time.UTC)
+	now := time.Now()
+	got := string(c.AppendJSON(nil, MonoNow()))
+	w, err := time.Parse(time.RFC3339Nano, got)
+	if err != nil || w.Sub(now).Abs() > time.Second {
+		t.Errorf("%s: %v (now %v)", got, err, now)
+	}
+	if tab := string(c.AppendTable(nil, MonoNow())); len(tab) != len("15:04:05.000000") {
+		t.Errorf("table time %q", tab)
 	}
 }
 
@@ -89,11 +145,13 @@ func TestAppendDoesNotAllocate(t *testing.T) {
 	e := entry()
 	buf := make([]byte, 0, 4096)
 	ev := &event.Event{Type: event.Packet, Conn: e.Conn, Packet: event.PacketInfo{Seq: 1, Ack: 2}}
+	pj, pt := printer(true), printer(false)
+	pt.Packet(nil, ev, nil) // header
 	n := testing.AllocsPerRun(100, func() {
 		b := AppendConnLog(buf[:0], e, Fields{Extra: true, Retrans: true}, 5)
-		b = AppendConnJSON(b, "open", 1, e, Fields{Extra: true, Retrans: true}, 5)
-		b = AppendPacketJSON(b, ev, true, []byte("-"))
-		b = AppendPacketTable(b, ev, true, []byte("-"))
+		b = pj.Conn(b, "open", 1, e, 5)
+		b = pj.Packet(b, ev, []byte("-"))
+		b = pt.Packet(b, ev, []byte("-"))
 		_ = b
 	})
 	if n != 0 {

@@ -39,7 +39,8 @@ func pktMissing(p *event.PacketInfo, timed bool, bit uint8) bool {
 
 // AppendPacketLog appends one packets.log line. http is the display text
 // of the HTTP line ("-" when none).
-func AppendPacketLog(b []byte, sk uint64, p *event.PacketInfo, timed bool, http []byte) []byte {
+func AppendPacketLog(b []byte, c *event.Conn, p *event.PacketInfo, timed bool, http []byte) []byte {
+	sk := c.Sock
 	b = append(b, `packet{sock="`...)
 	b = appendHex(b, sk)
 	b = append(b, '"')
@@ -55,65 +56,11 @@ func AppendPacketLog(b []byte, sk uint64, p *event.PacketInfo, timed bool, http 
 	b = layerUs(b, p.TCPNs, pktMissing(p, timed, event.MissingTCP))
 	b = append(b, '"')
 	b = kv(b, "http_info", false)
-	b = appendLogEscaped(b, http)
+	b = append(b, http...) // escaped for a quoted value (httpinfo.Line.AppendText)
 	b = append(b, '"')
 	b = kvU(b, "rx", b2u(p.Rx))
+	b = kvID(b, c.ID)
 	return append(b, "}\n"...)
-}
-
-// appendLogEscaped keeps a value inside "..." well formed.
-func appendLogEscaped(b []byte, s []byte) []byte {
-	for _, c := range s {
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20 || c >= 0x7f:
-			b = append(b, '?')
-		default:
-			b = append(b, c)
-		}
-	}
-	return b
-}
-
-// PacketHeader is the console header for packet lines.
-const PacketHeader = "SOCK                 SEQ         ACK         MAC_TIME  IP_TIME   TCP_TIME  RX LEN    SRC                                             DST                                             HTTP\n"
-
-// AppendPacketTable appends one aligned console packet line (times in µs).
-func AppendPacketTable(b []byte, ev *event.Event, timed bool, http []byte) []byte {
-	p := &ev.Packet
-	s := len(b)
-	b = appendHex(b, ev.Conn.Sock)
-	b = pad(b, s, 20)
-	s = len(b)
-	b = strconv.AppendUint(b, uint64(p.Seq), 10)
-	b = pad(b, s, 11)
-	s = len(b)
-	b = strconv.AppendUint(b, uint64(p.Ack), 10)
-	b = pad(b, s, 11)
-	s = len(b)
-	b = layerUs(b, p.MacNs, pktMissing(p, timed, event.MissingMac))
-	b = pad(b, s, 9)
-	s = len(b)
-	b = layerUs(b, p.IPNs, pktMissing(p, timed, event.MissingIP))
-	b = pad(b, s, 9)
-	s = len(b)
-	b = layerUs(b, p.TCPNs, pktMissing(p, timed, event.MissingTCP))
-	b = pad(b, s, 9)
-	s = len(b)
-	b = strconv.AppendUint(b, b2u(p.Rx), 10)
-	b = pad(b, s, 2)
-	s = len(b)
-	b = strconv.AppendUint(b, uint64(p.Len), 10)
-	b = pad(b, s, 6)
-	s = len(b)
-	b = appendAP(b, ev.Conn.Src)
-	b = pad(b, s, 47)
-	s = len(b)
-	b = appendAP(b, ev.Conn.Dst)
-	b = pad(b, s, 47)
-	b = appendLogEscaped(b, http)
-	return append(b, '\n')
 }
 
 func jTime(b []byte, k string, ns uint64, missing bool) []byte {
@@ -126,30 +73,9 @@ func jTime(b []byte, k string, ns uint64, missing bool) []byte {
 	return strconv.AppendUint(b, ns, 10)
 }
 
-// AppendPacketJSON appends one packet event as JSON (times in ns, null when
-// missing, absent without -t).
-func AppendPacketJSON(b []byte, ev *event.Event, timed bool, http []byte) []byte {
-	p := &ev.Packet
-	b = jHead(b, "packet", ev.TS, ev.Conn.Netns, ev.Conn.Sock)
-	b = jU(b, "seq", uint64(p.Seq))
-	b = jU(b, "ack", uint64(p.Ack))
-	b = jU(b, "len", uint64(p.Len))
-	b = jU(b, "rx", b2u(p.Rx))
-	b = jAP(b, "src", ev.Conn.Src)
-	b = jAP(b, "dst", ev.Conn.Dst)
-	if timed {
-		b = jTime(b, "mac_time_ns", p.MacNs, p.Missing&event.MissingMac != 0)
-		b = jTime(b, "ip_time_ns", p.IPNs, p.Missing&event.MissingIP != 0)
-		b = jTime(b, "tcp_time_ns", p.TCPNs, p.Missing&event.MissingTCP != 0)
-	}
-	if http != nil {
-		b = jStr(b, "http_info", http)
-	}
-	return append(b, "}\n"...)
-}
-
 // AppendErrLog appends one err.log line.
-func AppendErrLog(b []byte, sk uint64, e *event.ErrorInfo, reason string) []byte {
+func AppendErrLog(b []byte, c *event.Conn, e *event.ErrorInfo, reason string) []byte {
+	sk := c.Sock
 	b = append(b, `error{sock="`...)
 	b = appendHex(b, sk)
 	b = append(b, '"')
@@ -157,43 +83,21 @@ func AppendErrLog(b []byte, sk uint64, e *event.ErrorInfo, reason string) []byte
 	b = kvU(b, "ack", uint64(e.Ack))
 	b = kv(b, "reason", false)
 	b = append(b, reason...)
-	return append(b, "\"}\n"...)
-}
-
-// AppendErrTable appends the console alert for a rejected segment.
-func AppendErrTable(b []byte, ev *event.Event, reason string) []byte {
-	b = append(b, "[X] "...)
-	b = append(b, reason...)
-	b = append(b, ": sock = "...)
-	b = appendHex(b, ev.Conn.Sock)
-	b = append(b, " seq = "...)
-	b = strconv.AppendUint(b, uint64(ev.Err.Seq), 10)
-	b = append(b, " ack = "...)
-	b = strconv.AppendUint(b, uint64(ev.Err.Ack), 10)
-	b = append(b, ' ')
-	b = ev.Err.Src.AppendTo(b)
-	b = append(b, " -> "...)
-	b = ev.Err.Dst.AppendTo(b)
-	if ev.Conn.Pid != 0 {
-		b = append(b, " pid = "...)
-		b = strconv.AppendUint(b, uint64(ev.Conn.Pid), 10)
-		b = append(b, " comm = "...)
-		b = append(b, ev.Conn.Comm.Bytes()...)
-	}
-	return append(b, '\n')
-}
-
-// AppendErrJSON appends one error event as JSON.
-func AppendErrJSON(b []byte, ev *event.Event, reason string) []byte {
-	b = jHead(b, "error", ev.TS, ev.Conn.Netns, ev.Conn.Sock)
-	b = jU(b, "seq", uint64(ev.Err.Seq))
-	b = jU(b, "ack", uint64(ev.Err.Ack))
-	b = jStr(b, "reason", []byte(reason))
-	b = jU(b, "reason_code", uint64(ev.Err.Reason))
-	b = jU(b, "rx", b2u(ev.Err.Rx))
-	b = jAP(b, "src", ev.Err.Src)
-	b = jAP(b, "dst", ev.Err.Dst)
-	b = jU(b, "pid", uint64(ev.Conn.Pid))
-	b = jStr(b, "comm", ev.Conn.Comm.Bytes())
+	b = append(b, '"')
+	b = kvID(b, c.ID)
 	return append(b, "}\n"...)
+}
+
+
+// kvID appends the connection's number, or "-" when it is not known (-q
+// without -a: a connection that closed before a walk of the kernel table
+// or a lookup found it).
+func kvID(b []byte, id uint64) []byte {
+	b = kv(b, "conn_id", false)
+	if id == 0 {
+		b = append(b, '-')
+	} else {
+		b = strconv.AppendUint(b, id, 10)
+	}
+	return append(b, '"')
 }

@@ -1,5 +1,22 @@
 // Package track keeps the user-space connection table: what connects.log
-// shows and what packet/error records are attributed to.
+// shows and what packet, error, retransmit and HTTP records are attributed
+// to.
+//
+// A connection is (socket, establishment time), never the socket alone: the
+// kernel reuses a closed socket's memory for the next connection at once
+// (measured: 3,000 sequential short connections between two namespaces used
+// 11 socket addresses per side). Records that carry only part of that
+// identity are matched as follows:
+//   - lifecycle records (open, owner, close) and kernel-table samples carry
+//     the full establishment time;
+//   - packet records carry its low 32 bits (Key);
+//   - retransmit and error records carry the socket and the flow's
+//     addresses: they go to the socket's current connection if the
+//     addresses agree (Current, Lookup).
+//
+// Each connection gets a number (Entry.Conn.ID) when the table first learns
+// of it: the short name that JSON, connects.log, packets.log and err.log
+// show.
 package track
 
 import (
@@ -8,6 +25,18 @@ import (
 
 	"github.com/netwatcher/netwatcher/internal/event"
 )
+
+// ConnKey identifies a connection: its socket and the low 32 bits of its
+// establishment time (what every packet record carries). Two connections
+// on one socket address collide only if they were established a multiple
+// of 2^32 ns (4.3 s) apart to the nanosecond.
+type ConnKey struct {
+	Sock  uint64
+	EstLo uint32
+}
+
+// KeyOf is the identity of c.
+func KeyOf(c *event.Conn) ConnKey { return ConnKey{c.Sock, uint32(c.EstNs)} }
 
 // Entry is one connection as currently known.
 type Entry struct {
@@ -20,17 +49,24 @@ type Entry struct {
 }
 
 // MaxClosed bounds how many closed connections -a keeps; the oldest closed
-// ones are evicted first and counted.
+// ones are evicted first and counted (Evicted).
 const MaxClosed = 100000
+
+// goneLen bounds the memory of removed connections kept for their late
+// records (records of one connection read after its close was handled:
+// a transmit stamp waiting in a qdisc, a ring read late).
+const goneLen = 4096
 
 // Table is the connection table. Not safe for concurrent use: one goroutine
 // (the pipeline) owns it.
 type Table struct {
 	keepClosed bool
-	m          map[uint64]*Entry
-	byTuple    map[TupleKey]uint64 // open connections by (netns, local, remote)
-	closed     []uint64            // close order, for eviction
+	m          map[ConnKey]*Entry  // open and retained closed connections
+	cur        map[uint64]*Entry   // socket -> its open connection
+	byTuple    map[TupleKey]*Entry // open connections by (netns, local, remote)
+	closed     []ConnKey           // retained closed ones, in close order (eviction)
 	Evicted    uint64              // closed entries dropped because of MaxClosed
+	nextID     uint64
 	// AdoptSampled: Sample adds established connections it does not know.
 	AdoptSampled bool
 	// SweepUnsampled: EndWalk removes open connections the walk did not
@@ -38,95 +74,91 @@ type Table struct {
 	SweepUnsampled bool
 	walk           uint64
 
-	// The last removed connections' addresses: packet records carry only
-	// their socket, and the last ones of a connection may be read after its
-	// close (two rings, see engine).
-	gone    [goneLen]goneConn
-	goneIdx map[uint64]int
+	// Removed connections, newest last, for their late records.
+	gone    [goneLen]*Entry
+	goneIdx map[ConnKey]*Entry
 	goneN   int
-}
-
-const goneLen = 4096
-
-type goneConn struct {
-	sk       uint64
-	est      uint64
-	src, dst netip.AddrPort
-	prev     int // slot of the previous removal of the same socket, -1: none
 }
 
 // New returns an empty table; keepClosed is -a.
 func New(keepClosed bool) *Table {
-	return &Table{keepClosed: keepClosed, m: make(map[uint64]*Entry), byTuple: make(map[TupleKey]uint64),
-		goneIdx: make(map[uint64]int, goneLen)}
+	return &Table{keepClosed: keepClosed, m: make(map[ConnKey]*Entry), cur: make(map[uint64]*Entry),
+		byTuple: make(map[TupleKey]*Entry), goneIdx: make(map[ConnKey]*Entry, goneLen)}
 }
 
-// AddrsOf returns the local and remote address of the connection that had
-// socket sk and was established at a time whose low 32 bits are estLo (what
-// a packet record carries): the table's entry, or one of the last goneLen
-// removed ones. Socket memory is reused at once, so the socket alone does
-// not say which connection a late record belongs to.
-func (t *Table) AddrsOf(sk uint64, estLo uint32) (src, dst netip.AddrPort, ok bool) {
-	if e := t.m[sk]; e != nil && uint32(e.Conn.EstNs) == estLo {
-		return e.Conn.Src, e.Conn.Dst, true
+// Find returns the connection with this identity: in the table, or one of
+// the last goneLen removed ones (closed, for its late records), or nil.
+func (t *Table) Find(k ConnKey) *Entry {
+	if e := t.m[k]; e != nil {
+		return e
 	}
-	// The same socket may have been removed several times in a row: follow
-	// its earlier removals, newest first.
-	i, ok := t.goneIdx[sk]
-	for n := 0; ok && n < goneLen; n++ {
-		g := &t.gone[i]
-		if g.sk != sk {
-			break // that slot was reused since
-		}
-		if uint32(g.est) == estLo {
-			return g.src, g.dst, true
-		}
-		if g.prev < 0 {
-			break
-		}
-		i = g.prev
-	}
-	return src, dst, false
+	return t.goneIdx[k]
 }
 
-// closedAlready: c (by socket and establishment time) was removed at its close.
-func (t *Table) closedAlready(c *event.Conn) bool {
-	i, ok := t.goneIdx[c.Sock]
-	return ok && t.gone[i].est == c.EstNs
-}
-
-// remember keeps the addresses of a removed connection (see gone).
-func (t *Table) remember(c *event.Conn) {
-	i := t.goneN % goneLen
-	if old := t.gone[i].sk; old != 0 && t.goneIdx[old] == i {
-		delete(t.goneIdx, old)
-	}
-	prev, ok := t.goneIdx[c.Sock]
-	if !ok {
-		prev = -1
-	}
-	t.gone[i] = goneConn{c.Sock, c.EstNs, c.Src, c.Dst, prev}
-	t.goneIdx[c.Sock] = i
-	t.goneN++
-}
+// Current returns the socket's open connection, or nil.
+func (t *Table) Current(sk uint64) *Entry { return t.cur[sk] }
 
 // Len is the number of entries (open and retained closed).
 func (t *Table) Len() int { return len(t.m) }
 
-// Get returns the entry of a socket, or nil.
-func (t *Table) Get(sk uint64) *Entry { return t.m[sk] }
-
-// Open records a connection (new or pre-existing). A socket address reused
-// by a new connection replaces the old (closed) entry.
+// Open records a connection (new or pre-existing) and returns its entry.
+// Opening a known connection again (its open record after a kernel-table
+// lookup found it first) keeps its number and its better owner.
 func (t *Table) Open(c *event.Conn) *Entry {
-	e := t.m[c.Sock]
+	k := KeyOf(c)
+	e := t.m[k]
 	if e == nil {
+		if g := t.goneIdx[k]; g != nil {
+			return g // its close was handled already: a late record
+		}
+		t.nextID++
 		e = &Entry{}
-		t.m[c.Sock] = e
+		*e = Entry{Conn: *c}
+		e.Conn.ID = t.nextID
+		t.m[k] = e
+	} else if !e.Closed {
+		id, owner := e.Conn.ID, e.Conn
+		e.Conn = *c
+		e.Conn.ID = id
+		if owner.OwnerSrc > c.OwnerSrc {
+			e.Conn.Pid, e.Conn.Comm, e.Conn.OwnerSrc = owner.Pid, owner.Comm, owner.OwnerSrc
+		}
 	}
-	*e = Entry{Conn: *c, walk: t.walk}
-	t.byTuple[Key(c.Netns, c.Src, c.Dst)] = c.Sock
+	if e.Closed {
+		return e
+	}
+	e.walk = t.walk
+	if old := t.cur[c.Sock]; old != nil && old != e {
+		// The socket's previous connection closed without a close
+		// record (-q: none are sent); the next walk removes it.
+		t.untuple(old)
+	}
+	t.cur[c.Sock] = e
+	t.byTuple[Key(c.Netns, c.Src, c.Dst)] = e
 	return e
+}
+
+// untuple: e no longer answers Current and Lookup.
+func (t *Table) untuple(e *Entry) {
+	if t.cur[e.Conn.Sock] == e {
+		delete(t.cur, e.Conn.Sock)
+	}
+	if k := Key(e.Conn.Netns, e.Conn.Src, e.Conn.Dst); t.byTuple[k] == e {
+		delete(t.byTuple, k)
+	}
+}
+
+// remove drops e from the table and remembers it for late records.
+func (t *Table) remove(e *Entry) {
+	t.untuple(e)
+	delete(t.m, KeyOf(&e.Conn))
+	i := t.goneN % goneLen
+	if old := t.gone[i]; old != nil && t.goneIdx[KeyOf(&old.Conn)] == old {
+		delete(t.goneIdx, KeyOf(&old.Conn))
+	}
+	t.gone[i] = e
+	t.goneIdx[KeyOf(&e.Conn)] = e
+	t.goneN++
 }
 
 // BeginWalk starts a walk of the kernel's connection table (Sample calls).
@@ -139,19 +171,17 @@ func (t *Table) EndWalk() int {
 	if !t.SweepUnsampled {
 		return 0
 	}
-	n := 0
-	for sk, e := range t.m {
-		if e.Closed || e.walk >= t.walk {
-			continue
+	var gone []*Entry
+	for _, e := range t.m {
+		if !e.Closed && e.walk < t.walk {
+			gone = append(gone, e)
 		}
-		if k := Key(e.Conn.Netns, e.Conn.Src, e.Conn.Dst); t.byTuple[k] == sk {
-			delete(t.byTuple, k)
-		}
-		delete(t.m, sk)
-		t.remember(&e.Conn)
-		n++
 	}
-	return n
+	for _, e := range gone {
+		e.Closed = true
+		t.remove(e)
+	}
+	return len(gone)
 }
 
 // TupleKey finds a connection by its addresses, for records that carry no
@@ -170,20 +200,11 @@ func Key(netns uint32, local, remote netip.AddrPort) TupleKey {
 }
 
 // Lookup returns the open connection with these addresses (use Key), or nil.
-func (t *Table) Lookup(k TupleKey) *Entry {
-	sk, ok := t.byTuple[k]
-	if !ok {
-		return nil
-	}
-	if e := t.m[sk]; e != nil && !e.Closed {
-		return e
-	}
-	return nil
-}
+func (t *Table) Lookup(k TupleKey) *Entry { return t.byTuple[k] }
 
-// Owner updates the owner of a known connection.
+// Owner updates the owner of a known open connection (an owner record).
 func (t *Table) Owner(c *event.Conn) *Entry {
-	e := t.m[c.Sock]
+	e := t.m[KeyOf(c)]
 	if e == nil || e.Closed {
 		return nil
 	}
@@ -191,59 +212,63 @@ func (t *Table) Owner(c *event.Conn) *Entry {
 	return e
 }
 
-// Close marks a connection closed with its final values, and removes it
-// unless closed connections are kept.
+// Close marks a connection closed with its final values (the close record
+// carries the kernel entry: final owner and retransmit counters), and
+// removes it unless closed connections are kept.
 func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
-	e := t.m[c.Sock]
+	k := KeyOf(c)
+	e := t.m[k]
 	if e == nil {
-		e = &Entry{Conn: *c}
+		if g := t.goneIdx[k]; g != nil {
+			return g // closed twice (the walk removed it first): keep the first
+		}
+		e = t.Open(c)
+	}
+	if e.Closed {
+		return e // closed twice (-a: the walk or a retry): keep the first
+	}
+	if c.OwnerSrc >= e.Conn.OwnerSrc && c.Pid != 0 {
+		e.Conn.Pid, e.Conn.Comm, e.Conn.OwnerSrc = c.Pid, c.Comm, c.OwnerSrc
 	}
 	e.Conn.FastRetrans, e.Conn.TimeoutRetrans, e.Conn.RetransSegs = c.FastRetrans, c.TimeoutRetrans, c.RetransSegs
-	e.Stats, e.HasStats = *st, true
-	e.Closed, e.CloseNs = true, ts
-	if k := Key(e.Conn.Netns, e.Conn.Src, e.Conn.Dst); t.byTuple[k] == e.Conn.Sock {
-		delete(t.byTuple, k)
+	if st != nil {
+		e.Stats, e.HasStats = *st, true
 	}
+	e.Closed, e.CloseNs = true, ts
 	if !t.keepClosed {
-		delete(t.m, c.Sock)
-		t.remember(&e.Conn)
+		t.remove(e)
 		return e
 	}
-	t.m[c.Sock] = e
-	t.closed = append(t.closed, c.Sock)
+	t.untuple(e)
+	t.closed = append(t.closed, k)
 	for len(t.closed) > MaxClosed {
 		old := t.closed[0]
 		t.closed = t.closed[1:]
 		if x := t.m[old]; x != nil && x.Closed {
-			delete(t.m, old)
-			t.remember(&x.Conn)
+			t.remove(x)
 			t.Evicted++
 		}
 	}
 	return e
 }
 
-// Sample updates live values of an open connection. It reports whether
-// the owner changed (the only sampled value connects.log shows without
-// -x/-r).
+// Sample updates live values of an open connection from the kernel table.
+// It reports whether the owner changed (the only sampled value
+// connects.log shows without -x/-r).
 //
 // With AdoptSampled (the kernel sends no open records, see conn.Options.Quiet)
 // an established connection the table does not know yet is added, and
 // reported as a change; one whose close was already handled (the walk can
 // race with the close) is not.
 func (t *Table) Sample(c *event.Conn, st *event.Stats) (ownerChanged bool) {
-	e := t.m[c.Sock]
-	if e == nil && t.AdoptSampled && c.EstNs != 0 && !t.closedAlready(c) {
+	k := KeyOf(c)
+	e := t.m[k]
+	if e == nil && t.AdoptSampled && c.EstNs != 0 && t.goneIdx[k] == nil {
 		e = t.Open(c)
 		e.Stats, e.HasStats = *st, true
 		return true
 	}
 	if e == nil || e.Closed {
-		return false
-	}
-	if e.Conn.EstNs != 0 && c.EstNs != 0 && e.Conn.EstNs != c.EstNs {
-		// A successor on the socket of a connection whose close is not
-		// handled yet: not this entry's values.
 		return false
 	}
 	e.walk = t.walk
@@ -256,7 +281,7 @@ func (t *Table) Sample(c *event.Conn, st *event.Stats) (ownerChanged bool) {
 	return ownerChanged
 }
 
-// Each visits entries in a stable order (established time, then socket).
+// Each visits entries in a stable order (establishment time, then number).
 func (t *Table) Each(buf []*Entry, fn func(*Entry)) []*Entry {
 	buf = buf[:0]
 	for _, e := range t.m {
@@ -269,10 +294,10 @@ func (t *Table) Each(buf []*Entry, fn func(*Entry)) []*Entry {
 			}
 			return 1
 		}
-		if a.Conn.Sock < b.Conn.Sock {
+		if a.Conn.ID < b.Conn.ID {
 			return -1
 		}
-		if a.Conn.Sock > b.Conn.Sock {
+		if a.Conn.ID > b.Conn.ID {
 			return 1
 		}
 		return 0

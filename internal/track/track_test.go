@@ -22,13 +22,13 @@ func TestCloseRemovesUnlessKept(t *testing.T) {
 			t.Fatal("tuple lookup of an open connection failed")
 		}
 		tb.Close(c, &event.Stats{BytesAcked: 5}, 9)
-		if got := tb.Get(1) != nil; got != keep {
+		if got := tb.Find(KeyOf(c)) != nil && !tb.Find(KeyOf(c)).Closed || keep && tb.Find(KeyOf(c)) != nil; got != keep {
 			t.Errorf("keep=%v: entry present=%v", keep, got)
 		}
 		if tb.Lookup(Key(1, c.Src, c.Dst)) != nil {
 			t.Error("closed connection still found by tuple")
 		}
-		if keep && (!tb.Get(1).Closed || tb.Get(1).Stats.BytesAcked != 5) {
+		if keep && (!tb.Find(KeyOf(c)).Closed || tb.Find(KeyOf(c)).Stats.BytesAcked != 5) {
 			t.Error("final values not kept")
 		}
 	}
@@ -42,7 +42,7 @@ func TestOwnerNeverDowngraded(t *testing.T) {
 	s := *c
 	s.Pid, s.OwnerSrc = 99, event.OwnerIO
 	tb.Sample(&s, &event.Stats{})
-	if tb.Get(1).Conn.Pid != 10 {
+	if tb.Current(1).Conn.Pid != 10 {
 		t.Error("a weaker owner replaced the accept()/connect() owner")
 	}
 }
@@ -58,7 +58,7 @@ func TestClosedRetentionIsBoundedAndCounted(t *testing.T) {
 	if tb.Len() != MaxClosed || tb.Evicted != 10 {
 		t.Errorf("len %d evicted %d", tb.Len(), tb.Evicted)
 	}
-	if tb.Get(1) != nil || tb.Get(uint64(n)) == nil {
+	if e := tb.m[ConnKey{1, 1}]; e != nil || tb.m[ConnKey{uint64(n), uint32(n)}] == nil {
 		t.Error("eviction must drop the oldest closed connections first")
 	}
 	var last uint64
@@ -70,67 +70,83 @@ func TestClosedRetentionIsBoundedAndCounted(t *testing.T) {
 	})
 }
 
-// Packet records name only their socket and the low bits of the
-// connection's establishment time; the addresses of a connection stay known
-// for its last records after the close removed it, for a bounded number of
-// removals, and a reused socket address never lends its addresses to the
-// records of another connection.
-func TestAddrsOf(t *testing.T) {
+// A connection is (socket, establishment time): socket memory is reused at
+// once, and each connection on a reused socket keeps its own entry, number
+// and addresses, also for records read after its close.
+func TestIdentityUnderSocketReuse(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		tb := New(keep)
+		first := conn(1, 1000) // established at 1
+		e1 := tb.Open(first)
+		if e1.Conn.ID != 1 || tb.Find(ConnKey{1, 1}) != e1 || tb.Current(1) != e1 {
+			t.Fatalf("open: %+v", e1.Conn)
+		}
+		tb.Close(first, &event.Stats{}, 10)
+		if e := tb.Find(ConnKey{1, 1}); e == nil || e.Conn.Src != first.Src || !e.Closed {
+			t.Fatalf("keep=%v: just closed: %v", keep, e)
+		}
+		if tb.Current(1) != nil {
+			t.Fatal("a closed connection is still the socket's current one")
+		}
+		if tb.Find(ConnKey{1, 20}) != nil {
+			t.Fatal("a record of a connection not seen yet found the old one")
+		}
+		second := conn(1, 2000)
+		second.EstNs = 20
+		e2 := tb.Open(second)
+		if e2 == e1 || e2.Conn.ID != 2 || tb.Current(1) != e2 {
+			t.Fatalf("reused socket: %+v", e2.Conn)
+		}
+		if e := tb.Find(ConnKey{1, 1}); e == nil || e.Conn.Src != first.Src || e.Conn.ID != 1 {
+			t.Fatalf("late record of the old connection: %v", e)
+		}
+		tb.Close(second, &event.Stats{}, 30)
+		if e := tb.Find(ConnKey{1, 20}); e == nil || e.Conn.Src != second.Src {
+			t.Fatalf("second after its close: %v", e)
+		}
+		if keep && tb.Len() != 2 {
+			t.Errorf("-a keeps both connections of the socket: %d entries", tb.Len())
+		}
+		// A duplicate close (the walk removed it first) changes nothing.
+		if e := tb.Close(second, &event.Stats{}, 40); e.CloseNs != 30 {
+			t.Errorf("second close replaced the first: %d", e.CloseNs)
+		}
+		// An open record read after a kernel lookup adopted the same
+		// connection keeps its number and its better owner.
+		third := conn(1, 3000)
+		third.EstNs = 50
+		third.Pid, third.OwnerSrc = 7, event.OwnerIO
+		e3 := tb.Open(third)
+		again := *third
+		again.Pid, again.OwnerSrc = 5, event.OwnerListener
+		if e := tb.Open(&again); e != e3 || e.Conn.ID != 3 || e.Conn.Pid != 7 {
+			t.Errorf("reopen: %+v", e.Conn)
+		}
+	}
+}
+
+func TestGoneMemoryIsBounded(t *testing.T) {
 	tb := New(false)
-	first := conn(1, 1000) // established at 1
-	tb.Open(first)
-	if src, dst, ok := tb.AddrsOf(1, 1); !ok || src != first.Src || dst != first.Dst {
-		t.Fatalf("open connection: %v %v %v", src, dst, ok)
-	}
-	tb.Close(first, &event.Stats{}, 10)
-	if src, _, ok := tb.AddrsOf(1, 1); !ok || src != first.Src {
-		t.Fatalf("just removed: %v %v", src, ok)
-	}
-	if _, _, ok := tb.AddrsOf(1, 20); ok {
-		t.Fatal("a record of a connection not seen yet got the old one's addresses")
-	}
-	// The socket is reused by a connection established at 20.
-	second := conn(1, 2000)
-	second.EstNs = 20
-	tb.Open(second)
-	if src, _, ok := tb.AddrsOf(1, 20); !ok || src != second.Src {
-		t.Fatalf("new connection: %v %v", src, ok)
-	}
-	if src, _, ok := tb.AddrsOf(1, 1); !ok || src != first.Src {
-		t.Fatalf("late record of the old connection: %v %v", src, ok)
-	}
-	tb.Close(second, &event.Stats{}, 30)
-	// Both removed before their records were read: each record still finds
-	// its own connection.
-	if src, _, ok := tb.AddrsOf(1, 1); !ok || src != first.Src {
-		t.Fatalf("first connection after the second was removed too: %v %v", src, ok)
-	}
-	if src, _, ok := tb.AddrsOf(1, 20); !ok || src != second.Src {
-		t.Fatalf("second connection after its removal: %v %v", src, ok)
-	}
-	for sk := uint64(2); sk < 2+goneLen; sk++ {
+	for sk := uint64(1); sk <= goneLen+10; sk++ {
 		c := conn(sk, uint16(sk))
 		tb.Open(c)
 		tb.Close(c, &event.Stats{}, sk+1)
 	}
-	if _, _, ok := tb.AddrsOf(1, 20); ok {
-		t.Error("addresses kept beyond the bound")
+	if tb.Find(ConnKey{1, 1}) != nil {
+		t.Error("kept beyond the bound")
 	}
-	if src, _, ok := tb.AddrsOf(goneLen+1, goneLen+1); !ok || src.Port() != uint16(goneLen+1) {
-		t.Errorf("last removed: %v %v", src, ok)
+	if e := tb.Find(ConnKey{goneLen + 10, goneLen + 10}); e == nil {
+		t.Error("last removed not found")
 	}
-	if len(tb.goneIdx) != goneLen {
-		t.Errorf("index holds %d, want %d", len(tb.goneIdx), goneLen)
-	}
-	if _, _, ok := tb.AddrsOf(99999, 5); ok {
-		t.Error("unknown socket found")
+	if len(tb.goneIdx) != goneLen || tb.Len() != 0 {
+		t.Errorf("index holds %d, want %d; table %d", len(tb.goneIdx), goneLen, tb.Len())
 	}
 }
 
 // Without close records (conn.Options.NoClose) a walk of the kernel table is
-// the truth: connections it no longer finds are removed, a connection opened
-// during the walk is not, and a successor on a socket does not keep its
-// predecessor's entry alive.
+// the truth: connections it no longer finds are removed, a connection
+// learned during the walk is not, and a successor on a socket is its own
+// connection.
 func TestWalkSweeps(t *testing.T) {
 	tb := New(false)
 	tb.AdoptSampled, tb.SweepUnsampled = true, true
@@ -145,27 +161,31 @@ func TestWalkSweeps(t *testing.T) {
 	tb.Sample(a, &event.Stats{}) // b closed
 	c := conn(3, 3000)
 	tb.Open(c) // learned during the walk (e.g. an error record's lookup)
+	if n := tb.EndWalk(); n != 1 || tb.Current(2) != nil || tb.Current(3) == nil {
+		t.Fatalf("second walk: swept %d", n)
+	}
+	if e := tb.Find(KeyOf(b)); e == nil || e.Conn.Src != b.Src {
+		t.Errorf("swept connection not kept for its late records: %v", e)
+	}
 	succ := conn(1, 1001)
 	succ.EstNs = 99 // a's socket, reused by a new connection
-	if n := tb.EndWalk(); n != 1 || tb.Get(2) != nil || tb.Get(3) == nil {
-		t.Fatalf("second walk: swept %d; entries b=%v c=%v", n, tb.Get(2) != nil, tb.Get(3) != nil)
-	}
-	if src, _, ok := tb.AddrsOf(2, 2); !ok || src != b.Src {
-		t.Errorf("swept connection's addresses not kept for its late records: %v %v", src, ok)
-	}
-	tb.BeginWalk()
-	tb.Sample(succ, &event.Stats{}) // a is gone, its socket holds succ
-	tb.Sample(c, &event.Stats{})
-	tb.EndWalk()
-	if e := tb.Get(1); e != nil {
-		t.Errorf("stale entry kept alive by its socket's successor: %+v", e.Conn)
-	}
 	tb.BeginWalk()
 	tb.Sample(succ, &event.Stats{})
 	tb.Sample(c, &event.Stats{})
 	tb.EndWalk()
-	if e := tb.Get(1); e == nil || e.Conn.Src != succ.Src {
-		t.Errorf("successor not adopted on the next walk: %v", e)
+	if e := tb.Find(KeyOf(a)); e == nil || !e.Closed || tb.m[KeyOf(a)] != nil {
+		t.Errorf("a stays open beside its socket's successor: %v", e)
+	}
+	if e := tb.Current(1); e == nil || e.Conn.Src != succ.Src {
+		t.Errorf("successor not adopted: %v", e)
+	}
+	// A close handled before the walk saw it: not adopted again.
+	tb.Close(c, &event.Stats{}, 1)
+	tb.BeginWalk()
+	tb.Sample(c, &event.Stats{})
+	tb.EndWalk()
+	if tb.Current(3) != nil {
+		t.Error("a closed connection came back from a racing walk")
 	}
 	// Without SweepUnsampled nothing is swept.
 	tb2 := New(false)

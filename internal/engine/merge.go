@@ -1,0 +1,112 @@
+package engine
+
+import (
+	"math"
+	"sync/atomic"
+)
+
+// mergeSlack: a record is stamped (bpf_ktime_get_ns) in the BPF program
+// that commits it, before the reservation; a record on one ring may so be
+// committed up to a program run later than its stamp says. Waiting this
+// much past a record's stamp for the other ring makes that harmless.
+const mergeSlack = 2_000_000 // ns
+
+// merge puts the records of the two rings back in time order. Each ring is
+// read in commit order (nearly time order: records of different CPUs may
+// cross by a program run); across rings nothing is ordered, because each
+// has its own reader. The pipeline handles the older of the two heads; when
+// one ring has nothing waiting, a record of the other waits until that
+// ring's reader has read everything committed up to the record's stamp
+// (its watermark, see reader).
+//
+// Batches stay in the merge until all their records are handled: no copy
+// per record. The pools are sized so that holding ~pollEvery of records
+// does not starve the readers (see Run).
+type merge struct {
+	fifo [nSources][]*batch
+	wm   [nSources]*atomic.Uint64
+	Late uint64 // records handled after a younger record of the other ring (ordered as well as possible)
+	last uint64 // timestamp of the last record handled
+}
+
+func newMerge() *merge {
+	m := &merge{}
+	for i := range m.wm {
+		m.wm[i] = new(atomic.Uint64)
+	}
+	return m
+}
+
+func (m *merge) push(b *batch) { m.fifo[b.src] = append(m.fifo[b.src], b) }
+
+func (m *merge) head(src int) *batch {
+	if len(m.fifo[src]) == 0 {
+		return nil
+	}
+	return m.fifo[src][0]
+}
+
+// release hands every record that may go now, in order, to fn. drain is
+// called after the watermarks are read and before records are released: it
+// must push every batch already sent (a reader sends before it publishes,
+// so a watermark never runs ahead of a batch the merge has).
+func (m *merge) release(drain func(), fn func(src int, b *batch, i int)) {
+	var wm [nSources]uint64
+	for i := range wm {
+		wm[i] = m.wm[i].Load()
+	}
+	drain()
+	for {
+		h0, h1 := m.head(srcLife), m.head(srcPacket)
+		var src int
+		switch {
+		case h0 != nil && h1 != nil:
+			if h1.evs[h1.next].TS < h0.evs[h0.next].TS {
+				src = srcPacket
+			}
+		case h0 != nil:
+			if !passed(wm[srcPacket], h0.evs[h0.next].TS) {
+				return
+			}
+		case h1 != nil:
+			if !passed(wm[srcLife], h1.evs[h1.next].TS) {
+				return
+			}
+			src = srcPacket
+		default:
+			return
+		}
+		b := m.fifo[src][0]
+		i := b.next
+		b.next++
+		if ts := b.evs[i].TS; ts < m.last {
+			m.Late++
+		} else {
+			m.last = ts
+		}
+		fn(src, b, i)
+		if b.next == len(b.evs) {
+			m.fifo[src][0] = nil
+			m.fifo[src] = m.fifo[src][1:]
+			b.evs, b.next = b.evs[:0], 0
+			b.pool <- b
+		}
+	}
+}
+
+// passed: a reader with watermark wm has read everything committed up to
+// ts (plus the slack).
+func passed(wm, ts uint64) bool {
+	return wm == math.MaxUint64 || ts+mergeSlack <= wm
+}
+
+// pending is the number of records held.
+func (m *merge) pending() int {
+	n := 0
+	for _, f := range m.fifo {
+		for _, b := range f {
+			n += len(b.evs) - b.next
+		}
+	}
+	return n
+}

@@ -1,0 +1,380 @@
+package engine
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/netwatcher/netwatcher/internal/config"
+	"github.com/netwatcher/netwatcher/internal/conn"
+	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/httpinfo"
+	"github.com/netwatcher/netwatcher/internal/output"
+	"github.com/netwatcher/netwatcher/internal/track"
+)
+
+// pipeline owns the connection table, the sinks and the sampler. One
+// goroutine runs it; only decode runs on the readers.
+type pipeline struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	out      io.Writer
+	flusher  interface{ Flush() error } // the console's buffer
+	files    *output.Files
+	cp       *conn.Probe
+	concerns []Concern
+	table    *track.Table
+	fields   output.Fields
+	pr       output.Printer
+	merge    *merge
+
+	buf, lbuf, hbuf []byte
+	pairer          *httpinfo.Pairer
+	ents            []*track.Entry
+	dirty           bool // the table changed since connects.log was written
+	untrackedErrors uint64
+	noAddrs         uint64 // packet records of a connection the table could not name
+	lastLost        uint64
+	missKey         track.ConnKey // last packet connection the kernel table did not have (connOf)
+	lastAdhoc       time.Time     // last sample made for an unmatched error (-q)
+	filesFailing    bool
+}
+
+// consoleFlusher is what the console offers beyond io.Writer: a buffer to
+// hand over at flush points (output.Console). Any other writer is wrapped
+// in a bufio.Writer whose errors are ignored: the console never stops the
+// pipeline (files do not depend on it).
+type consoleFlusher interface{ Flush() }
+
+type bufFlusher struct{ w *bufio.Writer }
+
+func (b bufFlusher) Flush() error { return b.w.Flush() }
+
+func newPipeline(cfg *config.Config, log *slog.Logger, stdout io.Writer, files *output.Files, cp *conn.Probe, cs []Concern) *pipeline {
+	p := &pipeline{
+		cfg: cfg, log: log, files: files, cp: cp,
+		concerns: cs, table: newTable(cfg),
+		fields: output.Fields{Extra: cfg.Extra, Retrans: cfg.Retrans},
+		merge:  newMerge(),
+	}
+	if cf, ok := stdout.(consoleFlusher); ok {
+		p.out = stdout
+		p.flusher = flushFunc(func() error { cf.Flush(); return nil })
+	} else {
+		w := bufio.NewWriterSize(stdout, 64<<10)
+		p.out, p.flusher = w, bufFlusher{w}
+	}
+	p.pr = output.Printer{JSON: cfg.Output == config.JSON, Timed: cfg.Time, HTTP: cfg.HTTP,
+		Fields: p.fields, Clock: output.NewClock(nil)}
+	return p
+}
+
+type flushFunc func() error
+
+func (f flushFunc) Flush() error { return f() }
+
+func newTable(cfg *config.Config) *track.Table {
+	t := track.New(cfg.All)
+	t.AdoptSampled = kernelQuiet(cfg) // see conn.Options.Quiet
+	t.SweepUnsampled = noClose(cfg)   // see conn.Options.NoClose
+	return t
+}
+
+// decode runs on the reader goroutines.
+func (p *pipeline) decode(raw []byte, ev *event.Event) bool {
+	if len(raw) < 1 {
+		return false
+	}
+	switch event.Type(raw[0]) {
+	case event.ConnOpen, event.ConnOwner, event.ConnClose:
+		return conn.Decode(raw, ev)
+	}
+	for _, c := range p.concerns {
+		if c.Decode(raw, ev) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *pipeline) adoptExisting() error {
+	evs, err := p.cp.Existing()
+	if err != nil {
+		return err
+	}
+	now := MonoNow()
+	for i := range evs {
+		evs[i].Conn.EstNs = now
+	}
+	wanted := func(c *event.Conn) bool {
+		return (p.cfg.Sport == 0 || c.Src.Port() == p.cfg.Sport) && (p.cfg.Dport == 0 || c.Dst.Port() == p.cfg.Dport)
+	}
+	n, err := p.cp.Adopt(evs, wanted)
+	if err != nil {
+		return err
+	}
+	for i := range evs {
+		c := &evs[i].Conn
+		if !wanted(c) || p.table.Current(c.Sock) != nil {
+			continue
+		}
+		e := p.table.Open(c)
+		p.dirty = true
+		p.connLine("exists", now, e)
+	}
+	p.log.Debug("pre-existing connections", "adopted", n)
+	p.flushOut()
+	return nil
+}
+
+// run handles batches in time order (merge) until the readers are done.
+func (p *pipeline) run(queue <-chan *batch, ctr *Counters) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	// The merge waits for watermarks: look again this often while it
+	// holds records (a watermark moves without a batch when a ring is idle).
+	hold := time.NewTicker(pollEvery / 2)
+	defer hold.Stop()
+	p.refresh()
+	closed := false
+	drain := func() {
+		for !closed {
+			select {
+			case b, ok := <-queue:
+				if !ok {
+					closed = true
+					return
+				}
+				p.merge.push(b)
+			default:
+				return
+			}
+		}
+	}
+	handle := func(_ int, b *batch, i int) { p.handle(&b.evs[i]) }
+	for !closed {
+		select {
+		case b, ok := <-queue:
+			if !ok {
+				closed = true
+				break
+			}
+			p.merge.push(b)
+			p.merge.release(drain, handle)
+			if len(queue) == 0 {
+				p.flushOut()
+			}
+		case <-hold.C:
+			p.merge.release(drain, handle)
+			p.flushOut()
+		case <-tick.C:
+			p.pr.Clock.Sync()
+			p.refresh()
+			p.reportLoss(ctr)
+			p.flushOut()
+		}
+	}
+	// The readers are done (watermarks +inf): everything left, in order.
+	p.merge.release(drain, handle)
+	return nil
+}
+
+func (p *pipeline) flushOut() {
+	p.flusher.Flush() // a console error never stops the pipeline (see consoleFlusher)
+}
+
+func (p *pipeline) connLine(what string, ts uint64, e *track.Entry) {
+	if p.cfg.Quiet {
+		return
+	}
+	p.buf = p.pr.Conn(p.buf[:0], what, ts, e, MonoNow())
+	p.out.Write(p.buf)
+}
+
+func (p *pipeline) handle(ev *event.Event) {
+	switch ev.Type {
+	case event.ConnOpen:
+		p.dirty = true
+		e := p.table.Open(&ev.Conn)
+		p.connLine("open", ev.TS, e)
+	case event.ConnOwner:
+		p.dirty = true
+		if e := p.table.Owner(&ev.Conn); e != nil {
+			p.connLine("owner", ev.TS, e)
+		}
+	case event.ConnClose:
+		p.dirty = true
+		var st *event.Stats
+		if ev.HasStats {
+			st = &ev.Stats
+		}
+		e := p.table.Close(&ev.Conn, st, ev.TS)
+		p.connLine("close", ev.TS, e)
+		p.httpSummary(ev.TS, e)
+	case event.Packet:
+		p.packet(ev)
+	case event.Error:
+		p.errorEvent(ev)
+	case event.Cong:
+		p.congEvent(ev)
+	case event.Retrans:
+		p.retransEvent(ev)
+	}
+}
+
+// sample walks the kernel's connection table into the table.
+func (p *pipeline) sample() {
+	p.table.BeginWalk()
+	if err := p.cp.Sample(func(sk uint64, c *event.Conn, st *event.Stats) {
+		if p.table.Sample(c, st) {
+			p.dirty = true
+		}
+	}); err != nil {
+		p.log.Warn("sampling connections failed", "err", err)
+		return // a partial walk must not sweep
+	}
+	if p.table.EndWalk() > 0 {
+		p.dirty = true
+	}
+}
+
+// refresh samples -x values and rewrites connects.log. Without -x/-r the
+// file changes only with the table, so an unchanged table is not rewritten
+// (with 100k connections that is tens of MB a second saved).
+func (p *pipeline) refresh() {
+	now := MonoNow()
+	if p.cp != nil {
+		p.sample()
+	}
+	if !p.dirty && !p.cfg.Extra && !p.cfg.Retrans {
+		p.flushFiles()
+		return
+	}
+	p.dirty = false
+	p.lbuf = p.lbuf[:0]
+	p.ents = p.table.Each(p.ents, func(e *track.Entry) {
+		p.lbuf = output.AppendConnLog(p.lbuf, e, p.fields, now)
+		if p.cfg.Extra && !p.cfg.Quiet && !e.Closed {
+			p.buf = p.pr.Conn(p.buf[:0], "sample", now, e, now)
+			p.out.Write(p.buf)
+		}
+	})
+	if err := p.files.WriteConnects(p.lbuf); err != nil {
+		p.filesError(err)
+	}
+	p.flushFiles()
+}
+
+func (p *pipeline) flushFiles() {
+	if err := p.files.Flush(); err != nil {
+		p.filesError(err)
+	}
+}
+
+// filesError logs a failing log file once (Files counts what is lost).
+func (p *pipeline) filesError(err error) {
+	p.log.Error("log files", "err", err)
+}
+
+// bpfStats sums the per-CPU counters.
+func (p *pipeline) bpfStats() [event.StatMax]uint64 {
+	var out [event.StatMax]uint64
+	if p.cp == nil {
+		return out
+	}
+	m := p.cp.Stats()
+	var per []uint64
+	for i := uint32(0); i < event.StatMax; i++ {
+		if err := m.Lookup(i, &per); err != nil {
+			continue
+		}
+		for _, v := range per {
+			out[i] += v
+		}
+	}
+	return out
+}
+
+func (p *pipeline) lost(ctr *Counters) (ring, queue, table uint64) {
+	s := p.bpfStats()
+	for t := 0; t < event.MaxRingType; t++ {
+		ring += s[event.StatRingFull+t]
+	}
+	return ring, ctr.QueueLost.Load(), s[event.StatConnMapFull]
+}
+
+func (p *pipeline) reportLoss(ctr *Counters) {
+	r, q, t := p.lost(ctr)
+	pk := p.bpfStats()[event.StatPktMapFull]
+	if sum := r + q + t + pk; sum != p.lastLost {
+		p.log.Warn("events lost", "ring_full", r, "queue_full", q, "conn_table_full", t, "pkt_table_full", pk)
+		p.lastLost = sum
+	}
+}
+
+// CounterSource is implemented by concerns with counters of their own for
+// the final stats (e.g. sent segments that never reached a driver).
+type CounterSource interface {
+	Counters() map[string]uint64
+}
+
+// Dropper is implemented by a console that drops lines rather than block
+// (output.Console).
+type Dropper interface{ Dropped() uint64 }
+
+// LossCounter is implemented by sinks that count what they could not write.
+type LossCounter interface{ Lost() map[string]uint64 }
+
+func (p *pipeline) extraCounters() map[string]uint64 {
+	out := map[string]uint64{}
+	for _, c := range p.concerns {
+		if cs, ok := c.(CounterSource); ok {
+			for k, v := range cs.Counters() {
+				out[k] += v
+			}
+		}
+	}
+	out["packets_without_addrs"] = p.noAddrs
+	if d, ok := p.out.(Dropper); ok {
+		out["console_lines_dropped"] = d.Dropped()
+	}
+	var files any = p.files
+	if lc, ok := files.(LossCounter); ok {
+		for k, v := range lc.Lost() {
+			out[k] = v
+		}
+	}
+	if p.merge.Late > 0 {
+		out["records_out_of_order"] = p.merge.Late
+	}
+	return out
+}
+
+func (p *pipeline) finish(ctr *Counters) {
+	p.refresh()
+	s := p.bpfStats()
+	r, q, t := p.lost(ctr)
+	extra := p.extraCounters()
+	keys := slices.Sorted(maps.Keys(extra))
+	if p.cfg.Output == config.JSON {
+		p.buf = fmt.Appendf(p.buf[:0], `{"type":"stats","events":%d,"lost_ring_full":%d,"lost_queue_full":%d,"conn_table_full":%d,"pkt_table_full":%d,"closed_evicted":%d,"undecodable":%d,"untracked_errors":%d,"connections":%d`,
+			ctr.Events.Load(), r, q, t, s[event.StatPktMapFull], p.table.Evicted, ctr.Undecodable.Load(), p.untrackedErrors, p.table.Len())
+		for _, k := range keys {
+			p.buf = fmt.Appendf(p.buf, `,%q:%d`, k, extra[k])
+		}
+		p.buf = append(p.buf, "}\n"...)
+		p.out.Write(p.buf)
+	}
+	p.flushOut()
+	attrs := []any{"events", ctr.Events.Load(), "lost_ring_full", r, "lost_queue_full", q,
+		"conn_table_full", t, "pkt_table_full", s[event.StatPktMapFull], "closed_evicted", p.table.Evicted,
+		"untracked_errors", p.untrackedErrors, "connections", p.table.Len()}
+	for _, k := range keys {
+		attrs = append(attrs, k, extra[k])
+	}
+	p.log.Info("netwatcher stopped", attrs...)
+}

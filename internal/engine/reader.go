@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/output"
+	"github.com/netwatcher/netwatcher/internal/ringread"
+)
+
+// Ring sources: the pipeline merges the two rings by time (see merge).
+const (
+	srcLife   = 0 // lifecycle, retransmit and error records: never dropped in user space
+	srcPacket = 1 // packet records: dropped and counted when the pipeline is behind
+	nSources  = 2
+)
+
+// pollEvery bounds how long a record waits in a ring when BPF did not wake
+// the reader (wakeups are batched per 64 KiB, see nw_submit).
+const pollEvery = 20 * time.Millisecond
+
+// publishEvery bounds how long a busy reader keeps its watermark to itself
+// (the pipeline holds the other ring's records until it moves).
+const publishEvery = 5 * time.Millisecond
+
+// batchLen is how many events one hand-off carries at most.
+const batchLen = 256
+
+// batch is a reusable slice of events that returns to its reader's pool
+// once the pipeline has handled all of them.
+type batch struct {
+	evs  []event.Event
+	next int // the first event the pipeline has not handled
+	src  int
+	pool chan *batch
+}
+
+func newPool(n, src int) chan *batch {
+	n = max(n, 2)
+	pool := make(chan *batch, n)
+	for i := 0; i < n; i++ {
+		pool <- &batch{evs: make([]event.Event, 0, batchLen), pool: pool, src: src}
+	}
+	return pool
+}
+
+// reader drains one ring into batches for the pipeline.
+//
+// Watermark: after a pass over the ring that began at time T and found no
+// record still being written, every record committed before T has been
+// read; once those are handed over, the reader publishes T. The pipeline
+// releases a record of the OTHER ring only when this watermark has passed
+// its timestamp, so records of both rings come out in time order (a
+// connection's open before its packets, its packets before its close).
+// Records are stamped in the BPF program that commits them, a few hundred
+// ns earlier (mergeSlack covers that).
+type reader struct {
+	src      int
+	r        *ringread.Reader
+	lossless bool
+	pool     chan *batch
+	queue    chan<- *batch
+	pipeDone <-chan struct{} // the pipeline stopped: nobody returns batches any more
+	decode   func(raw []byte, ev *event.Event) bool
+	ctr      *Counters
+	wm       *atomic.Uint64
+
+	b    *batch
+	stop bool
+}
+
+// get takes a free batch. The lossless reader waits for one (until the
+// pipeline is gone); the lossy one does not: without a free batch its
+// records are dropped and counted.
+func (rd *reader) get() bool {
+	if rd.lossless {
+		select {
+		case rd.b = <-rd.pool:
+			return true
+		case <-rd.pipeDone:
+			return false
+		}
+	}
+	select {
+	case rd.b = <-rd.pool:
+	default:
+		rd.b = nil
+	}
+	return true
+}
+
+func (rd *reader) send() {
+	if rd.b != nil && len(rd.b.evs) > 0 {
+		rd.queue <- rd.b
+		rd.b = nil
+	}
+}
+
+// one handles one ring record; false stops the pass.
+func (rd *reader) one(raw []byte) bool {
+	rd.ctr.Events.Add(1)
+	if rd.b == nil && !rd.get() {
+		rd.stop = true
+		return false
+	}
+	if rd.b == nil { // lossy reader, no free batch: the pipeline is behind
+		rd.ctr.QueueLost.Add(1)
+		return true
+	}
+	b := rd.b
+	b.evs = b.evs[:len(b.evs)+1]
+	if !rd.decode(raw, &b.evs[len(b.evs)-1]) {
+		b.evs = b.evs[:len(b.evs)-1]
+		rd.ctr.Undecodable.Add(1)
+		return true
+	}
+	if len(b.evs) == cap(b.evs) {
+		rd.send()
+		if !rd.get() {
+			rd.stop = true
+			return false
+		}
+	}
+	return true
+}
+
+// run reads until the ring is flushed (stop) and drained, or the pipeline
+// is gone. On return the watermark is +inf: nothing more will come.
+func (rd *reader) run() error {
+	defer rd.wm.Store(math.MaxUint64)
+	defer rd.send()
+	if !rd.get() {
+		return nil
+	}
+	var published uint64
+	flushed := false
+	for {
+		start := output.MonoNow()
+		n, busy := rd.r.Batch(rd.one)
+		if rd.stop {
+			return nil
+		}
+		if busy {
+			runtime.Gosched() // a record is being written: back in a moment
+			continue
+		}
+		if n > 0 && start-published < uint64(publishEvery) {
+			continue // keep filling the batch; publish at the latest every publishEvery
+		}
+		// Everything committed before start is read: hand it over, then
+		// say so (in this order, see merge).
+		rd.send()
+		rd.wm.Store(start)
+		published = start
+		if n > 0 {
+			continue
+		}
+		if flushed {
+			return nil // stopped and drained
+		}
+		if rd.b == nil && !rd.get() {
+			return nil
+		}
+		switch err := rd.r.Wait(pollEvery); {
+		case errors.Is(err, ringread.ErrFlushed):
+			flushed = true // drain what is left, then stop
+		case err != nil:
+			return fmt.Errorf("ring buffer: %w", err)
+		}
+	}
+}

@@ -1,0 +1,248 @@
+package engine
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/httpinfo"
+	"github.com/netwatcher/netwatcher/internal/output"
+	"github.com/netwatcher/netwatcher/internal/track"
+)
+
+// ---- packets ----
+
+func (p *pipeline) packet(ev *event.Event) {
+	pk := &ev.Packet
+	if e := p.connOf(ev.Conn.Sock, pk.EstLo); e != nil {
+		ev.Conn = e.Conn
+	} else {
+		p.noAddrs++
+	}
+	http, line := p.httpText(pk)
+	p.lbuf = output.AppendPacketLog(p.lbuf[:0], &ev.Conn, pk, p.cfg.Time, http)
+	p.files.Packet(p.lbuf)
+	if !p.cfg.Quiet {
+		var h []byte
+		if p.cfg.HTTP {
+			h = http
+		}
+		p.buf = p.pr.Packet(p.buf[:0], ev, h)
+		p.out.Write(p.buf)
+	}
+	if line.Kind != httpinfo.None {
+		p.httpPair(ev, line)
+	}
+}
+
+// connOf names the connection of a packet record (socket + low bits of the
+// establishment time): the table, which learned it from its open record
+// (the merge hands records over in time order, so the open came first);
+// else, when no open records come (-q) or one was lost, the kernel table
+// while the connection is still open there (the table takes it in then).
+func (p *pipeline) connOf(sk uint64, estLo uint32) *track.Entry {
+	k := track.ConnKey{Sock: sk, EstLo: estLo}
+	if e := p.table.Find(k); e != nil {
+		return e
+	}
+	if k == p.missKey || p.cp == nil {
+		return nil // the kernel did not have it for the previous record either
+	}
+	var c event.Conn
+	if p.cp.Lookup(sk, &c) && c.EstNs != 0 && uint32(c.EstNs) == estLo {
+		p.dirty = true
+		return p.table.Open(&c)
+	}
+	// Records of a connection come in runs: one syscall per run, not per
+	// record, when it is already gone from the kernel too.
+	p.missKey = k
+	return nil
+}
+
+// httpText is the http_info text of a packet ("-" when none; valid until the
+// next call). It is escaped for a quoted value and a JSON string alike
+// (httpinfo.Line.AppendText): the sinks add no escaping of their own.
+func (p *pipeline) httpText(pk *event.PacketInfo) ([]byte, httpinfo.Line) {
+	var line httpinfo.Line
+	if !p.cfg.HTTP || pk.HTTPLen == 0 {
+		return dash, line
+	}
+	payload := pk.HTTP[:pk.HTTPLen]
+	line = httpinfo.Parse(payload, pk.HTTPCut)
+	p.hbuf = line.AppendText(p.hbuf[:0], payload)
+	return p.hbuf, line
+}
+
+var dash = []byte("-")
+
+// ---- HTTP ----
+
+// httpPair pairs requests with responses per connection (its number: a
+// socket is reused by the next connection at once). Both sockets of a local
+// connection see the same exchange; each is paired on its own, so a
+// response latency is reported per side. A record of an unknown connection
+// is not paired (it would be paired with a stranger).
+func (p *pipeline) httpPair(ev *event.Event, line httpinfo.Line) {
+	if ev.Conn.ID == 0 {
+		return
+	}
+	if p.pairer == nil {
+		p.pairer = httpinfo.NewPairer(0, 0)
+	}
+	m, ok := p.pairer.Observe(ev.Conn.ID, ev.Packet.Seq, ev.TS, line)
+	if !ok || p.cfg.Quiet || !p.pr.JSON {
+		return
+	}
+	p.buf = p.pr.HTTPMatch(p.buf[:0], ev.TS, &ev.Conn, &m)
+	p.out.Write(p.buf)
+}
+
+// httpSummary reports the request/response statistics of a closed
+// connection (-i) and forgets its pairing state.
+func (p *pipeline) httpSummary(ts uint64, e *track.Entry) {
+	if p.pairer == nil {
+		return
+	}
+	s, ok := p.pairer.Forget(e.Conn.ID)
+	if !ok || p.cfg.Quiet || s.Requests+s.Responses == 0 {
+		return
+	}
+	p.buf = p.pr.HTTPSummary(p.buf[:0], ts, &e.Conn, &s)
+	p.out.Write(p.buf)
+}
+
+// ---- errors ----
+
+// errConn names the connection of a rejected segment. The record carries
+// the segment's own addresses (it may belong to an older connection of the
+// socket, whose close is handled) and the socket when the kernel found one.
+func (p *pipeline) errConn(ev *event.Event) *track.Entry {
+	x := &ev.Err
+	local, remote := x.Dst, x.Src // received: remote -> local
+	if !x.Rx {
+		local, remote = x.Src, x.Dst
+	}
+	var e *track.Entry
+	if ev.Conn.Sock != 0 {
+		if e = p.table.Current(ev.Conn.Sock); e != nil && !sameFlow(e, x) {
+			e = nil
+		}
+	}
+	if e == nil && x.Src.IsValid() {
+		k := track.Key(ev.Conn.Netns, local, remote)
+		e = p.table.Lookup(k)
+		if e == nil && ev.Conn.Sock == 0 && p.table.AdoptSampled && time.Since(p.lastAdhoc) > 10*time.Millisecond {
+			// -q: a connection younger than the last table walk is not
+			// in the table yet; walk now (errors are rare; at most every
+			// 10 ms under an error flood).
+			p.lastAdhoc = time.Now()
+			p.sample()
+			e = p.table.Lookup(k)
+		}
+	}
+	if e == nil && ev.Conn.Sock != 0 && p.table.AdoptSampled && p.cp != nil {
+		var c event.Conn // -q: open, but not walked yet
+		if p.cp.Lookup(ev.Conn.Sock, &c) && c.EstNs != 0 {
+			p.dirty = true
+			if e = p.table.Open(&c); !sameFlow(e, x) {
+				e = nil
+			}
+		}
+	}
+	return e
+}
+
+// sameFlow: the segment of an error record belongs to e's connection.
+func sameFlow(e *track.Entry, x *event.ErrorInfo) bool {
+	if !x.Src.IsValid() {
+		return true // nothing to compare with
+	}
+	local, remote := x.Dst, x.Src // received: remote -> local
+	if !x.Rx {
+		local, remote = x.Src, x.Dst
+	}
+	return track.Key(e.Conn.Netns, local, remote) == track.Key(e.Conn.Netns, e.Conn.Src, e.Conn.Dst)
+}
+
+func (p *pipeline) errorEvent(ev *event.Event) {
+	if e := p.errConn(ev); e != nil {
+		sk, netns := ev.Conn.Sock, ev.Conn.Netns
+		ev.Conn = e.Conn
+		if sk == 0 {
+			sk = e.Conn.Sock
+		}
+		ev.Conn.Sock, ev.Conn.Netns = sk, netns
+	}
+	if ev.Conn.Sock == 0 {
+		// Dropped before any socket and no tracked connection has these
+		// addresses: not ours to report (SPEC: tracked connections), but
+		// counted in the final stats.
+		p.untrackedErrors++
+		return
+	}
+	name := ev.Err.Name
+	if name == "" {
+		name = "reason " + strconv.Itoa(int(ev.Err.Reason))
+	}
+	p.lbuf = output.AppendErrLog(p.lbuf[:0], &ev.Conn, &ev.Err, name)
+	p.files.Error(p.lbuf)
+	// Alerts are printed even with -q: they are the point of -e.
+	p.buf = p.pr.Error(p.buf[:0], ev, name)
+	p.out.Write(p.buf)
+}
+
+// ---- retransmissions ----
+
+// retransConn names the connection of a retransmit/congestion record. The
+// record carries the kernel entry's addresses and owner for the socket,
+// i.e. its current connection's: the table's current connection of the
+// socket is it only if the addresses agree (under -q a newer connection on
+// the socket is learned only by a walk or a lookup).
+func (p *pipeline) retransConn(ev *event.Event) {
+	e := p.table.Current(ev.Conn.Sock)
+	if e == nil && p.table.AdoptSampled && p.cp != nil && !ev.Retrans.PreEst {
+		var c event.Conn // -q: open, but not walked yet
+		if p.cp.Lookup(ev.Conn.Sock, &c) && c.EstNs != 0 {
+			p.dirty = true
+			e = p.table.Open(&c)
+		}
+	}
+	if e == nil || !ev.Conn.Src.IsValid() || track.Key(e.Conn.Netns, e.Conn.Src, e.Conn.Dst) != track.Key(ev.Conn.Netns, ev.Conn.Src, ev.Conn.Dst) {
+		return // the record's own addresses and owner stand (e.g. a SYN retransmitted before the open)
+	}
+	ev.Conn = e.Conn
+}
+
+// congEvent: a connection entered fast recovery or RTO loss: one console
+// line per retransmission episode. The per-connection counters are kept by
+// BPF in the connection table (authoritative, sampled every second).
+func (p *pipeline) congEvent(ev *event.Event) {
+	r := &ev.Retrans
+	if r.CaState != event.CaRecovery && r.CaState != event.CaLoss {
+		return
+	}
+	if p.cfg.Quiet {
+		return
+	}
+	p.retransConn(ev)
+	kind := "fast"
+	switch {
+	case r.PreEst:
+		kind = "syn"
+	case r.CaState == event.CaLoss:
+		kind = "timeout"
+	}
+	p.buf = p.pr.Episode(p.buf[:0], ev, kind)
+	p.out.Write(p.buf)
+}
+
+// retransEvent: one retransmitted segment (JSON only; the console shows
+// episodes).
+func (p *pipeline) retransEvent(ev *event.Event) {
+	if p.cfg.Quiet || !p.pr.JSON {
+		return
+	}
+	p.retransConn(ev)
+	p.buf = p.pr.RetransSegment(p.buf[:0], ev)
+	p.out.Write(p.buf)
+}
