@@ -88,7 +88,6 @@ func AppendErrLog(b []byte, c *event.Conn, e *event.ErrorInfo, reason string) []
 	return append(b, "}\n"...)
 }
 
-
 // kvID appends the connection's number, or "-" when it is not known (-q
 // without -a: a connection that closed before a walk of the kernel table
 // or a lookup found it).

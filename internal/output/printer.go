@@ -490,4 +490,3 @@ func (p *Printer) HTTPSummary(b []byte, ts uint64, c *event.Conn, s *httpinfo.Su
 	}
 	return append(b, '\n')
 }
-
