@@ -44,6 +44,7 @@ type Config struct {
 	Verbose    bool
 	NoPackets  bool   // --no-packets: connection tracking only
 	MaxConns   uint32 // --max-conns: kernel connection table capacity
+	MaxClosed  uint32 // --max-closed: closed connections -a keeps
 	CPUProfile string // --cpuprofile: write a Go CPU profile (hidden, for developers)
 }
 
@@ -55,7 +56,7 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
-const usageLine = "Usage: netwatcher [-aeirtx?qv] [-d DPORT] [-s SPORT] [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--max-conns=N] [--help] [--usage]"
+const usageLine = "Usage: netwatcher [-aeirtx?qv] [-d DPORT] [-s SPORT] [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--max-conns=N] [--max-closed=N] [--help] [--usage]"
 
 // portValue is -d/-s. The kernel filter holds one port, and pflag keeps the
 // last of repeated flags, so `-d 80 -d 81` would silently trace 81 only:
@@ -124,6 +125,13 @@ func (v outValue) Type() string { return "FORMAT" }
 // DefaultMaxConns is --max-conns by default (conn.DefaultMaxConns).
 const DefaultMaxConns = 131072
 
+// DefaultMaxClosed is --max-closed by default: how many closed connections
+// -a keeps. connects.log is a snapshot rewritten every second, so each kept
+// connection costs a line per second (~250 bytes) and ~0.5 KiB of memory:
+// measured on churn (24k closes/s), keeping 100,000 took the tool's RSS
+// from 70 to 120 MiB and its CPU from 0.15 to 0.4 s per 2 s.
+const DefaultMaxClosed = 16384
+
 type countValue struct {
 	n        *uint32
 	min, max uint32
@@ -147,7 +155,7 @@ func (v countValue) Type() string { return "N" }
 
 // Parse parses args (without the program name). Help/usage text goes to out.
 func Parse(args []string, out io.Writer) (*Config, error) {
-	c := &Config{DataDir: "./data", MaxConns: DefaultMaxConns}
+	c := &Config{DataDir: "./data", MaxConns: DefaultMaxConns, MaxClosed: DefaultMaxClosed}
 	fs := pflag.NewFlagSet("netwatcher", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
@@ -167,6 +175,7 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.BoolVarP(&c.Quiet, "quiet", "q", false, "no per-event console lines (files and summaries only)")
 	fs.BoolVarP(&c.Verbose, "verbose", "v", false, "debug logging on stderr")
 	fs.BoolVar(&c.NoPackets, "no-packets", false, "no per-packet records: connection tracking only, the cheapest mode (not with -t or -i)")
+	fs.Var(countValue{&c.MaxClosed, 1, 1 << 20}, "max-closed", "with -a: closed connections kept, newest last; older ones are evicted and counted as closed_evicted")
 	fs.Var(countValue{&c.MaxConns, 64, 1 << 24}, "max-conns", "kernel connection table capacity (preallocated, ~104 bytes each; a connection that does not fit is counted as conn_table_full)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a Go CPU profile of netwatcher itself to this file")
 	fs.Lookup("cpuprofile").Hidden = true

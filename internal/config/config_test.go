@@ -24,6 +24,7 @@ func TestParseGNUStyle(t *testing.T) {
 		{[]string{"--output=table", "--ready-file=/tmp/r", "--data-dir", "/x"}, Config{ReadyFile: "/tmp/r", DataDir: "/x"}},
 		{[]string{"-axre", "--no-packets"}, Config{All: true, Extra: true, Retrans: true, Err: true, NoPackets: true}},
 		{[]string{"--max-conns=1000000"}, Config{MaxConns: 1000000}},
+		{[]string{"-a", "--max-closed=100000"}, Config{All: true, MaxClosed: 100000}},
 	} {
 		got, err := Parse(tc.args, &bytes.Buffer{})
 		if err != nil {
@@ -36,6 +37,9 @@ func TestParseGNUStyle(t *testing.T) {
 		if want.MaxConns == 0 {
 			want.MaxConns = DefaultMaxConns
 		}
+		if want.MaxClosed == 0 {
+			want.MaxClosed = DefaultMaxClosed
+		}
 		if *got != want {
 			t.Errorf("%v:\n got %+v\nwant %+v", tc.args, *got, want)
 		}
@@ -47,6 +51,7 @@ func TestParseErrorsAreUsageErrors(t *testing.T) {
 		{"-d", "0"}, {"-d", "65536"}, {"--sport=-1"}, {"-s", "http"}, {"--bogus"}, {"-Z"},
 		{"--duration=10"}, {"--duration=-1s"}, {"-t", "--no-packets"}, {"--no-packets", "-i"}, {"-o", "xml"}, {"extra-arg"}, {"--data-dir="}, {"-d"},
 		{"--max-conns=0"}, {"--max-conns=63"}, {"--max-conns=20000000"}, {"--max-conns=lots"},
+		{"--max-closed=0"}, {"--max-closed=2000000"},
 	} {
 		_, err := Parse(args, &bytes.Buffer{})
 		var ue *UsageError

@@ -79,6 +79,9 @@ func (f flushFunc) Flush() error { return f() }
 
 func newTable(cfg *config.Config) *track.Table {
 	t := track.New(cfg.All)
+	if cfg.MaxClosed > 0 {
+		t.SetMaxClosed(int(cfg.MaxClosed))
+	}
 	t.AdoptSampled = kernelQuiet(cfg) // see conn.Options.Quiet
 	t.SweepUnsampled = noClose(cfg)   // see conn.Options.NoClose
 	return t

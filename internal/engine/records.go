@@ -45,8 +45,12 @@ func (p *pipeline) connOf(sk uint64, estLo uint32) *track.Entry {
 	if e := p.table.Find(k); e != nil {
 		return e
 	}
-	if k == p.missKey || p.cp == nil {
-		return nil // the kernel did not have it for the previous record either
+	if k == p.missKey || p.cp == nil || (p.cfg.Quiet && p.table.AdoptSampled) {
+		// -q without -a is the cheap mode: no console, no open records,
+		// and no syscall per connection to name its packets.log lines
+		// (measured: doubled the tool's CPU on connection churn); the
+		// table knows what the last walk found.
+		return nil
 	}
 	var c event.Conn
 	if p.cp.Lookup(sk, &c) && c.EstNs != 0 && uint32(c.EstNs) == estLo {
@@ -210,7 +214,13 @@ func (p *pipeline) retransConn(ev *event.Event) {
 	if e == nil || !ev.Conn.Src.IsValid() || track.Key(e.Conn.Netns, e.Conn.Src, e.Conn.Dst) != track.Key(ev.Conn.Netns, ev.Conn.Src, ev.Conn.Dst) {
 		return // the record's own addresses and owner stand (e.g. a SYN retransmitted before the open)
 	}
+	rec := ev.Conn
 	ev.Conn = e.Conn
+	if rec.OwnerSrc > e.Conn.OwnerSrc {
+		// the kernel entry learned a better owner than the table has
+		// (first I/O by the listener's own process sends no owner record)
+		ev.Conn.Pid, ev.Conn.Comm, ev.Conn.OwnerSrc = rec.Pid, rec.Comm, rec.OwnerSrc
+	}
 }
 
 // congEvent: a connection entered fast recovery or RTO loss: one console

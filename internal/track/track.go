@@ -48,9 +48,10 @@ type Entry struct {
 	walk     uint64 // the last kernel-table walk that found it
 }
 
-// MaxClosed bounds how many closed connections -a keeps; the oldest closed
-// ones are evicted first and counted (Evicted).
-const MaxClosed = 100000
+// DefaultMaxClosed bounds how many closed connections -a keeps unless
+// SetMaxClosed says otherwise (config.DefaultMaxClosed); the oldest closed
+// ones are evicted first and counted.
+const DefaultMaxClosed = 16384
 
 // goneLen bounds the memory of removed connections kept for their late
 // records (records of one connection read after its close was handled:
@@ -65,7 +66,8 @@ type Table struct {
 	cur        map[uint64]*Entry   // socket -> its open connection
 	byTuple    map[TupleKey]*Entry // open connections by (netns, local, remote)
 	closed     []ConnKey           // retained closed ones, in close order (eviction)
-	Evicted    uint64              // closed entries dropped because of MaxClosed
+	maxClosed  int
+	Evicted    uint64              // closed entries dropped because of maxClosed
 	nextID     uint64
 	// AdoptSampled: Sample adds established connections it does not know.
 	AdoptSampled bool
@@ -82,9 +84,12 @@ type Table struct {
 
 // New returns an empty table; keepClosed is -a.
 func New(keepClosed bool) *Table {
-	return &Table{keepClosed: keepClosed, m: make(map[ConnKey]*Entry), cur: make(map[uint64]*Entry),
+	return &Table{keepClosed: keepClosed, maxClosed: DefaultMaxClosed, m: make(map[ConnKey]*Entry), cur: make(map[uint64]*Entry),
 		byTuple: make(map[TupleKey]*Entry), goneIdx: make(map[ConnKey]*Entry, goneLen)}
 }
+
+// SetMaxClosed sets how many closed connections -a keeps (at least 1).
+func (t *Table) SetMaxClosed(n int) { t.maxClosed = max(n, 1) }
 
 // Find returns the connection with this identity: in the table, or one of
 // the last goneLen removed ones (closed, for its late records), or nil.
@@ -241,7 +246,7 @@ func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 	}
 	t.untuple(e)
 	t.closed = append(t.closed, k)
-	for len(t.closed) > MaxClosed {
+	for len(t.closed) > t.maxClosed {
 		old := t.closed[0]
 		t.closed = t.closed[1:]
 		if x := t.m[old]; x != nil && x.Closed {

@@ -49,13 +49,14 @@ func TestOwnerNeverDowngraded(t *testing.T) {
 
 func TestClosedRetentionIsBoundedAndCounted(t *testing.T) {
 	tb := New(true)
-	n := MaxClosed + 10
+	tb.SetMaxClosed(1000)
+	n := 1000 + 10
 	for i := 1; i <= n; i++ {
 		c := conn(uint64(i), uint16(i))
 		tb.Open(c)
 		tb.Close(c, &event.Stats{}, 1)
 	}
-	if tb.Len() != MaxClosed || tb.Evicted != 10 {
+	if tb.Len() != 1000 || tb.Evicted != 10 {
 		t.Errorf("len %d evicted %d", tb.Len(), tb.Evicted)
 	}
 	if e := tb.m[ConnKey{1, 1}]; e != nil || tb.m[ConnKey{uint64(n), uint32(n)}] == nil {
