@@ -23,7 +23,7 @@ type pipeline struct {
 	cfg      *config.Config
 	log      *slog.Logger
 	out      io.Writer
-	flusher  interface{ Flush() error } // the console's buffer
+	flush    func() // hands the console's buffer over (never blocks, never fails the run)
 	files    *output.Files
 	cp       *conn.Probe
 	concerns []Concern
@@ -41,7 +41,6 @@ type pipeline struct {
 	lastLost        uint64
 	missKey         track.ConnKey // last packet connection the kernel table did not have (connOf)
 	lastAdhoc       time.Time     // last sample made for an unmatched error (-q)
-	filesFailing    bool
 }
 
 // consoleFlusher is what the console offers beyond io.Writer: a buffer to
@@ -49,10 +48,6 @@ type pipeline struct {
 // in a bufio.Writer whose errors are ignored: the console never stops the
 // pipeline (files do not depend on it).
 type consoleFlusher interface{ Flush() }
-
-type bufFlusher struct{ w *bufio.Writer }
-
-func (b bufFlusher) Flush() error { return b.w.Flush() }
 
 func newPipeline(cfg *config.Config, log *slog.Logger, stdout io.Writer, files *output.Files, cp *conn.Probe, cs []Concern) *pipeline {
 	p := &pipeline{
@@ -62,20 +57,15 @@ func newPipeline(cfg *config.Config, log *slog.Logger, stdout io.Writer, files *
 		merge:  newMerge(),
 	}
 	if cf, ok := stdout.(consoleFlusher); ok {
-		p.out = stdout
-		p.flusher = flushFunc(func() error { cf.Flush(); return nil })
+		p.out, p.flush = stdout, cf.Flush
 	} else {
 		w := bufio.NewWriterSize(stdout, 64<<10)
-		p.out, p.flusher = w, bufFlusher{w}
+		p.out, p.flush = w, func() { w.Flush() }
 	}
 	p.pr = output.Printer{JSON: cfg.Output == config.JSON, Timed: cfg.Time, HTTP: cfg.HTTP,
 		Fields: p.fields, Clock: output.NewClock(nil)}
 	return p
 }
-
-type flushFunc func() error
-
-func (f flushFunc) Flush() error { return f() }
 
 func newTable(cfg *config.Config) *track.Table {
 	t := track.New(cfg.All)
@@ -186,9 +176,7 @@ func (p *pipeline) run(queue <-chan *batch, ctr *Counters) error {
 	return nil
 }
 
-func (p *pipeline) flushOut() {
-	p.flusher.Flush() // a console error never stops the pipeline (see consoleFlusher)
-}
+func (p *pipeline) flushOut() { p.flush() }
 
 func (p *pipeline) connLine(what string, ts uint64, e *track.Entry) {
 	if p.cfg.Quiet {
@@ -329,9 +317,6 @@ type CounterSource interface {
 // (output.Console).
 type Dropper interface{ Dropped() uint64 }
 
-// LossCounter is implemented by sinks that count what they could not write.
-type LossCounter interface{ Lost() map[string]uint64 }
-
 func (p *pipeline) extraCounters() map[string]uint64 {
 	out := map[string]uint64{}
 	for _, c := range p.concerns {
@@ -345,11 +330,8 @@ func (p *pipeline) extraCounters() map[string]uint64 {
 	if d, ok := p.out.(Dropper); ok {
 		out["console_lines_dropped"] = d.Dropped()
 	}
-	var files any = p.files
-	if lc, ok := files.(LossCounter); ok {
-		for k, v := range lc.Lost() {
-			out[k] = v
-		}
+	for k, v := range p.files.Lost() {
+		out[k] = v
 	}
 	if p.merge.Late > 0 {
 		out["records_out_of_order"] = p.merge.Late

@@ -175,3 +175,20 @@ func TestLayerUsMatchesFloat(t *testing.T) {
 		t.Errorf("missing: %q", got)
 	}
 }
+
+// A SYN retransmitted before the connection exists names its addresses and
+// owner (the record carries them), on the console and in JSON.
+func TestSynEpisode(t *testing.T) {
+	ev := &event.Event{Type: event.Cong, TS: 5, Conn: event.Conn{Sock: 0xffff1, Netns: 9, Pid: 42, OwnerSrc: event.OwnerSyscall,
+		Src: netip.MustParseAddrPort("198.18.0.1:40000"), Dst: netip.MustParseAddrPort("198.18.0.2:80")},
+		Retrans: event.RetransInfo{CaState: event.CaLoss, PreEst: true}}
+	copy(ev.Conn.Comm[:], "curl")
+	tab := string(printer(false).Episode(nil, ev, "syn"))
+	if !strings.Contains(tab, "[R] syn retransmit (Open -> Loss): conn = - sock = 0xffff1 198.18.0.1:40000 -> 198.18.0.2:80 pid = 42 comm = curl") {
+		t.Errorf("table: %s", tab)
+	}
+	js := string(printer(true).Episode(nil, ev, "syn"))
+	if !strings.Contains(js, `"netns":9,"sock":"0xffff1","conn_id":null,"src":"198.18.0.1:40000","dst":"198.18.0.2:80","pid":42,"comm":"curl","kind":"syn"`) {
+		t.Errorf("json: %s", js)
+	}
+}

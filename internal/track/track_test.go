@@ -196,3 +196,27 @@ func TestWalkSweeps(t *testing.T) {
 		t.Errorf("swept %d without SweepUnsampled", n)
 	}
 }
+
+// The close record carries the kernel entry's final owner: an accepted
+// connection whose listener's own process did the I/O (no owner record is
+// sent for the same pid) ends with owner "io", not "listener".
+func TestCloseTakesTheFinalOwner(t *testing.T) {
+	tb := New(true)
+	c := conn(1, 80)
+	c.Pid, c.OwnerSrc = 10, event.OwnerListener
+	tb.Open(c)
+	fin := *c
+	fin.OwnerSrc = event.OwnerIO
+	if e := tb.Close(&fin, nil, 5); e.Conn.OwnerSrc != event.OwnerIO || e.Conn.Pid != 10 {
+		t.Errorf("owner after close: %v pid %d", e.Conn.OwnerSrc, e.Conn.Pid)
+	}
+	// ... and never a worse one.
+	d := conn(2, 81)
+	d.Pid, d.OwnerSrc = 11, event.OwnerSyscall
+	tb.Open(d)
+	worse := *d
+	worse.Pid, worse.OwnerSrc = 0, event.OwnerNone
+	if e := tb.Close(&worse, nil, 5); e.Conn.Pid != 11 || e.Conn.OwnerSrc != event.OwnerSyscall {
+		t.Errorf("owner downgraded at close: %v pid %d", e.Conn.OwnerSrc, e.Conn.Pid)
+	}
+}
