@@ -67,7 +67,7 @@ type Table struct {
 	byTuple    map[TupleKey]*Entry // open connections by (netns, local, remote)
 	closed     []ConnKey           // retained closed ones, in close order (eviction)
 	maxClosed  int
-	Evicted    uint64              // closed entries dropped because of maxClosed
+	Evicted    uint64 // closed entries dropped because of maxClosed
 	nextID     uint64
 	// AdoptSampled: Sample adds established connections it does not know.
 	AdoptSampled bool
