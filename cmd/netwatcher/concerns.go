@@ -2,20 +2,24 @@ package main
 
 import (
 	"github.com/netwatcher/netwatcher/internal/config"
+	"github.com/netwatcher/netwatcher/internal/drops"
 	"github.com/netwatcher/netwatcher/internal/engine"
+	"github.com/netwatcher/netwatcher/internal/packet"
+	"github.com/netwatcher/netwatcher/internal/retrans"
 )
 
-// factories of the optional kernel concerns; each concern_*.go file
-// registers its own in init(). A factory returns nil when its flags are off.
-var factories []func(*config.Config) engine.Concern
-
-// concerns lists the optional kernel concerns the flags ask for.
+// concerns lists the optional kernel concerns the flags ask for, in one
+// place: adding a concern is a folder under internal/ and one line here.
+// (Connection tracking is always on; the engine owns it.)
 func concerns(cfg *config.Config) []engine.Concern {
 	var cs []engine.Concern
-	for _, f := range factories {
-		if c := f(cfg); c != nil {
-			cs = append(cs, c)
+	add := func(on bool, c func() engine.Concern) {
+		if on {
+			cs = append(cs, c())
 		}
 	}
+	add(!cfg.NoPackets, func() engine.Concern { return packet.New(cfg) }) // packets: seq/ack, -t layer times, -i payload (SPEC §2)
+	add(cfg.Retrans, func() engine.Concern { return retrans.New(cfg) })   // -r: retransmitted segments, fast/timeout episodes
+	add(cfg.Err, func() engine.Concern { return drops.New(cfg) })         // -e: segments the kernel rejects
 	return cs
 }
