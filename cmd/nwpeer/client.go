@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -312,7 +314,8 @@ func cmdHTTPGet(args []string) error {
 	remote := fs.String("r", "", "server `ADDR:PORT` (server: serve --http)")
 	n := fs.Int("n", 1, "number of GET requests, one after the other on one connection")
 	path := fs.String("path", "/", "request `PATH`")
-	closeEach := fs.Bool("close", false, "a new connection per request (Connection: close), as HTTP/1.0 clients and health checks do")
+	closeEach := fs.Bool("close", false, "a new connection per request (Connection: close), as health checks do")
+	http10 := fs.Bool("http10", false, "HTTP/1.0 requests written by hand, a connection each (the server closes it after the response)")
 	if err := parse(fs, args, map[string]*string{"r": remote}); err != nil {
 		return err
 	}
@@ -322,6 +325,9 @@ func cmdHTTPGet(args []string) error {
 	ctx, cancel := c.context(false)
 	defer cancel()
 	d := newDialer(0)
+	if *http10 {
+		return http10Get(ctx, d, *remote, *path, *n)
+	}
 	tr := &http.Transport{
 		Proxy: nil, // never a proxy from the environment: talk to -r only
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -356,6 +362,41 @@ func cmdHTTPGet(args []string) error {
 			return err
 		}
 		say("HTTP %s %s %d", resp.Proto, resp.Status, time.Since(t0).Nanoseconds())
+	}
+	return nil
+}
+
+// http10Get makes n HTTP/1.0 requests, one connection each: request line and
+// an empty line, then the status line and everything up to the server's
+// close.
+func http10Get(ctx context.Context, d *net.Dialer, remote, path string, n int) error {
+	req := []byte("GET " + path + " HTTP/1.0\r\n\r\n")
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		conn, err := d.DialContext(ctx, "tcp", remote)
+		if err != nil {
+			return err
+		}
+		say("CONNECTED %s %s %d", conn.LocalAddr(), conn.RemoteAddr(), os.Getpid())
+		stop := unblockOnDone(ctx, conn)
+		status, err := func() (string, error) {
+			defer conn.Close()
+			if _, err := conn.Write(req); err != nil {
+				return "", err
+			}
+			br := bufio.NewReader(conn)
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return "", err
+			}
+			_, err = io.Copy(io.Discard, br)
+			return strings.TrimRight(line, "\r\n"), err
+		}()
+		stop()
+		if err != nil {
+			return err
+		}
+		say("HTTP %s %d", status, time.Since(t0).Nanoseconds())
 	}
 	return nil
 }

@@ -7,7 +7,7 @@
 //	nwpeer churn    -r ADDR:PORT -n N -c CONC
 //	nwpeer rr       -r ADDR:PORT -c CONC --size B --duration D
 //	nwpeer bulk     -r ADDR:PORT --bytes N
-//	nwpeer http-get -r ADDR:PORT -n N --path P [--close]
+//	nwpeer http-get -r ADDR:PORT -n N --path P [--close|--http10]
 //
 // serve without a mode reads and discards what it receives, silently.
 // serve --handoff creates the listener but leaves accepting and serving to

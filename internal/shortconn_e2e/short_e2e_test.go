@@ -43,6 +43,7 @@ func TestShortConnections(t *testing.T) {
 		{"a-q", []string{"-a", "-q"}, false, 3000},
 		{"a-t", []string{"-a", "-t"}, false, 3000},
 		{"a-i-connection-close", []string{"-a", "-i"}, true, 1000},
+		{"a-i-http10", []string{"-a", "-i"}, true, 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := nstest.NewPair(t)
@@ -58,7 +59,11 @@ func TestShortConnections(t *testing.T) {
 
 			var cli *peer.Proc
 			if tc.http {
-				cli = peer.Start(t, p.A, "http-get", "-r", addr, "-n", strconv.Itoa(tc.n), "--close")
+				how := "--close"
+				if strings.HasSuffix(tc.name, "http10") {
+					how = "--http10"
+				}
+				cli = peer.Start(t, p.A, "http-get", "-r", addr, "-n", strconv.Itoa(tc.n), how)
 			} else {
 				cli = peer.Start(t, p.A, "churn", "-r", addr, "-n", strconv.Itoa(tc.n), "-c", "1")
 			}
