@@ -2,11 +2,11 @@ package fault
 
 import (
 	"fmt"
+	"github.com/netwatcher/netwatcher/internal/nsenter"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -114,38 +114,7 @@ func Do(name string, fn func() error) error {
 	return doPath(p, fn)
 }
 
-func doPath(p string, fn func() error) error {
-	target, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// If anything below fails before the thread is back in its own
-		// namespace, the goroutine exits still locked, and the runtime
-		// throws the thread away instead of reusing it.
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", p, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns back to the original namespace: %w", err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+func doPath(p string, fn func() error) error { return nsenter.DoPath(p, fn) }
 
 // localAddrs lists the addresses of the namespace the calling (locked)
 // thread is in.

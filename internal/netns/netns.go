@@ -12,11 +12,11 @@ package netns
 import (
 	"errors"
 	"fmt"
+	"github.com/netwatcher/netwatcher/internal/nsenter"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -212,56 +212,27 @@ func (m *Manager) Scan() (int, []error) {
 // namespace at path, then returns the thread to its original namespace. A
 // thread that cannot go back is never reused (it stays locked and exits).
 func (m *Manager) attachIn(path string, ino uint64) ([]io.Closer, error) {
-	type result struct {
-		cl  []io.Closer
-		err error
+	target, err := os.Open(path)
+	if err != nil {
+		return nil, err
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: err}
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(path)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: err}
-			return
-		}
-		// Make sure the inode did not change under the path (pid reuse).
-		var st unix.Stat_t
-		if err := unix.Fstat(int(target.Fd()), &st); err != nil || st.Ino != ino {
-			target.Close()
-			runtime.UnlockOSThread()
-			ch <- result{err: os.ErrNotExist}
-			return
-		}
-		err = unix.Setns(int(target.Fd()), unix.CLONE_NEWNET)
-		target.Close()
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("setns: %w", err)}
-			return
-		}
-		cl, aerr := m.attach(ino)
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: it dies with this goroutine.
-			ch <- result{cl: cl, err: aerr}
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{cl: cl, err: aerr}
-	}()
-	r := <-ch
-	if r.err != nil {
-		closeAll(r.cl)
-		return nil, r.err
+	defer target.Close()
+	// Make sure the inode did not change under the path (pid reuse).
+	var st unix.Stat_t
+	if err := unix.Fstat(int(target.Fd()), &st); err != nil || st.Ino != ino {
+		return nil, os.ErrNotExist
 	}
-	return r.cl, nil
+	var cl []io.Closer
+	err = nsenter.Do(target, func() error {
+		var aerr error
+		cl, aerr = m.attach(ino)
+		return aerr
+	})
+	if err != nil {
+		closeAll(cl)
+		return nil, err
+	}
+	return cl, nil
 }
 
 func closeAll(cl []io.Closer) {

@@ -12,11 +12,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/netwatcher/netwatcher/internal/nsenter"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,25 +234,7 @@ func (ns *NS) Sysctl(t testing.TB, key, val string) {
 // Sockets fn creates belong to the namespace and stay there when used from
 // other goroutines later. Goroutines started by fn do not run in the
 // namespace. The thread is thrown away afterwards, never reused.
-func (ns *NS) Do(fn func() error) error {
-	f, err := os.Open(ns.Path())
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	errc := make(chan error, 1)
-	go func() {
-		// Never unlocked: the runtime ends the thread when this goroutine
-		// returns, so no other goroutine ever runs in the namespace.
-		runtime.LockOSThread()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns.Name, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+func (ns *NS) Do(fn func() error) error { return nsenter.DoPath(ns.Path(), fn) }
 
 // Pair is two namespaces joined by a veth pair: A (IfA, A4, A6) and B (IfB,
 // B4, B6). N is the pair's number: addresses are 198.18.0.0/15's N-th /24
