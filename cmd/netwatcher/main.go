@@ -22,9 +22,10 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-// consoleGrace bounds how long the consoles may take to write what is
-// left at exit: a stdout nobody reads (`| less` not scrolling) must not
-// keep a stopped netwatcher alive.
+// consoleGrace bounds how long a console may go without taking anything at
+// exit: a stdout nobody reads (`| less` not scrolling) must not keep a
+// stopped netwatcher alive; one that reads slowly gets everything
+// (Console.Close).
 const consoleGrace = time.Second
 
 // ignoreSIGPIPE turns a write to a closed stdout or stderr pipe into an
@@ -70,13 +71,12 @@ func run(args []string) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	code := watch(cfg, log, stdout, stderr)
 
-	deadline := time.Now().Add(consoleGrace)
-	stdout.Close(time.Until(deadline))
+	stdout.Close(consoleGrace)
 	if n := stdout.Dropped(); n > 0 {
 		log.Warn("console lines dropped (stdout too slow or closed)", "lines", n)
 	}
 	// What stderr itself drops cannot be said on stderr.
-	stderr.Close(max(time.Until(deadline), 100*time.Millisecond))
+	stderr.Close(consoleGrace / 2)
 	return code
 }
 

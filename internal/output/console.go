@@ -43,6 +43,7 @@ type Console struct {
 	err        error // first write error; set before broken is closed
 
 	dropped   atomic.Uint64
+	progress  atomic.Uint64 // chunks written: Close waits while this moves
 	inflight  atomic.Uint64 // 1 + lines of the chunk being written (0: none, or taken by Close)
 	abandoned atomic.Bool   // Close gave up waiting
 }
@@ -60,6 +61,9 @@ const (
 	// never calls Flush) is handed over by itself this long after its
 	// first byte.
 	consoleDelay = 20 * time.Millisecond
+	// closeMaxWait bounds how long Close waits for a reader that keeps
+	// taking output, however slowly.
+	closeMaxWait = 20 * time.Second
 )
 
 var newline = []byte{'\n'}
@@ -231,6 +235,7 @@ func (c *Console) write(b []byte) {
 	// Close may have taken (and counted) the in-flight lines meanwhile.
 	counted := c.inflight.Swap(0) == 0
 	if err == nil {
+		c.progress.Add(1)
 		return
 	}
 	c.brokenOnce.Do(func() {
@@ -250,8 +255,8 @@ func (c *Console) write(b []byte) {
 // keep it alive. Close returns the write error that broke the stream, an
 // error if it gave up, else nil.
 func (c *Console) Close(timeout time.Duration) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -261,21 +266,42 @@ func (c *Console) Close(timeout time.Duration) error {
 	last := c.cur
 	c.cur = nil
 	c.mu.Unlock()
-	if len(last) > 0 {
+	// A reader that is slow but reading (a JSON consumer under load) gets
+	// everything: the wait is extended while chunks go out. Only a reader
+	// that took nothing for timeout (stopped, or a pager not scrolling) is
+	// given up on; closeMaxWait bounds a reader that trickles.
+	limit := time.Now().Add(closeMaxWait)
+	seen := c.progress.Load()
+	stalled := func() bool {
+		if p := c.progress.Load(); p != seen && time.Now().Before(limit) {
+			seen = p
+			timer.Reset(timeout)
+			return false
+		}
+		return true
+	}
+	for len(last) > 0 {
 		select {
 		case c.ch <- last:
-		case <-deadline.C:
-			c.dropped.Add(countLines(last))
-			close(c.ch) // lets the stuck goroutine end if it ever comes back
-			return c.giveUp(timeout)
+			last = nil
+		case <-timer.C:
+			if stalled() {
+				c.dropped.Add(countLines(last))
+				close(c.ch) // lets the stuck goroutine end if it ever comes back
+				return c.giveUp(timeout)
+			}
 		}
 	}
 	close(c.ch)
-	select {
-	case <-c.done:
-		return c.Err()
-	case <-deadline.C:
-		return c.giveUp(timeout)
+	for {
+		select {
+		case <-c.done:
+			return c.Err()
+		case <-timer.C:
+			if stalled() {
+				return c.giveUp(timeout)
+			}
+		}
 	}
 }
 
