@@ -170,6 +170,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	defer detach()
 
 	p := newPipeline(cfg, log, o.Stdout, files, cp, live)
+	// Half of each pool may wait in the merge; the other half stays free
+	// for its reader (see merge).
+	p.merge.limit[srcLife], p.merge.limit[srcPacket] = lifeBatches/2, packetBatches/2
 	// Pre-existing connections: walk after attaching, so nothing opened in
 	// between is missed; duplicates are harmless (adopt is insert-if-absent).
 	if err := p.adoptExisting(); err != nil {

@@ -20,11 +20,17 @@ const mergeSlack = 2_000_000 // ns
 // (its watermark, see reader).
 //
 // Batches stay in the merge until all their records are handled: no copy
-// per record. The pools are sized so that holding ~pollEvery of records
-// does not starve the readers (see Run).
+// per record. A source holding more than its limit of batches is released
+// without waiting for the other ring: under CPU starvation one reader may
+// not run for a while, and holding on would empty the other reader's pool
+// (the packet reader then drops records; measured: 12k of 33k under a load
+// average of 7 on 2 cores). Order then is as good as the rings give it,
+// and records that come out older than one already handled are counted
+// (Late).
 type merge struct {
-	fifo [nSources][]*batch
-	wm   [nSources]*atomic.Uint64
+	fifo  [nSources][]*batch
+	wm    [nSources]*atomic.Uint64
+	limit [nSources]int // batches held per source before releasing without the watermark
 	Late uint64 // records handled after a younger record of the other ring (ordered as well as possible)
 	last uint64 // timestamp of the last record handled
 }
@@ -33,6 +39,7 @@ func newMerge() *merge {
 	m := &merge{}
 	for i := range m.wm {
 		m.wm[i] = new(atomic.Uint64)
+		m.limit[i] = math.MaxInt
 	}
 	return m
 }
@@ -65,11 +72,11 @@ func (m *merge) release(drain func(), fn func(src int, b *batch, i int)) {
 				src = srcPacket
 			}
 		case h0 != nil:
-			if !passed(wm[srcPacket], h0.evs[h0.next].TS) {
+			if !passed(wm[srcPacket], h0.evs[h0.next].TS) && len(m.fifo[srcLife]) <= m.limit[srcLife] {
 				return
 			}
 		case h1 != nil:
-			if !passed(wm[srcLife], h1.evs[h1.next].TS) {
+			if !passed(wm[srcLife], h1.evs[h1.next].TS) && len(m.fifo[srcPacket]) <= m.limit[srcPacket] {
 				return
 			}
 			src = srcPacket

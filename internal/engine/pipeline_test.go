@@ -151,6 +151,17 @@ func TestMergeOrdersAcrossRings(t *testing.T) {
 	if p.merge.Late != 0 || p.noAddrs != 0 {
 		t.Errorf("late %d, without addresses %d", p.merge.Late, p.noAddrs)
 	}
+	// A source over its limit is released without the other's watermark
+	// (a starved reader must not make the other one drop records).
+	p.merge.limit[srcPacket] = 1
+	for i := 0; i < 2; i++ {
+		p.merge.push(&batch{src: srcPacket, pool: make(chan *batch, 1), evs: []event.Event{
+			{Type: event.Packet, TS: uint64(1000 + i), Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 99, EstLo: 50}}}})
+	}
+	p.merge.release(func() {}, handle)
+	if p.merge.pending() != 1 {
+		t.Errorf("pending %d, want 1 (the limit)", p.merge.pending())
+	}
 }
 
 // Three short connections one after another on one socket address, their
