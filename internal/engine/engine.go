@@ -62,9 +62,6 @@ type Counters struct {
 	Undecodable atomic.Uint64
 }
 
-// MonoNow is CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns.
-func MonoNow() uint64 { return output.MonoNow() }
-
 // PacketRinger is implemented by a concern that writes to the packet ring
 // and wants it this large (bytes, power of two).
 type PacketRinger interface {

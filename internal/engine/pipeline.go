@@ -99,7 +99,7 @@ func (p *pipeline) adoptExisting() error {
 	if err != nil {
 		return err
 	}
-	now := MonoNow()
+	now := output.MonoNow()
 	for i := range evs {
 		evs[i].Conn.EstNs = now
 	}
@@ -182,7 +182,7 @@ func (p *pipeline) connLine(what string, ts uint64, e *track.Entry) {
 	if p.cfg.Quiet {
 		return
 	}
-	p.buf = p.pr.Conn(p.buf[:0], what, ts, e, MonoNow())
+	p.buf = p.pr.Conn(p.buf[:0], what, ts, e, output.MonoNow())
 	p.out.Write(p.buf)
 }
 
@@ -237,7 +237,7 @@ func (p *pipeline) sample() {
 // file changes only with the table, so an unchanged table is not rewritten
 // (with 100k connections that is tens of MB a second saved).
 func (p *pipeline) refresh() {
-	now := MonoNow()
+	now := output.MonoNow()
 	if p.cp != nil {
 		p.sample()
 	}
