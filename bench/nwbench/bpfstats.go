@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// BPF statistics: the maps and programs a tool holds (from /proc/<pid>/fd
+// and fdinfo), the memory of its maps (memlock) and, with run-time
+// statistics on, the time its programs ran (run_time_ns, run_cnt).
+
+// enableBPFStats turns on run_time_ns/run_cnt accounting for every BPF
+// program while the returned fd stays open (it reverts when the fd closes,
+// even if the bench is killed).
+func enableBPFStats() (int, error) {
+	const bpfEnableStats = 32 // BPF_ENABLE_STATS
+	var attr [8]byte          // enable_stats.type = BPF_STATS_RUN_TIME (0)
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, bpfEnableStats, uintptr(unsafe.Pointer(&attr[0])), uintptr(len(attr)))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
+}
+
+// bpfStatsEnabled reports whether kernel.bpf_stats_enabled is on (someone
+// else turned the accounting on for the whole host).
+func bpfStatsEnabled() bool {
+	b, err := os.ReadFile("/proc/sys/kernel/bpf_stats_enabled")
+	return err == nil && strings.TrimSpace(string(b)) == "1"
+}
+
+// bpfObjects summarises the BPF maps and programs a process holds fds for.
+type bpfObjects struct {
+	maps        int
+	mapMemlock  float64 // bytes, sum over distinct maps
+	progs       int
+	progRunNs   float64 // sum of run_time_ns over distinct programs (needs BPF stats enabled)
+	progRunCnt  float64
+	progStatsOK bool
+
+	seenMap, seenProg map[string]bool
+}
+
+// parseFdinfo parses /proc/<pid>/fdinfo/<fd> ("key:\tvalue" lines).
+func parseFdinfo(text string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok {
+			m[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return m
+}
+
+func fdinfoFields(path string) map[string]string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	return parseFdinfo(string(b))
+}
+
+// addMap counts a map fd's fdinfo (nil: unreadable), once per map_id: its
+// memlock is the kernel's own accounting of the map's memory.
+func (o *bpfObjects) addMap(f map[string]string) {
+	id := f["map_id"]
+	if f == nil || o.seenMap[id] {
+		return
+	}
+	if o.seenMap == nil {
+		o.seenMap = map[string]bool{}
+	}
+	o.seenMap[id] = true
+	o.maps++
+	v, _ := strconv.ParseFloat(f["memlock"], 64)
+	o.mapMemlock += v
+}
+
+// addProg counts a program fd's fdinfo (nil: unreadable), once per prog_id,
+// with its run_time_ns and run_cnt if the kernel reports them.
+func (o *bpfObjects) addProg(f map[string]string) {
+	id := f["prog_id"]
+	if f == nil || o.seenProg[id] {
+		return
+	}
+	if o.seenProg == nil {
+		o.seenProg = map[string]bool{}
+	}
+	o.seenProg[id] = true
+	o.progs++
+	if v, ok := f["run_time_ns"]; ok {
+		o.progStatsOK = true
+		n, _ := strconv.ParseFloat(v, 64)
+		o.progRunNs += n
+		c, _ := strconv.ParseFloat(f["run_cnt"], 64)
+		o.progRunCnt += c
+	}
+}
+
+// procBPF reads /proc/PID/fd and fdinfo: memlock of each distinct map (the
+// kernel's own accounting of the map's memory), and the run-time counters
+// of each distinct program.
+func procBPF(pid int) (bpfObjects, error) {
+	var o bpfObjects
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return o, err
+	}
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		switch target {
+		case "anon_inode:bpf-map":
+			o.addMap(fdinfoFields(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, e.Name())))
+		case "anon_inode:bpf-prog":
+			o.addProg(fdinfoFields(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, e.Name())))
+		}
+	}
+	return o, nil
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"slices"
+	"strings"
+)
+
+// kind is what a configuration runs during the workload.
+type kind int
+
+const (
+	kindOff kind = iota
+	kindNW
+	kindTcpdump
+	kindBpftrace
+)
+
+type config struct {
+	name string
+	kind kind
+	args []string
+	only string // run with these workloads only (comma-separated)
+}
+
+func allConfigs() []config {
+	return []config{
+		{name: "off", kind: kindOff},
+		{name: "-q --no-packets", kind: kindNW, args: []string{"-q", "--no-packets"}},
+		{name: "-q", kind: kindNW, args: []string{"-q"}},
+		{name: "-q -ax", kind: kindNW, args: []string{"-q", "-a", "-x"}, only: "churn,rr"},
+		{name: "-q -x -r", kind: kindNW, args: []string{"-q", "-x", "-r"}},
+		{name: "-q -t", kind: kindNW, args: []string{"-q", "-t"}},
+		{name: "-q -tixre", kind: kindNW, args: []string{"-q", "-tixre"}},
+		{name: "tcpdump", kind: kindTcpdump},
+		{name: "bpftrace", kind: kindBpftrace, only: "churn"},
+	}
+}
+
+// selectConfigs returns the configurations named in the comma-separated
+// list (all for ""), in the table's order.
+func selectConfigs(list string) []config {
+	all := allConfigs()
+	if list == "" {
+		return all
+	}
+	var out []config
+	for _, c := range all {
+		for _, n := range strings.Split(list, ",") {
+			if strings.TrimSpace(n) == c.name {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// runsWith reports whether the configuration runs with the workload.
+func (c config) runsWith(workload string) bool {
+	return c.only == "" || slices.Contains(strings.Split(c.only, ","), workload)
+}
+
+// label is the configuration's name in the report's main table.
+func (c config) label() string {
+	switch c.kind {
+	case kindNW:
+		return "nw `" + c.name + "`"
+	case kindTcpdump:
+		return "tcpdump -w /dev/null"
+	case kindBpftrace:
+		return "bpftrace set_state"
+	}
+	return c.name
+}
+
+// netwatcherArgs is netwatcher's command line for this configuration.
+func (c config) netwatcherArgs(dataDir, ready string) []string {
+	return append(append([]string{}, c.args...), "-o", "json", "--data-dir", dataDir, "--ready-file", ready, "--duration", "10m")
+}
+
+// bpftraceScript prints one line per TCP state change (to /dev/null); the
+// interval probe is only a safety stop.
+const bpftraceScript = `tracepoint:sock:inet_sock_set_state { printf("%d %s %d %d\n", pid, comm, args->oldstate, args->newstate); } interval:s:900 { exit(); }`
