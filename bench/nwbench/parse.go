@@ -161,7 +161,8 @@ func parseStats(line string) (map[string]float64, bool) {
 // isLossCounter: every loss counter of the stats line is lost_* or *_full
 // (ring, queue, tables).
 func isLossCounter(key string) bool {
-	return strings.HasPrefix(key, "lost_") || strings.HasSuffix(key, "_full")
+	return strings.HasPrefix(key, "lost_") || strings.HasSuffix(key, "_full") ||
+		strings.HasSuffix(key, "_lines_lost") || key == "console_lines_dropped"
 }
 
 // nwStats is what a run keeps of netwatcher's stats line.

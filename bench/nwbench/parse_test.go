@@ -197,8 +197,8 @@ func TestIsLossCounter(t *testing.T) {
 	for k, want := range map[string]bool{
 		"lost_ring_full": true, "lost_queue_full": true, "conn_table_full": true, "pkt_table_full": true,
 		"lost_anything": true, "some_map_full": true,
-		"events": false, "closed_evicted": false, "undecodable": false, "console_lines_dropped": false,
-		"packets_log_lines_lost": false, "err_log_lines_lost": false, "packets_without_addrs": false,
+		"console_lines_dropped": true, "packets_log_lines_lost": true, "err_log_lines_lost": true,
+		"events": false, "closed_evicted": false, "undecodable": false, "packets_without_addrs": false,
 	} {
 		if got := isLossCounter(k); got != want {
 			t.Errorf("isLossCounter(%q) = %v", k, got)
