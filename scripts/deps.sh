@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a task needs, only when a command is missing.
-# usage: scripts/deps.sh test|generate|bench
+# usage: scripts/deps.sh test|generate|bench|kernels
 set -euo pipefail
 want=()
 need() { command -v "$1" >/dev/null 2>&1 || want+=("$2"); }
@@ -9,18 +9,29 @@ test)
 	need ip iproute2; need ss iproute2; need nstat iproute2; need tc iproute2
 	need ping iputils-ping; need tcpdump tcpdump; need tshark tshark
 	need ethtool ethtool; need nft nftables; need sysctl procps
-	need clang clang; need llvm-strip llvm
+	need clang-14 clang-14; need llvm-strip-14 llvm-14
 	[ -f /usr/include/bpf/bpf_helpers.h ] || want+=(libbpf-dev)
 	;;
 generate)
-	need clang clang; need llvm-strip llvm
+	# the gen.go lines name clang-14 (Debian 12's clang): the committed
+	# objects are byte-identical to what this compiler makes of the sources
+	need clang-14 clang-14; need llvm-strip-14 llvm-14
 	[ -f /usr/include/bpf/bpf_helpers.h ] || want+=(libbpf-dev)
 	;;
 bench)
 	need ip iproute2; need ping iputils-ping; need tcpdump tcpdump; need wrk wrk
 	need bpftrace bpftrace; need bpftool bpftool; need nstat iproute2
 	;;
-*) echo "usage: $0 test|generate|bench" >&2; exit 2 ;;
+kernels)
+	# the kernel matrix (scripts/kernels/run.sh): guests under qemu with a
+	# busybox initramfs; kernel images come from Debian's packages
+	need qemu-system-x86_64 qemu-system-x86
+	# the initramfs needs a static busybox (Debian's "busybox" is dynamic)
+	bb=$(command -v busybox || true)
+	{ [ -n "$bb" ] && ! ldd "$bb" >/dev/null 2>&1; } || want+=(busybox-static)
+	need cpio cpio; need dpkg-deb dpkg; need ip iproute2
+	;;
+*) echo "usage: $0 test|generate|bench|kernels" >&2; exit 2 ;;
 esac
 [ ${#want[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -1,3 +1,3 @@
 package drops
 
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type nw_err_event drops drops.bpf.c -- -I../bpf/include
+//go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -cflags "-O2 -g -Wall -Werror" -target amd64 -type nw_err_event drops drops.bpf.c -- -I../bpf/include
