@@ -194,9 +194,15 @@ func (p *Printer) Conn(b []byte, what string, ts uint64, e *track.Entry, nowNs u
 	b = p.tAP(b, c.Src)
 	b = p.tAP(b, c.Dst)
 	b = strconv.AppendUint(b, b2u(c.IsServer), 10)
-	if p.Fields.Extra && e.HasStats {
+	// -x/-r values: on close and sample lines (an open line has none yet)
+	withStats := p.Fields.Extra && e.HasStats
+	withRetrans := p.Fields.Retrans && (e.Closed || what == "sample")
+	if withStats || withRetrans {
+		b = append(b, "     "...)
+	}
+	if withStats {
 		st := &e.Stats
-		b = append(b, "      srtt="...)
+		b = append(b, " srtt="...)
 		b = strconv.AppendUint(b, uint64(st.SrttUs()), 10)
 		b = append(b, "us cwnd="...)
 		b = strconv.AppendUint(b, uint64(st.Cwnd), 10)
@@ -221,7 +227,7 @@ func (p *Printer) Conn(b []byte, what string, ts uint64, e *track.Entry, nowNs u
 		b = append(b, "us total_retrans="...)
 		b = strconv.AppendUint(b, uint64(st.TotalRetrans), 10)
 	}
-	if p.Fields.Retrans {
+	if withRetrans {
 		b = append(b, " fast_retrans="...)
 		b = strconv.AppendUint(b, uint64(c.FastRetrans), 10)
 		b = append(b, " timeout_retrans="...)
