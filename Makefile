@@ -3,7 +3,7 @@ GO    ?= go
 ARGS  ?= -ax
 PKGS  ?= ./...
 
-.PHONY: build run test deps generate bench clean
+.PHONY: build run test test-kernels deps generate bench clean
 
 build:
 	$(GO) build -o bin/netwatcher ./cmd/netwatcher
@@ -22,6 +22,14 @@ test: deps
 	# -p 1: the tests trace the whole host; packages running side by side
 	# would flood each other's tracers with unrelated traffic.
 	$(GO) test -race -p 1 -count=1 -timeout 30m $(PKGS)
+
+# sudo make test-kernels — the kernel matrix: netwatcher on Debian's 5.10,
+# 6.1, 6.12 (bookworm-backports, trixie) under qemu and on this kernel, each
+# judged against scripts/kernels/expect.tsv (~3 minutes on 2 cores). A
+# subset: ./scripts/kernels/run.sh 6.1 host. See README "Kernel matrix".
+test-kernels:
+	./scripts/deps.sh kernels
+	./scripts/kernels/run.sh
 
 # Rebuilds the committed BPF objects and bpf2go bindings (needs clang, libbpf-dev).
 generate:

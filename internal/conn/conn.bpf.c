@@ -25,6 +25,16 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/*
+ * Two table variants (nw.h): every program that claims, releases or swaps
+ * is built twice from the same code, with a compile-time `na` (no atomics)
+ * argument like `direct`: NAME for the set-associative arrays (one
+ * compare-and-swap per claim; 5.12+), NAME_na for the hash map (no atomic
+ * instruction with a fetch anywhere: 5.10/5.11 refuse those even in dead
+ * code). The loader keeps one of each pair under NAME (conn.Load), so the
+ * hook table and the rest of the loader know one name per program.
+ */
+
 /* -q without -a... see conn.Options.Quiet: no OPEN/OWNER records; user
  * space learns open connections from the once-a-second table walk instead. */
 volatile const bool cfg_quiet = false;
@@ -32,10 +42,12 @@ volatile const bool cfg_quiet = false;
  * open connections also finds the ones gone (conn.Options.NoClose). */
 volatile const bool cfg_no_close = false;
 
-/* Listening sockets: (netns << 16 | port) -> owner of the listener. */
+/* Listening sockets: (netns << 16 | port) -> owner of the listener.
+ * Preallocated (~1.3 MiB): before 6.1 a tracing program using a hash map
+ * that allocates at run time makes the verifier print a kernel WARNING with
+ * a call trace (seen on 5.10 in the kernel matrix). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct nw_owner);
@@ -63,21 +75,50 @@ static __always_inline void waiting_add(__s64 d)
  * Entries are written when a connection starts (or is adopted), before any
  * process can send or receive on it; the flag is still swapped atomically
  * because the slot may hold a stale entry of the same socket. */
-static __always_inline void put_conn(struct nw_conn *c, struct nw_conn *n)
+static __always_inline void put_conn(struct nw_conn *c, struct nw_conn *n, bool na)
 {
 	__u64 pending = n->owner.src < NW_OWNER_IO;
 	n->owner_pending = pending;
-	__u64 was = __sync_lock_test_and_set(&c->owner_pending, pending);
+	__u64 was;
+	if (na) {
+		/* no exchange before 5.12: the counter may drift by a race,
+		 * so first_io does not trust it there (its tracepoints,
+		 * sock_recv_length/sock_send_length, are newer than 6.1) */
+		was = c->owner_pending;
+		c->owner_pending = pending;
+	} else {
+		was = __sync_lock_test_and_set(&c->owner_pending, pending);
+	}
 	*c = *n;
 	if (pending != was)
 		waiting_add((__s64)pending - (__s64)was);
 }
 
 /* The owner is final (or the connection goes): no longer waiting. */
-static __always_inline void owner_done(struct nw_conn *c)
+static __always_inline void owner_done(struct nw_conn *c, bool na)
 {
+	if (na) {
+		if (c->owner_pending) {
+			c->owner_pending = 0;
+			waiting_add(-1);
+		}
+		return;
+	}
 	if (__sync_lock_test_and_set(&c->owner_pending, 0))
 		waiting_add(-1);
+}
+
+static __always_inline struct nw_conn *claim(__u64 key, bool na)
+{
+	return na ? nw_conn_claim_hash(key) : nw_conn_claim(key);
+}
+
+static __always_inline void release(__u64 key, bool na)
+{
+	if (na)
+		nw_conn_release_hash(key);
+	else
+		nw_conn_release(key);
 }
 
 static __always_inline __u64 listener_key(__u32 netns, __u16 port)
@@ -111,7 +152,7 @@ static __always_inline void emit_conn(__u8 type, __u64 key, const struct nw_conn
 }
 
 /* direct: called from tp_btf (BTF pointer, direct loads), see NW_RD. */
-static __always_inline int on_state(const struct sock *sk, int old, int new, bool direct)
+static __always_inline int on_state(const struct sock *sk, int old, int new, bool direct, bool na)
 {
 	/* Half of all transitions (FIN_WAIT*, TIME_WAIT, CLOSE_WAIT, LAST_ACK,
 	 * CLOSING) mean nothing here: leave before reading anything. */
@@ -147,12 +188,12 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 	case NW_TCP_SYN_SENT: {
 		/* process context: connect(); the local port is not bound yet.
 		 * A full set is not counted here: see NW_TCP_ESTABLISHED. */
-		c = nw_conn_claim(key);
+		c = claim(key, na);
 		if (!c)
 			return 0;
 		struct nw_conn n = {};
 		nw_owner_current(&n.owner, NW_OWNER_SYSCALL);
-		put_conn(c, &n);
+		put_conn(c, &n, na);
 		return 0;
 	}
 	case NW_TCP_SYN_RECV: {
@@ -170,10 +211,10 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			n.owner.src = NW_OWNER_LISTENER;
 		}
 		n.is_server = 1;
-		c = nw_conn_claim(key);
+		c = claim(key, na);
 		if (!c)
 			return 0; /* not counted: see NW_TCP_ESTABLISHED */
-		put_conn(c, &n);
+		put_conn(c, &n, na);
 		return 0;
 	}
 	case NW_TCP_ESTABLISHED: {
@@ -185,8 +226,8 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			 * port and addresses are set. */
 			nw_fill_tuple_d(c, sk, direct);
 			if (!nw_ports_wanted(c->sport, c->dport)) {
-				owner_done(c);
-				nw_conn_release(key);
+				owner_done(c, na);
+				release(key, na);
 				return 0;
 			}
 			c->is_server = old == NW_TCP_SYN_RECV;
@@ -208,12 +249,12 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		 * 36 untracked, 72 counted), a slot found here means the
 		 * connection is tracked after all, and a SYN that never
 		 * establishes is no connection. */
-		c = nw_conn_claim(key);
+		c = claim(key, na);
 		if (!c) {
 			nw_count(NW_STAT_CONN_MAP_FULL);
 			return 0;
 		}
-		put_conn(c, &n);
+		put_conn(c, &n, na);
 		if (!cfg_quiet)
 			emit_conn(NW_EV_CONN_OPEN, key, &n, sk, direct);
 		return 0;
@@ -229,8 +270,8 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			return 0;
 		if (c->est_ns && !cfg_no_close)
 			emit_conn(NW_EV_CONN_CLOSE, key, c, sk, direct);
-		owner_done(c);
-		nw_conn_release(key);
+		owner_done(c, na);
+		release(key, na);
 		return 0;
 	}
 	}
@@ -242,35 +283,58 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(nw_state_btf, const struct sock *sk, int old, int new)
 {
-	return on_state(sk, old, new, true);
+	return on_state(sk, old, new, true, false);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(nw_state_btf_na, const struct sock *sk, int old, int new)
+{
+	return on_state(sk, old, new, true, true);
 }
 
 SEC("raw_tp/inet_sock_set_state")
 int BPF_PROG(nw_state_raw, const struct sock *sk, int old, int new)
 {
-	return on_state(sk, old, new, false);
+	return on_state(sk, old, new, false, false);
+}
+
+SEC("raw_tp/inet_sock_set_state")
+int BPF_PROG(nw_state_raw_na, const struct sock *sk, int old, int new)
+{
+	return on_state(sk, old, new, false, true);
 }
 
 /* Older kernels without the tracepoint (pre-4.16): tcp_set_state(sk, state). */
-SEC("kprobe/tcp_set_state")
-int BPF_KPROBE(nw_state_kprobe, struct sock *sk, int state)
+static __always_inline int on_set_state(struct sock *sk, int state, bool na)
 {
 	int old = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (old == state)
 		return 0;
-	return on_state(sk, old, state, false);
+	return on_state(sk, old, state, false, na);
+}
+
+SEC("kprobe/tcp_set_state")
+int BPF_KPROBE(nw_state_kprobe, struct sock *sk, int state)
+{
+	return on_set_state(sk, state, false);
+}
+
+SEC("kprobe/tcp_set_state")
+int BPF_KPROBE(nw_state_kprobe_na, struct sock *sk, int state)
+{
+	return on_set_state(sk, state, true);
 }
 
 /* --- owner attribution in process context --- */
 
-static __always_inline void set_owner(__u64 key, __u8 src)
+static __always_inline void set_owner(__u64 key, __u8 src, bool na)
 {
 	struct nw_conn *c = nw_conn_find(key);
 	if (!c || c->owner.src >= src)
 		return;
 	__u32 was = c->owner.pid;
 	nw_owner_current(&c->owner, src);
-	owner_done(c);
+	owner_done(c, na);
 	/* Tell user space only when the owner really changed (the common
 	 * case, accept() by the listener's own process, needs no event: the
 	 * sampler picks up the better provenance within a second). */
@@ -285,7 +349,7 @@ struct sys_exit_ctx {
 	long ret;
 };
 
-static __always_inline int on_accept_ret(long fd)
+static __always_inline int on_accept_ret(long fd, bool na)
 {
 	if (fd < 0)
 		return 0;
@@ -304,47 +368,73 @@ static __always_inline int on_accept_ret(long fd)
 	struct sock *sk = BPF_CORE_READ(so, sk);
 	if (!sk)
 		return 0;
-	set_owner((__u64)sk, NW_OWNER_SYSCALL);
+	set_owner((__u64)sk, NW_OWNER_SYSCALL, na);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int nw_accept4_exit(struct sys_exit_ctx *ctx)
 {
-	return on_accept_ret(ctx->ret);
+	return on_accept_ret(ctx->ret, false);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int nw_accept4_exit_na(struct sys_exit_ctx *ctx)
+{
+	return on_accept_ret(ctx->ret, true);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
 int nw_accept_exit(struct sys_exit_ctx *ctx)
 {
-	return on_accept_ret(ctx->ret);
+	return on_accept_ret(ctx->ret, false);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int nw_accept_exit_na(struct sys_exit_ctx *ctx)
+{
+	return on_accept_ret(ctx->ret, true);
 }
 
 /* Accepted side (and any connection whose connect() was not seen): the first
  * send/recv in process context. Every other socket operation of the host
  * leaves after one look into the connection table. */
-static __always_inline void first_io(struct sock *sk)
+static __always_inline void first_io(struct sock *sk, bool na)
 {
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return;
 	__u32 zero = 0;
 	__s64 *w = bpf_map_lookup_elem(&nw_owner_waiting, &zero);
-	if (w && *w <= 0)
-		return; /* no connection waits for its owner */
-	set_owner(nw_ptr_num(sk), NW_OWNER_IO);
+	if (!na && w && *w <= 0)
+		return; /* no connection waits for its owner (exact only with atomics) */
+	set_owner(nw_ptr_num(sk), NW_OWNER_IO, na);
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(nw_recv_len, struct sock *sk, int ret, int flags)
 {
-	first_io(sk);
+	first_io(sk, false);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(nw_recv_len_na, struct sock *sk, int ret, int flags)
+{
+	first_io(sk, true);
 	return 0;
 }
 
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(nw_send_len, struct sock *sk, int ret, int flags)
 {
-	first_io(sk);
+	first_io(sk, false);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(nw_send_len_na, struct sock *sk, int ret, int flags)
+{
+	first_io(sk, true);
 	return 0;
 }
 
@@ -352,15 +442,33 @@ int BPF_PROG(nw_send_len, struct sock *sk, int ret, int flags)
 
 /* Start-up: every TCP socket that some process holds open, on the whole host
  * (the task list is not per network namespace). */
-SEC("iter/task_file")
-int nw_iter_files(struct bpf_iter__task_file *ctx)
+#define NW_S_IFMT 00170000
+#define NW_S_IFSOCK 0140000
+
+/* The socket of file, or 0. helper: bpf_sock_from_file (5.11+); without
+ * it (the _na twin, for 5.10): a socket inode whose struct socket points
+ * back to this very file. */
+static __always_inline struct socket *sock_of(struct file *file, bool helper)
+{
+	if (helper)
+		return bpf_sock_from_file(file);
+	struct inode *ino = BPF_CORE_READ(file, f_inode);
+	if (!ino || (BPF_CORE_READ(ino, i_mode) & NW_S_IFMT) != NW_S_IFSOCK)
+		return 0;
+	struct socket *so = BPF_CORE_READ(file, private_data);
+	if (!so || (__u64)BPF_CORE_READ(so, file) != (__u64)file)
+		return 0;
+	return so;
+}
+
+static __always_inline int iter_files(struct bpf_iter__task_file *ctx, bool helper)
 {
 	struct seq_file *seq = ctx->meta->seq;
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	if (!task || !file)
 		return 0;
-	struct socket *so = bpf_sock_from_file(file);
+	struct socket *so = sock_of(file, helper);
 	if (!so)
 		return 0;
 	struct sock *sk = BPF_CORE_READ(so, sk);
@@ -386,6 +494,18 @@ int nw_iter_files(struct bpf_iter__task_file *ctx)
 	r.stats.state = state;
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;
+}
+
+SEC("iter/task_file")
+int nw_iter_files(struct bpf_iter__task_file *ctx)
+{
+	return iter_files(ctx, true);
+}
+
+SEC("iter/task_file")
+int nw_iter_files_na(struct bpf_iter__task_file *ctx)
+{
+	return iter_files(ctx, false);
 }
 
 /* The once-a-second walk: every tracked connection with its current
@@ -415,8 +535,27 @@ int nw_iter_conns(struct bpf_iter__bpf_map_elem *ctx)
 	return 0;
 }
 
+/* The same walk over the hash variant, one connection per call. */
+SEC("iter/bpf_map_elem")
+int nw_iter_conns_na(struct bpf_iter__bpf_map_elem *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	__u64 *key = ctx->key;
+	struct nw_conn *c = ctx->value;
+	if (!key || !c)
+		return 0;
+	struct nw_iter_rec r = {};
+	r.sk = *key;
+	__builtin_memcpy(&r.conn, c, sizeof(r.conn));
+	nw_read_stats(&r.stats, (const struct sock *)r.sk);
+	bpf_seq_write(seq, &r, sizeof(r));
+	return 0;
+}
+
 /* Adopt a connection found by the start-up walk (user space runs this with
- * BPF_PROG_RUN): claimed atomically, like the hooks claim theirs.
+ * BPF_PROG_RUN): claimed atomically, like the hooks claim theirs. Array
+ * variant only: the hash variant's user space inserts with BPF_NOEXIST,
+ * which is atomic without a program (and works before 5.14).
  * Returns one of NW_ADOPT_*. */
 enum {
 	NW_ADOPT_OK = 0,
@@ -442,7 +581,7 @@ int nw_adopt(struct nw_adopt_args *a)
 	}
 	struct nw_conn n;
 	__builtin_memcpy(&n, &a->conn, sizeof(n));
-	put_conn(c, &n);
+	put_conn(c, &n, false);
 	return NW_ADOPT_OK;
 }
 

@@ -9,11 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
+	"strings"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/event"
@@ -40,6 +43,68 @@ type Options struct {
 	// connection that opens and closes between two walks then costs no
 	// record at all.
 	NoClose bool
+	// Table is the connection table variant; TableAuto picks it from the
+	// kernel (or from $NW_CONN_TABLE, see TableFromEnv).
+	Table Table
+}
+
+// Table is a variant of the kernel connection table (nw.h).
+type Table int
+
+const (
+	TableAuto Table = iota
+	// TableSets: set-associative arrays, a claim is one compare-and-swap
+	// (BPF atomics: Linux 5.12+). The fast one; the default where it loads.
+	TableSets
+	// TableHash: a preallocated BPF hash map, a claim is an insert with
+	// BPF_NOEXIST. For kernels without BPF atomics (5.10, 5.11).
+	TableHash
+)
+
+func (t Table) String() string {
+	switch t {
+	case TableSets:
+		return "sets"
+	case TableHash:
+		return "hash"
+	}
+	return "auto"
+}
+
+// TableEnv names the environment variable that forces a table variant
+// ("sets" or "hash"): tests of the fallback on a kernel that has atomics.
+const TableEnv = "NW_CONN_TABLE"
+
+// TableFromEnv is the variant $NW_CONN_TABLE asks for (TableAuto if none).
+func TableFromEnv() (Table, error) {
+	switch v := strings.TrimSpace(os.Getenv(TableEnv)); v {
+	case "", "auto":
+		return TableAuto, nil
+	case "sets":
+		return TableSets, nil
+	case "hash":
+		return TableHash, nil
+	default:
+		return TableAuto, fmt.Errorf("%s=%q: want sets or hash", TableEnv, v)
+	}
+}
+
+// ChooseTable resolves TableAuto: $NW_CONN_TABLE if set, else the arrays
+// where the kernel has BPF atomics (5.12) and BPF syscall programs (5.14,
+// which adopt pre-existing connections into the arrays), and the hash map
+// where it lacks either (user space adopts into it directly).
+func ChooseTable(t Table) (Table, error) {
+	if t != TableAuto {
+		return t, nil
+	}
+	t, err := TableFromEnv()
+	if err != nil || t != TableAuto {
+		return t, err
+	}
+	if kernel.HaveAtomics() != nil || features.HaveProgramType(ebpf.Syscall) != nil {
+		return TableHash, nil
+	}
+	return TableSets, nil
 }
 
 // DefaultMaxConns is the connection table's default capacity (--max-conns):
@@ -64,6 +129,9 @@ func tableSets(n uint32) uint32 {
 	return sets
 }
 
+// hashMask is NW_CONN_HASH_MASK of nw.h: cfg_conn_mask of the hash variant.
+const hashMask = ^uint32(0)
+
 // setOf is nw_conn_set_of of nw.h.
 func setOf(sk uint64, sets uint32) uint32 {
 	return uint32(((sk>>6)*0x9E3779B97F4A7C15)>>32) & (sets - 1)
@@ -73,6 +141,37 @@ func setOf(sk uint64, sets uint32) uint32 {
 type Probe struct {
 	kernel.Live
 	sampler *link.Iter
+	table   Table
+}
+
+// Table is the variant of the connection table this probe loaded.
+func (p *Probe) Table() Table { return p.table }
+
+// twinSuffix marks the hash-variant twin of a program (conn.bpf.c): built
+// from the same code without atomic instructions.
+const twinSuffix = "_na"
+
+// pickTwins keeps one program of every NAME / NAME_na pair, under NAME:
+// the twin for the hash variant, the original for the arrays. Everything
+// after this (hook table, pruning, attach) sees one name per program.
+func pickTwins(spec *ebpf.CollectionSpec, t Table) {
+	for name, ps := range spec.Programs {
+		base, ok := strings.CutSuffix(name, twinSuffix)
+		if !ok {
+			continue
+		}
+		delete(spec.Programs, name)
+		if t == TableHash {
+			if _, ok := spec.Programs[base]; ok {
+				spec.Programs[base] = ps
+			}
+		}
+	}
+	if t == TableHash {
+		// programs with atomics and no twin: the adopt program (the hash
+		// variant adopts from user space)
+		delete(spec.Programs, "nw_adopt")
+	}
 }
 
 // Boundaries lists the hooks of this concern; the first is required.
@@ -87,12 +186,23 @@ var Boundaries = []string{"conn/state", "conn/recv", "conn/send", "conn/accept4"
 var ioOwner = []string{"conn/recv", "conn/send"}
 var acceptOwner = []string{"conn/accept4", "conn/accept"}
 
-// Load loads (verifies) the connection object.
+// Load loads (verifies) the connection object. It is the first BPF object
+// of a run: it lifts RLIMIT_MEMLOCK first (kernels before 5.11 charge maps
+// to it) and chooses the table variant every other object then follows
+// (LoadShared).
 func Load(o Options) (*Probe, error) {
+	if err := kernel.RemoveMemlock(); err != nil {
+		slog.Debug("RLIMIT_MEMLOCK not lifted", "err", err)
+	}
+	table, err := ChooseTable(o.Table)
+	if err != nil {
+		return nil, fmt.Errorf("conn: %w", err)
+	}
 	spec, err := loadConn()
 	if err != nil {
 		return nil, fmt.Errorf("conn: parse object: %w", err)
 	}
+	pickTwins(spec, table)
 	if o.RingBytes != 0 {
 		spec.Maps["nw_events"].MaxEntries = o.RingBytes
 	}
@@ -103,9 +213,17 @@ func Load(o Options) (*Probe, error) {
 		// before 5.14: the object still loads; Adopt reports the gap
 		delete(spec.Programs, "nw_adopt")
 	}
-	sets := tableSets(o.MaxConns)
+	sets, hashCap := tableSets(o.MaxConns), uint32(1)
+	if table == TableHash {
+		// capacity as asked, no rounding; the arrays stay at one set
+		hashCap, sets = max(o.MaxConns, 2), 1
+		if o.MaxConns == 0 {
+			hashCap = DefaultMaxConns
+		}
+	}
 	spec.Maps["nw_conn_keys"].MaxEntries = sets
 	spec.Maps["nw_conns"].MaxEntries = sets * ways
+	spec.Maps["nw_conn_hash"].MaxEntries = hashCap
 	for name, v := range map[string]bool{"cfg_quiet": o.Quiet, "cfg_no_close": o.Quiet && o.NoClose} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("conn: set %s: %w", name, err)
@@ -113,9 +231,9 @@ func Load(o Options) (*Probe, error) {
 	}
 	coll, err := load(spec, o.Sport, o.Dport, nil)
 	if err != nil {
-		return nil, fmt.Errorf("conn: %w", err)
+		return nil, fmt.Errorf("conn: %w (table variant %s)", err, table)
 	}
-	return &Probe{Live: kernel.Live{Coll: coll}}, nil
+	return &Probe{Live: kernel.Live{Coll: coll}, table: table}, nil
 }
 
 // LoadShared loads the object of another concern (its own copy of nw.h)
@@ -124,6 +242,12 @@ func Load(o Options) (*Probe, error) {
 // compatible), the -s/-d filter of cfg set and the hook candidates this
 // kernel cannot load pruned. Maps of shared that spec does not declare are
 // ignored. Errors are one line, for the caller to prefix with its name.
+//
+// The table variant comes with the maps: cfg_conn_mask is set to
+// NW_CONN_HASH_MASK when the shared hash table is the sized one (Load
+// leaves the other variant's maps at their minimal size), so every object
+// reads the table the connection object writes. Changing the variant is
+// one choice, in Load (Options.Table, TableAuto: ChooseTable).
 func LoadShared(spec *ebpf.CollectionSpec, cfg *config.Config, shared map[string]*ebpf.Map) (*ebpf.Collection, error) {
 	return load(spec, cfg.Sport, cfg.Dport, shared)
 }
@@ -142,8 +266,15 @@ func load(spec *ebpf.CollectionSpec, sport, dport uint16, shared map[string]*ebp
 	if err := setPorts(spec, sport, dport); err != nil {
 		return nil, err
 	}
-	// Every object hashes sockets into the same sets.
-	if err := spec.Variables["cfg_conn_mask"].Set(spec.Maps["nw_conn_keys"].MaxEntries - 1); err != nil {
+	// Every object hashes sockets into the same sets, or uses the hash
+	// variant (the sized one of the two: Load leaves the other minimal).
+	mask := spec.Maps["nw_conn_keys"].MaxEntries - 1
+	if hm := spec.Maps["nw_conn_hash"]; hm != nil && hm.MaxEntries > 1 {
+		mask = hashMask
+	} else if hm == nil && len(shared) > 0 && shared["nw_conn_hash"] != nil && shared["nw_conn_hash"].MaxEntries() > 1 {
+		return nil, errors.New("object predates the hash connection table (no nw_conn_hash): regenerate it")
+	}
+	if err := spec.Variables["cfg_conn_mask"].Set(mask); err != nil {
 		return nil, fmt.Errorf("set cfg_conn_mask: %w", err)
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
@@ -173,6 +304,7 @@ func (p *Probe) SharedMaps() map[string]*ebpf.Map {
 		"nw_pkt_events": p.Coll.Maps["nw_pkt_events"],
 		"nw_conn_keys":  p.Coll.Maps["nw_conn_keys"],
 		"nw_conns":      p.Coll.Maps["nw_conns"],
+		"nw_conn_hash":  p.Coll.Maps["nw_conn_hash"],
 		"nw_stats":      p.Coll.Maps["nw_stats"],
 	}
 }
@@ -189,6 +321,7 @@ func (p *Probe) Stats() *ebpf.Map { return p.Coll.Maps["nw_stats"] }
 // Attach attaches every boundary of the concern. The state hook is required;
 // a missing owner hook is reported and degrades attribution only.
 func (p *Probe) Attach(log *slog.Logger) error {
+	log.Debug("connection table", "variant", p.table)
 	if _, err := p.Live.Attach(log, Boundaries[0]); err != nil {
 		return err
 	}
@@ -203,7 +336,11 @@ func (p *Probe) Attach(log *slog.Logger) error {
 			log.Warn("owner attribution degraded: accepted connections keep the listener's process", "hook", name, "err", err)
 		}
 	}
-	it, err := link.AttachIter(link.IterOptions{Program: p.Coll.Programs["nw_iter_conns"], Map: p.Coll.Maps["nw_conn_keys"]})
+	table := p.Coll.Maps["nw_conn_keys"]
+	if p.table == TableHash {
+		table = p.Coll.Maps["nw_conn_hash"]
+	}
+	it, err := link.AttachIter(link.IterOptions{Program: p.Coll.Programs["nw_iter_conns"], Map: table})
 	if err != nil {
 		return fmt.Errorf("conn: sampler iterator: %w", err)
 	}
@@ -316,6 +453,9 @@ func (p *Probe) knowListener(r *connNwIterRec) {
 // A connection whose set is full is skipped (and counted, like one a hook
 // could not track).
 func (p *Probe) Adopt(evs []event.Event, wanted func(*event.Conn) bool) (adopted int, err error) {
+	if p.table == TableHash {
+		return p.adoptHash(evs, wanted)
+	}
 	prog := p.Coll.Programs["nw_adopt"]
 	if prog == nil {
 		return 0, errors.New("conn: adopt: no nw_adopt program (BPF syscall programs need Linux 5.14)")
@@ -337,11 +477,61 @@ func (p *Probe) Adopt(evs []event.Event, wanted func(*event.Conn) bool) (adopted
 	return adopted, nil
 }
 
+// adoptHash is Adopt for the hash variant: an insert with BPF_NOEXIST is
+// atomic against the hooks' claims (the same bucket lock), so no BPF
+// syscall program is needed (those need 5.14).
+func (p *Probe) adoptHash(evs []event.Event, wanted func(*event.Conn) bool) (adopted int, err error) {
+	m := p.Coll.Maps["nw_conn_hash"]
+	full := 0
+	for i := range evs {
+		c := &evs[i].Conn
+		if !wanted(c) {
+			continue
+		}
+		v := encodeConn(c) // owner PREEXIST: not waiting (owner_pending 0)
+		switch err := m.Update(c.Sock, &v, ebpf.UpdateNoExist); {
+		case err == nil:
+			adopted++
+		case errors.Is(err, ebpf.ErrKeyExist): // a hook saw it first
+		case errors.Is(err, unix.E2BIG), errors.Is(err, unix.ENOMEM): // full
+			full++
+		default:
+			return adopted, fmt.Errorf("conn: adopt: %w", err)
+		}
+	}
+	if full > 0 {
+		p.countFull(uint64(full))
+	}
+	return adopted, nil
+}
+
+// countFull adds n to conn_table_full (the per-CPU counter's first slot)
+// for connections user space could not insert. Start-up only; an increment
+// by BPF on that CPU in between could be lost, which start-up makes rare.
+func (p *Probe) countFull(n uint64) {
+	m := p.Coll.Maps["nw_stats"]
+	key := uint32(event.StatConnMapFull)
+	var vals []uint64
+	if m.Lookup(key, &vals) != nil || len(vals) == 0 {
+		return
+	}
+	vals[0] += n
+	_ = m.Update(key, vals, ebpf.UpdateExist)
+}
+
 // Lookup reads one connection from the kernel table (a syscall: for the
 // rare record that arrives before its connection's open event).
 func (p *Probe) Lookup(sk uint64, c *event.Conn) bool {
 	if p.Coll == nil || sk == 0 {
 		return false
+	}
+	if p.table == TableHash {
+		var v connNwConn
+		if p.Coll.Maps["nw_conn_hash"].Lookup(sk, &v) != nil {
+			return false
+		}
+		decodeConn(c, sk, &v)
+		return true
 	}
 	keys := p.Coll.Maps["nw_conn_keys"]
 	set := setOf(sk, keys.MaxEntries())

@@ -95,6 +95,7 @@ type connNwOwner struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	connMapNwBase            = "nw_base"
+	connMapNwConnHash        = "nw_conn_hash"
 	connMapNwConnKeys        = "nw_conn_keys"
 	connMapNwConns           = "nw_conns"
 	connMapNwEvents          = "nw_events"
@@ -103,15 +104,24 @@ const (
 	connMapNwPktEvents       = "nw_pkt_events"
 	connMapNwStats           = "nw_stats"
 	connProgNwAccept4Exit    = "nw_accept4_exit"
+	connProgNwAccept4ExitNa  = "nw_accept4_exit_na"
 	connProgNwAcceptExit     = "nw_accept_exit"
+	connProgNwAcceptExitNa   = "nw_accept_exit_na"
 	connProgNwAdopt          = "nw_adopt"
 	connProgNwIterConns      = "nw_iter_conns"
+	connProgNwIterConnsNa    = "nw_iter_conns_na"
 	connProgNwIterFiles      = "nw_iter_files"
+	connProgNwIterFilesNa    = "nw_iter_files_na"
 	connProgNwRecvLen        = "nw_recv_len"
+	connProgNwRecvLenNa      = "nw_recv_len_na"
 	connProgNwSendLen        = "nw_send_len"
+	connProgNwSendLenNa      = "nw_send_len_na"
 	connProgNwStateBtf       = "nw_state_btf"
+	connProgNwStateBtfNa     = "nw_state_btf_na"
 	connProgNwStateKprobe    = "nw_state_kprobe"
+	connProgNwStateKprobeNa  = "nw_state_kprobe_na"
 	connProgNwStateRaw       = "nw_state_raw"
+	connProgNwStateRawNa     = "nw_state_raw_na"
 	connVarCfgConnMask       = "cfg_conn_mask"
 	connVarCfgDport          = "cfg_dport"
 	connVarCfgNoClose        = "cfg_no_close"
@@ -164,16 +174,25 @@ type connSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type connProgramSpecs struct {
-	NwAccept4Exit *ebpf.ProgramSpec `ebpf:"nw_accept4_exit"`
-	NwAcceptExit  *ebpf.ProgramSpec `ebpf:"nw_accept_exit"`
-	NwAdopt       *ebpf.ProgramSpec `ebpf:"nw_adopt"`
-	NwIterConns   *ebpf.ProgramSpec `ebpf:"nw_iter_conns"`
-	NwIterFiles   *ebpf.ProgramSpec `ebpf:"nw_iter_files"`
-	NwRecvLen     *ebpf.ProgramSpec `ebpf:"nw_recv_len"`
-	NwSendLen     *ebpf.ProgramSpec `ebpf:"nw_send_len"`
-	NwStateBtf    *ebpf.ProgramSpec `ebpf:"nw_state_btf"`
-	NwStateKprobe *ebpf.ProgramSpec `ebpf:"nw_state_kprobe"`
-	NwStateRaw    *ebpf.ProgramSpec `ebpf:"nw_state_raw"`
+	NwAccept4Exit   *ebpf.ProgramSpec `ebpf:"nw_accept4_exit"`
+	NwAccept4ExitNa *ebpf.ProgramSpec `ebpf:"nw_accept4_exit_na"`
+	NwAcceptExit    *ebpf.ProgramSpec `ebpf:"nw_accept_exit"`
+	NwAcceptExitNa  *ebpf.ProgramSpec `ebpf:"nw_accept_exit_na"`
+	NwAdopt         *ebpf.ProgramSpec `ebpf:"nw_adopt"`
+	NwIterConns     *ebpf.ProgramSpec `ebpf:"nw_iter_conns"`
+	NwIterConnsNa   *ebpf.ProgramSpec `ebpf:"nw_iter_conns_na"`
+	NwIterFiles     *ebpf.ProgramSpec `ebpf:"nw_iter_files"`
+	NwIterFilesNa   *ebpf.ProgramSpec `ebpf:"nw_iter_files_na"`
+	NwRecvLen       *ebpf.ProgramSpec `ebpf:"nw_recv_len"`
+	NwRecvLenNa     *ebpf.ProgramSpec `ebpf:"nw_recv_len_na"`
+	NwSendLen       *ebpf.ProgramSpec `ebpf:"nw_send_len"`
+	NwSendLenNa     *ebpf.ProgramSpec `ebpf:"nw_send_len_na"`
+	NwStateBtf      *ebpf.ProgramSpec `ebpf:"nw_state_btf"`
+	NwStateBtfNa    *ebpf.ProgramSpec `ebpf:"nw_state_btf_na"`
+	NwStateKprobe   *ebpf.ProgramSpec `ebpf:"nw_state_kprobe"`
+	NwStateKprobeNa *ebpf.ProgramSpec `ebpf:"nw_state_kprobe_na"`
+	NwStateRaw      *ebpf.ProgramSpec `ebpf:"nw_state_raw"`
+	NwStateRawNa    *ebpf.ProgramSpec `ebpf:"nw_state_raw_na"`
 }
 
 // connMapSpecs contains maps before they are loaded into the kernel.
@@ -181,6 +200,7 @@ type connProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type connMapSpecs struct {
 	NwBase         *ebpf.MapSpec `ebpf:"nw_base"`
+	NwConnHash     *ebpf.MapSpec `ebpf:"nw_conn_hash"`
 	NwConnKeys     *ebpf.MapSpec `ebpf:"nw_conn_keys"`
 	NwConns        *ebpf.MapSpec `ebpf:"nw_conns"`
 	NwEvents       *ebpf.MapSpec `ebpf:"nw_events"`
@@ -225,6 +245,7 @@ func (o *connObjects) Close() error {
 // It can be passed to loadConnObjects or ebpf.CollectionSpec.LoadAndAssign.
 type connMaps struct {
 	NwBase         *ebpf.Map `ebpf:"nw_base"`
+	NwConnHash     *ebpf.Map `ebpf:"nw_conn_hash"`
 	NwConnKeys     *ebpf.Map `ebpf:"nw_conn_keys"`
 	NwConns        *ebpf.Map `ebpf:"nw_conns"`
 	NwEvents       *ebpf.Map `ebpf:"nw_events"`
@@ -237,6 +258,7 @@ type connMaps struct {
 func (m *connMaps) Close() error {
 	return _ConnClose(
 		m.NwBase,
+		m.NwConnHash,
 		m.NwConnKeys,
 		m.NwConns,
 		m.NwEvents,
@@ -265,30 +287,48 @@ type connVariables struct {
 //
 // It can be passed to loadConnObjects or ebpf.CollectionSpec.LoadAndAssign.
 type connPrograms struct {
-	NwAccept4Exit *ebpf.Program `ebpf:"nw_accept4_exit"`
-	NwAcceptExit  *ebpf.Program `ebpf:"nw_accept_exit"`
-	NwAdopt       *ebpf.Program `ebpf:"nw_adopt"`
-	NwIterConns   *ebpf.Program `ebpf:"nw_iter_conns"`
-	NwIterFiles   *ebpf.Program `ebpf:"nw_iter_files"`
-	NwRecvLen     *ebpf.Program `ebpf:"nw_recv_len"`
-	NwSendLen     *ebpf.Program `ebpf:"nw_send_len"`
-	NwStateBtf    *ebpf.Program `ebpf:"nw_state_btf"`
-	NwStateKprobe *ebpf.Program `ebpf:"nw_state_kprobe"`
-	NwStateRaw    *ebpf.Program `ebpf:"nw_state_raw"`
+	NwAccept4Exit   *ebpf.Program `ebpf:"nw_accept4_exit"`
+	NwAccept4ExitNa *ebpf.Program `ebpf:"nw_accept4_exit_na"`
+	NwAcceptExit    *ebpf.Program `ebpf:"nw_accept_exit"`
+	NwAcceptExitNa  *ebpf.Program `ebpf:"nw_accept_exit_na"`
+	NwAdopt         *ebpf.Program `ebpf:"nw_adopt"`
+	NwIterConns     *ebpf.Program `ebpf:"nw_iter_conns"`
+	NwIterConnsNa   *ebpf.Program `ebpf:"nw_iter_conns_na"`
+	NwIterFiles     *ebpf.Program `ebpf:"nw_iter_files"`
+	NwIterFilesNa   *ebpf.Program `ebpf:"nw_iter_files_na"`
+	NwRecvLen       *ebpf.Program `ebpf:"nw_recv_len"`
+	NwRecvLenNa     *ebpf.Program `ebpf:"nw_recv_len_na"`
+	NwSendLen       *ebpf.Program `ebpf:"nw_send_len"`
+	NwSendLenNa     *ebpf.Program `ebpf:"nw_send_len_na"`
+	NwStateBtf      *ebpf.Program `ebpf:"nw_state_btf"`
+	NwStateBtfNa    *ebpf.Program `ebpf:"nw_state_btf_na"`
+	NwStateKprobe   *ebpf.Program `ebpf:"nw_state_kprobe"`
+	NwStateKprobeNa *ebpf.Program `ebpf:"nw_state_kprobe_na"`
+	NwStateRaw      *ebpf.Program `ebpf:"nw_state_raw"`
+	NwStateRawNa    *ebpf.Program `ebpf:"nw_state_raw_na"`
 }
 
 func (p *connPrograms) Close() error {
 	return _ConnClose(
 		p.NwAccept4Exit,
+		p.NwAccept4ExitNa,
 		p.NwAcceptExit,
+		p.NwAcceptExitNa,
 		p.NwAdopt,
 		p.NwIterConns,
+		p.NwIterConnsNa,
 		p.NwIterFiles,
+		p.NwIterFilesNa,
 		p.NwRecvLen,
+		p.NwRecvLenNa,
 		p.NwSendLen,
+		p.NwSendLenNa,
 		p.NwStateBtf,
+		p.NwStateBtfNa,
 		p.NwStateKprobe,
+		p.NwStateKprobeNa,
 		p.NwStateRaw,
+		p.NwStateRawNa,
 	)
 }
 

@@ -393,3 +393,15 @@ func TestQuiet(t *testing.T) {
 		t.Errorf("ring carried %v events for one connection under -q, want 0: %v", ev, stats)
 	}
 }
+
+// TestHashTableEndToEnd runs the binary with the connection table variant
+// of kernels without BPF atomics (< 5.12), forced on this one: owners on
+// both sides, close, pre-existing connections (adopted from user space),
+// -x values.
+func TestHashTableEndToEnd(t *testing.T) {
+	nstest.RequireRoot(t)
+	t.Setenv("NW_CONN_TABLE", "hash")
+	t.Run("lifecycle", TestLifecycle)
+	t.Run("preexisting", TestPreexistingConnection)
+	t.Run("extra", TestExtraAgreesWithSS)
+}

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 
 	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/event"
@@ -305,7 +306,11 @@ func TestTableSets(t *testing.T) {
 // nothing for a socket that is not there.
 func TestLookupAgreesWithKernel(t *testing.T) {
 	nstest.RequireRoot(t)
-	p := attached(t, Options{MaxConns: 1024})
+	lookupAgrees(t, Options{MaxConns: 1024})
+}
+
+func lookupAgrees(t *testing.T, o Options) {
+	p := attached(t, o)
 	ns := nstest.NewNS(t)
 	loopbackPairs(t, ns, 50)
 	netns := ns.Inode(t)
@@ -452,4 +457,94 @@ func loopbackPairs(t *testing.T, ns *nstest.NS, n int) []net.Conn {
 		t.Fatal(err)
 	}
 	return conns
+}
+
+// TestHashTable: the variant for kernels without BPF atomics (< 5.12),
+// forced here: it loads (every hook candidate), tracks connections the
+// walk and Lookup agree on, and other objects loaded with LoadShared read
+// it (cfg_conn_mask = NW_CONN_HASH_MASK). The default stays the arrays where atomics exist.
+func TestHashTable(t *testing.T) {
+	nstest.RequireRoot(t)
+	if env, _ := TableFromEnv(); env == TableAuto {
+		// this host (6.x) has atomics and syscall programs: the fast table
+		if tb, err := ChooseTable(TableAuto); tb != TableSets {
+			t.Errorf("auto chose %s (%v) on a kernel with BPF atomics", tb, err)
+		}
+	}
+	p := attached(t, Options{Table: TableHash, MaxConns: 1000})
+	if p.Table() != TableHash {
+		t.Fatalf("loaded %s", p.Table())
+	}
+	if got := p.Coll.Maps["nw_conn_hash"].MaxEntries(); got != 1000 {
+		t.Errorf("hash capacity %d, want 1000", got)
+	}
+	if got := p.Coll.Maps["nw_conn_keys"].MaxEntries(); got != 1 {
+		t.Errorf("unused arrays: %d sets, want 1", got)
+	}
+	for _, name := range Boundaries {
+		for _, c := range kernel.Hooks[name].Candidates {
+			if c.Kind != kernel.Fentry && p.Coll.Programs[c.Prog] == nil {
+				t.Errorf("%s: program %s not loaded", name, c.Prog)
+			}
+		}
+	}
+	spec, err := loadConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll, err := LoadShared(spec, &config.Config{}, p.SharedMaps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coll.Close()
+	var mask uint32
+	if err := coll.Variables["cfg_conn_mask"].Get(&mask); err != nil || mask != hashMask {
+		t.Errorf("shared object: cfg_conn_mask %#x (%v), want %#x (hash variant)", mask, err, hashMask)
+	}
+	t.Run("lookup", func(t *testing.T) { lookupAgrees(t, Options{Table: TableHash, MaxConns: 1024}) })
+	t.Run("adopt", func(t *testing.T) {
+		evs := []event.Event{{Conn: event.Conn{Sock: 0xffff888000001000,
+			Src: netip.MustParseAddrPort("10.1.2.3:4"), Dst: netip.MustParseAddrPort("10.1.2.4:5"),
+			Pid: 42, OwnerSrc: event.OwnerPreexisting}}}
+		all := func(*event.Conn) bool { return true }
+		if n, err := p.Adopt(evs, all); n != 1 || err != nil {
+			t.Fatalf("adopt: %d, %v", n, err)
+		}
+		if n, err := p.Adopt(evs, all); n != 0 || err != nil {
+			t.Fatalf("second adopt: %d, %v (want 0: exists)", n, err)
+		}
+		var c event.Conn
+		if !p.Lookup(evs[0].Conn.Sock, &c) || c.Pid != 42 || c.Dst != evs[0].Conn.Dst {
+			t.Errorf("adopted entry: %+v", c)
+		}
+		p.Coll.Maps["nw_conn_hash"].Delete(evs[0].Conn.Sock)
+	})
+}
+
+// TestHashVariantHasNoAtomics: kernels before 5.12 refuse an atomic
+// instruction that returns a value anywhere in a program, dead code
+// included. No program kept for the hash variant may hold one (a plain
+// atomic add, the old XADD, is fine).
+func TestHashVariantHasNoAtomics(t *testing.T) {
+	for _, table := range []Table{TableHash, TableSets} {
+		spec, err := loadConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pickTwins(spec, table)
+		fetch := 0
+		for name, ps := range spec.Programs {
+			for _, ins := range ps.Instructions {
+				if op := ins.OpCode.AtomicOp(); op != asm.InvalidAtomic && op != asm.AddAtomic {
+					fetch++
+					if table == TableHash {
+						t.Errorf("%s: %v in a hash-variant program", name, ins)
+					}
+				}
+			}
+		}
+		if table == TableSets && fetch == 0 {
+			t.Error("the array variant lost its compare-and-swap (pickTwins kept the wrong twins?)")
+		}
+	}
 }

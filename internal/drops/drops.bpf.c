@@ -115,22 +115,64 @@ static __always_inline int parse_tcp(const struct sk_buff *skb, struct nw_err_ev
 	return 0;
 }
 
+/* The namespace a segment travels in: its device's, else (TCP may have
+ * cleared skb->dev) its route's device's; 0 when neither is left. */
 static __always_inline __u32 skb_netns(const struct sk_buff *skb)
 {
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	if (!dev) {
+		unsigned long refdst = BPF_CORE_READ(skb, _skb_refdst) & ~1UL; /* SKB_DST_NOREF */
+		if (refdst)
+			dev = BPF_CORE_READ((struct dst_entry *)refdst, dev);
+	}
 	if (dev)
 		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
 	return 0;
 }
 
+/* kfree_skb without rx_sk (before 6.11): the socket of a received segment
+ * TCP drops after its socket lookup (sequence checks, ...) is in neither
+ * argument nor skb->sk (tcp_v4_rcv took it), and skb->dev is often NULL by
+ * then. tcp/tcp_probe fires for every segment that reaches an established
+ * socket's tcp_rcv_established(), just before those checks and on the same
+ * CPU: it leaves (skb, sk) in a small per-CPU ring; a drop of that skb right
+ * after names its socket. A ring, not one slot: between the two, TCP may
+ * send a duplicate ACK, and from process context (the socket backlog) the
+ * softirq that runs when the send re-enables BHs may process other segments
+ * (on loopback: that ACK) first. A stale entry (the skb's memory reused) is
+ * refused by the ports. */
+#define RXSK_RING 16
+struct rx_sk_ring {
+	__u32 next;
+	__u32 _pad;
+	struct {
+		__u64 skb;
+		__u64 sk;
+	} e[RXSK_RING];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rx_sk_ring);
+} nw_drop_rxsk SEC(".maps");
+
 static __always_inline int report(const struct sk_buff *skb, __u32 reason,
-				  const struct sock *sk, __u8 hook)
+				  const struct sock *sk, __u8 hook, bool guessed)
 {
 	struct nw_err_event r = {};
 	if (parse_tcp(skb, &r))
 		return 0;
 	r.rx = 1;
 	__u64 key = (__u64)sk;
+	if (key && guessed) {
+		struct nw_conn *c = nw_conn_find(nw_num(key));
+		/* the slot's socket must be the segment's: received (remote ->
+		 * local) or its own */
+		if (!c || !((c->sport == r.dport && c->dport == r.sport) ||
+			    (c->sport == r.sport && c->dport == r.dport)))
+			key = 0;
+	}
 	if (key) {
 		struct nw_conn *c = nw_conn_find(nw_num(key));
 		if (!c)
@@ -167,7 +209,52 @@ static __always_inline int on_kfree(const struct sk_buff *skb, __u32 reason, con
 		return 0;
 	if (!rx_sk)
 		rx_sk = BPF_CORE_READ(skb, sk);
-	return report(skb, reason, rx_sk, 1);
+	bool guessed = false;
+	if (!rx_sk && !cfg_kfree_rx_sk) {
+		__u32 zero = 0;
+		struct rx_sk_ring *rg = bpf_map_lookup_elem(&nw_drop_rxsk, &zero);
+		if (rg) {
+			__u64 k = nw_num((__u64)skb);
+			__u32 n = rg->next;
+			for (int i = 1; i <= RXSK_RING; i++) {
+				__u32 j = (n - i) & (RXSK_RING - 1);
+				if (rg->e[j].skb == k) {
+					rx_sk = (const void *)rg->e[j].sk;
+					rg->e[j].skb = 0;
+					guessed = true;
+					break;
+				}
+			}
+		}
+	}
+	return report(skb, reason, rx_sk, 1, guessed);
+}
+
+/* tcp_probe (sk, skb): see nw_drop_rxsk. */
+static __always_inline void rxsk_note(__u64 sk, __u64 skb)
+{
+	__u32 zero = 0;
+	struct rx_sk_ring *rg = bpf_map_lookup_elem(&nw_drop_rxsk, &zero);
+	if (!rg)
+		return;
+	__u32 j = rg->next & (RXSK_RING - 1);
+	rg->next++;
+	rg->e[j].skb = skb;
+	rg->e[j].sk = sk;
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(nw_drop_rxsk_btf, struct sock *sk, struct sk_buff *skb)
+{
+	rxsk_note((__u64)sk, (__u64)skb);
+	return 0;
+}
+
+SEC("raw_tp/tcp_probe")
+int BPF_PROG(nw_drop_rxsk_raw, struct sock *sk, struct sk_buff *skb)
+{
+	rxsk_note((__u64)sk, (__u64)skb);
+	return 0;
 }
 
 /* --- candidates: see internal/drops (kernel.Register) --- */
@@ -196,7 +283,7 @@ static __always_inline int on_bad_csum(const struct sk_buff *skb)
 {
 	if (nw_kfree_live)
 		return 0; /* reported by kfree_skb, with the socket */
-	return report(skb, cfg_csum_reason, BPF_CORE_READ(skb, sk), 2);
+	return report(skb, cfg_csum_reason, BPF_CORE_READ(skb, sk), 2, false);
 }
 
 SEC("tp_btf/tcp_bad_csum")
@@ -209,6 +296,56 @@ SEC("raw_tp/tcp_bad_csum")
 int BPF_PROG(nw_csum_raw, const struct sk_buff *skb)
 {
 	return on_bad_csum(skb);
+}
+
+/* Before the tcp_bad_csum tracepoint (5.14) and the drop reason (5.17):
+ * __skb_checksum_complete() returns non-zero for a segment whose checksum
+ * is wrong, and TCP drops every segment it gets that answer for
+ * (skb_checksum_init at entry for short segments, tcp_checksum_complete
+ * later). A kprobe keeps the skb, the kretprobe reports it when the sum is
+ * bad and the segment is TCP (other protocols call it too). The skbs wait
+ * in a per-CPU stack: calls nest only by interrupts, in LIFO order. The
+ * kretprobe is attached first, so every call seen at entry is seen at
+ * return. */
+#define CSUM_DEPTH 8
+struct csum_stack {
+	__u32 depth;
+	__u32 _pad;
+	__u64 skb[CSUM_DEPTH];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct csum_stack);
+} nw_csum_stack SEC(".maps");
+
+SEC("kprobe/__skb_checksum_complete")
+int BPF_KPROBE(nw_csum_entry_kp, struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct csum_stack *st = bpf_map_lookup_elem(&nw_csum_stack, &zero);
+	if (!st)
+		return 0;
+	__u32 d = st->depth;
+	if (d < CSUM_DEPTH)
+		st->skb[d] = (__u64)skb;
+	st->depth = d + 1;
+	return 0;
+}
+
+SEC("kretprobe/__skb_checksum_complete")
+int BPF_KRETPROBE(nw_csum_ret_kp, long ret)
+{
+	__u32 zero = 0;
+	struct csum_stack *st = bpf_map_lookup_elem(&nw_csum_stack, &zero);
+	if (!st || !st->depth)
+		return 0; /* entered before the entry hook was attached */
+	__u32 d = st->depth - 1;
+	st->depth = d;
+	if (!(__u16)ret || d >= CSUM_DEPTH)
+		return 0; /* good sum (__sum16 0), or too deep to have been kept */
+	return on_bad_csum((const struct sk_buff *)st->skb[d & (CSUM_DEPTH - 1)]);
 }
 
 /* Make the record type visible in BTF for bpf2go -type. */

@@ -49,6 +49,12 @@ import (
 const (
 	BoundaryKfree = "drops/kfree_skb"
 	BoundaryCsum  = "drops/bad_csum"
+	// BoundaryCsumEntry keeps the skb for the kretprobe candidate of
+	// BoundaryCsum (before 5.14).
+	BoundaryCsumEntry = "drops/bad_csum-entry"
+	// BoundaryRxSock names the socket of a received segment for kfree_skb
+	// where the tracepoint has no rx_sk argument (before 6.11).
+	BoundaryRxSock = "drops/rx-sock"
 )
 
 func init() {
@@ -60,6 +66,16 @@ func init() {
 		kernel.Boundary{Name: BoundaryCsum, Candidates: []kernel.Candidate{
 			{Kind: kernel.TpBTF, Target: "tcp_bad_csum", Prog: "nw_csum_btf"},
 			{Kind: kernel.RawTP, Target: "tcp_bad_csum", Prog: "nw_csum_raw"},
+			// before 5.14: a bad sum returned by __skb_checksum_complete
+			// (with BoundaryCsumEntry, which keeps its skb)
+			{Kind: kernel.Kretprobe, Target: "__skb_checksum_complete", Prog: "nw_csum_ret_kp"},
+		}},
+		kernel.Boundary{Name: BoundaryCsumEntry, Candidates: []kernel.Candidate{
+			{Kind: kernel.Kprobe, Target: "__skb_checksum_complete", Prog: "nw_csum_entry_kp"},
+		}},
+		kernel.Boundary{Name: BoundaryRxSock, Candidates: []kernel.Candidate{
+			{Kind: kernel.TpBTF, Target: "tcp_probe", Prog: "nw_drop_rxsk_btf"},
+			{Kind: kernel.RawTP, Target: "tcp_probe", Prog: "nw_drop_rxsk_raw"},
 		}},
 	)
 }
@@ -160,10 +176,21 @@ func kfreeArgs(spec *btf.Spec) int {
 	return len(fp.Params) - 1
 }
 
+// noRxSk (tests): load as on a kernel whose kfree_skb has no rx_sk.
+var noRxSk bool
+
 // Concern implements engine.Concern for -e.
 type Concern struct {
 	kernel.Live
-	reasons *Reasons
+	reasons  *Reasons
+	rxSk     bool // kfree_skb has rx_sk
+	noReason bool // kfree_skb has no drop reason (before 5.17)
+}
+
+// csumOnly is the reason table of a kernel without enum skb_drop_reason
+// (before 5.17), where only the tcp_bad_csum tracepoint reports: code 0.
+func csumOnly() *Reasons {
+	return &Reasons{Name: []string{InvalidCsum}, Keep: []bool{false}, Csum: 0}
 }
 
 // New returns the -e concern (not loaded yet).
@@ -182,27 +209,38 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err != nil {
 		return err
 	}
-	if c.reasons, err = ReasonsFromBTF(kspec); err != nil {
+	nargs := kfreeArgs(kspec)
+	if nargs < 3 {
+		// No drop reason in this kernel's kfree_skb (before 5.17): only
+		// the checksum tracepoint can report. Without it, one line.
+		if !csumHookAvailable() {
+			return errors.New("rejected segments need the kfree_skb drop reason (Linux 5.17+), the tcp/tcp_bad_csum tracepoint (5.14+) or kprobes; this kernel has none of them")
+		}
+		c.reasons = csumOnly()
+	} else if c.reasons, err = ReasonsFromBTF(kspec); err != nil {
 		return err
 	}
+	c.rxSk = nargs >= 4 && !noRxSk
 	spec, err := loadDrops()
 	if err != nil {
 		return fmt.Errorf("drops: parse object: %w", err)
 	}
-	nargs := kfreeArgs(kspec)
-	if nargs < 3 {
-		// No drop reason in this kernel's kfree_skb: only the checksum
-		// hook can work.
+	c.noReason = nargs < 3
+	if c.noReason {
 		delete(spec.Programs, "nw_kfree_btf")
 		delete(spec.Programs, "nw_kfree_raw")
 	}
-	if err := spec.Variables["cfg_kfree_rx_sk"].Set(nargs >= 4); err != nil {
+	if c.rxSk {
+		delete(spec.Programs, "nw_drop_rxsk_btf")
+		delete(spec.Programs, "nw_drop_rxsk_raw")
+	}
+	if err := spec.Variables["cfg_kfree_rx_sk"].Set(c.rxSk); err != nil {
 		return fmt.Errorf("drops: %w", err)
 	}
 	if err := spec.Variables["cfg_csum_reason"].Set(c.reasons.Csum); err != nil {
 		return fmt.Errorf("drops: %w", err)
 	}
-	spec.Maps["nw_drop_keep"].MaxEntries = uint32(len(c.reasons.Keep))
+	spec.Maps["nw_drop_keep"].MaxEntries = uint32(max(len(c.reasons.Keep), 1))
 	coll, err := conn.LoadShared(spec, cfg, shared)
 	if err != nil {
 		return fmt.Errorf("drops: %w", err)
@@ -226,6 +264,13 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 // yields one record. Without kfree_skb, the checksum hook reports alone.
 func (c *Concern) Attach(log *slog.Logger) error {
 	_, kerr := c.Live.Attach(log, BoundaryKfree)
+	if kerr == nil && !c.rxSk {
+		// kfree_skb without rx_sk: a drop after TCP's socket lookup is
+		// named by the socket tcp_probe saw it reach.
+		if _, err := c.Live.Attach(log, BoundaryRxSock); err != nil {
+			log.Warn("TCP errors after the socket lookup are attributed by addresses only", "hook", BoundaryRxSock, "err", err)
+		}
+	}
 	if kerr == nil {
 		if err := c.Coll.Variables["nw_kfree_live"].Set(uint32(1)); err != nil {
 			// Cannot tell the checksum hook to stay silent: it must not
@@ -233,13 +278,32 @@ func (c *Concern) Attach(log *slog.Logger) error {
 			log.Debug("checksum hook not used", "err", err)
 			return nil
 		}
+	} else if c.noReason {
+		log.Warn("TCP error tracing degraded: only bad checksums are reported (drop reasons in kfree_skb need Linux 5.17+)")
 	} else {
 		log.Warn("TCP error tracing degraded: only bad checksums are reported", "hook", BoundaryKfree, "err", kerr)
 	}
-	if _, cerr := c.Live.Attach(log, BoundaryCsum); cerr != nil && kerr != nil {
+	a, cerr := c.Live.Attach(log, BoundaryCsum)
+	if cerr == nil && a.Cand.Kind == kernel.Kretprobe {
+		// the kretprobe is live: now the entry that keeps the skb
+		if _, err := c.Live.Attach(log, BoundaryCsumEntry); err != nil {
+			cerr = err
+		}
+	}
+	if cerr != nil && kerr != nil {
 		return fmt.Errorf("drops: no hook attached: %v; %v", kerr, cerr)
 	}
 	return nil
+}
+
+// csumHookAvailable: does the tcp_bad_csum tracepoint exist here?
+func csumHookAvailable() bool {
+	for _, c := range kernel.Hooks[BoundaryCsum].Candidates {
+		if kernel.Available(c) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // RecordSize is the size of an NW_EV_ERROR ring record.

@@ -13,6 +13,13 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type dropsCsumStack struct {
+	_     structs.HostLayout
+	Depth uint32
+	Pad   uint32
+	Skb   [8]uint64
+}
+
 type dropsNwConn struct {
 	_        structs.HostLayout
 	EstNs    uint64
@@ -65,19 +72,37 @@ type dropsNwErrEvent struct {
 	_      [4]byte
 }
 
+type dropsRxSkRing struct {
+	_    structs.HostLayout
+	Next uint32
+	Pad  uint32
+	E    [16]struct {
+		_   structs.HostLayout
+		Skb uint64
+		Sk  uint64
+	}
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	dropsMapNwBase           = "nw_base"
+	dropsMapNwConnHash       = "nw_conn_hash"
 	dropsMapNwConnKeys       = "nw_conn_keys"
 	dropsMapNwConns          = "nw_conns"
+	dropsMapNwCsumStack      = "nw_csum_stack"
 	dropsMapNwDropKeep       = "nw_drop_keep"
+	dropsMapNwDropRxsk       = "nw_drop_rxsk"
 	dropsMapNwEvents         = "nw_events"
 	dropsMapNwPktEvents      = "nw_pkt_events"
 	dropsMapNwStats          = "nw_stats"
 	dropsProgNwCsumBtf       = "nw_csum_btf"
+	dropsProgNwCsumEntryKp   = "nw_csum_entry_kp"
 	dropsProgNwCsumRaw       = "nw_csum_raw"
+	dropsProgNwCsumRetKp     = "nw_csum_ret_kp"
+	dropsProgNwDropRxskBtf   = "nw_drop_rxsk_btf"
+	dropsProgNwDropRxskRaw   = "nw_drop_rxsk_raw"
 	dropsProgNwKfreeBtf      = "nw_kfree_btf"
 	dropsProgNwKfreeRaw      = "nw_kfree_raw"
 	dropsVarCfgConnMask      = "cfg_conn_mask"
@@ -131,10 +156,14 @@ type dropsSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dropsProgramSpecs struct {
-	NwCsumBtf  *ebpf.ProgramSpec `ebpf:"nw_csum_btf"`
-	NwCsumRaw  *ebpf.ProgramSpec `ebpf:"nw_csum_raw"`
-	NwKfreeBtf *ebpf.ProgramSpec `ebpf:"nw_kfree_btf"`
-	NwKfreeRaw *ebpf.ProgramSpec `ebpf:"nw_kfree_raw"`
+	NwCsumBtf     *ebpf.ProgramSpec `ebpf:"nw_csum_btf"`
+	NwCsumEntryKp *ebpf.ProgramSpec `ebpf:"nw_csum_entry_kp"`
+	NwCsumRaw     *ebpf.ProgramSpec `ebpf:"nw_csum_raw"`
+	NwCsumRetKp   *ebpf.ProgramSpec `ebpf:"nw_csum_ret_kp"`
+	NwDropRxskBtf *ebpf.ProgramSpec `ebpf:"nw_drop_rxsk_btf"`
+	NwDropRxskRaw *ebpf.ProgramSpec `ebpf:"nw_drop_rxsk_raw"`
+	NwKfreeBtf    *ebpf.ProgramSpec `ebpf:"nw_kfree_btf"`
+	NwKfreeRaw    *ebpf.ProgramSpec `ebpf:"nw_kfree_raw"`
 }
 
 // dropsMapSpecs contains maps before they are loaded into the kernel.
@@ -142,9 +171,12 @@ type dropsProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type dropsMapSpecs struct {
 	NwBase      *ebpf.MapSpec `ebpf:"nw_base"`
+	NwConnHash  *ebpf.MapSpec `ebpf:"nw_conn_hash"`
 	NwConnKeys  *ebpf.MapSpec `ebpf:"nw_conn_keys"`
 	NwConns     *ebpf.MapSpec `ebpf:"nw_conns"`
+	NwCsumStack *ebpf.MapSpec `ebpf:"nw_csum_stack"`
 	NwDropKeep  *ebpf.MapSpec `ebpf:"nw_drop_keep"`
+	NwDropRxsk  *ebpf.MapSpec `ebpf:"nw_drop_rxsk"`
 	NwEvents    *ebpf.MapSpec `ebpf:"nw_events"`
 	NwPktEvents *ebpf.MapSpec `ebpf:"nw_pkt_events"`
 	NwStats     *ebpf.MapSpec `ebpf:"nw_stats"`
@@ -184,9 +216,12 @@ func (o *dropsObjects) Close() error {
 // It can be passed to loadDropsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dropsMaps struct {
 	NwBase      *ebpf.Map `ebpf:"nw_base"`
+	NwConnHash  *ebpf.Map `ebpf:"nw_conn_hash"`
 	NwConnKeys  *ebpf.Map `ebpf:"nw_conn_keys"`
 	NwConns     *ebpf.Map `ebpf:"nw_conns"`
+	NwCsumStack *ebpf.Map `ebpf:"nw_csum_stack"`
 	NwDropKeep  *ebpf.Map `ebpf:"nw_drop_keep"`
+	NwDropRxsk  *ebpf.Map `ebpf:"nw_drop_rxsk"`
 	NwEvents    *ebpf.Map `ebpf:"nw_events"`
 	NwPktEvents *ebpf.Map `ebpf:"nw_pkt_events"`
 	NwStats     *ebpf.Map `ebpf:"nw_stats"`
@@ -195,9 +230,12 @@ type dropsMaps struct {
 func (m *dropsMaps) Close() error {
 	return _DropsClose(
 		m.NwBase,
+		m.NwConnHash,
 		m.NwConnKeys,
 		m.NwConns,
+		m.NwCsumStack,
 		m.NwDropKeep,
+		m.NwDropRxsk,
 		m.NwEvents,
 		m.NwPktEvents,
 		m.NwStats,
@@ -221,16 +259,24 @@ type dropsVariables struct {
 //
 // It can be passed to loadDropsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dropsPrograms struct {
-	NwCsumBtf  *ebpf.Program `ebpf:"nw_csum_btf"`
-	NwCsumRaw  *ebpf.Program `ebpf:"nw_csum_raw"`
-	NwKfreeBtf *ebpf.Program `ebpf:"nw_kfree_btf"`
-	NwKfreeRaw *ebpf.Program `ebpf:"nw_kfree_raw"`
+	NwCsumBtf     *ebpf.Program `ebpf:"nw_csum_btf"`
+	NwCsumEntryKp *ebpf.Program `ebpf:"nw_csum_entry_kp"`
+	NwCsumRaw     *ebpf.Program `ebpf:"nw_csum_raw"`
+	NwCsumRetKp   *ebpf.Program `ebpf:"nw_csum_ret_kp"`
+	NwDropRxskBtf *ebpf.Program `ebpf:"nw_drop_rxsk_btf"`
+	NwDropRxskRaw *ebpf.Program `ebpf:"nw_drop_rxsk_raw"`
+	NwKfreeBtf    *ebpf.Program `ebpf:"nw_kfree_btf"`
+	NwKfreeRaw    *ebpf.Program `ebpf:"nw_kfree_raw"`
 }
 
 func (p *dropsPrograms) Close() error {
 	return _DropsClose(
 		p.NwCsumBtf,
+		p.NwCsumEntryKp,
 		p.NwCsumRaw,
+		p.NwCsumRetKp,
+		p.NwDropRxskBtf,
+		p.NwDropRxskRaw,
 		p.NwKfreeBtf,
 		p.NwKfreeRaw,
 	)

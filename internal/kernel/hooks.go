@@ -1,15 +1,18 @@
 package kernel
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
@@ -26,9 +29,10 @@ const (
 	Fentry                 // fentry on a kernel function (BTF trampoline)
 	CgroupSKB              // cgroup_skb on the cgroup v2 root: every netns; Target "ingress"/"egress"
 	Netfilter              // netfilter BPF link (6.4+), PER NETWORK NAMESPACE; Target a hook name
+	Kretprobe              // kretprobe on a kernel function (the return value; no arguments)
 )
 
-var kindNames = [...]string{"tp_btf", "raw_tp", "tracepoint", "kprobe", "fentry", "cgroup_skb", "netfilter"}
+var kindNames = [...]string{"tp_btf", "raw_tp", "tracepoint", "kprobe", "fentry", "cgroup_skb", "netfilter", "kretprobe"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -45,10 +49,76 @@ func (k Kind) PerNetns() bool { return k == Netfilter }
 // object and the kernel attach point it wants.
 type Candidate struct {
 	Kind   Kind
-	Target string // "group/event" for tracepoints, event name for tp_btf/raw_tp, function for kprobe/fentry,
+	Target string // "group/event" for tracepoints, event name for tp_btf/raw_tp, function for kprobe/fentry
+	// (kprobe: several functions separated by commas, all attached, e.g. the IPv4 and IPv6 entry),
 	// "ingress"/"egress" for cgroup_skb, "PRE_ROUTING"/"LOCAL_IN"/"LOCAL_OUT"/"POST_ROUTING" for netfilter
 	Prog string // program name in the collection
 }
+
+// Feature is something a program needs beyond its attach point (a kfunc, a
+// helper): a named, cached probe. A program whose feature is missing cannot
+// even load, so Prune removes it and the next candidate of its boundary
+// (another program variant) is used.
+type Feature struct {
+	Name  string       // what is needed, with the kernel that brought it ("kfunc bpf_cast_to_kern_ctx (6.2+)")
+	Probe func() error // nil: available
+}
+
+var progNeeds = map[string][]Feature{}
+
+// Needs records that program prog loads only where every feature in f is
+// available (checked, cached, by Available and Prune).
+func Needs(prog string, f ...Feature) { progNeeds[prog] = append(progNeeds[prog], f...) }
+
+var featMu sync.Mutex
+var featCache = map[string]error{}
+
+func (f Feature) available() error {
+	featMu.Lock()
+	defer featMu.Unlock()
+	if err, ok := featCache[f.Name]; ok {
+		return err
+	}
+	err := f.Probe()
+	if err != nil {
+		err = fmt.Errorf("needs %s: %w", f.Name, err)
+	}
+	featCache[f.Name] = err
+	return err
+}
+
+// KfuncFeature is the kfunc name, present where the kernel's BTF has it
+// (kfuncs of the common set are offered to every program type).
+func KfuncFeature(name, since string) Feature {
+	return Feature{Name: "kfunc " + name + " (" + since + ")", Probe: func() error {
+		spec, err := KernelBTF()
+		if err != nil {
+			return err
+		}
+		var fn *btf.Func
+		if err := spec.TypeByName(name, &fn); err != nil {
+			return errors.New("not in this kernel")
+		}
+		return nil
+	}}
+}
+
+// HelperFeature is BPF helper fn for programs of type pt (probed by loading
+// a program that calls it; cilium/ebpf caches the answer too).
+func HelperFeature(pt ebpf.ProgramType, fn asm.BuiltinFunc, name, since string) Feature {
+	return Feature{Name: "BPF helper " + name + " (" + since + ")", Probe: func() error {
+		if err := features.HaveProgramHelper(pt, fn); err != nil {
+			return errors.New("not in this kernel")
+		}
+		return nil
+	}}
+}
+
+// Available reports (cached) whether the running kernel offers f.
+func (f Feature) Available() error { return f.available() }
+
+// ProgNeeds returns the features recorded for prog (tests).
+func ProgNeeds(prog string) []Feature { return progNeeds[prog] }
 
 // Boundary is one observation point with its candidates, best first.
 type Boundary struct {
@@ -92,15 +162,28 @@ var probeCache = map[Candidate]error{}
 
 // Available reports (cached) whether the running kernel offers candidate c.
 func Available(c Candidate) error {
-	probeMu.Lock()
-	defer probeMu.Unlock()
 	key := Candidate{Kind: c.Kind, Target: c.Target}
-	if err, ok := probeCache[key]; ok {
+	probeMu.Lock()
+	err, ok := probeCache[key]
+	if !ok {
+		err = probe(c)
+		probeCache[key] = err
+	}
+	probeMu.Unlock()
+	if err != nil {
 		return err
 	}
-	err := probe(c)
-	probeCache[key] = err
-	return err
+	return progAvailable(c.Prog)
+}
+
+// progAvailable: are the features program prog needs (Needs) available?
+func progAvailable(prog string) error {
+	for _, f := range progNeeds[prog] {
+		if err := f.available(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func probe(c Candidate) error {
@@ -124,11 +207,11 @@ func probe(c Candidate) error {
 			return err
 		}
 		return tracefsEvent(c.Target)
-	case Kprobe:
+	case Kprobe, Kretprobe:
 		if _, err := os.Stat("/sys/bus/event_source/devices/kprobe/type"); err != nil {
 			return errors.New("kprobes not supported by this kernel (CONFIG_KPROBES off)")
 		}
-		return nil
+		return kallsymsHave(strings.Split(c.Target, ","))
 	case Fentry:
 		return probeFentry()
 	case CgroupSKB:
@@ -162,6 +245,38 @@ func tracefsEvent(target string) error {
 	}
 	if _, err := os.Stat(filepath.Join(TracefsDir, "events", target, "id")); err != nil {
 		return fmt.Errorf("no tracepoint %s (tracefs)", target)
+	}
+	return nil
+}
+
+// kallsymsHave reports whether every function in names is in
+// /proc/kallsyms (a function inlined everywhere, or absent, is not: a
+// kprobe on it cannot attach).
+func kallsymsHave(names []string) error {
+	f, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return fmt.Errorf("kprobe targets unknown: %w", err)
+	}
+	defer f.Close()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() && len(want) > 0 {
+		// address type name [module]
+		fl := strings.Fields(sc.Text())
+		if len(fl) >= 3 && (fl[1] == "t" || fl[1] == "T") {
+			delete(want, fl[2])
+		}
+	}
+	if len(want) > 0 {
+		var miss []string
+		for n := range want {
+			miss = append(miss, n)
+		}
+		sort.Strings(miss)
+		return fmt.Errorf("no function %s in this kernel (inlined or absent)", strings.Join(miss, ", "))
 	}
 	return nil
 }
@@ -263,8 +378,21 @@ func attachOne(prog *ebpf.Program, c Candidate) (io.Closer, error) {
 	case Tracepoint:
 		group, name, _ := strings.Cut(c.Target, "/")
 		return link.Tracepoint(group, name, prog, nil)
-	case Kprobe:
-		return link.Kprobe(c.Target, prog, nil)
+	case Kprobe, Kretprobe:
+		var ls multiLink
+		for _, fn := range strings.Split(c.Target, ",") {
+			kp := link.Kprobe
+			if c.Kind == Kretprobe {
+				kp = link.Kretprobe
+			}
+			l, err := kp(fn, prog, nil)
+			if err != nil {
+				ls.Close()
+				return nil, fmt.Errorf("%s: %w", fn, err)
+			}
+			ls = append(ls, l)
+		}
+		return ls, nil
 	case CgroupSKB:
 		at := ebpf.AttachCGroupInetIngress
 		if c.Target == "egress" {
@@ -341,16 +469,22 @@ func CgroupV2Root() string {
 }
 
 // Prune removes from spec every program of a candidate this kernel cannot
-// even load: fentry where trampolines are refused, and tp_btf/fentry whose
-// target is missing (their attach point is resolved at load time), so the
-// rest of the collection still loads. Programs of kinds that load but do not
-// attach (kprobe without CONFIG_KPROBES) stay: loading them verifies them.
+// even load: fentry where trampolines are refused, tp_btf/fentry whose
+// target is missing (their attach point is resolved at load time), and any
+// program that needs a feature (Needs) this kernel lacks, so the rest of the
+// collection still loads. Programs of kinds that load but do not attach
+// (kprobe without CONFIG_KPROBES) stay: loading them verifies them.
 func Prune(spec *ebpf.CollectionSpec) {
 	for _, b := range Hooks {
 		for _, c := range b.Candidates {
 			if (c.Kind == Fentry || c.Kind == TpBTF) && Available(c) != nil {
 				delete(spec.Programs, c.Prog)
 			}
+		}
+	}
+	for prog := range progNeeds {
+		if progAvailable(prog) != nil {
+			delete(spec.Programs, prog)
 		}
 	}
 }
@@ -368,7 +502,7 @@ func (l *Live) Attach(log interface{ Debug(string, ...any) }, name string) (*Att
 	if err != nil {
 		return nil, err
 	}
-	log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target)
+	log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target, "prog", a.Cand.Prog)
 	l.attached = append(l.attached, a)
 	return a, nil
 }

@@ -12,7 +12,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
 
@@ -73,4 +76,58 @@ func KernelBTF() (*btf.Spec, error) {
 		}
 	})
 	return btfSpec, btfErr
+}
+
+var memlockOnce sync.Once
+var memlockErr error
+
+// RemoveMemlock lifts RLIMIT_MEMLOCK, once. Kernels before 5.11 charge BPF
+// maps to it (Debian 11's 5.10: the default 64 KiB refuses the first map,
+// "map create: operation not permitted"); later ones charge the memory
+// cgroup and the call changes nothing. An error (no CAP_SYS_RESOURCE) is
+// returned for the caller to mention; loading may still work.
+func RemoveMemlock() error {
+	memlockOnce.Do(func() { memlockErr = rlimit.RemoveMemlock() })
+	return memlockErr
+}
+
+var atomicsOnce sync.Once
+var atomicsErr error
+
+// HaveAtomics reports (once) whether BPF programs may use atomic
+// instructions that return a value (compare-and-swap, exchange, fetch-add):
+// Linux 5.12. Older verifiers refuse them wherever they appear in a
+// program, dead code included ("BPF_STX uses reserved fields"). The probe
+// loads a socket filter that does one compare-and-swap on its stack.
+func HaveAtomics() error {
+	atomicsOnce.Do(func() {
+		p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+			Type:         ebpf.SocketFilter,
+			License:      "GPL",
+			Instructions: atomicsProbeInsns(),
+		})
+		if err != nil {
+			atomicsErr = fmt.Errorf("BPF atomic compare-and-swap refused (needs Linux 5.12): %w", err)
+			return
+		}
+		p.Close()
+	})
+	return atomicsErr
+}
+
+func atomicsProbeInsns() asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.RFP, -8, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, 0), // expected old value
+		asm.Mov.Imm(asm.R2, 1), // new value
+		asm.Mov.Reg(asm.R1, asm.RFP),
+		asm.Add.Imm(asm.R1, -8),
+		// Constant set by hand: cilium/ebpf v0.22 marshals an atomic built
+		// with AtomicOp.Mem with imm 0, i.e. as a plain atomic add (the
+		// old XADD, which 5.10 accepts: the probe would always pass).
+		{OpCode: asm.CmpXchg.OpCode(asm.DWord), Dst: asm.R1, Src: asm.R2, Constant: int64(asm.CmpXchg >> 8)},
+		asm.Mov.Imm(asm.R0, 0),
+		asm.Return(),
+	}
 }

@@ -37,6 +37,18 @@
  * transmits them: in a per-CPU ring (nw_pkt_txcur) on devices without a
  * qdisc, else in a hash map (nw_pkt_txpend). No hash operation on the common
  * path: on this kernel they were most of each program's cost.
+ *
+ * Older kernels (the hook table in Go picks by feature probes):
+ *   - before 6.2 (no bpf_cast_to_kern_ctx) the cgroup_skb programs have a
+ *     variant (*_ctx) that takes the socket from the context and the IP
+ *     header length from the packet;
+ *   - before 6.4 (no netfilter links) IP entry is a kprobe, host-wide:
+ *     ip_rcv_core/ip6_rcv_core (receive), ip_queue_xmit/inet6_csk_xmit
+ *     (send: TCP's queue_xmit, before the IP header is built);
+ *   - before 6.13 (no tcp_sendmsg_locked tracepoint) send-side TCP entry is a
+ *     kprobe on tcp_sendmsg_locked (+ do_tcp_sendpages before 6.5), whose
+ *     chunks wait in a hash map by socket (kprobes have no sk storage).
+ *   - before 5.17 (no bpf_loop) nothing here loads: the concern says so.
  */
 #include "nw.h"
 
@@ -44,9 +56,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 volatile const bool cfg_time = false; /* -t: stamp boundaries */
 volatile const bool cfg_http = false; /* -i: copy payload bytes */
+volatile const bool cfg_txq_hash = false; /* TCP entry (send) by kprobe: chunks in nw_pkt_txqh */
 
 #define NW_HTTP_MAX 160
-#define RX_RING 512      /* received segments waiting for the copy, per socket (~20 KB) */
+#define RX_RING 512      /* received segments waiting for the copy, per socket (~17 KB) */
 #define RX_SLOTS 4       /* -t -i: payload copies waiting, per socket */
 #define TX_RING 256      /* sendmsg chunks (write_seq, time), per socket (4 KB) */
 #define ETH_P_IP 0x0800
@@ -125,15 +138,35 @@ static __always_inline struct rx_cur *rx_find(struct rx_curs *rc, __u64 skb)
 	return 0;
 }
 
-/* rx: per-socket FIFO of segments that reached TCP and wait for the copy. */
+/* rx: per-socket FIFO of segments that reached TCP and wait for the copy.
+ * Socket storage is charged to the socket's option memory, which
+ * net.core.optmem_max bounds: 20 KiB before 6.9 (Debian 12's 6.1), where a
+ * bigger ring could never be created. So an entry is 32 bytes: the link and
+ * IP stamps are kept as distances before the TCP stamp (see rx_dist). */
 struct rx_ent {
 	__u32 seq;
 	__u32 len;
 	__u32 ack;
 	__u8 slot; /* RX_SLOTS index of its payload copy, 0xff: none */
 	__u8 _pad[3];
-	__u64 t[3]; /* link, IP, TCP */
+	__u64 t2;   /* TCP entry */
+	__u32 d[2]; /* link, IP: rx_dist(t2, stamp) */
 };
+
+/* A stamp t before tcp (TCP entry) as tcp - t + 1; 0: not seen, or not
+ * before tcp, or 4 s or more before it (then the layer is reported missing,
+ * as it would be for stamps out of order). */
+static __always_inline __u32 rx_dist(__u64 tcp, __u64 t)
+{
+	if (!t || t > tcp || tcp - t >= 0xffffffffULL)
+		return 0;
+	return (__u32)(tcp - t) + 1;
+}
+
+static __always_inline __u64 rx_undist(__u64 tcp, __u32 d)
+{
+	return d ? tcp - (d - 1) : 0;
+}
 struct rx_slot {
 	__u8 used;
 	__u8 len;
@@ -174,6 +207,24 @@ struct {
 	__type(key, int);
 	__type(value, struct tx_ring);
 } nw_pkt_txq SEC(".maps");
+
+/* tx: the same rings by socket, where tcp_sendmsg_locked is seen by a kprobe
+ * (no socket storage there). Allocated on first use, removed at close. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct tx_ring);
+} nw_pkt_txqh SEC(".maps");
+
+/* An empty ring to create nw_pkt_txqh entries from (never written). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tx_ring);
+} nw_pkt_txzero SEC(".maps");
 
 /* tx: sent segments between IP entry and driver transmit, by (sock, seq). */
 struct tx_key {
@@ -343,11 +394,60 @@ struct seg {
 	__u32 poff; /* payload offset from the IP header */
 };
 
-static __always_inline bool parse_skb(struct __sk_buff *ctx, struct sk_buff *kskb, struct seg *s)
+/* The socket (as a number) of a cgroup_skb segment and the length of its IP
+ * header (data starts at the IP header). Two ways, chosen per program
+ * variant (a compile-time constant, see the hook table):
+ *  kern: bpf_cast_to_kern_ctx (a 6.2+ kfunc) gives the kernel's sk_buff,
+ *        whose sk and header offsets are plain loads;
+ *  else: the context's own socket, and the IP header read from the packet
+ *        (one more bpf_skb_load_bytes; any kernel with cgroup_skb).
+ * *kskb (kern only) is the kernel's sk_buff, 0 otherwise. */
+static __always_inline bool seg_sock(struct __sk_buff *ctx, bool kern, struct sk_buff **kskb,
+				     __u64 *skey, __u32 *iphl)
 {
-	__u16 nh = kskb->network_header;
-	__u16 th = kskb->transport_header;
-	__u32 iphl = (__u32)(__u16)(th - nh);
+	if (kern) {
+		struct sk_buff *k = bpf_cast_to_kern_ctx(ctx);
+		struct sock *sk = k->sk;
+		if (!sk)
+			return false;
+		*skey = nw_ptr_num(sk);
+		__u16 nh = k->network_header;
+		__u16 th = k->transport_header;
+		*iphl = (__u32)(__u16)(th - nh);
+		*kskb = k;
+		return true;
+	}
+	struct bpf_sock *bsk = ctx->sk;
+	if (!bsk)
+		return false;
+	*skey = nw_ptr_num(bsk);
+	*kskb = 0;
+	return true;
+}
+
+static __always_inline bool ip_hdr_len(struct __sk_buff *ctx, __u32 *iphl)
+{
+	__u8 vhl = 0;
+	if (bpf_skb_load_bytes(ctx, 0, &vhl, 1))
+		return false;
+	if (vhl >> 4 == 4) {
+		*iphl = (__u32)(vhl & 0x0f) * 4;
+		return true;
+	}
+	if (vhl >> 4 == 6) {
+		__u8 next = 0;
+		if (bpf_skb_load_bytes(ctx, 6, &next, 1) || next != IPPROTO_TCP)
+			return false; /* extension headers: no record */
+		*iphl = 40;
+		return true;
+	}
+	return false;
+}
+
+static __always_inline bool parse_skb(struct __sk_buff *ctx, bool kern, __u32 iphl, struct seg *s)
+{
+	if (!kern && !ip_hdr_len(ctx, &iphl))
+		return false;
 	if (iphl < 20 || iphl > 255)
 		return false;
 	struct tcphdr t;
@@ -429,6 +529,25 @@ int nw_pkt_rx_ip(struct bpf_nf_ctx *ctx)
 	return 1; /* NF_ACCEPT */
 }
 
+/* t[1] IP entry without netfilter links (before 6.4): ip_rcv_core (IPv4)
+ * and ip6_rcv_core (IPv6), the first step of ip_rcv/ip_list_rcv and
+ * ipv6_rcv/ipv6_list_rcv, host-wide (every netns), still in the softirq
+ * pass of the link hook. */
+SEC("kprobe/ip_rcv_core")
+int BPF_KPROBE(nw_pkt_rx_ip_kp, struct sk_buff *skb)
+{
+	if (!cfg_time)
+		return 0;
+	__u32 zero = 0;
+	struct rx_curs *rc = bpf_map_lookup_elem(&nw_pkt_rxcur, &zero);
+	if (!rc)
+		return 0;
+	struct rx_cur *e = rx_find(rc, (__u64)skb);
+	if (e)
+		e->ip = bpf_ktime_get_ns();
+	return 0;
+}
+
 static __always_inline void emit_rx_now(struct __sk_buff *ctx, __u64 sk, const struct nw_conn *c,
 					const struct seg *s, const __u64 t[3])
 {
@@ -449,26 +568,29 @@ static __always_inline void emit_rx_now(struct __sk_buff *ctx, __u64 sk, const s
 
 /* t[2] TCP entry: tcp_filter() runs cgroup ingress programs for each segment
  * before the socket backlog (the backlog may merge segments). */
-SEC("cgroup_skb/ingress")
-int nw_pkt_rx_tcp(struct __sk_buff *ctx)
+static __always_inline int rx_tcp(struct __sk_buff *ctx, bool kern)
 {
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(ctx);
+	struct sk_buff *kskb;
+	__u64 skey;
+	__u32 iphl = 0;
 	__u64 t[3] = {};
-	struct sock *sk = kskb->sk;
-	if (!sk)
+	if (!seg_sock(ctx, kern, &kskb, &skey, &iphl))
 		return 1;
-	__u64 skey = nw_ptr_num(sk);
 	struct nw_conn *c = tracked(skey);
 	if (!c)
 		return 1;
 	struct seg s = {};
-	if (!parse_skb(ctx, kskb, &s))
+	if (!parse_skb(ctx, kern, iphl, &s))
 		return 1;
 	t[2] = bpf_ktime_get_ns();
 	if (cfg_time) {
 		__u32 zero = 0;
 		struct rx_curs *rc = bpf_map_lookup_elem(&nw_pkt_rxcur, &zero);
-		struct rx_cur *e = rc ? rx_find(rc, (__u64)kskb) : 0;
+		/* the context is the kernel's sk_buff: its address is the key
+		 * the link hook stored */
+		struct rx_cur *e = 0;
+		if (rc)
+			e = rx_find(rc, kern ? (__u64)kskb : nw_ptr_num(ctx));
 		if (e) {
 			t[0] = e->mac;
 			t[1] = e->ip;
@@ -508,9 +630,9 @@ int nw_pkt_rx_tcp(struct __sk_buff *ctx)
 		en->seq = s.seq;
 		en->len = s.len;
 		en->ack = s.ack;
-		en->t[0] = t[0];
-		en->t[1] = t[1];
-		en->t[2] = t[2];
+		en->t2 = t[2];
+		en->d[0] = rx_dist(t[2], t[0]);
+		en->d[1] = rx_dist(t[2], t[1]);
 		en->slot = 0xff;
 		if (hn && sc) {
 			for (int i = 0; i < RX_SLOTS; i++) {
@@ -534,6 +656,20 @@ int nw_pkt_rx_tcp(struct __sk_buff *ctx)
 		emit_rx_now(ctx, skey, c, &s, t);
 	}
 	return 1;
+}
+
+
+SEC("cgroup_skb/ingress")
+int nw_pkt_rx_tcp(struct __sk_buff *ctx)
+{
+	return rx_tcp(ctx, true);
+}
+
+/* Without bpf_cast_to_kern_ctx (before 6.2). */
+SEC("cgroup_skb/ingress")
+int nw_pkt_rx_tcp_ctx(struct __sk_buff *ctx)
+{
+	return rx_tcp(ctx, false);
 }
 
 /* Pop the oldest waiting segment if its last byte is below copy_end (or
@@ -578,7 +714,7 @@ static long pop_one(__u64 idx, struct pop_ctx *pc)
 		return 1; /* stop */
 	struct pkt_out o = {
 		.sk = pc->sk, .ts = pc->now, .seq = en.seq, .ack = en.ack, .len = en.len, .rx = 1,
-		.t = {en.t[0], en.t[1], en.t[2], pc->flush ? 0 : pc->now},
+		.t = {rx_undist(en.t2, en.d[0]), rx_undist(en.t2, en.d[1]), en.t2, pc->flush ? 0 : pc->now},
 	};
 	if (cfg_http && en.slot < RX_SLOTS) {
 		o.http_len = hlen > NW_HTTP_MAX ? NW_HTTP_MAX : hlen;
@@ -649,6 +785,10 @@ int BPF_PROG(nw_pkt_close, const struct sock *sk, int old, int new)
 {
 	if (!cfg_time || new != NW_TCP_CLOSE)
 		return 0;
+	if (cfg_txq_hash) {
+		__u64 k = nw_ptr_num(sk);
+		bpf_map_delete_elem(&nw_pkt_txqh, &k);
+	}
 	struct rx_ring *q = bpf_sk_storage_get(&nw_pkt_rxq, (struct sock *)sk, 0, 0);
 	if (!q)
 		return 0;
@@ -662,6 +802,28 @@ int BPF_PROG(nw_pkt_close, const struct sock *sk, int old, int new)
 }
 
 /* ================= send ================= */
+
+/* Append a chunk that starts at write_seq seq, entering TCP now. */
+static __always_inline void tx_chunk_add(struct tx_ring *q, __u32 seq)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u32 head = q->head, tail = q->tail;
+	if (tail != head) {
+		struct tx_chunk *last = &q->c[(tail - 1) & (TX_RING - 1)];
+		if (last->seq == seq) {
+			last->ts = now; /* nothing was appended since: the data enters now */
+			return;
+		}
+	}
+	if (tail - head >= TX_RING) {
+		q->head = head + 1; /* forget the oldest chunk */
+		nw_count(NW_STAT_PKT_MAP_FULL);
+	}
+	struct tx_chunk *ch = &q->c[tail & (TX_RING - 1)];
+	ch->seq = seq;
+	ch->ts = now;
+	q->tail = tail + 1;
+}
 
 /* t[0] TCP entry: each tcp_sendmsg_locked() iteration appends data starting
  * at write_seq (process context, socket lock held). */
@@ -679,24 +841,39 @@ int BPF_PROG(nw_pkt_tx_tcp, const struct sock *sk, const struct msghdr *msg,
 		nw_count(NW_STAT_PKT_MAP_FULL);
 		return 0;
 	}
-	__u32 seq = BPF_CORE_READ((const struct tcp_sock *)sk, write_seq);
-	__u64 now = bpf_ktime_get_ns();
-	__u32 head = q->head, tail = q->tail;
-	if (tail != head) {
-		struct tx_chunk *last = &q->c[(tail - 1) & (TX_RING - 1)];
-		if (last->seq == seq) {
-			last->ts = now; /* nothing was appended since: the data enters now */
-			return 0;
-		}
+	tx_chunk_add(q, BPF_CORE_READ((const struct tcp_sock *)sk, write_seq));
+	return 0;
+}
+
+/* t[0] where the tracepoint is missing (before 6.13): the entry of
+ * tcp_sendmsg_locked(), once per sendmsg call (socket lock held), and before
+ * 6.5 of do_tcp_sendpages() (sendfile, splice; sk is its first argument
+ * too). kprobe
+ * programs have no socket storage: the chunks wait in nw_pkt_txqh, by socket
+ * (cfg_txq_hash tells the egress hook; the close hook removes the entry). A
+ * write that waits for send-buffer room counts that wait in its TCP time. */
+SEC("kprobe/tcp_sendmsg_locked")
+int BPF_KPROBE(nw_pkt_tx_tcp_kp, struct sock *sk)
+{
+	if (!cfg_time)
+		return 0;
+	__u64 skey = (__u64)sk;
+	if (!tracked(skey))
+		return 0;
+	struct tx_ring *q = bpf_map_lookup_elem(&nw_pkt_txqh, &skey);
+	if (!q) {
+		__u32 zero = 0;
+		struct tx_ring *z = bpf_map_lookup_elem(&nw_pkt_txzero, &zero);
+		if (!z || bpf_map_update_elem(&nw_pkt_txqh, &skey, z, BPF_NOEXIST))
+			goto full;
+		q = bpf_map_lookup_elem(&nw_pkt_txqh, &skey);
+		if (!q)
+			goto full;
 	}
-	if (tail - head >= TX_RING) {
-		q->head = head + 1; /* forget the oldest chunk */
-		nw_count(NW_STAT_PKT_MAP_FULL);
-	}
-	struct tx_chunk *ch = &q->c[tail & (TX_RING - 1)];
-	ch->seq = seq;
-	ch->ts = now;
-	q->tail = tail + 1;
+	tx_chunk_add(q, BPF_CORE_READ((const struct tcp_sock *)sk, write_seq));
+	return 0;
+full:
+	nw_count(NW_STAT_PKT_MAP_FULL);
 	return 0;
 }
 
@@ -728,15 +905,20 @@ static long chunk_step(__u64 idx, struct chunk_ctx *cc)
 	return 1;
 }
 
-static __always_inline __u64 tx_entry_time(struct __sk_buff *ctx, __u32 seq)
+static __always_inline __u64 tx_entry_time(struct __sk_buff *ctx, __u64 skey, __u32 seq)
 {
-	struct bpf_sock *bsk = ctx->sk;
-	if (!bsk)
-		return 0;
-	bsk = bpf_sk_fullsock(bsk);
-	if (!bsk)
-		return 0;
-	struct tx_ring *q = bpf_sk_storage_get(&nw_pkt_txq, bsk, 0, 0);
+	struct tx_ring *q;
+	if (cfg_txq_hash) {
+		q = bpf_map_lookup_elem(&nw_pkt_txqh, &skey);
+	} else {
+		struct bpf_sock *bsk = ctx->sk;
+		if (!bsk)
+			return 0;
+		bsk = bpf_sk_fullsock(bsk);
+		if (!bsk)
+			return 0;
+		q = bpf_sk_storage_get(&nw_pkt_txq, bsk, 0, 0);
+	}
 	if (!q)
 		return 0;
 	struct chunk_ctx cc = {.q = q, .seq = seq};
@@ -782,22 +964,14 @@ static __always_inline struct tx_cur *tx_new(struct tx_curs *tc, __u64 sk, __u32
 	return e;
 }
 
-/* t[1] IP entry (netfilter LOCAL_OUT, attached in every netns). Headers of
- * locally built skbs are linear. */
-SEC("netfilter")
-int nw_pkt_tx_ip(struct bpf_nf_ctx *ctx)
+/* Stamp t[1] (IP entry) of the segment skb of socket sk (a number), if it
+ * carries data. head, th: skb->head and transport_header; data_off: where
+ * skb->data is (from head); len: skb->len. Headers of locally built skbs
+ * are linear. */
+static __always_inline void tx_ip(__u64 sk, unsigned char *head, __u16 th, __u32 data_off, __u32 len)
 {
-	/* ctx->skb is a trusted BTF pointer: its fields are plain loads */
-	struct sk_buff *skb = ctx->skb;
-	struct sock *ssk = skb->sk;
-	if (!ssk)
-		return 1;
-	__u64 sk = nw_ptr_num(ssk);
 	if (!tracked(sk))
-		return 1;
-	unsigned char *head = skb->head;
-	__u16 th = skb->transport_header;
-	__u16 nh = skb->network_header;
+		return;
 	/* ports, seq, ack, data offset: one read */
 	struct {
 		__u32 ports;
@@ -807,24 +981,51 @@ int nw_pkt_tx_ip(struct bpf_nf_ctx *ctx)
 		__u8 _rest[3];
 	} h;
 	if (bpf_probe_read_kernel(&h, sizeof(h), head + th))
-		return 1;
-	__u32 seq = h.seq;
-	__u8 doff = h.doff;
+		return;
 	/* Pure ACKs, SYNs and FINs carry no data and get no record: stamping
-	 * them would only fill the table. skb->data is at the IP header here,
-	 * so skb->len covers IP header + TCP header + payload (also for GSO). */
-	__u32 hdrs = (__u32)(th - nh) + (__u32)(doff >> 4) * 4;
-	if (skb->len <= hdrs)
-		return 1;
+	 * them would only fill the table. skb->len counts from skb->data (also
+	 * for GSO): headers are what lies from there to the payload. */
+	__u32 hdrs = (__u32)th + (__u32)(h.doff >> 4) * 4 - data_off;
+	if (len <= hdrs)
+		return;
 	struct tx_curs *tc = tx_ring();
 	if (!tc)
-		return 1;
-	__u32 hseq = bpf_ntohl(seq);
+		return;
+	__u32 hseq = bpf_ntohl(h.seq);
 	struct tx_cur *e = tx_find(tc, sk, hseq); /* a retransmission of a waiting one */
 	if (!e)
 		e = tx_new(tc, sk, hseq);
 	e->p.t[1] = bpf_ktime_get_ns();
+}
+
+/* t[1] IP entry (netfilter LOCAL_OUT, attached in every netns; 6.4+):
+ * skb->data is at the IP header. */
+SEC("netfilter")
+int nw_pkt_tx_ip(struct bpf_nf_ctx *ctx)
+{
+	/* ctx->skb is a trusted BTF pointer: its fields are plain loads */
+	struct sk_buff *skb = ctx->skb;
+	struct sock *ssk = skb->sk;
+	if (!ssk)
+		return 1;
+	tx_ip(nw_ptr_num(ssk), skb->head, skb->transport_header, skb->network_header, skb->len);
 	return 1; /* NF_ACCEPT */
+}
+
+/* t[1] IP entry without netfilter links (before 6.4): TCP hands each
+ * segment to IP through icsk_af_ops->queue_xmit, ip_queue_xmit (IPv4) or
+ * inet6_csk_xmit (IPv6), host-wide (every netns). skb->data is at the TCP
+ * header; the IP header is not built yet. */
+SEC("kprobe/ip_queue_xmit")
+int BPF_KPROBE(nw_pkt_tx_ip_kp, struct sock *sk, struct sk_buff *skb)
+{
+	if (!cfg_time || !sk)
+		return 0;
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *data = BPF_CORE_READ(skb, data);
+	tx_ip((__u64)sk, head, BPF_CORE_READ(skb, transport_header), (__u32)(data - head),
+	      BPF_CORE_READ(skb, len));
+	return 0;
 }
 
 /* p holds the record's values; with ctx/s (no -t: at once from the egress
@@ -857,19 +1058,18 @@ static __always_inline void emit_tx(__u64 sk, const struct nw_conn *c, __u32 seq
 
 /* Every skb TCP sends, in every netns (ip_finish_output()). Without -t the
  * record is made here; with -t it waits for the driver transmit. */
-SEC("cgroup_skb/egress")
-int nw_pkt_tx_out(struct __sk_buff *ctx)
+static __always_inline int tx_out(struct __sk_buff *ctx, bool kern)
 {
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(ctx);
-	struct sock *sk = kskb->sk;
-	if (!sk)
+	struct sk_buff *kskb;
+	__u64 skey;
+	__u32 iphl = 0;
+	if (!seg_sock(ctx, kern, &kskb, &skey, &iphl))
 		return 1;
-	__u64 skey = nw_ptr_num(sk);
 	struct nw_conn *c = tracked(skey);
 	if (!c)
 		return 1;
 	struct seg s = {};
-	if (!parse_skb(ctx, kskb, &s))
+	if (!parse_skb(ctx, kern, iphl, &s))
 		return 1;
 	if (!cfg_time) {
 		struct tx_pend p = {.ack = s.ack, .len = s.len};
@@ -881,16 +1081,29 @@ int nw_pkt_tx_out(struct __sk_buff *ctx)
 		return 1;
 	struct tx_cur *e = tx_find(tc, skey, s.seq);
 	if (!e)
-		e = tx_new(tc, skey, s.seq); /* LOCAL_OUT not seen (no netfilter link in this netns yet) */
+		e = tx_new(tc, skey, s.seq); /* IP entry not seen (no netfilter link in this netns yet) */
 	struct tx_pend *p = &e->p;
 	p->ack = s.ack;
 	p->len = s.len;
-	p->t[0] = tx_entry_time(ctx, s.seq);
+	p->t[0] = tx_entry_time(ctx, skey, s.seq);
 	if (cfg_http) {
 		p->http_len = http_payload(ctx, &s, p->http);
 		p->http_cut = s.len > p->http_len;
 	}
 	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int nw_pkt_tx_out(struct __sk_buff *ctx)
+{
+	return tx_out(ctx, true);
+}
+
+/* Without bpf_cast_to_kern_ctx (before 6.2). */
+SEC("cgroup_skb/egress")
+int nw_pkt_tx_out_ctx(struct __sk_buff *ctx)
+{
+	return tx_out(ctx, false);
 }
 
 /* skb is a BTF pointer (tp_btf callers): header fields are plain loads;
@@ -920,7 +1133,11 @@ static __always_inline bool txq_queues(const struct sk_buff *skb)
 	__u32 qm = skb->queue_mapping;
 	if (qm >= dev->num_tx_queues)
 		qm = 0;
-	__u64 txq = (__u64)dev->_tx + (__u64)qm * bpf_core_type_size(struct netdev_queue);
+	/* The queue's address as a number (read, not a BTF pointer): 6.1's
+	 * verifier loses qm's bound across the multiply when it is pointer
+	 * arithmetic ("math between ptr_ pointer and register with unbounded
+	 * min value"); as scalar math there is nothing to check. */
+	__u64 txq = (__u64)BPF_CORE_READ(dev, _tx) + (__u64)qm * bpf_core_type_size(struct netdev_queue);
 	struct Qdisc *q = 0;
 	if (bpf_probe_read_kernel(&q, sizeof(q),
 				  (void *)(txq + bpf_core_field_offset(struct netdev_queue, qdisc))) || !q)

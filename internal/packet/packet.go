@@ -7,6 +7,11 @@
 // boundary stamps come from tracepoints (host-wide) and from netfilter
 // PRE_ROUTING / LOCAL_OUT links, which are per network namespace: an
 // internal/netns manager attaches them in every namespace as it appears.
+// Kernels without some of these (Debian 12's 6.1: no kfunc
+// bpf_cast_to_kern_ctx, no netfilter links, no tcp_sendmsg_locked
+// tracepoint) get the next candidate of each boundary in the hook table:
+// context-only cgroup_skb variants and host-wide kprobes. Before 5.17 (no
+// bpf_loop) the concern does not load and says so in one line.
 //
 // User space turns the raw stamps into layer times (Decode); a stamp of 0
 // (boundary not seen) or stamps out of order give a Missing bit, never a
@@ -24,6 +29,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
 	"github.com/netwatcher/netwatcher/internal/config"
@@ -56,20 +62,51 @@ func init() {
 		kernel.Boundary{Name: BRxCopy, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "skb_copy_datagram_iovec", Prog: "nw_pkt_rx_copy"}}},
 		kernel.Boundary{Name: BRxTaken, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "tcp_rcv_space_adjust", Prog: "nw_pkt_rx_consumed"}}},
 		kernel.Boundary{Name: BClose, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "inet_sock_set_state", Prog: "nw_pkt_close"}}},
-		kernel.Boundary{Name: BTxTCP, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "tcp_sendmsg_locked", Prog: "nw_pkt_tx_tcp"}}},
+		// tcp/tcp_sendmsg_locked is a 6.13+ tracepoint; before it, a kprobe
+		// on the function (chunks kept by socket in a hash map: see
+		// cfg_txq_hash), and before 6.5 also on do_tcp_sendpages, where
+		// sendfile() and splice() to a TCP socket went instead.
+		kernel.Boundary{Name: BTxTCP, Candidates: []kernel.Candidate{
+			{Kind: kernel.TpBTF, Target: "tcp_sendmsg_locked", Prog: "nw_pkt_tx_tcp"},
+			// before 6.5 sendfile/splice bypass tcp_sendmsg_locked
+			{Kind: kernel.Kprobe, Target: "tcp_sendmsg_locked,do_tcp_sendpages", Prog: "nw_pkt_tx_tcp_kp"},
+			{Kind: kernel.Kprobe, Target: "tcp_sendmsg_locked", Prog: "nw_pkt_tx_tcp_kp"},
+		}},
 		kernel.Boundary{Name: BTxQueue, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "net_dev_queue", Prog: "nw_pkt_tx_queue"}}},
 		kernel.Boundary{Name: BTxXmit, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "net_dev_start_xmit", Prog: "nw_pkt_tx_xmit"}}},
 		// cgroup_skb on the cgroup v2 root sees every namespace: tcp_filter()
 		// on receive (before the socket backlog may coalesce segments),
-		// ip_finish_output() on send.
-		kernel.Boundary{Name: BRxTCP, Candidates: []kernel.Candidate{{Kind: kernel.CgroupSKB, Target: "ingress", Prog: "nw_pkt_rx_tcp"}}},
-		kernel.Boundary{Name: BTxOut, Candidates: []kernel.Candidate{{Kind: kernel.CgroupSKB, Target: "egress", Prog: "nw_pkt_tx_out"}}},
-		// There is no tracepoint at IP entry: netfilter links, one set per
-		// network namespace (attached by the namespace manager).
-		kernel.Boundary{Name: BRxIP, Candidates: []kernel.Candidate{{Kind: kernel.Netfilter, Target: "PRE_ROUTING", Prog: "nw_pkt_rx_ip"}}},
-		kernel.Boundary{Name: BTxIP, Candidates: []kernel.Candidate{{Kind: kernel.Netfilter, Target: "LOCAL_OUT", Prog: "nw_pkt_tx_ip"}}},
+		// ip_finish_output() on send. Two variants: through the kernel's
+		// sk_buff (bpf_cast_to_kern_ctx, 6.2+), else through the context.
+		kernel.Boundary{Name: BRxTCP, Candidates: []kernel.Candidate{
+			{Kind: kernel.CgroupSKB, Target: "ingress", Prog: "nw_pkt_rx_tcp"},
+			{Kind: kernel.CgroupSKB, Target: "ingress", Prog: "nw_pkt_rx_tcp_ctx"},
+		}},
+		kernel.Boundary{Name: BTxOut, Candidates: []kernel.Candidate{
+			{Kind: kernel.CgroupSKB, Target: "egress", Prog: "nw_pkt_tx_out"},
+			{Kind: kernel.CgroupSKB, Target: "egress", Prog: "nw_pkt_tx_out_ctx"},
+		}},
+		// There is no tracepoint at IP entry: netfilter links (6.4+), one set
+		// per network namespace (attached by the namespace manager); before
+		// 6.4, kprobes on the first IP function, host-wide.
+		kernel.Boundary{Name: BRxIP, Candidates: []kernel.Candidate{
+			{Kind: kernel.Netfilter, Target: "PRE_ROUTING", Prog: "nw_pkt_rx_ip"},
+			{Kind: kernel.Kprobe, Target: "ip_rcv_core,ip6_rcv_core", Prog: "nw_pkt_rx_ip_kp"},
+		}},
+		kernel.Boundary{Name: BTxIP, Candidates: []kernel.Candidate{
+			{Kind: kernel.Netfilter, Target: "LOCAL_OUT", Prog: "nw_pkt_tx_ip"},
+			{Kind: kernel.Kprobe, Target: "ip_queue_xmit,inet6_csk_xmit", Prog: "nw_pkt_tx_ip_kp"},
+		}},
 	)
+	castCtx := kernel.KfuncFeature("bpf_cast_to_kern_ctx", "Linux 6.2+")
+	kernel.Needs("nw_pkt_rx_tcp", castCtx)
+	kernel.Needs("nw_pkt_tx_out", castCtx)
 }
+
+// bpfLoop: the packet object calls bpf_loop (5.17+); older kernels refuse its
+// callbacks before anything else ("number of funcs in func_info doesn't
+// match number of subprogs"), so without it the concern does not load.
+var bpfLoop = kernel.HelperFeature(ebpf.CGroupSKB, asm.FnLoop, "bpf_loop", "Linux 5.17+")
 
 // tracepointBoundaries are attached with -t, in this order.
 var tracepointBoundaries = []string{BRxMac, BRxCopy, BRxTaken, BClose, BTxTCP, BTxQueue, BTxXmit}
@@ -103,8 +140,24 @@ func (c *Concern) Name() string { return "packets" }
 // probe through the hook table)?
 func netfilterAvailable() error { return kernel.Available(kernel.Hooks[BRxIP].Candidates[0]) }
 
-// cgroupSKBAvailable: can the record makers work here?
-func cgroupSKBAvailable() error { return kernel.Available(kernel.Hooks[BRxTCP].Candidates[0]) }
+// cgroupSKBAvailable: can the record makers work here (either variant)?
+func cgroupSKBAvailable() error {
+	var first error
+	for _, c := range kernel.Hooks[BRxTCP].Candidates {
+		err := kernel.Available(c)
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// sendEntryByKprobe: the send-side TCP entry is seen by the kprobe candidate
+// (no tcp_sendmsg_locked tracepoint): its chunks wait in a hash map.
+func sendEntryByKprobe() bool { return kernel.Available(kernel.Hooks[BTxTCP].Candidates[0]) != nil }
 
 // Load implements engine.Concern.
 func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
@@ -112,11 +165,14 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err := cgroupSKBAvailable(); err != nil {
 		return err
 	}
+	if err := bpfLoop.Available(); err != nil {
+		return fmt.Errorf("packet records (packet lines, -t, -i) %w", err)
+	}
 	spec, err := loadPacket()
 	if err != nil {
 		return fmt.Errorf("packet: parse object: %w", err)
 	}
-	for name, v := range map[string]bool{"cfg_time": cfg.Time, "cfg_http": cfg.HTTP} {
+	for name, v := range map[string]bool{"cfg_time": cfg.Time, "cfg_http": cfg.HTTP, "cfg_txq_hash": sendEntryByKprobe()} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return fmt.Errorf("packet: set %s: %w", name, err)
 		}
@@ -155,7 +211,7 @@ func (c *Concern) Attach(log *slog.Logger) error {
 			return fmt.Errorf("packets: %w", err)
 		}
 		c.links = append(c.links, a.Link)
-		log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target)
+		log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target, "prog", a.Cand.Prog)
 	}
 	if !c.cfg.Time {
 		return nil
@@ -167,10 +223,24 @@ func (c *Concern) Attach(log *slog.Logger) error {
 			continue
 		}
 		c.links = append(c.links, a.Link)
-		log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target)
+		log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target, "prog", a.Cand.Prog)
 	}
-	if err := netfilterAvailable(); err != nil {
-		log.Warn("IP-layer boundaries missing (mac_time and ip_time reported as -)", "err", oneLine(err))
+	if nferr := netfilterAvailable(); nferr != nil {
+		// Host-wide candidates (kprobes) instead; one line if they fail.
+		var why []string
+		for _, name := range nsBoundaries {
+			a, err := kernel.Attach(c.coll, name)
+			if err != nil {
+				why = append(why, oneLine(err))
+				continue
+			}
+			c.links = append(c.links, a.Link)
+			log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target, "prog", a.Cand.Prog)
+		}
+		if len(why) > 0 {
+			log.Warn("IP-layer boundaries missing (mac_time and ip_time reported as -): they need netfilter BPF links (Linux 6.4+) or kprobes",
+				"err", strings.Join(why, "; "))
+		}
 	} else {
 		c.ns = netns.New(c.attachNetns, netns.Options{Log: log})
 		if err := c.ns.Start(); err != nil {

@@ -87,7 +87,8 @@ type packetRxRing struct {
 		Ack  uint32
 		Slot uint8
 		Pad  [3]uint8
-		T    [3]uint64
+		T2   uint64
+		D    [2]uint32
 	}
 	Slot [4]struct {
 		_    structs.HostLayout
@@ -152,6 +153,7 @@ type packetTxRing struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	packetMapNwBase           = "nw_base"
+	packetMapNwConnHash       = "nw_conn_hash"
 	packetMapNwConnKeys       = "nw_conn_keys"
 	packetMapNwConns          = "nw_conns"
 	packetMapNwEvents         = "nw_events"
@@ -162,23 +164,31 @@ const (
 	packetMapNwPktTxcur       = "nw_pkt_txcur"
 	packetMapNwPktTxpend      = "nw_pkt_txpend"
 	packetMapNwPktTxq         = "nw_pkt_txq"
+	packetMapNwPktTxqh        = "nw_pkt_txqh"
+	packetMapNwPktTxzero      = "nw_pkt_txzero"
 	packetMapNwStats          = "nw_stats"
 	packetProgNwPktClose      = "nw_pkt_close"
 	packetProgNwPktRxConsumed = "nw_pkt_rx_consumed"
 	packetProgNwPktRxCopy     = "nw_pkt_rx_copy"
 	packetProgNwPktRxIp       = "nw_pkt_rx_ip"
+	packetProgNwPktRxIpKp     = "nw_pkt_rx_ip_kp"
 	packetProgNwPktRxMac      = "nw_pkt_rx_mac"
 	packetProgNwPktRxTcp      = "nw_pkt_rx_tcp"
+	packetProgNwPktRxTcpCtx   = "nw_pkt_rx_tcp_ctx"
 	packetProgNwPktTxIp       = "nw_pkt_tx_ip"
+	packetProgNwPktTxIpKp     = "nw_pkt_tx_ip_kp"
 	packetProgNwPktTxOut      = "nw_pkt_tx_out"
+	packetProgNwPktTxOutCtx   = "nw_pkt_tx_out_ctx"
 	packetProgNwPktTxQueue    = "nw_pkt_tx_queue"
 	packetProgNwPktTxTcp      = "nw_pkt_tx_tcp"
+	packetProgNwPktTxTcpKp    = "nw_pkt_tx_tcp_kp"
 	packetProgNwPktTxXmit     = "nw_pkt_tx_xmit"
 	packetVarCfgConnMask      = "cfg_conn_mask"
 	packetVarCfgDport         = "cfg_dport"
 	packetVarCfgHttp          = "cfg_http"
 	packetVarCfgSport         = "cfg_sport"
 	packetVarCfgTime          = "cfg_time"
+	packetVarCfgTxqHash       = "cfg_txq_hash"
 	packetVarNwUnusedPktEvent = "nw_unused_pkt_event"
 	packetVarNwUnusedTxPend   = "nw_unused_tx_pend"
 )
@@ -229,12 +239,17 @@ type packetProgramSpecs struct {
 	NwPktRxConsumed *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_consumed"`
 	NwPktRxCopy     *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_copy"`
 	NwPktRxIp       *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_ip"`
+	NwPktRxIpKp     *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_ip_kp"`
 	NwPktRxMac      *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_mac"`
 	NwPktRxTcp      *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_tcp"`
+	NwPktRxTcpCtx   *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_tcp_ctx"`
 	NwPktTxIp       *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_ip"`
+	NwPktTxIpKp     *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_ip_kp"`
 	NwPktTxOut      *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_out"`
+	NwPktTxOutCtx   *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_out_ctx"`
 	NwPktTxQueue    *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_queue"`
 	NwPktTxTcp      *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_tcp"`
+	NwPktTxTcpKp    *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_tcp_kp"`
 	NwPktTxXmit     *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_xmit"`
 }
 
@@ -243,6 +258,7 @@ type packetProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type packetMapSpecs struct {
 	NwBase       *ebpf.MapSpec `ebpf:"nw_base"`
+	NwConnHash   *ebpf.MapSpec `ebpf:"nw_conn_hash"`
 	NwConnKeys   *ebpf.MapSpec `ebpf:"nw_conn_keys"`
 	NwConns      *ebpf.MapSpec `ebpf:"nw_conns"`
 	NwEvents     *ebpf.MapSpec `ebpf:"nw_events"`
@@ -253,6 +269,8 @@ type packetMapSpecs struct {
 	NwPktTxcur   *ebpf.MapSpec `ebpf:"nw_pkt_txcur"`
 	NwPktTxpend  *ebpf.MapSpec `ebpf:"nw_pkt_txpend"`
 	NwPktTxq     *ebpf.MapSpec `ebpf:"nw_pkt_txq"`
+	NwPktTxqh    *ebpf.MapSpec `ebpf:"nw_pkt_txqh"`
+	NwPktTxzero  *ebpf.MapSpec `ebpf:"nw_pkt_txzero"`
 	NwStats      *ebpf.MapSpec `ebpf:"nw_stats"`
 }
 
@@ -265,6 +283,7 @@ type packetVariableSpecs struct {
 	CfgHttp          *ebpf.VariableSpec `ebpf:"cfg_http"`
 	CfgSport         *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgTime          *ebpf.VariableSpec `ebpf:"cfg_time"`
+	CfgTxqHash       *ebpf.VariableSpec `ebpf:"cfg_txq_hash"`
 	NwUnusedPktEvent *ebpf.VariableSpec `ebpf:"nw_unused_pkt_event"`
 	NwUnusedTxPend   *ebpf.VariableSpec `ebpf:"nw_unused_tx_pend"`
 }
@@ -290,6 +309,7 @@ func (o *packetObjects) Close() error {
 // It can be passed to loadPacketObjects or ebpf.CollectionSpec.LoadAndAssign.
 type packetMaps struct {
 	NwBase       *ebpf.Map `ebpf:"nw_base"`
+	NwConnHash   *ebpf.Map `ebpf:"nw_conn_hash"`
 	NwConnKeys   *ebpf.Map `ebpf:"nw_conn_keys"`
 	NwConns      *ebpf.Map `ebpf:"nw_conns"`
 	NwEvents     *ebpf.Map `ebpf:"nw_events"`
@@ -300,12 +320,15 @@ type packetMaps struct {
 	NwPktTxcur   *ebpf.Map `ebpf:"nw_pkt_txcur"`
 	NwPktTxpend  *ebpf.Map `ebpf:"nw_pkt_txpend"`
 	NwPktTxq     *ebpf.Map `ebpf:"nw_pkt_txq"`
+	NwPktTxqh    *ebpf.Map `ebpf:"nw_pkt_txqh"`
+	NwPktTxzero  *ebpf.Map `ebpf:"nw_pkt_txzero"`
 	NwStats      *ebpf.Map `ebpf:"nw_stats"`
 }
 
 func (m *packetMaps) Close() error {
 	return _PacketClose(
 		m.NwBase,
+		m.NwConnHash,
 		m.NwConnKeys,
 		m.NwConns,
 		m.NwEvents,
@@ -316,6 +339,8 @@ func (m *packetMaps) Close() error {
 		m.NwPktTxcur,
 		m.NwPktTxpend,
 		m.NwPktTxq,
+		m.NwPktTxqh,
+		m.NwPktTxzero,
 		m.NwStats,
 	)
 }
@@ -329,6 +354,7 @@ type packetVariables struct {
 	CfgHttp          *ebpf.Variable `ebpf:"cfg_http"`
 	CfgSport         *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgTime          *ebpf.Variable `ebpf:"cfg_time"`
+	CfgTxqHash       *ebpf.Variable `ebpf:"cfg_txq_hash"`
 	NwUnusedPktEvent *ebpf.Variable `ebpf:"nw_unused_pkt_event"`
 	NwUnusedTxPend   *ebpf.Variable `ebpf:"nw_unused_tx_pend"`
 }
@@ -341,12 +367,17 @@ type packetPrograms struct {
 	NwPktRxConsumed *ebpf.Program `ebpf:"nw_pkt_rx_consumed"`
 	NwPktRxCopy     *ebpf.Program `ebpf:"nw_pkt_rx_copy"`
 	NwPktRxIp       *ebpf.Program `ebpf:"nw_pkt_rx_ip"`
+	NwPktRxIpKp     *ebpf.Program `ebpf:"nw_pkt_rx_ip_kp"`
 	NwPktRxMac      *ebpf.Program `ebpf:"nw_pkt_rx_mac"`
 	NwPktRxTcp      *ebpf.Program `ebpf:"nw_pkt_rx_tcp"`
+	NwPktRxTcpCtx   *ebpf.Program `ebpf:"nw_pkt_rx_tcp_ctx"`
 	NwPktTxIp       *ebpf.Program `ebpf:"nw_pkt_tx_ip"`
+	NwPktTxIpKp     *ebpf.Program `ebpf:"nw_pkt_tx_ip_kp"`
 	NwPktTxOut      *ebpf.Program `ebpf:"nw_pkt_tx_out"`
+	NwPktTxOutCtx   *ebpf.Program `ebpf:"nw_pkt_tx_out_ctx"`
 	NwPktTxQueue    *ebpf.Program `ebpf:"nw_pkt_tx_queue"`
 	NwPktTxTcp      *ebpf.Program `ebpf:"nw_pkt_tx_tcp"`
+	NwPktTxTcpKp    *ebpf.Program `ebpf:"nw_pkt_tx_tcp_kp"`
 	NwPktTxXmit     *ebpf.Program `ebpf:"nw_pkt_tx_xmit"`
 }
 
@@ -356,12 +387,17 @@ func (p *packetPrograms) Close() error {
 		p.NwPktRxConsumed,
 		p.NwPktRxCopy,
 		p.NwPktRxIp,
+		p.NwPktRxIpKp,
 		p.NwPktRxMac,
 		p.NwPktRxTcp,
+		p.NwPktRxTcpCtx,
 		p.NwPktTxIp,
+		p.NwPktTxIpKp,
 		p.NwPktTxOut,
+		p.NwPktTxOutCtx,
 		p.NwPktTxQueue,
 		p.NwPktTxTcp,
+		p.NwPktTxTcpKp,
 		p.NwPktTxXmit,
 	)
 }

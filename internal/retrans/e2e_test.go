@@ -194,3 +194,13 @@ func checkNear(t *testing.T, name, oracleName string, got float64, oracle uint64
 		t.Logf("NOTE: %s %v, sender %s +%d: %.1f%% short", name, got, oracleName, oracle, 100*(1-got/float64(oracle)))
 	}
 }
+
+// TestEpisodesFromRetransmits: kernels without the tcp_cong_state_set
+// tracepoint (Debian 11's 5.10) count episodes at retransmit time from
+// icsk_ca_state and high_seq. Forced here, the same oracles must hold.
+func TestEpisodesFromRetransmits(t *testing.T) {
+	nstest.RequireRoot(t)
+	t.Setenv("NW_CONG_FROM_RTX", "1")
+	t.Run("loss", TestLossRetransmits)
+	t.Run("blackout", TestBlackoutTimeouts)
+}

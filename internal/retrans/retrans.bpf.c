@@ -19,6 +19,16 @@
  *    and emitted as NW_EV_CONG (old -> new). Repeated RTOs while already in
  *    Loss are not new episodes.
  *
+ *  - Kernels without tcp_cong_state_set (Debian 11's 5.10, for one;
+ *    cfg_cong_from_rtx set by the loader): episodes are taken from the
+ *    retransmissions themselves. A retransmit in Recovery or Loss whose
+ *    (state, tp->high_seq) differs from the last one seen on the socket
+ *    starts an episode (high_seq is snd_nxt at entry into the state, so
+ *    repeated RTOs of one blackout are one episode, as with the
+ *    tracepoint). Every episode retransmits at once, so none is missed;
+ *    the old state of such a CONG record is the previous episode's state
+ *    when the same high_seq was seen (Recovery -> Loss), else Open.
+ *
  * Sockets that are not in nw_conns (untracked, or filtered by -s/-d when
  * they were established) are ignored.
  *
@@ -110,6 +120,23 @@ static __always_inline void emit(__u8 type, __u64 key, const struct nw_conn *c, 
 
 /* Set by the loader: the tracepoint has the err argument (6.14+). */
 volatile const __u8 cfg_rtx_err = 0;
+/* Set by the loader: no tcp_cong_state_set tracepoint, take episodes from
+ * retransmissions (see the top of this file). */
+volatile const __u8 cfg_cong_from_rtx = 0;
+
+struct rtx_episode {
+	__u32 high_seq;
+	__u8 state;
+	__u8 _pad[3];
+};
+
+/* Last episode seen per socket (cfg_cong_from_rtx only; 1 entry otherwise). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct rtx_episode);
+} nw_rtx_episode SEC(".maps");
 
 #define NW_EBUSY 16
 #define NW_EAGAIN 11
@@ -142,7 +169,22 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 	/* TCP_SKB_CB(skb)->seq: the control block lives in skb->cb. */
 	const struct tcp_skb_cb *cb = (const void *)&skb->cb;
 	__u32 seq = BPF_CORE_READ(cb, seq);
-	emit(NW_EV_RETRANS, key, c, t, pre_est, seq, segs, ca_state_of(sk), 0);
+	__u8 st = ca_state_of(sk);
+	if (cfg_cong_from_rtx && (st == NW_CA_RECOVERY || st == NW_CA_LOSS)) {
+		const struct tcp_sock *tp = (const void *)sk;
+		struct rtx_episode ep = {.high_seq = BPF_CORE_READ(tp, high_seq), .state = st};
+		struct rtx_episode *prev = bpf_map_lookup_elem(&nw_rtx_episode, &key);
+		if (!prev || prev->state != st || prev->high_seq != ep.high_seq) {
+			__u8 old = prev && prev->high_seq == ep.high_seq ? prev->state : 0;
+			bpf_map_update_elem(&nw_rtx_episode, &key, &ep, BPF_ANY);
+			if (st == NW_CA_RECOVERY)
+				__sync_fetch_and_add(&c->fast_retrans, 1);
+			else
+				__sync_fetch_and_add(&c->timeout_retrans, 1);
+			emit(NW_EV_CONG, key, c, t, pre_est, 0, 0, st, old);
+		}
+	}
+	emit(NW_EV_RETRANS, key, c, t, pre_est, seq, segs, st, 0);
 	return 0;
 }
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -42,9 +43,15 @@ func init() {
 	)
 }
 
+// CongFromRtxEnv names the environment variable that, set to 1, makes the
+// kernel's fallback for missing tcp_cong_state_set count episodes even
+// where the tracepoint exists (tests).
+const CongFromRtxEnv = "NW_CONG_FROM_RTX"
+
 // Concern implements engine.Concern for -r.
 type Concern struct {
 	kernel.Live
+	congFromRtx bool // no tcp_cong_state_set: episodes counted at retransmit time
 }
 
 // New returns the -r concern (not loaded yet).
@@ -65,6 +72,15 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	}
 	if err := spec.Variables["cfg_rtx_err"].Set(TracepointArgs(kspec, "tcp_retransmit_skb") >= 3); err != nil {
 		return fmt.Errorf("retrans: %w", err)
+	}
+	// No tcp_cong_state_set (before 5.15): episodes from retransmissions.
+	// $NW_CONG_FROM_RTX=1 forces it (tests of the fallback on new kernels).
+	c.congFromRtx = TracepointArgs(kspec, "tcp_cong_state_set") == 0 || os.Getenv(CongFromRtxEnv) == "1"
+	if err := spec.Variables["cfg_cong_from_rtx"].Set(c.congFromRtx); err != nil {
+		return fmt.Errorf("retrans: %w", err)
+	}
+	if !c.congFromRtx {
+		spec.Maps["nw_rtx_episode"].MaxEntries = 1
 	}
 	coll, err := conn.LoadShared(spec, cfg, shared)
 	if err != nil {
@@ -96,7 +112,14 @@ func TracepointArgs(spec *btf.Spec, name string) int {
 // counters of the other stay 0), so only losing both is an error.
 func (c *Concern) Attach(log *slog.Logger) error {
 	var errs []error
-	for _, name := range []string{BoundarySkb, BoundaryCong} {
+	names := []string{BoundarySkb, BoundaryCong}
+	if c.congFromRtx {
+		// the kernel has no tcp_cong_state_set: the skb hook counts the
+		// episodes (from icsk_ca_state and high_seq at retransmit time)
+		log.Debug("retransmit episodes taken from retransmissions: this kernel has no tcp_cong_state_set tracepoint")
+		names = names[:1]
+	}
+	for _, name := range names {
 		if _, err := c.Live.Attach(log, name); err != nil {
 			log.Warn("retransmit tracing degraded", "hook", name, "err", err)
 			errs = append(errs, err)

@@ -72,20 +72,30 @@ type retransNwRetransEvent struct {
 	}
 }
 
+type retransRtxEpisode struct {
+	_       structs.HostLayout
+	HighSeq uint32
+	State   uint8
+	Pad     [3]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	retransMapNwBase               = "nw_base"
+	retransMapNwConnHash           = "nw_conn_hash"
 	retransMapNwConnKeys           = "nw_conn_keys"
 	retransMapNwConns              = "nw_conns"
 	retransMapNwEvents             = "nw_events"
 	retransMapNwPktEvents          = "nw_pkt_events"
+	retransMapNwRtxEpisode         = "nw_rtx_episode"
 	retransMapNwStats              = "nw_stats"
 	retransProgNwCongBtf           = "nw_cong_btf"
 	retransProgNwCongRaw           = "nw_cong_raw"
 	retransProgNwRtxBtf            = "nw_rtx_btf"
 	retransProgNwRtxRaw            = "nw_rtx_raw"
+	retransVarCfgCongFromRtx       = "cfg_cong_from_rtx"
 	retransVarCfgConnMask          = "cfg_conn_mask"
 	retransVarCfgDport             = "cfg_dport"
 	retransVarCfgRtxErr            = "cfg_rtx_err"
@@ -145,18 +155,21 @@ type retransProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type retransMapSpecs struct {
-	NwBase      *ebpf.MapSpec `ebpf:"nw_base"`
-	NwConnKeys  *ebpf.MapSpec `ebpf:"nw_conn_keys"`
-	NwConns     *ebpf.MapSpec `ebpf:"nw_conns"`
-	NwEvents    *ebpf.MapSpec `ebpf:"nw_events"`
-	NwPktEvents *ebpf.MapSpec `ebpf:"nw_pkt_events"`
-	NwStats     *ebpf.MapSpec `ebpf:"nw_stats"`
+	NwBase       *ebpf.MapSpec `ebpf:"nw_base"`
+	NwConnHash   *ebpf.MapSpec `ebpf:"nw_conn_hash"`
+	NwConnKeys   *ebpf.MapSpec `ebpf:"nw_conn_keys"`
+	NwConns      *ebpf.MapSpec `ebpf:"nw_conns"`
+	NwEvents     *ebpf.MapSpec `ebpf:"nw_events"`
+	NwPktEvents  *ebpf.MapSpec `ebpf:"nw_pkt_events"`
+	NwRtxEpisode *ebpf.MapSpec `ebpf:"nw_rtx_episode"`
+	NwStats      *ebpf.MapSpec `ebpf:"nw_stats"`
 }
 
 // retransVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type retransVariableSpecs struct {
+	CfgCongFromRtx       *ebpf.VariableSpec `ebpf:"cfg_cong_from_rtx"`
 	CfgConnMask          *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgDport             *ebpf.VariableSpec `ebpf:"cfg_dport"`
 	CfgRtxErr            *ebpf.VariableSpec `ebpf:"cfg_rtx_err"`
@@ -184,21 +197,25 @@ func (o *retransObjects) Close() error {
 //
 // It can be passed to loadRetransObjects or ebpf.CollectionSpec.LoadAndAssign.
 type retransMaps struct {
-	NwBase      *ebpf.Map `ebpf:"nw_base"`
-	NwConnKeys  *ebpf.Map `ebpf:"nw_conn_keys"`
-	NwConns     *ebpf.Map `ebpf:"nw_conns"`
-	NwEvents    *ebpf.Map `ebpf:"nw_events"`
-	NwPktEvents *ebpf.Map `ebpf:"nw_pkt_events"`
-	NwStats     *ebpf.Map `ebpf:"nw_stats"`
+	NwBase       *ebpf.Map `ebpf:"nw_base"`
+	NwConnHash   *ebpf.Map `ebpf:"nw_conn_hash"`
+	NwConnKeys   *ebpf.Map `ebpf:"nw_conn_keys"`
+	NwConns      *ebpf.Map `ebpf:"nw_conns"`
+	NwEvents     *ebpf.Map `ebpf:"nw_events"`
+	NwPktEvents  *ebpf.Map `ebpf:"nw_pkt_events"`
+	NwRtxEpisode *ebpf.Map `ebpf:"nw_rtx_episode"`
+	NwStats      *ebpf.Map `ebpf:"nw_stats"`
 }
 
 func (m *retransMaps) Close() error {
 	return _RetransClose(
 		m.NwBase,
+		m.NwConnHash,
 		m.NwConnKeys,
 		m.NwConns,
 		m.NwEvents,
 		m.NwPktEvents,
+		m.NwRtxEpisode,
 		m.NwStats,
 	)
 }
@@ -207,6 +224,7 @@ func (m *retransMaps) Close() error {
 //
 // It can be passed to loadRetransObjects or ebpf.CollectionSpec.LoadAndAssign.
 type retransVariables struct {
+	CfgCongFromRtx       *ebpf.Variable `ebpf:"cfg_cong_from_rtx"`
 	CfgConnMask          *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgDport             *ebpf.Variable `ebpf:"cfg_dport"`
 	CfgRtxErr            *ebpf.Variable `ebpf:"cfg_rtx_err"`

@@ -137,7 +137,12 @@ struct nw_iter_rec {
 /* ---- load-time configuration (set by the Go loader before load) ---- */
 volatile const __u16 cfg_sport = 0;  /* 0: any local port */
 volatile const __u16 cfg_dport = 0;  /* 0: any remote port */
-volatile const __u32 cfg_conn_mask = 16384 - 1; /* sets in nw_conn_keys - 1 (a power of two) */
+/* Sets in nw_conn_keys - 1 (a power of two), or NW_CONN_HASH_MASK: the
+ * connection table is the hash variant (nw_conn_hash; kernels without BPF
+ * compare-and-swap), see nw_conn_find. Set by the Go loader
+ * (internal/conn) in every object, from the one variant it chose. */
+volatile const __u32 cfg_conn_mask = 16384 - 1;
+#define NW_CONN_HASH_MASK 0xffffffffu
 
 /* ---- shared maps ---- */
 /* Lifecycle, retransmission and error events. Kept apart from packets so a
@@ -196,6 +201,22 @@ struct {
 	__type(key, __u32);
 	__type(value, struct nw_conn);
 } nw_conns SEC(".maps");
+
+/*
+ * The hash variant of the table, for kernels without BPF atomics (CAS and
+ * exchange need 5.12; "BPF_STX uses reserved fields" before): a
+ * preallocated BPF hash map keyed by the socket number, value as in
+ * nw_conns. A claim is an insert with BPF_NOEXIST (the bucket lock makes it
+ * atomic), a release a delete: the cost the arrays above avoid, paid only
+ * where they cannot work. Exactly one variant holds connections; the other
+ * one's maps are left at their minimal size (1 set, 1 entry) by the loader.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1); /* resized by the loader in the hash variant */
+	__type(key, __u64);
+	__type(value, struct nw_conn);
+} nw_conn_hash SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -430,11 +451,16 @@ static __always_inline __u64 nw_num(__u64 x)
 	return r;
 }
 
-static __always_inline __u32 nw_conn_set_of(__u64 sk)
+static __always_inline __u32 nw_conn_set_of_m(__u64 sk, __u32 mask)
 {
 	/* struct sock comes from slabs of ~2 KiB objects: the low bits say
 	 * little; a multiplicative hash spreads the rest. */
-	return (__u32)(((sk >> 6) * 0x9E3779B97F4A7C15ULL) >> 32) & cfg_conn_mask;
+	return (__u32)(((sk >> 6) * 0x9E3779B97F4A7C15ULL) >> 32) & mask;
+}
+
+static __always_inline __u32 nw_conn_set_of(__u64 sk)
+{
+	return nw_conn_set_of_m(sk, cfg_conn_mask);
 }
 
 static __always_inline struct nw_conn *nw_conn_at(__u32 set, __u32 way)
@@ -461,19 +487,57 @@ static __always_inline int nw_conn_way(struct nw_conn_set *s, __u64 sk)
 	return -1;
 }
 
-/* The table entry of sk (a number: nw_ptr_num/nw_num), or 0. */
+/*
+ * The table entry of sk (a number: nw_ptr_num/nw_num), or 0.
+ *
+ * Every object reads the variant the loader chose from cfg_conn_mask, the
+ * load-time constant the array path loads anyway: the verifier knows its
+ * value and drops the other branch, so the array path costs what it did.
+ * Claims and releases are only made by the connection object, which
+ * carries each program twice (conn.bpf.c, "_na" twins): the hash-variant
+ * twins hold no atomic instruction at all, which kernels before 5.12
+ * refuse even in dead code.
+ */
 static __always_inline struct nw_conn *nw_conn_find(__u64 sk)
 {
-	__u32 set;
-	struct nw_conn_set *s = sk ? nw_conn_set(sk, &set) : 0;
+	__u32 mask = cfg_conn_mask;
+	if (mask == NW_CONN_HASH_MASK) {
+		__u64 k = sk; /* on the stack in this branch only */
+		return k ? bpf_map_lookup_elem(&nw_conn_hash, &k) : 0;
+	}
+	if (!sk)
+		return 0;
+	__u32 set = nw_conn_set_of_m(sk, mask);
+	struct nw_conn_set *s = bpf_map_lookup_elem(&nw_conn_keys, &set);
 	if (!s)
 		return 0;
 	int w = nw_conn_way(s, sk);
 	return w < 0 ? 0 : nw_conn_at(set, w);
 }
 
+/* Hash variant of nw_conn_claim: no atomic instruction (an insert that
+ * loses a race finds the winner's entry; 0: the table is full). */
+static __always_inline struct nw_conn *nw_conn_claim_hash(__u64 sk)
+{
+	if (!sk)
+		return 0;
+	struct nw_conn *c = bpf_map_lookup_elem(&nw_conn_hash, &sk);
+	if (c)
+		return c;
+	struct nw_conn zero = {};
+	bpf_map_update_elem(&nw_conn_hash, &sk, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&nw_conn_hash, &sk);
+}
+
+static __always_inline void nw_conn_release_hash(__u64 sk)
+{
+	if (sk)
+		bpf_map_delete_elem(&nw_conn_hash, &sk);
+}
+
 /* The entry of sk, claimed if it has none (0: its set is full). The caller
- * fills a freshly claimed entry: its value is whatever the slot held. */
+ * fills a freshly claimed entry: its value is whatever the slot held.
+ * Array variant only (compare-and-swap: 5.12+); see nw_conn_claim_hash. */
 static __always_inline struct nw_conn *nw_conn_claim(__u64 sk)
 {
 	__u32 set;

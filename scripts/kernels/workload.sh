@@ -1,0 +1,40 @@
+#!/bin/sh
+# The scripted workload of the kernel matrix, about 8 s. Loopback only:
+# 127.0.0.1, ::1 and 10.9.9.9/32 added to lo of the namespace it runs in (the
+# guest's only namespace, or a fresh namespace on the host: run.sh never runs
+# it in the host's own namespace). Needs nwpeer and busybox on PATH.
+#
+#   8080  HTTP: 5 GETs on one keep-alive connection, 3 with Connection: close
+#   8082  IPv6 echo, 4000 bytes
+#   8081  request/response on 10.9.9.9 for 5 s; the address disappears for
+#         2 s in the middle, so segments wait for their retransmit timer
+#         (timeout retransmits, -r). 2 s, not 1: under TCG a 1 s outage
+#         sometimes ended before any retransmission went out (seen on 5.10:
+#         only a later tail-loss probe, which tcp_retransmit_skb misses)
+#   8083  bulk into a receiver that never reads (busybox nc into a pipe
+#         nobody drains): the window closes and the sender's zero-window
+#         probes carry an old sequence number, rejected by the receiver
+#         (TCP_OLD_SEQUENCE: -e records)
+# The ports are nwkcheck's defaults (--ports, --nwpeer-servers).
+ip addr add 10.9.9.9/32 dev lo 2>/dev/null
+
+nwpeer serve --http -l 127.0.0.1:8080 --duration 10s >/dev/null &
+nwpeer serve --echo -l 10.9.9.9:8081 --duration 10s >/dev/null &
+nwpeer serve --echo -l '[::1]:8082' --duration 10s >/dev/null &
+busybox nc -l -p 8083 | sleep 10 &
+sleep 0.5
+
+nwpeer http-get -r 127.0.0.1:8080 -n 5 >/dev/null
+nwpeer http-get -r 127.0.0.1:8080 -n 3 --close >/dev/null
+nwpeer connect -r '[::1]:8082' --send 4000 >/dev/null
+
+nwpeer rr -r 10.9.9.9:8081 --duration 5s >/dev/null &
+nwpeer bulk -r 127.0.0.1:8083 --bytes 100000000 --duration 4s >/dev/null 2>&1 &
+
+# the outage: 2 s without the address, then back
+sleep 1
+ip addr del 10.9.9.9/32 dev lo
+sleep 2
+ip addr add 10.9.9.9/32 dev lo
+wait
+exit 0
