@@ -31,8 +31,8 @@ type merge struct {
 	fifo  [nSources][]*batch
 	wm    [nSources]*atomic.Uint64
 	limit [nSources]int // batches held per source before releasing without the watermark
-	Late uint64 // records handled after a younger record of the other ring (ordered as well as possible)
-	last uint64 // timestamp of the last record handled
+	Late  uint64        // records handled after a younger record of the other ring (ordered as well as possible)
+	last  uint64        // timestamp of the last record handled
 }
 
 func newMerge() *merge {
