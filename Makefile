@@ -25,7 +25,7 @@ test: deps
 
 # sudo make test-kernels — the kernel matrix: netwatcher on Debian's 5.10,
 # 6.1, 6.12 (bookworm-backports, trixie) under qemu and on this kernel, each
-# judged against scripts/kernels/expect.tsv (~3 minutes on 2 cores). A
+# judged against scripts/kernels/expect.tsv (~4.5 minutes on 2 cores). A
 # subset: ./scripts/kernels/run.sh 6.1 host. See README "Kernel matrix".
 test-kernels:
 	./scripts/deps.sh kernels

@@ -42,7 +42,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: nwkcheck check|judge|table ... (see go doc ./cmd/nwkcheck)")
+		fmt.Fprintln(stderr, "usage: nwkcheck check|judge|table|hooks ... (see go doc ./cmd/nwkcheck)")
 		return 2
 	}
 	switch args[0] {
@@ -50,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "judge":
 		return cmdJudge(args[1:], stdout, stderr)
+	case "hooks":
+		return cmdHooks(args[1:], stdout, stderr)
 	case "table":
 		if err := runTable(stdout, args[1:]); err != nil {
 			fmt.Fprintln(stderr, "nwkcheck table:", err)
@@ -57,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	fmt.Fprintf(stderr, "nwkcheck: unknown subcommand %q (check, judge, table)\n", args[0])
+	fmt.Fprintf(stderr, "nwkcheck: unknown subcommand %q (check, judge, table, hooks)\n", args[0])
 	return 2
 }
 

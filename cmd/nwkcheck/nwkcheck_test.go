@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -373,5 +374,40 @@ func TestCommandLine(t *testing.T) {
 		if rc := run(args, &out, &errb); rc != 2 {
 			t.Errorf("%q: rc %d, want 2", args, rc)
 		}
+	}
+}
+
+// Every candidate of the hook table must have run somewhere: a candidate no
+// log names fails the report unless it is known to be unrunnable.
+func TestHooksCoverage(t *testing.T) {
+	dir := t.TempDir()
+	cands := allCandidates()
+	if len(cands) < 10 {
+		t.Fatalf("only %d candidates: the concerns did not register", len(cands))
+	}
+	var all strings.Builder
+	for _, c := range cands[1:] {
+		fmt.Fprintf(&all, "HOOK %s\r\n", c.prog)
+	}
+	log := filepath.Join(dir, "6.1.log")
+	os.WriteFile(log, []byte("noise\n"+all.String()), 0o600)
+	var out, errb strings.Builder
+	code := cmdHooks([]string{log}, &out, &errb)
+	first := cands[0].prog
+	if neverRuns[first] == "" && (code != 1 || !strings.Contains(out.String(), "never ran on any kernel: "+first)) {
+		t.Errorf("missing %s not reported (code %d): %s", first, code, out.String())
+	}
+	if !strings.Contains(out.String(), "| 6.1 |") {
+		t.Errorf("kernel names missing: %s", out.String())
+	}
+	os.WriteFile(log, []byte(all.String()+"HOOK "+first+"\n"), 0o600)
+	out.Reset()
+	if code := cmdHooks([]string{log}, &out, &errb); code != 0 {
+		t.Errorf("all ran, code %d: %s", code, out.String())
+	}
+	out.Reset()
+	os.WriteFile(log, nil, 0o600)
+	if code := cmdHooks([]string{"--partial", log}, &out, &errb); code != 0 {
+		t.Errorf("--partial fails: %d", code)
 	}
 }

@@ -160,8 +160,27 @@ func Register(b ...Boundary) {
 var probeMu sync.Mutex
 var probeCache = map[Candidate]error{}
 
+// AvoidEnv names the environment variable that makes candidates of the
+// listed kinds unavailable ("tp_btf,netfilter"): the kernel matrix uses it
+// to run the fallback candidates on kernels that would pick the first
+// ones, so that every candidate runs somewhere, not only in the verifier.
+const AvoidEnv = "NW_AVOID"
+
+var avoided = sync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
+	for _, k := range strings.Split(os.Getenv(AvoidEnv), ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			m[k] = true
+		}
+	}
+	return m
+})
+
 // Available reports (cached) whether the running kernel offers candidate c.
 func Available(c Candidate) error {
+	if avoided()[c.Kind.String()] {
+		return fmt.Errorf("%s candidates avoided (%s)", c.Kind, AvoidEnv)
+	}
 	key := Candidate{Kind: c.Kind, Target: c.Target}
 	probeMu.Lock()
 	err, ok := probeCache[key]

@@ -272,6 +272,7 @@ func (c *Concern) attachNetns(ino uint64) ([]io.Closer, error) {
 			return nil, err
 		}
 		out = append(out, a.Link)
+		c.log.Debug("attached", "boundary", name, "netns", ino, "kind", a.Cand.Kind, "target", a.Cand.Target, "prog", a.Cand.Prog)
 	}
 	return out, nil
 }

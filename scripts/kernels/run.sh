@@ -281,6 +281,18 @@ main() {
 	done
 	total=$(($(date +%s) - t_all))
 
+	# every candidate of the hook table ran on some kernel (only the whole
+	# matrix can tell; a subset only reports)
+	hooks_args=()
+	[ ${#plan[@]} -lt ${#kernels[@]} ] && hooks_args+=(--partial)
+	logs=()
+	for k in "${plan[@]}"; do
+		read -r name _ <<<"$k"
+		logs+=("$WORK/logs/$name.log")
+	done
+	hooks_ok=1
+	"$WORK/bin/nwkcheck" hooks "${hooks_args[@]}" "${logs[@]}" >"$WORK/hooks.md" || hooks_ok=0
+
 	# summary and compatibility table
 	{
 		local rev
@@ -290,6 +302,10 @@ main() {
 		echo "missing: not produced on that kernel (netwatcher's warning says why); bad: produced but wrong."
 		echo
 		"$WORK/bin/nwkcheck" table "${table_args[@]}"
+		echo
+		echo "Which candidate hook ran where (\`nwkcheck hooks\`; the third run of each kernel avoids tp_btf candidates, \`NW_AVOID=tp_btf\`):"
+		echo
+		cat "$WORK/hooks.md"
 	} >"$WORK/compat.md"
 
 	echo
@@ -313,8 +329,13 @@ main() {
 		fi
 	fi
 
-	# the plain closing line test runners print (CI reads it)
-	echo "kernels: $((${#plan[@]} - ${#failed[@]})) passed, ${#failed[@]} failed"
+	if [ $hooks_ok = 0 ]; then
+		grep '^HOOKS never ran' "$WORK/hooks.md"
+		failed+=("hooks")
+	fi
+	# the plain closing line test runners print (CI reads it): kernels,
+	# plus the hook coverage as one more check
+	echo "kernels: $((${#plan[@]} + 1 - ${#failed[@]})) passed, ${#failed[@]} failed"
 	if [ ${#failed[@]} -gt 0 ]; then
 		keep=1
 		echo "FAILED: ${failed[*]} (logs in $WORK/logs)"
