@@ -20,9 +20,7 @@ import (
 // matrix can run, with the reason. Everything else must have run on at
 // least one kernel (a "HOOK prog" line in its log, printed by runs.sh from
 // netwatcher's -v "attached" lines), not only loaded in the verifier.
-var neverRuns = map[string]string{
-	"nw_state_kprobe": "for kernels without the inet_sock_set_state tracepoint (< 4.16), which have no BPF ring buffer (5.8+) either: dead, to be removed",
-}
+var neverRuns = map[string]string{}
 
 // candidate is one program of the hook table with where it attaches.
 type candidate struct {

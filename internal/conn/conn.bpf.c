@@ -304,26 +304,8 @@ int BPF_PROG(nw_state_raw_na, const struct sock *sk, int old, int new)
 	return on_state(sk, old, new, false, true);
 }
 
-/* Older kernels without the tracepoint (pre-4.16): tcp_set_state(sk, state). */
-static __always_inline int on_set_state(struct sock *sk, int state, bool na)
-{
-	int old = BPF_CORE_READ(sk, __sk_common.skc_state);
-	if (old == state)
-		return 0;
-	return on_state(sk, old, state, false, na);
-}
-
-SEC("kprobe/tcp_set_state")
-int BPF_KPROBE(nw_state_kprobe, struct sock *sk, int state)
-{
-	return on_set_state(sk, state, false);
-}
-
-SEC("kprobe/tcp_set_state")
-int BPF_KPROBE(nw_state_kprobe_na, struct sock *sk, int state)
-{
-	return on_set_state(sk, state, true);
-}
+/* No kprobe on tcp_set_state for kernels without the tracepoint (< 4.16):
+ * they have no BPF ring buffer (5.8) either, so it could never run. */
 
 /* --- owner attribution in process context --- */
 

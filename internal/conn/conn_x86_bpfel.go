@@ -118,8 +118,6 @@ const (
 	connProgNwSendLenNa      = "nw_send_len_na"
 	connProgNwStateBtf       = "nw_state_btf"
 	connProgNwStateBtfNa     = "nw_state_btf_na"
-	connProgNwStateKprobe    = "nw_state_kprobe"
-	connProgNwStateKprobeNa  = "nw_state_kprobe_na"
 	connProgNwStateRaw       = "nw_state_raw"
 	connProgNwStateRawNa     = "nw_state_raw_na"
 	connVarCfgConnMask       = "cfg_conn_mask"
@@ -189,8 +187,6 @@ type connProgramSpecs struct {
 	NwSendLenNa     *ebpf.ProgramSpec `ebpf:"nw_send_len_na"`
 	NwStateBtf      *ebpf.ProgramSpec `ebpf:"nw_state_btf"`
 	NwStateBtfNa    *ebpf.ProgramSpec `ebpf:"nw_state_btf_na"`
-	NwStateKprobe   *ebpf.ProgramSpec `ebpf:"nw_state_kprobe"`
-	NwStateKprobeNa *ebpf.ProgramSpec `ebpf:"nw_state_kprobe_na"`
 	NwStateRaw      *ebpf.ProgramSpec `ebpf:"nw_state_raw"`
 	NwStateRawNa    *ebpf.ProgramSpec `ebpf:"nw_state_raw_na"`
 }
@@ -302,8 +298,6 @@ type connPrograms struct {
 	NwSendLenNa     *ebpf.Program `ebpf:"nw_send_len_na"`
 	NwStateBtf      *ebpf.Program `ebpf:"nw_state_btf"`
 	NwStateBtfNa    *ebpf.Program `ebpf:"nw_state_btf_na"`
-	NwStateKprobe   *ebpf.Program `ebpf:"nw_state_kprobe"`
-	NwStateKprobeNa *ebpf.Program `ebpf:"nw_state_kprobe_na"`
 	NwStateRaw      *ebpf.Program `ebpf:"nw_state_raw"`
 	NwStateRawNa    *ebpf.Program `ebpf:"nw_state_raw_na"`
 }
@@ -325,8 +319,6 @@ func (p *connPrograms) Close() error {
 		p.NwSendLenNa,
 		p.NwStateBtf,
 		p.NwStateBtfNa,
-		p.NwStateKprobe,
-		p.NwStateKprobeNa,
 		p.NwStateRaw,
 		p.NwStateRawNa,
 	)

@@ -133,7 +133,6 @@ var Hooks = map[string]Boundary{
 	"conn/state": {"conn/state", []Candidate{
 		{TpBTF, "inet_sock_set_state", "nw_state_btf"},
 		{RawTP, "inet_sock_set_state", "nw_state_raw"},
-		{Kprobe, "tcp_set_state", "nw_state_kprobe"},
 	}},
 	"conn/accept4": {"conn/accept4", []Candidate{
 		{Tracepoint, "syscalls/sys_exit_accept4", "nw_accept4_exit"},
