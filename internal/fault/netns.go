@@ -2,7 +2,6 @@ package fault
 
 import (
 	"fmt"
-	"github.com/netwatcher/netwatcher/internal/nsenter"
 	"net"
 	"net/netip"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netwatcher/netwatcher/internal/nsenter"
 )
 
 // NetnsDir is where named network namespaces live (ip netns).

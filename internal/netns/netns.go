@@ -12,7 +12,6 @@ package netns
 import (
 	"errors"
 	"fmt"
-	"github.com/netwatcher/netwatcher/internal/nsenter"
 	"io"
 	"log/slog"
 	"os"
@@ -22,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netwatcher/netwatcher/internal/nsenter"
 )
 
 // AttachFunc attaches the hooks of one namespace. It runs on an OS thread

@@ -30,13 +30,13 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"golang.org/x/sys/unix"
 
 	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/conn"
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/kernel"
 	"github.com/netwatcher/netwatcher/internal/netns"
+	"github.com/netwatcher/netwatcher/internal/output"
 )
 
 // Host-wide tracepoint boundaries of this concern (attached with -t).
@@ -297,7 +297,7 @@ func (c *Concern) gc() {
 			return
 		case <-t.C:
 		}
-		now := monoNow()
+		now := output.MonoNow()
 		del = del[:0]
 		it := m.Iterate()
 		for it.Next(&k, &v) {
@@ -464,13 +464,6 @@ func Decode(raw []byte, ev *event.Event) bool {
 		p.HTTPCut = r.HttpCut != 0
 	}
 	return true
-}
-
-// monoNow is CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
-func monoNow() uint64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano())
 }
 
 // Counters reports the concern's own counters for the final stats.

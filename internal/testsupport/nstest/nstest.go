@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/netwatcher/netwatcher/internal/nsenter"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -26,6 +25,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netwatcher/netwatcher/internal/nsenter"
 )
 
 // Prefix starts the name of every namespace this package creates.
