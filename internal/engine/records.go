@@ -52,15 +52,26 @@ func (p *pipeline) connOf(sk uint64, estLo uint32) *track.Entry {
 		// table knows what the last walk found.
 		return nil
 	}
-	var c event.Conn
-	if p.cp.Lookup(sk, &c) && c.EstNs != 0 && uint32(c.EstNs) == estLo {
-		p.dirty = true
-		return p.table.Open(&c)
+	if e := p.fromKernel(sk, func(c *event.Conn) bool { return uint32(c.EstNs) == estLo }); e != nil {
+		return e
 	}
 	// Records of a connection come in runs: one syscall per run, not per
 	// record, when it is already gone from the kernel too.
 	p.missKey = k
 	return nil
+}
+
+// fromKernel looks socket sk up in the kernel's connection table and, if
+// it holds an established connection (that ok accepts; nil: any), takes it
+// into the table: for records whose connection the table has not learned
+// (no open records under -q, or one lost). One syscall.
+func (p *pipeline) fromKernel(sk uint64, ok func(*event.Conn) bool) *track.Entry {
+	var c event.Conn
+	if p.cp == nil || !p.cp.Lookup(sk, &c) || c.EstNs == 0 || (ok != nil && !ok(&c)) {
+		return nil
+	}
+	p.dirty = true
+	return p.table.Open(&c)
 }
 
 // httpText is the http_info text of a packet ("-" when none; valid until the
@@ -144,13 +155,10 @@ func (p *pipeline) errConn(ev *event.Event) *track.Entry {
 			e = p.table.Lookup(k)
 		}
 	}
-	if e == nil && ev.Conn.Sock != 0 && p.table.AdoptSampled && p.cp != nil {
-		var c event.Conn // -q: open, but not walked yet
-		if p.cp.Lookup(ev.Conn.Sock, &c) && c.EstNs != 0 {
-			p.dirty = true
-			if e = p.table.Open(&c); !sameFlow(e, x) {
-				e = nil
-			}
+	if e == nil && ev.Conn.Sock != 0 && p.table.AdoptSampled {
+		// -q: open, but not walked yet
+		if e = p.fromKernel(ev.Conn.Sock, nil); e != nil && !sameFlow(e, x) {
+			e = nil
 		}
 	}
 	return e
@@ -204,12 +212,8 @@ func (p *pipeline) errorEvent(ev *event.Event) {
 // the socket is learned only by a walk or a lookup).
 func (p *pipeline) retransConn(ev *event.Event) {
 	e := p.table.Current(ev.Conn.Sock)
-	if e == nil && p.table.AdoptSampled && p.cp != nil && !ev.Retrans.PreEst {
-		var c event.Conn // -q: open, but not walked yet
-		if p.cp.Lookup(ev.Conn.Sock, &c) && c.EstNs != 0 {
-			p.dirty = true
-			e = p.table.Open(&c)
-		}
+	if e == nil && p.table.AdoptSampled && !ev.Retrans.PreEst {
+		e = p.fromKernel(ev.Conn.Sock, nil) // -q: open, but not walked yet
 	}
 	if e == nil || !ev.Conn.Src.IsValid() || track.Key(e.Conn.Netns, e.Conn.Src, e.Conn.Dst) != track.Key(ev.Conn.Netns, ev.Conn.Src, ev.Conn.Dst) {
 		return // the record's own addresses and owner stand (e.g. a SYN retransmitted before the open)

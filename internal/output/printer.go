@@ -340,9 +340,7 @@ func (p *Printer) Error(b []byte, ev *event.Event, reason string) []byte {
 	b = append(b, " ack = "...)
 	b = strconv.AppendUint(b, uint64(ev.Err.Ack), 10)
 	b = append(b, ' ')
-	b = appendAP(b, ev.Err.Src)
-	b = append(b, " -> "...)
-	b = appendAP(b, ev.Err.Dst)
+	b = appendFlowText(b, ev.Err.Src, ev.Err.Dst)
 	b = appendOwnerText(b, &ev.Conn)
 	return append(b, '\n')
 }
@@ -352,6 +350,13 @@ func appendIDText(b []byte, id uint64) []byte {
 		return append(b, '-')
 	}
 	return strconv.AppendUint(b, id, 10)
+}
+
+// appendFlowText appends "src -> dst" ("-" for an unknown address).
+func appendFlowText(b []byte, src, dst netip.AddrPort) []byte {
+	b = appendAP(b, src)
+	b = append(b, " -> "...)
+	return appendAP(b, dst)
 }
 
 func appendOwnerText(b []byte, c *event.Conn) []byte {
@@ -405,9 +410,7 @@ func (p *Printer) Episode(b []byte, ev *event.Event, kind string) []byte {
 	b = append(b, " sock = "...)
 	b = appendHex(b, ev.Conn.Sock)
 	b = append(b, ' ')
-	b = appendAP(b, ev.Conn.Src)
-	b = append(b, " -> "...)
-	b = appendAP(b, ev.Conn.Dst)
+	b = appendFlowText(b, ev.Conn.Src, ev.Conn.Dst)
 	b = appendOwnerText(b, &ev.Conn)
 	return append(b, '\n')
 }
@@ -474,9 +477,7 @@ func (p *Printer) HTTPSummary(b []byte, ts uint64, c *event.Conn, s *httpinfo.Su
 	b = append(b, " sock = "...)
 	b = appendHex(b, c.Sock)
 	b = append(b, ' ')
-	b = appendAP(b, c.Src)
-	b = append(b, " -> "...)
-	b = appendAP(b, c.Dst)
+	b = appendFlowText(b, c.Src, c.Dst)
 	b = append(b, " requests = "...)
 	b = strconv.AppendUint(b, s.Requests, 10)
 	b = append(b, " responses = "...)
