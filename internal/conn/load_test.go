@@ -35,9 +35,6 @@ func TestEveryCandidateLoads(t *testing.T) {
 			t.Fatalf("boundary %s has no candidates", name)
 		}
 		for _, c := range b.Candidates {
-			if c.Kind == kernel.Fentry {
-				continue
-			}
 			prog := p.Coll.Programs[c.Prog]
 			if prog == nil {
 				t.Errorf("%s: candidate %s %s: program %s not loaded", name, c.Kind, c.Target, c.Prog)
@@ -479,7 +476,7 @@ func TestHashTable(t *testing.T) {
 	}
 	for _, name := range Boundaries {
 		for _, c := range kernel.Hooks[name].Candidates {
-			if c.Kind != kernel.Fentry && p.Coll.Programs[c.Prog] == nil {
+			if p.Coll.Programs[c.Prog] == nil {
 				t.Errorf("%s: program %s not loaded", name, c.Prog)
 			}
 		}

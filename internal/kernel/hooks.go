@@ -26,13 +26,12 @@ const (
 	RawTP                  // raw tracepoint, 4.17+
 	Tracepoint             // classic tracepoint through tracefs
 	Kprobe                 // kprobe on a kernel function
-	Fentry                 // fentry on a kernel function (BTF trampoline)
 	CgroupSKB              // cgroup_skb on the cgroup v2 root: every netns; Target "ingress"/"egress"
 	Netfilter              // netfilter BPF link (6.4+), PER NETWORK NAMESPACE; Target a hook name
 	Kretprobe              // kretprobe on a kernel function (the return value; no arguments)
 )
 
-var kindNames = [...]string{"tp_btf", "raw_tp", "tracepoint", "kprobe", "fentry", "cgroup_skb", "netfilter", "kretprobe"}
+var kindNames = [...]string{"tp_btf", "raw_tp", "tracepoint", "kprobe", "cgroup_skb", "netfilter", "kretprobe"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -49,7 +48,7 @@ func (k Kind) PerNetns() bool { return k == Netfilter }
 // object and the kernel attach point it wants.
 type Candidate struct {
 	Kind   Kind
-	Target string // "group/event" for tracepoints, event name for tp_btf/raw_tp, function for kprobe/fentry
+	Target string // "group/event" for tracepoints, event name for tp_btf/raw_tp, function for kprobe
 	// (kprobe: several functions separated by commas, all attached, e.g. the IPv4 and IPv6 entry),
 	// "ingress"/"egress" for cgroup_skb, "PRE_ROUTING"/"LOCAL_IN"/"LOCAL_OUT"/"POST_ROUTING" for netfilter
 	Prog string // program name in the collection
@@ -230,8 +229,6 @@ func probe(c Candidate) error {
 			return errors.New("kprobes not supported by this kernel (CONFIG_KPROBES off)")
 		}
 		return kallsymsHave(strings.Split(c.Target, ","))
-	case Fentry:
-		return probeFentry()
 	case CgroupSKB:
 		if err := features.HaveProgramType(ebpf.CGroupSKB); err != nil {
 			return fmt.Errorf("cgroup_skb programs not supported: %w", err)
@@ -299,32 +296,6 @@ func kallsymsHave(names []string) error {
 	return nil
 }
 
-var fentryOnce sync.Once
-var fentryErr error
-
-func probeFentry() error {
-	fentryOnce.Do(func() {
-		fentryErr = errors.New("fentry not supported here")
-		// A minimal fentry program: the kernel refuses it where trampolines
-		// are blocked (this project's 6.18 CI: EPERM before the verifier).
-		spec := &ebpf.ProgramSpec{
-			Type:         ebpf.Tracing,
-			AttachType:   ebpf.AttachTraceFEntry,
-			AttachTo:     "tcp_set_state",
-			License:      "GPL",
-			Instructions: probeInsns(),
-		}
-		p, err := ebpf.NewProgram(spec)
-		if err != nil {
-			fentryErr = fmt.Errorf("fentry programs cannot load: %w", err)
-			return
-		}
-		p.Close()
-		fentryErr = nil
-	})
-	return fentryErr
-}
-
 // Attached is a hook that is live.
 type Attached struct {
 	Boundary string
@@ -389,7 +360,7 @@ func attach(coll *ebpf.Collection, name string, perNetns bool) (*Attached, error
 
 func attachOne(prog *ebpf.Program, c Candidate) (io.Closer, error) {
 	switch c.Kind {
-	case TpBTF, Fentry:
+	case TpBTF:
 		return link.AttachTracing(link.TracingOptions{Program: prog})
 	case RawTP:
 		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: c.Target, Program: prog})
@@ -487,7 +458,7 @@ func CgroupV2Root() string {
 }
 
 // Prune removes from spec every program of a candidate this kernel cannot
-// even load: fentry where trampolines are refused, tp_btf/fentry whose
+// even load: tp_btf whose
 // target is missing (their attach point is resolved at load time), and any
 // program that needs a feature (Needs) this kernel lacks, so the rest of the
 // collection still loads. Programs of kinds that load but do not attach
@@ -495,7 +466,7 @@ func CgroupV2Root() string {
 func Prune(spec *ebpf.CollectionSpec) {
 	for _, b := range Hooks {
 		for _, c := range b.Candidates {
-			if (c.Kind == Fentry || c.Kind == TpBTF) && Available(c) != nil {
+			if c.Kind == TpBTF && Available(c) != nil {
 				delete(spec.Programs, c.Prog)
 			}
 		}

@@ -36,13 +36,12 @@ func TestProbes(t *testing.T) {
 		}
 	}
 	// cached: the same answer, also for errors
-	c := Candidate{Kind: Fentry, Target: "tcp_set_state"}
+	c := Candidate{Kind: Kprobe, Target: "tcp_set_state"}
 	a, b := Available(c), Available(c)
 	if (a == nil) != (b == nil) {
 		t.Error("probe result not stable")
 	}
-	t.Logf("this kernel: fentry=%v kprobe=%v cgroup_skb=%v netfilter=%v", a,
-		Available(Candidate{Kind: Kprobe, Target: "tcp_set_state"}),
+	t.Logf("this kernel: kprobe=%v cgroup_skb=%v netfilter=%v", a,
 		Available(Candidate{Kind: CgroupSKB, Target: "ingress"}),
 		Available(Candidate{Kind: Netfilter, Target: "PRE_ROUTING"}))
 }

@@ -28,7 +28,7 @@ var allBoundaries = append(append(append([]string{}, tracepointBoundaries...), B
 // bpf_cast_to_kern_ctx (before 6.2) and the kprobe candidates for the
 // send-side TCP entry (no tracepoint before 6.13) and the IP entry (no
 // netfilter links before 6.4), which load here although kprobes cannot
-// attach. Only fentry candidates (refused before the verifier here) and
+// attach. Only
 // programs whose recorded features this kernel lacks are exempt.
 func TestEveryCandidateLoads(t *testing.T) {
 	nstest.RequireRoot(t)
@@ -49,9 +49,6 @@ func TestEveryCandidateLoads(t *testing.T) {
 				t.Fatalf("boundary %s has no candidates", name)
 			}
 			for _, cand := range b.Candidates {
-				if cand.Kind == kernel.Fentry {
-					continue
-				}
 				if !cfg.Time && cand.Kind != kernel.CgroupSKB {
 					continue // only the record makers without -t
 				}
