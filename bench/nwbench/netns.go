@@ -1,14 +1,14 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/netwatcher/netwatcher/internal/testsupport/nsclean"
 )
 
 // Addresses: 198.18.250.0/24 and fd00:4e57:fa::/64 (benchmarking ranges),
@@ -42,7 +42,7 @@ type env struct {
 // (the last 8 characters of the id when the name would exceed IFNAMSIZ).
 func newEnv(o options) *env {
 	e := &env{o: o,
-		nsA: "nwb-" + o.id + "-a", nsB: "nwb-" + o.id + "-b",
+		nsA: nsPrefix + o.id + "-a", nsB: nsPrefix + o.id + "-b",
 		ifA: "nwb-" + o.id + "a", ifB: "nwb-" + o.id + "b",
 	}
 	if len(e.ifA) > 15 { // IFNAMSIZ
@@ -63,57 +63,20 @@ func (e *env) note(format string, args ...any) {
 	logf("note: %s", msg)
 }
 
-// staleNSPid returns the creator pid in a bench namespace name
-// (nwb-<pid>-a/-b), or false if the name is not one of the bench's.
-func staleNSPid(name string) (int, bool) {
-	rest, ok := strings.CutPrefix(name, "nwb-")
-	if !ok {
-		return 0, false
-	}
-	pidStr, _, _ := strings.Cut(rest, "-")
-	pid, err := strconv.Atoi(pidStr)
-	if err != nil || pid <= 0 {
-		return 0, false
-	}
-	return pid, true
-}
+// nsPrefix starts the names of the bench's namespaces (nwb-<pid>-a/-b).
+const nsPrefix = "nwb-"
 
 // sweepStale removes nwb- namespaces left by a bench that died without
 // cleaning up, and only those whose creator (the pid in the name) is gone.
-func sweepStale() {
-	ents, _ := os.ReadDir("/run/netns")
-	for _, d := range ents {
-		name := d.Name()
-		pid, ok := staleNSPid(name)
-		if !ok {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
-			continue
-		}
-		logf("removing stale namespace %s", name)
-		deleteNS(name)
-	}
-}
+func sweepStale() { nsclean.Sweep(nsPrefix, logf) }
 
+// deleteNS kills what still runs in the bench namespace name and deletes
+// it; a namespace that is already gone is skipped.
 func deleteNS(name string) {
-	if _, err := os.Stat("/run/netns/" + name); err != nil {
+	if _, err := os.Stat(filepath.Join(nsclean.Dir, name)); err != nil {
 		return
 	}
-	for attempt := 0; attempt < 50; attempt++ {
-		out, _ := runCmd(5*time.Second, "", "ip", "netns", "pids", name)
-		pids := strings.Fields(out)
-		if len(pids) == 0 {
-			break
-		}
-		for _, s := range pids {
-			if pid, err := strconv.Atoi(s); err == nil && pid != os.Getpid() {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if _, err := runCmd(10*time.Second, "", "ip", "netns", "del", name); err != nil {
+	if err := nsclean.Delete(name); err != nil {
 		logf("cleanup: %v", err)
 	}
 }
@@ -174,7 +137,7 @@ func (e *env) setup() error {
 	e.ourNS = map[uint64]bool{}
 	for _, ns := range []string{e.nsA, e.nsB} {
 		var st syscall.Stat_t
-		if err := syscall.Stat("/run/netns/"+ns, &st); err == nil {
+		if err := syscall.Stat(filepath.Join(nsclean.Dir, ns), &st); err == nil {
 			e.ourNS[st.Ino] = true
 		}
 	}

@@ -164,19 +164,6 @@ func TestEnvNote(t *testing.T) {
 	}
 }
 
-func TestStaleNSPid(t *testing.T) {
-	for name, want := range map[string]int{"nwb-4242-a": 4242, "nwb-4242-b": 4242, "nwb-17": 17} {
-		if pid, ok := staleNSPid(name); !ok || pid != want {
-			t.Errorf("%s: %d %v", name, pid, ok)
-		}
-	}
-	for _, name := range []string{"nwb-x-a", "nwb--a", "nwb-0-a", "nwb--5-a", "other-4242-a", "nwtest-1"} {
-		if _, ok := staleNSPid(name); ok {
-			t.Errorf("%s taken for a bench namespace", name)
-		}
-	}
-}
-
 func TestTailBuffer(t *testing.T) {
 	b := newTail(8)
 	b.Write([]byte("hello "))

@@ -10,23 +10,21 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/netwatcher/netwatcher/internal/nsenter"
+	"github.com/netwatcher/netwatcher/internal/testsupport/nsclean"
 )
 
 // Prefix starts the name of every namespace this package creates.
@@ -114,64 +112,13 @@ func (ns *NS) destroy() error {
 	}
 	ns.cmds = nil
 	ns.mu.Unlock()
-	for attempt := 0; attempt < 50; attempt++ {
-		pids := ns.pids()
-		if len(pids) == 0 {
-			break
-		}
-		for _, pid := range pids {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	out, err := exec.Command("ip", "netns", "del", ns.Name).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ip netns del: %v: %s", err, out)
-	}
-	return nil
-}
-
-// pids lists the live (non-zombie) processes in the namespace. Zombies have
-// already dropped their namespace references.
-func (ns *NS) pids() []int {
-	out, _ := exec.Command("ip", "netns", "pids", ns.Name).Output()
-	var pids []int
-	for _, f := range strings.Fields(string(out)) {
-		pid, err := strconv.Atoi(f)
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			if i := bytes.LastIndexByte(st, ')'); i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
-				continue
-			}
-		}
-		pids = append(pids, pid)
-	}
-	return pids
+	return nsclean.Delete(ns.Name)
 }
 
 // sweepStale deletes namespaces left behind by test processes that died
 // without running their cleanups (e.g. killed by `go test -timeout`). Only
 // names whose creator pid no longer exists are touched.
-func sweepStale() {
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		name := e.Name()
-		if !strings.HasPrefix(name, Prefix) {
-			continue
-		}
-		pidStr, _, ok := strings.Cut(strings.TrimPrefix(name, Prefix), "-")
-		pid, err := strconv.Atoi(pidStr)
-		if !ok || err != nil || pid <= 0 {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
-			continue // creator still alive
-		}
-		_ = (&NS{Name: name}).destroy()
-	}
-}
+func sweepStale() { nsclean.Sweep(Prefix, nil) }
 
 // Cmd returns a command that runs name inside the namespace through
 // `ip netns exec`. ip execs the program, so cmd.Process.Pid is the pid of
@@ -210,7 +157,7 @@ func (ns *NS) Run(t testing.TB, name string, args ...string) string {
 }
 
 // Path is the namespace's bind mount, /run/netns/<Name>.
-func (ns *NS) Path() string { return filepath.Join("/run/netns", ns.Name) }
+func (ns *NS) Path() string { return filepath.Join(nsclean.Dir, ns.Name) }
 
 // Inode returns the inode number of the namespace (the one netwatcher
 // reports as netns, and that /proc/<pid>/ns/net shows for its processes).
