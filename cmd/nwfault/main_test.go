@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -15,6 +12,8 @@ import (
 	"time"
 
 	"github.com/netwatcher/netwatcher/internal/fault"
+	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/tcpconn"
 )
 
 // The test binary doubles as nwfault when NWFAULT_TEST_MAIN=1, so that
@@ -61,82 +60,24 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-func requireRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs root, and CI is set: refusing to skip")
-		}
-		t.Skip("needs root")
-	}
-}
-
-func ip(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
 // lab: namespaces A (client) and B (server) joined by a veth, one TCP
 // connection A->B over IPv4.
 type lab struct {
-	a, b           string
-	client, server net.Conn
-	flow           string
+	*nstest.Pair
+	c    *tcpconn.Conn
+	flow string
 }
 
 func newLab(t *testing.T) *lab {
-	requireRoot(t)
-	l := &lab{a: fmt.Sprintf("nwf-%d-c1", os.Getpid()), b: fmt.Sprintf("nwf-%d-c2", os.Getpid())}
-	t.Cleanup(func() {
-		for _, ns := range []string{l.a, l.b} {
-			exec.Command("ip", "netns", "del", ns).Run()
-		}
-	})
-	ip(t, "netns", "add", l.a)
-	ip(t, "netns", "add", l.b)
-	ip(t, "-n", l.a, "link", "add", "nwf0", "address", "02:4e:57:c8:01:01", "type", "veth", "peer", "name", "nwf1", "address", "02:4e:57:c8:01:02", "netns", l.b)
-	ip(t, "-n", l.a, "addr", "add", "198.18.200.1/24", "dev", "nwf0")
-	ip(t, "-n", l.b, "addr", "add", "198.18.200.2/24", "dev", "nwf1")
-	ip(t, "-n", l.a, "neigh", "replace", "198.18.200.2", "lladdr", "02:4e:57:c8:01:02", "dev", "nwf0", "nud", "permanent")
-	ip(t, "-n", l.b, "neigh", "replace", "198.18.200.1", "lladdr", "02:4e:57:c8:01:01", "dev", "nwf1", "nud", "permanent")
-	ip(t, "-n", l.a, "link", "set", "nwf0", "up")
-	ip(t, "-n", l.b, "link", "set", "nwf1", "up")
-	var ln net.Listener
-	if err := fault.Do(l.b, func() (err error) { ln, err = net.Listen("tcp", "198.18.200.2:0"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	acc := make(chan net.Conn, 1)
-	go func() { c, _ := ln.Accept(); acc <- c }()
-	if err := fault.Do(l.a, func() (err error) { l.client, err = net.Dial("tcp", ln.Addr().String()); return err }); err != nil {
-		t.Fatal(err)
-	}
-	l.server = <-acc
-	if l.server == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { l.client.Close(); l.server.Close() })
-	l.flow = l.client.LocalAddr().String() + "," + l.client.RemoteAddr().String()
-	go io.Copy(l.server, l.server) // echo
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "ip", "nft")
+	l := &lab{Pair: nstest.NewPair(t)}
+	l.c = tcpconn.Dial(t, l.Pair, false, 0, 0)
+	l.flow = l.c.ClientAddr.String() + "," + l.c.ServerAddr.String()
 	return l
 }
 
-func (l *lab) ping(t *testing.T) error {
-	l.client.SetDeadline(time.Now().Add(5 * time.Second))
-	msg := []byte("ping-pong")
-	if _, err := l.client.Write(msg); err != nil {
-		return err
-	}
-	buf := make([]byte, len(msg))
-	if _, err := io.ReadFull(l.client, buf); err != nil {
-		return err
-	}
-	if !bytes.Equal(buf, msg) {
-		return fmt.Errorf("echo corrupted")
-	}
-	return nil
-}
+func (l *lab) ping() error { return l.c.RoundTrip(9, 1) }
 
 // pinger sends a round trip every 100 ms until stopped.
 func (l *lab) pinger(t *testing.T) (stop func()) {
@@ -150,7 +91,7 @@ func (l *lab) pinger(t *testing.T) (stop func()) {
 			case <-done:
 				return
 			case <-time.After(100 * time.Millisecond):
-				if err := l.ping(t); err != nil {
+				if err := l.ping(); err != nil {
 					t.Errorf("ping: %v", err)
 					return
 				}
@@ -162,15 +103,15 @@ func (l *lab) pinger(t *testing.T) (stop func()) {
 
 func TestCLI(t *testing.T) {
 	l := newLab(t)
-	if code, out, errs := runCLI("rxcsum-off", "--netns", l.b, "--iface", "nwf1"); code != 0 {
+	if code, out, errs := runCLI("rxcsum-off", "--netns", l.B.Name, "--iface", l.IfB); code != 0 {
 		t.Fatalf("rxcsum-off: %d %s %s", code, out, errs)
 	}
-	before, err := fault.ReadCounters(l.b)
+	before, err := fault.ReadCounters(l.B.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop := l.pinger(t)
-	code, out, errs := runCLI("badcsum", "--netns", l.a, "--flow", l.flow, "--count", "3")
+	code, out, errs := runCLI("badcsum", "--netns", l.A.Name, "--flow", l.flow, "--count", "3")
 	stop()
 	t.Log(out)
 	if code != 0 {
@@ -183,36 +124,36 @@ func TestCLI(t *testing.T) {
 		t.Errorf("no summary line")
 	}
 	time.Sleep(50 * time.Millisecond)
-	after, _ := fault.ReadCounters(l.b)
+	after, _ := fault.ReadCounters(l.B.Name)
 	if d := after["TcpInCsumErrors"] - before["TcpInCsumErrors"]; d != 3 {
 		t.Errorf("TcpInCsumErrors +%d, want 3", d)
 	}
 	stop = l.pinger(t)
-	code, out, errs = runCLI("oow", "--netns", l.a, "--flow", l.flow, "--count", "2", "--mode", "old")
+	code, out, errs = runCLI("oow", "--netns", l.A.Name, "--flow", l.flow, "--count", "2", "--mode", "old")
 	stop()
 	t.Log(out)
 	if code != 0 || strings.Count(out, "injected oow-old seq=") != 2 {
 		t.Fatalf("oow: exit %d: %s", code, errs)
 	}
 	// Refusals: the receiver namespace does not hold the sender address.
-	if code, _, errs := runCLI("badcsum", "--netns", l.b, "--flow", l.flow); code != 2 {
+	if code, _, errs := runCLI("badcsum", "--netns", l.B.Name, "--flow", l.flow); code != 2 {
 		t.Errorf("badcsum in the wrong namespace: exit %d (%s)", code, errs)
 	}
-	if code, _, errs := runCLI("drop", "--netns", l.a, "--flow", l.flow, "--every", "2", "--duration", "1s"); code != 2 {
+	if code, _, errs := runCLI("drop", "--netns", l.A.Name, "--flow", l.flow, "--every", "2", "--duration", "1s"); code != 2 {
 		t.Errorf("drop in the wrong namespace: exit %d (%s)", code, errs)
 	}
-	if code, out, errs := runCLI("blackout", "--netns", l.b, "--flow", l.flow, "--ms", "50", "--repeat", "2", "--gap-ms", "50"); code != 0 || !strings.Contains(out, "removed table inet nwfault_") {
+	if code, out, errs := runCLI("blackout", "--netns", l.B.Name, "--flow", l.flow, "--ms", "50", "--repeat", "2", "--gap-ms", "50"); code != 0 || !strings.Contains(out, "removed table inet nwfault_") {
 		t.Errorf("blackout: exit %d: %s %s", code, out, errs)
 	}
-	if code, out, _ := runCLI("counters", "--netns", l.b, "TcpInCsumErrors"); code != 0 || !strings.HasPrefix(out, "TcpInCsumErrors ") {
+	if code, out, _ := runCLI("counters", "--netns", l.B.Name, "TcpInCsumErrors"); code != 0 || !strings.HasPrefix(out, "TcpInCsumErrors ") {
 		t.Errorf("counters: %d %q", code, out)
 	}
-	if err := l.ping(t); err != nil {
+	if err := l.ping(); err != nil {
 		t.Fatalf("connection broken: %v", err)
 	}
 
 	// A real process: SIGTERM ends a drop without duration and removes its table.
-	cmd := exec.Command(os.Args[0], "drop", "--netns", l.b, "--flow", l.flow, "--every", "3")
+	cmd := exec.Command(os.Args[0], "drop", "--netns", l.B.Name, "--flow", l.flow, "--every", "3")
 	cmd.Env = append(os.Environ(), "NWFAULT_TEST_MAIN=1")
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
@@ -220,7 +161,7 @@ func TestCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(tables(t, l.b), "nwfault_") {
+	for !strings.Contains(tables(t, l.B), "nwfault_") {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			cmd.Wait()
@@ -232,16 +173,12 @@ func TestCLI(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("nwfault drop after SIGTERM: %v: %s", err, se.String())
 	}
-	if tb := tables(t, l.b); tb != "" {
+	if tb := tables(t, l.B); tb != "" {
 		t.Fatalf("tables left after SIGTERM: %q", tb)
 	}
 	t.Log(so.String())
 }
 
-func tables(t *testing.T, ns string) string {
-	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "tables").CombinedOutput()
-	if err != nil {
-		t.Fatalf("nft list tables: %v: %s", err, out)
-	}
-	return strings.TrimSpace(string(out))
+func tables(t *testing.T, ns *nstest.NS) string {
+	return strings.TrimSpace(ns.Run(t, "nft", "list", "tables"))
 }

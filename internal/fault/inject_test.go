@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/netwatcher/netwatcher/internal/testsupport/tcpconn"
 )
 
 var watched = []string{"TcpInSegs", "TcpOutSegs", "TcpInErrs", "TcpInCsumErrors", "TcpRetransSegs",
@@ -13,28 +15,21 @@ var watched = []string{"TcpInSegs", "TcpOutSegs", "TcpInErrs", "TcpInCsumErrors"
 	"TcpExtTCPFastRetrans", "TcpExtTCPTimeouts", "TcpExtTCPLossProbes", "TcpExtTCPSackRecovery",
 	"TcpExtTCPSlowStartRetrans", "TcpExtTCPLostRetransmit"}
 
-func family(v6 bool) string {
-	if v6 {
-		return "v6"
-	}
-	return "v4"
-}
-
 func TestBadCsum(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		t.Run(family(v6), func(t *testing.T) {
+		t.Run(tcpconn.Family(v6), func(t *testing.T) {
 			l := newLab(t)
-			if err := SetRxChecksum(l.B, ifB, false); err != nil {
+			if err := SetRxChecksum(l.B, l.IfB, false); err != nil {
 				t.Fatal(err)
 			}
 			p := l.connect(t, v6)
-			if err := p.roundTrip(pattern(1000, 1)); err != nil {
+			if err := p.RoundTrip(1000, 1); err != nil {
 				t.Fatal(err)
 			}
 			beforeB, beforeA := counters(t, l.B), counters(t, l.A)
-			res, err := BadCsum(testCtx(t), InjectOptions{Netns: l.A, Flow: p.flow, Count: 5, Out: logWriter{t},
+			res, err := BadCsum(tcpconn.Ctx(t), InjectOptions{Netns: l.A, Flow: p.flow, Count: 5, Out: tcpconn.Log(t),
 				Ready: func() {
-					if err := p.roundTrip(pattern(100, 2)); err != nil {
+					if err := p.RoundTrip(100, 2); err != nil {
 						t.Error(err)
 					}
 				}})
@@ -45,7 +40,7 @@ func TestBadCsum(t *testing.T) {
 				t.Fatalf("injected %d segments, want 5", len(res.Segments))
 			}
 			got := waitCounter(t, l.B, beforeB, "TcpInCsumErrors", 5)
-			if err := p.roundTrip(pattern(3000, 3)); err != nil {
+			if err := p.RoundTrip(3000, 3); err != nil {
 				t.Fatalf("connection broken after badcsum: %v", err)
 			}
 			dB, dA := counters(t, l.B).Sub(beforeB), counters(t, l.A).Sub(beforeA)
@@ -69,16 +64,16 @@ func TestOutOfWindow(t *testing.T) {
 		{ModeInWindowOOO, false, 3}, {ModeInWindowOOO, true, 3},
 	}
 	for _, tc := range cases {
-		t.Run(fmt.Sprintf("%s-%s", tc.mode, family(tc.v6)), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s-%s", tc.mode, tcpconn.Family(tc.v6)), func(t *testing.T) {
 			l := newLab(t)
 			p := l.connect(t, tc.v6)
-			if err := p.roundTrip(pattern(1000, 1)); err != nil {
+			if err := p.RoundTrip(1000, 1); err != nil {
 				t.Fatal(err)
 			}
 			beforeB, beforeA := counters(t, l.B), counters(t, l.A)
-			res, err := OutOfWindow(testCtx(t), InjectOptions{Netns: l.A, Flow: p.flow, Count: tc.count, Mode: tc.mode, Out: logWriter{t},
+			res, err := OutOfWindow(tcpconn.Ctx(t), InjectOptions{Netns: l.A, Flow: p.flow, Count: tc.count, Mode: tc.mode, Out: tcpconn.Log(t),
 				Ready: func() {
-					if err := p.roundTrip(pattern(100, 2)); err != nil {
+					if err := p.RoundTrip(100, 2); err != nil {
 						t.Error(err)
 					}
 				}})
@@ -91,7 +86,7 @@ func TestOutOfWindow(t *testing.T) {
 			dB0 := counters(t, l.B).Sub(beforeB)
 			// Data sent now must cover the out-of-order segments so that
 			// they are superseded by the real bytes.
-			if err := p.roundTrip(pattern(4000, 3)); err != nil {
+			if err := p.RoundTrip(4000, 3); err != nil {
 				t.Fatalf("connection broken after oow %s: %v", tc.mode, err)
 			}
 			dB, dA := counters(t, l.B).Sub(beforeB), counters(t, l.A).Sub(beforeA)

@@ -2,61 +2,13 @@ package fault
 
 import (
 	"fmt"
-	"io"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-)
 
-// bulk sends from client to server until the returned function is called;
-// that function then half-closes, waits, and checks that the server
-// received every byte.
-func (p *tcpPair) bulk(t *testing.T) (finish func() int64) {
-	var got int64
-	var serr error
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		p.server.SetReadDeadline(time.Now().Add(30 * time.Second))
-		got, serr = io.Copy(io.Discard, p.server)
-	}()
-	var sent int64
-	var cerr error
-	go func() {
-		defer wg.Done()
-		buf := pattern(64<<10, 9)
-		p.client.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		for {
-			select {
-			case <-stop:
-				cerr = p.client.CloseWrite()
-				return
-			default:
-			}
-			n, err := p.client.Write(buf)
-			sent += int64(n)
-			if err != nil {
-				cerr = err
-				return
-			}
-		}
-	}()
-	return func() int64 {
-		close(stop)
-		wg.Wait()
-		if cerr != nil || serr != nil {
-			t.Fatalf("bulk transfer: client %v, server %v", cerr, serr)
-		}
-		if got != sent {
-			t.Fatalf("bulk transfer: sent %d bytes, server got %d", sent, got)
-		}
-		return sent
-	}
-}
+	"github.com/netwatcher/netwatcher/internal/testsupport/tcpconn"
+)
 
 func rootHasNwfaultTable(t *testing.T) bool {
 	out, err := exec.Command("nft", "list", "tables").CombinedOutput()
@@ -68,13 +20,13 @@ func rootHasNwfaultTable(t *testing.T) bool {
 
 func TestDrop(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		t.Run(family(v6), func(t *testing.T) {
+		t.Run(tcpconn.Family(v6), func(t *testing.T) {
 			l := newLab(t)
 			// Without TSO/GSO on the sending veth every packet is one MSS
 			// segment; otherwise each drop removes a 64 KB super-packet and
 			// 1 in 5 of those stalls the flow in RTOs.
 			for _, o := range []string{"tso", "gso"} {
-				if err := SetOffload(l.A, ifA, o, false); err != nil {
+				if err := SetOffload(l.A, l.IfA, o, false); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -82,9 +34,9 @@ func TestDrop(t *testing.T) {
 			beforeA, beforeB := counters(t, l.A), counters(t, l.B)
 			// Let the transfer get going (cwnd grown) before dropping, so
 			// that losses are repaired by fast retransmits, not only RTOs.
-			finish := p.bulk(t)
+			finish := p.Bulk(t)
 			time.Sleep(200 * time.Millisecond)
-			res, err := Drop(testCtx(t), DropOptions{Netns: l.B, Flow: p.flow, Every: 5, Duration: 800 * time.Millisecond, Out: logWriter{t},
+			res, err := Drop(tcpconn.Ctx(t), DropOptions{Netns: l.B, Flow: p.flow, Every: 5, Duration: 800 * time.Millisecond, Out: tcpconn.Log(t),
 				Ready: func() {
 					if rootHasNwfaultTable(t) {
 						t.Error("nwfault table appeared in the root namespace")
@@ -117,14 +69,14 @@ func TestDrop(t *testing.T) {
 
 func TestBlackout(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		t.Run(family(v6), func(t *testing.T) {
+		t.Run(tcpconn.Family(v6), func(t *testing.T) {
 			l := newLab(t)
 			p := l.connect(t, v6)
 			beforeA, beforeB := counters(t, l.A), counters(t, l.B)
-			finish := p.bulk(t)
+			finish := p.Bulk(t)
 			time.Sleep(200 * time.Millisecond)
-			res, err := Blackout(testCtx(t), BlackoutOptions{Netns: l.B, Flow: p.flow, Length: 150 * time.Millisecond,
-				Repeat: 2, Gap: 300 * time.Millisecond, Out: logWriter{t}})
+			res, err := Blackout(tcpconn.Ctx(t), BlackoutOptions{Netns: l.B, Flow: p.flow, Length: 150 * time.Millisecond,
+				Repeat: 2, Gap: 300 * time.Millisecond, Out: tcpconn.Log(t)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -91,8 +91,9 @@ func TestRefusals(t *testing.T) {
 	mustRefuse("not nsfs", checkNsFile("/etc/hostname", "file"), "not a mounted network namespace")
 
 	l := newLab(t)
+	f = Flow{netip.AddrPortFrom(l.A4, 1000), netip.AddrPortFrom(l.B4, 80)}
 	// Addresses that are not local where they must be.
-	other := Flow{netip.MustParseAddrPort("198.18.200.9:1000"), f.Dst}
+	other := Flow{netip.AddrPortFrom(onSubnet(l.A4, 9), 1000), f.Dst}
 	_, err = BadCsum(ctx, InjectOptions{Netns: l.A, Flow: other, Count: 1})
 	mustRefuse("sender not local", err, "not assigned")
 	_, err = Drop(ctx, DropOptions{Netns: l.A, Flow: f, Every: 2})
@@ -100,10 +101,10 @@ func TestRefusals(t *testing.T) {
 	_, err = Blackout(ctx, BlackoutOptions{Netns: l.A, Flow: f})
 	mustRefuse("receiver not local (blackout)", err, "not assigned")
 	// A destination on the veth's subnet that the peer namespace does not hold.
-	_, err = OutOfWindow(ctx, InjectOptions{Netns: l.A, Flow: Flow{f.Src, netip.MustParseAddrPort("198.18.200.77:80")}, Count: 1})
+	_, err = OutOfWindow(ctx, InjectOptions{Netns: l.A, Flow: Flow{f.Src, netip.AddrPortFrom(onSubnet(l.A4, 77), 80)}, Count: 1})
 	mustRefuse("destination not in peer", err, "not assigned")
 	// A destination behind a gateway.
-	ipCmd(t, "-n", l.A, "route", "add", "203.0.113.0/24", "via", addrB4.String())
+	l.Pair.A.Run(t, "ip", "route", "add", "203.0.113.0/24", "via", l.B4.String())
 	_, err = OutOfWindow(ctx, InjectOptions{Netns: l.A, Flow: Flow{f.Src, netip.MustParseAddrPort("203.0.113.5:80")}, Count: 1})
 	mustRefuse("gateway", err, "gateway")
 	// --peer-netns naming the wrong namespace.
@@ -124,7 +125,7 @@ func TestRefusals(t *testing.T) {
 	mustRefuse("mode", err, "bad --mode")
 	_, err = Drop(ctx, DropOptions{Netns: l.B, Flow: p.flow, Every: 0})
 	mustRefuse("every", err, "--every")
-	if err := p.roundTrip([]byte("still fine")); err != nil {
+	if err := p.RoundTrip(10, 1); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -161,7 +162,7 @@ func TestCleanupAndCancel(t *testing.T) {
 	if tb := nftTables(t, l.B); tb != "table inet keepme" {
 		t.Fatalf("tables after cleanup: %q", tb)
 	}
-	if err := p.roundTrip([]byte("ok")); err != nil {
+	if err := p.RoundTrip(2, 1); err != nil {
 		t.Fatal(err)
 	}
 }
