@@ -2,7 +2,6 @@ package fault
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -103,6 +102,20 @@ func (r *rtnl) request(typ uint16, body []byte, want uint16) ([][]byte, error) {
 	}
 }
 
+// requestOne sends one request and returns the first reply of type want,
+// split into its fixed header (hdrLen bytes: struct rtmsg, ifinfomsg, ...)
+// and its attributes. what names the reply in the error if there is none.
+func (r *rtnl) requestOne(typ uint16, body []byte, want uint16, hdrLen int, what string) (hdr []byte, attrs map[uint16][]byte, err error) {
+	msgs, err := r.request(typ, body, want)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(msgs) == 0 || len(msgs[0]) < hdrLen {
+		return nil, nil, fmt.Errorf("empty %s reply", what)
+	}
+	return msgs[0][:hdrLen], parseAttrs(msgs[0][hdrLen:]), nil
+}
+
 func parseAttrs(b []byte) map[uint16][]byte {
 	m := map[uint16][]byte{}
 	for len(b) >= 4 {
@@ -136,27 +149,18 @@ func (r *rtnl) routeGet(dst netip.Addr) (routeInfo, error) {
 	body[0] = fam
 	body[1] = bits
 	body = append(body, nlAttr(unix.RTA_DST, dst.AsSlice())...)
-	msgs, err := r.request(unix.RTM_GETROUTE, body, unix.RTM_NEWROUTE)
+	m, at, err := r.requestOne(unix.RTM_GETROUTE, body, unix.RTM_NEWROUTE, unix.SizeofRtMsg, "route")
 	if err != nil {
 		return routeInfo{}, err
 	}
-	if len(msgs) == 0 || len(msgs[0]) < unix.SizeofRtMsg {
-		return routeInfo{}, errors.New("empty route reply")
-	}
-	m := msgs[0]
 	ri := routeInfo{typ: m[7]}
-	at := parseAttrs(m[unix.SizeofRtMsg:])
 	if v, ok := at[unix.RTA_OIF]; ok && len(v) >= 4 {
 		ri.oif = int(binary.NativeEndian.Uint32(v))
 	}
-	if _, ok := at[unix.RTA_GATEWAY]; ok {
-		ri.gateway = true
-	}
-	if _, ok := at[unix.RTA_MULTIPATH]; ok {
-		ri.gateway = true
-	}
-	if _, ok := at[unix.RTA_VIA]; ok {
-		ri.gateway = true
+	for _, a := range []uint16{unix.RTA_GATEWAY, unix.RTA_MULTIPATH, unix.RTA_VIA} {
+		if _, ok := at[a]; ok {
+			ri.gateway = true
+		}
 	}
 	return ri, nil
 }
@@ -172,18 +176,13 @@ type linkInfo struct {
 func (r *rtnl) linkGet(index int) (linkInfo, error) {
 	body := make([]byte, unix.SizeofIfInfomsg)
 	binary.NativeEndian.PutUint32(body[4:], uint32(index))
-	msgs, err := r.request(unix.RTM_GETLINK, body, unix.RTM_NEWLINK)
+	m, at, err := r.requestOne(unix.RTM_GETLINK, body, unix.RTM_NEWLINK, unix.SizeofIfInfomsg, "link")
 	if err != nil {
 		return linkInfo{}, err
 	}
-	if len(msgs) == 0 || len(msgs[0]) < unix.SizeofIfInfomsg {
-		return linkInfo{}, errors.New("empty link reply")
-	}
-	m := msgs[0]
 	li := linkInfo{peerNsid: -1}
 	flags := binary.NativeEndian.Uint32(m[8:])
 	li.loopback = flags&unix.IFF_LOOPBACK != 0
-	at := parseAttrs(m[unix.SizeofIfInfomsg:])
 	if v, ok := at[unix.IFLA_IFNAME]; ok {
 		li.name = cstr(v)
 	}
@@ -204,14 +203,10 @@ func (r *rtnl) linkGet(index int) (linkInfo, error) {
 func (r *rtnl) nsidOf(fd int) (int32, error) {
 	body := make([]byte, 4) // struct rtgenmsg, padded
 	body = append(body, nlAttr(unix.NETNSA_FD, u32b(uint32(fd)))...)
-	msgs, err := r.request(unix.RTM_GETNSID, body, unix.RTM_NEWNSID)
+	_, at, err := r.requestOne(unix.RTM_GETNSID, body, unix.RTM_NEWNSID, 4, "nsid")
 	if err != nil {
 		return -1, err
 	}
-	if len(msgs) == 0 || len(msgs[0]) < 4 {
-		return -1, errors.New("empty nsid reply")
-	}
-	at := parseAttrs(msgs[0][4:])
 	if v, ok := at[unix.NETNSA_NSID]; ok && len(v) >= 4 {
 		return int32(binary.NativeEndian.Uint32(v)), nil
 	}

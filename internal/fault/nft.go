@@ -117,6 +117,39 @@ func (t *nftTable) delete() error {
 	return err
 }
 
+// openTable checks that Drop or Blackout may act on flow f at its receiver
+// in netns (peer: the sender's namespace, optional) and creates a table
+// there; the caller removes it with close.
+func openTable(netns string, f Flow, peer string) (*nftTable, error) {
+	if err := checkReceiver(netns, f, peer); err != nil {
+		return nil, err
+	}
+	return createTable(netns)
+}
+
+// close stores how many packets the table dropped in *dropped (left alone
+// if that cannot be read), removes the table and then calls removed; its
+// error is non-nil (and removed is not called) if the table could not be
+// removed.
+func (t *nftTable) close(dropped *uint64, removed func()) error {
+	if n, err := t.dropped(); err == nil {
+		*dropped = n
+	}
+	if err := t.delete(); err != nil {
+		return fmt.Errorf("removing nft table %s: %w", t.name, err)
+	}
+	removed()
+	return nil
+}
+
+// orDiscard is w, or io.Discard when w is nil.
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
 // DropOptions configures Drop.
 type DropOptions struct {
 	Netns     string        // namespace of the receiver (Flow.Dst must be local there)
@@ -167,27 +200,18 @@ func Drop(ctx context.Context, opts DropOptions) (res *DropResult, err error) {
 	if opts.Duration < 0 {
 		return nil, usagef("bad --duration %v", opts.Duration)
 	}
-	if err := checkReceiver(opts.Netns, opts.Flow, opts.PeerNetns); err != nil {
-		return nil, err
-	}
-	out := opts.Out
-	if out == nil {
-		out = io.Discard
-	}
-	t, err := createTable(opts.Netns)
+	out := orDiscard(opts.Out)
+	t, err := openTable(opts.Netns, opts.Flow, opts.PeerNetns)
 	if err != nil {
 		return nil, err
 	}
 	res = &DropResult{Table: t.name}
 	defer func() {
-		if n, cerr := t.dropped(); cerr == nil {
-			res.Dropped = n
+		if cerr := t.close(&res.Dropped, func() {
+			fmt.Fprintf(out, "drop: removed table inet %s from netns %s after %v; dropped=%d\n", t.name, opts.Netns, res.Active.Round(time.Millisecond), res.Dropped)
+		}); cerr != nil {
+			err = cerr
 		}
-		if derr := t.delete(); derr != nil {
-			err = fmt.Errorf("removing nft table %s: %w", t.name, derr)
-			return
-		}
-		fmt.Fprintf(out, "drop: removed table inet %s from netns %s after %v; dropped=%d\n", t.name, opts.Netns, res.Active.Round(time.Millisecond), res.Dropped)
 	}()
 	match := nftMatch(opts.Flow)
 	if opts.Every > 1 {
@@ -258,27 +282,18 @@ func Blackout(ctx context.Context, opts BlackoutOptions) (res *BlackoutResult, e
 	if opts.Length < time.Millisecond || opts.Repeat < 0 || opts.Gap < 0 {
 		return nil, usagef("bad blackout: length %v (>= 1ms), repeat %d, gap %v", opts.Length, opts.Repeat, opts.Gap)
 	}
-	if err := checkReceiver(opts.Netns, opts.Flow, opts.PeerNetns); err != nil {
-		return nil, err
-	}
-	out := opts.Out
-	if out == nil {
-		out = io.Discard
-	}
-	t, err := createTable(opts.Netns)
+	out := orDiscard(opts.Out)
+	t, err := openTable(opts.Netns, opts.Flow, opts.PeerNetns)
 	if err != nil {
 		return nil, err
 	}
 	res = &BlackoutResult{Table: t.name}
 	defer func() {
-		if n, cerr := t.dropped(); cerr == nil {
-			res.Dropped = n
+		if cerr := t.close(&res.Dropped, func() {
+			fmt.Fprintf(out, "blackout: removed table inet %s from netns %s; windows=%d dropped=%d\n", t.name, opts.Netns, len(res.Windows), res.Dropped)
+		}); cerr != nil {
+			err = cerr
 		}
-		if derr := t.delete(); derr != nil {
-			err = fmt.Errorf("removing nft table %s: %w", t.name, derr)
-			return
-		}
-		fmt.Fprintf(out, "blackout: removed table inet %s from netns %s; windows=%d dropped=%d\n", t.name, opts.Netns, len(res.Windows), res.Dropped)
 	}()
 	f := opts.Flow
 	typ, fam := "ipv4_addr", "ip"
