@@ -1,12 +1,88 @@
 package drops_test
 
 import (
+	"errors"
+	"io"
+	"log/slog"
+	"os"
 	"strings"
+	"testing"
 	"time"
 
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/netwatcher/netwatcher/internal/config"
+	"github.com/netwatcher/netwatcher/internal/conn"
+	"github.com/netwatcher/netwatcher/internal/drops"
+	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/testsupport/lab"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 )
+
+// loadConcern loads conn's programs and on them the drops concern (Err on),
+// without attaching any of its boundaries; cleanup closes both.
+func loadConcern(t *testing.T) (*conn.Probe, *drops.Concern) {
+	t.Helper()
+	cp, err := conn.Load(conn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cp.Close() })
+	cfg := &config.Config{Err: true}
+	c := drops.New(cfg)
+	if err := c.Load(cfg, cp.SharedMaps()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return cp, c
+}
+
+// attachOnly is loadConcern with conn's programs attached and, of the
+// drops concern, only the boundaries named; it returns the concern and a
+// reader of the event ring (closed at cleanup).
+func attachOnly(t *testing.T, boundaries ...string) (*drops.Concern, *ringbuf.Reader) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	cp, c := loadConcern(t)
+	if err := cp.Attach(log); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range boundaries {
+		if err := c.AttachOnly(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rd, err := ringbuf.NewReader(cp.Events())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rd.Close() })
+	return c, rd
+}
+
+// flowErrors reads the ring for 500 ms and returns the error records of
+// tc's client -> server flow.
+func flowErrors(t *testing.T, rd *ringbuf.Reader, c *drops.Concern, tc *lab.Conn) []event.Event {
+	t.Helper()
+	var out []event.Event
+	var ev event.Event
+	rd.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	for {
+		rec, err := rd.Read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Decode(rec.RawSample, &ev) && ev.Err.Src == tc.ClientAddr && ev.Err.Dst == tc.ServerAddr {
+			out = append(out, ev)
+		}
+	}
+}
 
 // errorsOf returns the error records attributed to sock.
 func errorsOf(r *nwtest.Run, sock string) []nwtest.Ev {

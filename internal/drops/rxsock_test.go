@@ -1,19 +1,9 @@
 package drops_test
 
 import (
-	"errors"
-	"io"
-	"log/slog"
-	"os"
 	"testing"
-	"time"
 
-	"github.com/cilium/ebpf/ringbuf"
-
-	"github.com/netwatcher/netwatcher/internal/config"
-	"github.com/netwatcher/netwatcher/internal/conn"
 	"github.com/netwatcher/netwatcher/internal/drops"
-	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/fault"
 	"github.com/netwatcher/netwatcher/internal/kernel"
 	"github.com/netwatcher/netwatcher/internal/testsupport/lab"
@@ -29,17 +19,7 @@ import (
 func TestEveryCandidateLoads(t *testing.T) {
 	nstest.RequireRoot(t)
 	defer drops.WithoutRxSk()()
-	cp, err := conn.Load(conn.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Close()
-	cfg := &config.Config{Err: true}
-	c := drops.New(cfg)
-	if err := c.Load(cfg, cp.SharedMaps()); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c := loadConcern(t)
 	progs := c.Programs()
 	for _, name := range []string{drops.BoundaryKfree, drops.BoundaryCsum, drops.BoundaryRxSock, drops.BoundaryCsumEntry} {
 		for _, cand := range kernel.Hooks[name].Candidates {
@@ -58,31 +38,7 @@ func TestEveryCandidateLoads(t *testing.T) {
 func TestOutOfWindowWithoutRxSk(t *testing.T) {
 	nstest.RequireRoot(t)
 	defer drops.WithoutRxSk()()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cp, err := conn.Load(conn.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cp.Close()
-	if err := cp.Attach(log); err != nil {
-		t.Fatal(err)
-	}
-	cfg := &config.Config{Err: true}
-	c := drops.New(cfg)
-	if err := c.Load(cfg, cp.SharedMaps()); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for _, b := range []string{drops.BoundaryRxSock, drops.BoundaryKfree} {
-		if err := c.AttachOnly(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rd, err := ringbuf.NewReader(cp.Events())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
+	c, rd := attachOnly(t, drops.BoundaryRxSock, drops.BoundaryKfree)
 
 	p := nstest.NewPair(t)
 	tc := lab.Dial(t, p, false, 0, 0)
@@ -98,21 +54,9 @@ func TestOutOfWindowWithoutRxSk(t *testing.T) {
 	if err := tc.RoundTrip(1000, 5); err != nil {
 		t.Fatal(err)
 	}
-	got, named := 0, 0
-	var ev event.Event
-	rd.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	for {
-		rec, err := rd.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !c.Decode(rec.RawSample, &ev) || ev.Err.Src != tc.ClientAddr || ev.Err.Dst != tc.ServerAddr {
-			continue
-		}
-		got++
+	evs := flowErrors(t, rd, c, tc)
+	got, named := len(evs), 0
+	for _, ev := range evs {
 		if ev.Conn.Sock != 0 && ev.Conn.Netns == uint32(p.B.Inode(t)) && ev.Err.Rx && ev.Err.Name == drops.InvalidSeq {
 			named++
 		} else {
