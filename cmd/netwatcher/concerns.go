@@ -2,17 +2,19 @@ package main
 
 import (
 	"github.com/netwatcher/netwatcher/internal/config"
+	"github.com/netwatcher/netwatcher/internal/conn"
 	"github.com/netwatcher/netwatcher/internal/drops"
 	"github.com/netwatcher/netwatcher/internal/engine"
 	"github.com/netwatcher/netwatcher/internal/packet"
 	"github.com/netwatcher/netwatcher/internal/retrans"
 )
 
-// concerns lists the optional kernel concerns the flags ask for, in one
-// place: adding a concern is a folder under internal/ and one line here.
-// (Connection tracking is always on; the engine owns it.)
+// concerns lists the kernel concerns of a run, in one place: adding a
+// concern is a folder under internal/ and one line here (see CONTRIBUTING
+// in the README). Connection tracking comes first and is always on: the
+// others share its maps and name their records after its connections.
 func concerns(cfg *config.Config) []engine.Concern {
-	var cs []engine.Concern
+	cs := []engine.Concern{conn.New(cfg)} // connections: open/close, owners, -x state, connects.log
 	add := func(on bool, c func() engine.Concern) {
 		if on {
 			cs = append(cs, c())

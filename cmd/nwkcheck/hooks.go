@@ -9,11 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	// the concerns register their boundaries in the hook table
-	_ "github.com/netwatcher/netwatcher/internal/drops"
 	"github.com/netwatcher/netwatcher/internal/kernel"
-	_ "github.com/netwatcher/netwatcher/internal/packet"
-	_ "github.com/netwatcher/netwatcher/internal/retrans"
 )
 
 // neverRuns lists the candidates of the hook table that no kernel of the
@@ -30,7 +26,7 @@ type candidate struct {
 
 func allCandidates() []candidate {
 	by := map[string]*candidate{}
-	for _, b := range kernel.Hooks {
+	for _, b := range kernel.Table() {
 		for _, c := range b.Candidates {
 			x := by[c.Prog]
 			if x == nil {

@@ -246,3 +246,12 @@ func checkDataDir(dir string) error {
 		}
 	}
 }
+
+// KernelQuiet: the kernel sends no open/owner records (conn.Options.Quiet):
+// -q, unless -a asks to keep every connection (then the table must learn
+// each one, however short, to name its records).
+func (c *Config) KernelQuiet() bool { return c.Quiet && !c.All }
+
+// NoCloseRecords: the kernel sends no close records either
+// (conn.Options.NoClose): -q without -a and without -i.
+func (c *Config) NoCloseRecords() bool { return c.Quiet && !c.All && !c.HTTP }

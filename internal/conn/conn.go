@@ -137,12 +137,53 @@ func setOf(sk uint64, sets uint32) uint32 {
 	return uint32(((sk>>6)*0x9E3779B97F4A7C15)>>32) & (sets - 1)
 }
 
-// Probe is the loaded connection object and its live hooks.
+// Probe is connection tracking: the base concern, first in every run. Its
+// object creates the maps the other concerns share (SharedMaps: the rings,
+// the connection table, the counters) and its records open and close the
+// connections everything else is attributed to.
 type Probe struct {
 	kernel.Live
+	opts    Options // for Load (New)
 	sampler *link.Iter
 	table   Table
 }
+
+// New returns connection tracking as cfg asks (not loaded yet).
+func New(cfg *config.Config) *Probe {
+	return &Probe{opts: Options{
+		Sport: cfg.Sport, Dport: cfg.Dport, RingBytes: 4 << 20, MaxConns: cfg.MaxConns,
+		Quiet: cfg.KernelQuiet(), NoClose: cfg.NoCloseRecords(),
+	}}
+}
+
+// Name implements engine.Concern.
+func (p *Probe) Name() string { return "connections" }
+
+// Types implements engine.Concern: the lifecycle records.
+func (p *Probe) Types() []event.Type {
+	return []event.Type{event.ConnOpen, event.ConnOwner, event.ConnClose}
+}
+
+// SetPacketRingBytes sizes the packet ring (before Load): the concern that
+// writes to it says how large it wants it (engine.PacketRinger).
+func (p *Probe) SetPacketRingBytes(n uint32) { p.opts.PktRingBytes = n }
+
+// Load implements engine.Concern. shared is nil: this object creates the
+// maps the others share.
+func (p *Probe) Load(_ *config.Config, shared map[string]*ebpf.Map) error {
+	if shared != nil {
+		return errors.New("conn: connection tracking is the base concern: it shares maps, it does not reuse them")
+	}
+	q, err := Load(p.opts)
+	if err != nil {
+		return err
+	}
+	p.Live, p.table = q.Live, q.table
+	return nil
+}
+
+// Decode implements engine.Concern (see the function Decode).
+func (p *Probe) Decode(raw []byte, ev *event.Event) bool { return Decode(raw, ev) }
 
 // Table is the variant of the connection table this probe loaded.
 func (p *Probe) Table() Table { return p.table }
@@ -175,7 +216,7 @@ func pickTwins(spec *ebpf.CollectionSpec, t Table) {
 }
 
 // Boundaries lists the hooks of this concern; the first is required.
-var Boundaries = []string{"conn/state", "conn/recv", "conn/send", "conn/accept4", "conn/accept"}
+var Boundaries = []string{kernel.ConnState, kernel.ConnRecv, kernel.ConnSend, kernel.ConnAccept4, kernel.ConnAccept}
 
 // Owner attribution of the accepted side, best first (see conn.bpf.c):
 // the first send/recv on the socket (tp_btf; needs the tp_btf state hook,
@@ -183,8 +224,8 @@ var Boundaries = []string{"conn/state", "conn/recv", "conn/send", "conn/accept4"
 // syscall tracepoints. The syscall tracepoints are only a fallback: while
 // one is attached every syscall of every task takes the slow path
 // (measured: +55 ns per syscall, ~5% of a request/response load here).
-var ioOwner = []string{"conn/recv", "conn/send"}
-var acceptOwner = []string{"conn/accept4", "conn/accept"}
+var ioOwner = []string{kernel.ConnRecv, kernel.ConnSend}
+var acceptOwner = []string{kernel.ConnAccept4, kernel.ConnAccept}
 
 // Load loads (verifies) the connection object. It is the first BPF object
 // of a run: it lifts RLIMIT_MEMLOCK first (kernels before 5.11 charge maps

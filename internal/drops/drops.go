@@ -45,40 +45,13 @@ import (
 	"github.com/netwatcher/netwatcher/internal/kernel"
 )
 
-// Boundaries of this concern, in the hook table.
+// Boundaries of this concern (rows of the hook table, internal/kernel/table.go).
 const (
-	BoundaryKfree = "drops/kfree_skb"
-	BoundaryCsum  = "drops/bad_csum"
-	// BoundaryCsumEntry keeps the skb for the kretprobe candidate of
-	// BoundaryCsum (before 5.14).
-	BoundaryCsumEntry = "drops/bad_csum-entry"
-	// BoundaryRxSock names the socket of a received segment for kfree_skb
-	// where the tracepoint has no rx_sk argument (before 6.11).
-	BoundaryRxSock = "drops/rx-sock"
+	BoundaryKfree     = kernel.DropKfree
+	BoundaryCsum      = kernel.DropCsum
+	BoundaryCsumEntry = kernel.DropCsumEntry
+	BoundaryRxSock    = kernel.DropRxSock
 )
-
-func init() {
-	kernel.Register(
-		kernel.Boundary{Name: BoundaryKfree, Candidates: []kernel.Candidate{
-			{Kind: kernel.TpBTF, Target: "kfree_skb", Prog: "nw_kfree_btf"},
-			{Kind: kernel.RawTP, Target: "kfree_skb", Prog: "nw_kfree_raw"},
-		}},
-		kernel.Boundary{Name: BoundaryCsum, Candidates: []kernel.Candidate{
-			{Kind: kernel.TpBTF, Target: "tcp_bad_csum", Prog: "nw_csum_btf"},
-			{Kind: kernel.RawTP, Target: "tcp_bad_csum", Prog: "nw_csum_raw"},
-			// before 5.14: a bad sum returned by __skb_checksum_complete
-			// (with BoundaryCsumEntry, which keeps its skb)
-			{Kind: kernel.Kretprobe, Target: "__skb_checksum_complete", Prog: "nw_csum_ret_kp"},
-		}},
-		kernel.Boundary{Name: BoundaryCsumEntry, Candidates: []kernel.Candidate{
-			{Kind: kernel.Kprobe, Target: "__skb_checksum_complete", Prog: "nw_csum_entry_kp"},
-		}},
-		kernel.Boundary{Name: BoundaryRxSock, Candidates: []kernel.Candidate{
-			{Kind: kernel.TpBTF, Target: "tcp_probe", Prog: "nw_drop_rxsk_btf"},
-			{Kind: kernel.RawTP, Target: "tcp_probe", Prog: "nw_drop_rxsk_raw"},
-		}},
-	)
-}
 
 // Names of the two reasons every user knows.
 const (
@@ -158,24 +131,6 @@ func (r *Reasons) NameOf(code uint32) string {
 	return ""
 }
 
-// kfreeArgs returns the number of arguments of the kfree_skb tracepoint
-// (without the context pointer): 2 before 5.17, 3 with reason, 4 with rx_sk.
-func kfreeArgs(spec *btf.Spec) int {
-	var td *btf.Typedef
-	if err := spec.TypeByName("btf_trace_kfree_skb", &td); err != nil {
-		return 0
-	}
-	ptr, ok := td.Type.(*btf.Pointer)
-	if !ok {
-		return 0
-	}
-	fp, ok := ptr.Target.(*btf.FuncProto)
-	if !ok {
-		return 0
-	}
-	return len(fp.Params) - 1
-}
-
 // noRxSk (tests): load as on a kernel whose kfree_skb has no rx_sk.
 var noRxSk bool
 
@@ -199,8 +154,8 @@ func New(cfg *config.Config) *Concern { return &Concern{} }
 // Name implements engine.Concern.
 func (c *Concern) Name() string { return "TCP errors (-e)" }
 
-// Reasons returns the reason table (after Load).
-func (c *Concern) Reasons() *Reasons { return c.reasons }
+// Types implements engine.Concern.
+func (c *Concern) Types() []event.Type { return []event.Type{event.Error} }
 
 // Load builds the reason table and loads the object, reusing the
 // connection object's maps.
@@ -209,7 +164,8 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err != nil {
 		return err
 	}
-	nargs := kfreeArgs(kspec)
+	// 2 before 5.17, 3 with reason, 4 with rx_sk
+	nargs := kernel.TracepointArgs(kspec, "kfree_skb")
 	if nargs < 3 {
 		// No drop reason in this kernel's kfree_skb (before 5.17): only
 		// the checksum tracepoint can report. Without it, one line.

@@ -13,6 +13,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,19 +31,29 @@ import (
 	"github.com/netwatcher/netwatcher/internal/ringread"
 )
 
-// Concern is an optional kernel concern (packets, retransmits, drops) that
-// shares the connection object's maps.
+// Concern is one kernel concern (connection tracking, packets,
+// retransmits, drops, ...): one folder under internal/ with its BPF object,
+// its decoder and its tests. cmd/netwatcher lists the concerns of a run;
+// the first is always connection tracking (*conn.Probe), whose object
+// creates the maps and rings the others share.
 type Concern interface {
 	Name() string
-	// Load loads the concern's object reusing the shared maps.
+	// Types lists the ring record types the concern decodes; each type
+	// belongs to one concern.
+	Types() []event.Type
+	// Load loads the concern's object reusing the shared maps (nil for
+	// connection tracking, which creates them).
 	Load(cfg *config.Config, shared map[string]*ebpf.Map) error
 	// Attach attaches its hooks; a concern that cannot attach anything
 	// returns an error, partial degradation is logged.
 	Attach(log *slog.Logger) error
-	// Decode decodes a ring record of one of its types. It runs on a
-	// reader goroutine, concurrently with the pipeline: it may use only
-	// the concern's own state.
+	// Decode decodes a ring record of one of its types. It runs on the
+	// reader goroutines, concurrently with the pipeline and with each
+	// other: state it touches must be the concern's own and safe for that
+	// (packet: the namespace manager and atomics).
 	Decode(raw []byte, ev *event.Event) bool
+	// Detach stops the hooks (the object stays: the rings are drained
+	// after it); Close releases everything.
 	Detach()
 	Close()
 }
@@ -52,7 +63,7 @@ type Options struct {
 	Cfg      *config.Config
 	Log      *slog.Logger
 	Stdout   io.Writer // the console; a Flush() method, if any, is called at flush points
-	Concerns []Concern
+	Concerns []Concern // Concerns[0] is connection tracking (*conn.Probe)
 }
 
 // Counters reported at exit; the readers write them, the pipeline reads.
@@ -100,22 +111,26 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 	}()
 
+	if len(o.Concerns) == 0 {
+		return errors.New("engine: no concerns (the first must be connection tracking)")
+	}
+	cp, ok := o.Concerns[0].(*conn.Probe)
+	if !ok {
+		return fmt.Errorf("engine: the first concern is %s, not connection tracking", o.Concerns[0].Name())
+	}
 	var pktRing uint32
 	for _, c := range o.Concerns {
 		if pr, ok := c.(PacketRinger); ok {
 			pktRing = max(pktRing, pr.PacketRingBytes())
 		}
 	}
-	cp, err := conn.Load(conn.Options{
-		Sport: cfg.Sport, Dport: cfg.Dport,
-		RingBytes: 4 << 20, PktRingBytes: pktRing, Quiet: kernelQuiet(cfg), NoClose: noClose(cfg), MaxConns: cfg.MaxConns,
-	})
-	if err != nil {
+	cp.SetPacketRingBytes(pktRing)
+	if err := cp.Load(cfg, nil); err != nil {
 		return err
 	}
 	defer cp.Close()
 	var concerns []Concern
-	for _, c := range o.Concerns {
+	for _, c := range o.Concerns[1:] {
 		if err := c.Load(cfg, cp.SharedMaps()); err != nil {
 			log.Warn("feature unavailable", "concern", c.Name(), "err", err)
 			continue
@@ -166,6 +181,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	defer detach()
 
+	dec, err := newDecoders(append([]Concern{cp}, live...)...)
+	if err != nil {
+		return err
+	}
 	p := newPipeline(cfg, log, o.Stdout, files, cp, live)
 	// Half of each pool may wait in the merge; the other half stays free
 	// for its reader (see merge).
@@ -195,7 +214,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		pool int
 	}{{srcLife, rd, lifeBatches}, {srcPacket, prd, packetBatches}} {
 		r := &reader{src: x.src, r: x.r, lossless: x.src == srcLife, pool: newPool(x.pool, x.src),
-			queue: queue, pipeDone: pipeDone, decode: p.decode, ctr: &ctr, wm: p.merge.wm[x.src]}
+			queue: queue, pipeDone: pipeDone, decode: dec.decode, ctr: &ctr, wm: p.merge.wm[x.src]}
 		readers.Add(1)
 		g.Go(func() error {
 			defer readers.Done()
@@ -227,11 +246,3 @@ func Run(ctx context.Context, o Options) (err error) {
 	p.finish(&ctr)
 	return err
 }
-
-// kernelQuiet: the kernel sends no open/owner records (conn.Options.Quiet):
-// -q, unless -a asks to keep every connection (then the table must learn
-// each one, however short, to name its records).
-func kernelQuiet(cfg *config.Config) bool { return cfg.Quiet && !cfg.All }
-
-// noClose: the kernel sends no close records (conn.Options.NoClose).
-func noClose(cfg *config.Config) bool { return cfg.Quiet && !cfg.All && !cfg.HTTP }

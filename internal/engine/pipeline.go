@@ -72,26 +72,36 @@ func newTable(cfg *config.Config) *track.Table {
 	if cfg.MaxClosed > 0 {
 		t.SetMaxClosed(int(cfg.MaxClosed))
 	}
-	t.AdoptSampled = kernelQuiet(cfg) // see conn.Options.Quiet
-	t.SweepUnsampled = noClose(cfg)   // see conn.Options.NoClose
+	t.AdoptSampled = cfg.KernelQuiet()      // see conn.Options.Quiet
+	t.SweepUnsampled = cfg.NoCloseRecords() // see conn.Options.NoClose
 	return t
 }
 
-// decode runs on the reader goroutines.
-func (p *pipeline) decode(raw []byte, ev *event.Event) bool {
-	if len(raw) < 1 {
-		return false
-	}
-	switch event.Type(raw[0]) {
-	case event.ConnOpen, event.ConnOwner, event.ConnClose:
-		return conn.Decode(raw, ev)
-	}
-	for _, c := range p.concerns {
-		if c.Decode(raw, ev) {
-			return true
+// decoders maps each ring record type to the concern that decodes it.
+type decoders [event.MaxRingType]Concern
+
+func newDecoders(cs ...Concern) (*decoders, error) {
+	var d decoders
+	for _, c := range cs {
+		for _, t := range c.Types() {
+			if int(t) >= len(d) {
+				return nil, fmt.Errorf("concern %s: record type %d out of range", c.Name(), t)
+			}
+			if d[t] != nil {
+				return nil, fmt.Errorf("record type %d claimed by %s and %s", t, d[t].Name(), c.Name())
+			}
+			d[t] = c
 		}
 	}
-	return false
+	return &d, nil
+}
+
+// decode runs on the reader goroutines.
+func (d *decoders) decode(raw []byte, ev *event.Event) bool {
+	if len(raw) < 1 || int(raw[0]) >= len(d) || d[raw[0]] == nil {
+		return false
+	}
+	return d[raw[0]].Decode(raw, ev)
 }
 
 func (p *pipeline) adoptExisting() error {

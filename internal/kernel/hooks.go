@@ -52,22 +52,18 @@ type Candidate struct {
 	// (kprobe: several functions separated by commas, all attached, e.g. the IPv4 and IPv6 entry),
 	// "ingress"/"egress" for cgroup_skb, "PRE_ROUTING"/"LOCAL_IN"/"LOCAL_OUT"/"POST_ROUTING" for netfilter
 	Prog string // program name in the collection
+	// Needs: features the program needs beyond its attach point (a kfunc,
+	// a helper); where one is missing the program cannot even load, so
+	// Prune removes it and the next candidate (another variant) is used.
+	Needs []Feature
 }
 
 // Feature is something a program needs beyond its attach point (a kfunc, a
-// helper): a named, cached probe. A program whose feature is missing cannot
-// even load, so Prune removes it and the next candidate of its boundary
-// (another program variant) is used.
+// helper): a named, cached probe (see Candidate.Needs).
 type Feature struct {
 	Name  string       // what is needed, with the kernel that brought it ("kfunc bpf_cast_to_kern_ctx (6.2+)")
 	Probe func() error // nil: available
 }
-
-var progNeeds = map[string][]Feature{}
-
-// Needs records that program prog loads only where every feature in f is
-// available (checked, cached, by Available and Prune).
-func Needs(prog string, f ...Feature) { progNeeds[prog] = append(progNeeds[prog], f...) }
 
 var featMu sync.Mutex
 var featCache = map[string]error{}
@@ -116,8 +112,17 @@ func HelperFeature(pt ebpf.ProgramType, fn asm.BuiltinFunc, name, since string) 
 // Available reports (cached) whether the running kernel offers f.
 func (f Feature) Available() error { return f.available() }
 
-// ProgNeeds returns the features recorded for prog (tests).
-func ProgNeeds(prog string) []Feature { return progNeeds[prog] }
+// ProgNeeds returns the features the table records for prog (tests).
+func ProgNeeds(prog string) []Feature {
+	for _, b := range table {
+		for _, c := range b.Candidates {
+			if c.Prog == prog && len(c.Needs) > 0 {
+				return c.Needs
+			}
+		}
+	}
+	return nil
+}
 
 // Boundary is one observation point with its candidates, best first.
 type Boundary struct {
@@ -125,38 +130,15 @@ type Boundary struct {
 	Candidates []Candidate
 }
 
-// Hooks is THE table of observation points -> ordered candidate hooks. Every
-// concern asks this table which program to attach; feature probing picks the
-// first candidate the running kernel offers.
-var Hooks = map[string]Boundary{
-	"conn/state": {"conn/state", []Candidate{
-		{TpBTF, "inet_sock_set_state", "nw_state_btf"},
-		{RawTP, "inet_sock_set_state", "nw_state_raw"},
-	}},
-	"conn/accept4": {"conn/accept4", []Candidate{
-		{Tracepoint, "syscalls/sys_exit_accept4", "nw_accept4_exit"},
-	}},
-	"conn/accept": {"conn/accept", []Candidate{
-		{Tracepoint, "syscalls/sys_exit_accept", "nw_accept_exit"},
-	}},
-	"conn/recv": {"conn/recv", []Candidate{
-		{TpBTF, "sock_recv_length", "nw_recv_len"},
-	}},
-	"conn/send": {"conn/send", []Candidate{
-		{TpBTF, "sock_send_length", "nw_send_len"},
-	}},
-}
-
-// Register adds boundaries of a concern to the table (called from init of
-// concern packages that live outside this file's knowledge).
-func Register(b ...Boundary) {
-	for _, x := range b {
-		Hooks[x.Name] = x
-	}
-}
-
 var probeMu sync.Mutex
-var probeCache = map[Candidate]error{}
+
+// probeKey: what a probe depends on (the attach point, not the program).
+type probeKey struct {
+	kind   Kind
+	target string
+}
+
+var probeCache = map[probeKey]error{}
 
 // AvoidEnv names the environment variable that makes candidates of the
 // listed kinds unavailable ("tp_btf,netfilter"): the kernel matrix uses it
@@ -179,7 +161,7 @@ func Available(c Candidate) error {
 	if avoided()[c.Kind.String()] {
 		return fmt.Errorf("%s candidates avoided (%s)", c.Kind, AvoidEnv)
 	}
-	key := Candidate{Kind: c.Kind, Target: c.Target}
+	key := probeKey{c.Kind, c.Target}
 	probeMu.Lock()
 	err, ok := probeCache[key]
 	if !ok {
@@ -190,12 +172,12 @@ func Available(c Candidate) error {
 	if err != nil {
 		return err
 	}
-	return progAvailable(c.Prog)
+	return needsMet(c)
 }
 
-// progAvailable: are the features program prog needs (Needs) available?
-func progAvailable(prog string) error {
-	for _, f := range progNeeds[prog] {
+// needsMet: are the features c's program needs available?
+func needsMet(c Candidate) error {
+	for _, f := range c.Needs {
 		if err := f.available(); err != nil {
 			return err
 		}
@@ -458,22 +440,17 @@ func CgroupV2Root() string {
 }
 
 // Prune removes from spec every program of a candidate this kernel cannot
-// even load: tp_btf whose
-// target is missing (their attach point is resolved at load time), and any
+// even load: tp_btf whose target is missing (their attach point is
+// resolved at load time), and any
 // program that needs a feature (Needs) this kernel lacks, so the rest of the
 // collection still loads. Programs of kinds that load but do not attach
 // (kprobe without CONFIG_KPROBES) stay: loading them verifies them.
 func Prune(spec *ebpf.CollectionSpec) {
-	for _, b := range Hooks {
+	for _, b := range table {
 		for _, c := range b.Candidates {
-			if c.Kind == TpBTF && Available(c) != nil {
+			if (c.Kind == TpBTF && Available(c) != nil) || needsMet(c) != nil {
 				delete(spec.Programs, c.Prog)
 			}
-		}
-	}
-	for prog := range progNeeds {
-		if progAvailable(prog) != nil {
-			delete(spec.Programs, prog)
 		}
 	}
 }

@@ -58,10 +58,10 @@ func TestKindNames(t *testing.T) {
 }
 
 func TestAttachErrorNamesEveryCandidate(t *testing.T) {
-	Register(Boundary{Name: "test/none", Candidates: []Candidate{
+	Hooks["test/none"] = Boundary{Name: "test/none", Candidates: []Candidate{
 		{Kind: TpBTF, Target: "no_such_tp", Prog: "a"},
 		{Kind: RawTP, Target: "no_such_tp", Prog: "b"},
-	}})
+	}}
 	defer delete(Hooks, "test/none")
 	_, err := Attach(emptyColl(), "test/none")
 	if err == nil || !strings.Contains(err.Error(), "tp_btf") || !strings.Contains(err.Error(), "raw_tp") || strings.Contains(err.Error(), "\n") {
@@ -75,14 +75,12 @@ func TestAttachErrorNamesEveryCandidate(t *testing.T) {
 func TestProgramFeatures(t *testing.T) {
 	probes := 0
 	missing := Feature{Name: "test feature (Linux 99+)", Probe: func() error { probes++; return errors.New("not in this kernel") }}
-	Needs("test_prog_new", missing)
-	defer delete(progNeeds, "test_prog_new")
-	Register(Boundary{Name: "test/variants", Candidates: []Candidate{
-		{Kind: CgroupSKB, Target: "ingress", Prog: "test_prog_new"},
+	b := Boundary{Name: "test/variants", Candidates: []Candidate{
+		{Kind: CgroupSKB, Target: "ingress", Prog: "test_prog_new", Needs: []Feature{missing}},
 		{Kind: CgroupSKB, Target: "ingress", Prog: "test_prog_old"},
-	}})
-	defer delete(Hooks, "test/variants")
-	b := Hooks["test/variants"]
+	}}
+	table = append(table, b)
+	defer func() { table = table[:len(table)-1] }()
 	err := Available(b.Candidates[0])
 	if err == nil || !strings.Contains(err.Error(), "Linux 99+") {
 		t.Errorf("want the feature named, got %v", err)

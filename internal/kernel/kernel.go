@@ -131,3 +131,21 @@ func atomicsProbeInsns() asm.Instructions {
 		asm.Return(),
 	}
 }
+
+// TracepointArgs returns the number of arguments of a BTF-typed
+// tracepoint (without the context pointer), 0 if the kernel has none.
+func TracepointArgs(spec *btf.Spec, name string) int {
+	var td *btf.Typedef
+	if err := spec.TypeByName("btf_trace_"+name, &td); err != nil {
+		return 0
+	}
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return 0
+	}
+	fp, ok := ptr.Target.(*btf.FuncProto)
+	if !ok || len(fp.Params) == 0 {
+		return 0
+	}
+	return len(fp.Params) - 1
+}

@@ -39,69 +39,20 @@ import (
 	"github.com/netwatcher/netwatcher/internal/output"
 )
 
-// Host-wide tracepoint boundaries of this concern (attached with -t).
+// Boundaries of this concern (rows of the hook table, internal/kernel/table.go).
 const (
-	BRxMac   = "packet/rx-link"  // receive: link arrival
-	BRxCopy  = "packet/rx-copy"  // receive: copy to the application
-	BRxTaken = "packet/rx-taken" // receive: consumed without a user copy (splice)
-	BClose   = "packet/close"    // flush of uncopied segments at close
-	BTxTCP   = "packet/tx-tcp"   // send: TCP entry
-	BTxQueue = "packet/tx-queue" // send: device queue
-	BTxXmit  = "packet/tx-xmit"  // send: driver transmit
-
-	// Record makers (always attached) and per-namespace IP boundaries (-t).
-	BRxTCP = "packet/rx-tcp" // receive: TCP entry, makes received records
-	BTxOut = "packet/tx-out" // send: IP output, makes sent records
-	BRxIP  = "packet/rx-ip"  // receive: IP entry (per netns)
-	BTxIP  = "packet/tx-ip"  // send: IP entry (per netns)
+	BRxMac   = kernel.PktRxLink
+	BRxCopy  = kernel.PktRxCopy
+	BRxTaken = kernel.PktRxTaken
+	BClose   = kernel.PktClose
+	BTxTCP   = kernel.PktTxTCP
+	BTxQueue = kernel.PktTxQueue
+	BTxXmit  = kernel.PktTxXmit
+	BRxTCP   = kernel.PktRxTCP
+	BTxOut   = kernel.PktTxOut
+	BRxIP    = kernel.PktRxIP
+	BTxIP    = kernel.PktTxIP
 )
-
-func init() {
-	kernel.Register(
-		kernel.Boundary{Name: BRxMac, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "netif_receive_skb", Prog: "nw_pkt_rx_mac"}}},
-		kernel.Boundary{Name: BRxCopy, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "skb_copy_datagram_iovec", Prog: "nw_pkt_rx_copy"}}},
-		kernel.Boundary{Name: BRxTaken, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "tcp_rcv_space_adjust", Prog: "nw_pkt_rx_consumed"}}},
-		kernel.Boundary{Name: BClose, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "inet_sock_set_state", Prog: "nw_pkt_close"}}},
-		// tcp/tcp_sendmsg_locked is a 6.13+ tracepoint; before it, a kprobe
-		// on the function (chunks kept by socket in a hash map: see
-		// cfg_txq_hash), and before 6.5 also on do_tcp_sendpages, where
-		// sendfile() and splice() to a TCP socket went instead.
-		kernel.Boundary{Name: BTxTCP, Candidates: []kernel.Candidate{
-			{Kind: kernel.TpBTF, Target: "tcp_sendmsg_locked", Prog: "nw_pkt_tx_tcp"},
-			// before 6.5 sendfile/splice bypass tcp_sendmsg_locked
-			{Kind: kernel.Kprobe, Target: "tcp_sendmsg_locked,do_tcp_sendpages", Prog: "nw_pkt_tx_tcp_kp"},
-			{Kind: kernel.Kprobe, Target: "tcp_sendmsg_locked", Prog: "nw_pkt_tx_tcp_kp"},
-		}},
-		kernel.Boundary{Name: BTxQueue, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "net_dev_queue", Prog: "nw_pkt_tx_queue"}}},
-		kernel.Boundary{Name: BTxXmit, Candidates: []kernel.Candidate{{Kind: kernel.TpBTF, Target: "net_dev_start_xmit", Prog: "nw_pkt_tx_xmit"}}},
-		// cgroup_skb on the cgroup v2 root sees every namespace: tcp_filter()
-		// on receive (before the socket backlog may coalesce segments),
-		// ip_finish_output() on send. Two variants: through the kernel's
-		// sk_buff (bpf_cast_to_kern_ctx, 6.2+), else through the context.
-		kernel.Boundary{Name: BRxTCP, Candidates: []kernel.Candidate{
-			{Kind: kernel.CgroupSKB, Target: "ingress", Prog: "nw_pkt_rx_tcp"},
-			{Kind: kernel.CgroupSKB, Target: "ingress", Prog: "nw_pkt_rx_tcp_ctx"},
-		}},
-		kernel.Boundary{Name: BTxOut, Candidates: []kernel.Candidate{
-			{Kind: kernel.CgroupSKB, Target: "egress", Prog: "nw_pkt_tx_out"},
-			{Kind: kernel.CgroupSKB, Target: "egress", Prog: "nw_pkt_tx_out_ctx"},
-		}},
-		// There is no tracepoint at IP entry: netfilter links (6.4+), one set
-		// per network namespace (attached by the namespace manager); before
-		// 6.4, kprobes on the first IP function, host-wide.
-		kernel.Boundary{Name: BRxIP, Candidates: []kernel.Candidate{
-			{Kind: kernel.Netfilter, Target: "PRE_ROUTING", Prog: "nw_pkt_rx_ip"},
-			{Kind: kernel.Kprobe, Target: "ip_rcv_core,ip6_rcv_core", Prog: "nw_pkt_rx_ip_kp"},
-		}},
-		kernel.Boundary{Name: BTxIP, Candidates: []kernel.Candidate{
-			{Kind: kernel.Netfilter, Target: "LOCAL_OUT", Prog: "nw_pkt_tx_ip"},
-			{Kind: kernel.Kprobe, Target: "ip_queue_xmit,inet6_csk_xmit", Prog: "nw_pkt_tx_ip_kp"},
-		}},
-	)
-	castCtx := kernel.KfuncFeature("bpf_cast_to_kern_ctx", "Linux 6.2+")
-	kernel.Needs("nw_pkt_rx_tcp", castCtx)
-	kernel.Needs("nw_pkt_tx_out", castCtx)
-}
 
 // bpfLoop: the packet object calls bpf_loop (5.17+); older kernels refuse its
 // callbacks before anything else ("number of funcs in func_info doesn't
@@ -116,13 +67,12 @@ var nsBoundaries = []string{BRxIP, BTxIP}
 
 // Concern implements engine.Concern.
 type Concern struct {
-	cfg    *config.Config
-	coll   *ebpf.Collection
-	log    *slog.Logger
-	links  []io.Closer
-	ns     *netns.Manager
-	gcStop chan struct{}
-	gcDone chan struct{}
+	kernel.Live // the object and its host-wide hooks
+	cfg         *config.Config
+	log         *slog.Logger
+	ns          *netns.Manager
+	gcStop      chan struct{}
+	gcDone      chan struct{}
 
 	// Reader-goroutine state: namespaces already asked about.
 	unknownNS map[uint32]bool
@@ -135,6 +85,9 @@ func New(cfg *config.Config) *Concern { return &Concern{cfg: cfg} }
 
 // Name implements engine.Concern.
 func (c *Concern) Name() string { return "packets" }
+
+// Types implements engine.Concern.
+func (c *Concern) Types() []event.Type { return []event.Type{event.Packet} }
 
 // netfilterAvailable: can the per-namespace IP-entry hooks work here (cached
 // probe through the hook table)?
@@ -196,7 +149,7 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err != nil {
 		return fmt.Errorf("packet: %w", err)
 	}
-	c.coll = coll
+	c.Coll = coll
 	return nil
 }
 
@@ -205,37 +158,26 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 func (c *Concern) Attach(log *slog.Logger) error {
 	c.log = log
 	for _, name := range []string{BRxTCP, BTxOut} {
-		a, err := kernel.Attach(c.coll, name)
-		if err != nil {
+		if _, err := c.Live.Attach(log, name); err != nil {
 			c.Detach()
 			return fmt.Errorf("packets: %w", err)
 		}
-		c.links = append(c.links, a.Link)
-		log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target, "prog", a.Cand.Prog)
 	}
 	if !c.cfg.Time {
 		return nil
 	}
 	for _, name := range tracepointBoundaries {
-		a, err := kernel.Attach(c.coll, name)
-		if err != nil {
+		if _, err := c.Live.Attach(log, name); err != nil {
 			log.Warn("layer time boundary missing (reported as -)", "boundary", name, "err", oneLine(err))
-			continue
 		}
-		c.links = append(c.links, a.Link)
-		log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target, "prog", a.Cand.Prog)
 	}
 	if nferr := netfilterAvailable(); nferr != nil {
 		// Host-wide candidates (kprobes) instead; one line if they fail.
 		var why []string
 		for _, name := range nsBoundaries {
-			a, err := kernel.Attach(c.coll, name)
-			if err != nil {
+			if _, err := c.Live.Attach(log, name); err != nil {
 				why = append(why, oneLine(err))
-				continue
 			}
-			c.links = append(c.links, a.Link)
-			log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target, "prog", a.Cand.Prog)
 		}
 		if len(why) > 0 {
 			log.Warn("IP-layer boundaries missing (mac_time and ip_time reported as -): they need netfilter BPF links (Linux 6.4+) or kprobes",
@@ -264,7 +206,7 @@ func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", ";
 func (c *Concern) attachNetns(ino uint64) ([]io.Closer, error) {
 	var out []io.Closer
 	for _, name := range nsBoundaries {
-		a, err := kernel.AttachNetns(c.coll, name)
+		a, err := kernel.AttachNetns(c.Coll, name)
 		if err != nil {
 			for _, o := range out {
 				o.Close()
@@ -287,7 +229,7 @@ func (c *Concern) gc() {
 	defer close(c.gcDone)
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
-	m := c.coll.Maps["nw_pkt_txpend"]
+	m := c.Coll.Maps["nw_pkt_txpend"]
 	var k packetTxKey
 	var v packetTxPend
 	var del []packetTxKey
@@ -324,14 +266,6 @@ func (c *Concern) gc() {
 // reached a driver (dropped after the IP layer).
 func (c *Concern) Stale() uint64 { return c.stale.Load() }
 
-// Namespaces lists the namespaces with per-netns hooks (nil without -t).
-func (c *Concern) Namespaces() []uint64 {
-	if c.ns == nil {
-		return nil
-	}
-	return c.ns.Inodes() // empty once detached
-}
-
 // Detach implements engine.Concern.
 func (c *Concern) Detach() {
 	if c.gcStop != nil {
@@ -344,19 +278,13 @@ func (c *Concern) Detach() {
 		// (Known/Poke are safe on a closed manager).
 		c.ns.Close()
 	}
-	for _, l := range c.links {
-		l.Close()
-	}
-	c.links = nil
+	c.Live.Detach()
 }
 
 // Close implements engine.Concern.
 func (c *Concern) Close() {
 	c.Detach()
-	if c.coll != nil {
-		c.coll.Close()
-		c.coll = nil
-	}
+	c.Live.Close()
 }
 
 // rawPkt is the shortest record (struct nw_pkt_event up to `t`: without -t

@@ -55,7 +55,7 @@ func TestEveryCandidateLoads(t *testing.T) {
 				if cand.Kind == kernel.Netfilter && netfilterAvailable() != nil {
 					continue
 				}
-				p := c.coll.Programs[cand.Prog]
+				p := c.Coll.Programs[cand.Prog]
 				if p == nil {
 					if err := kernel.Available(cand); err != nil && len(kernel.ProgNeeds(cand.Prog)) > 0 {
 						t.Logf("%s %s %s: not for this kernel (%v)", name, cand.Kind, cand.Prog, err)
@@ -108,8 +108,8 @@ func TestContextVariants(t *testing.T) {
 	}
 	defer c.Close()
 	for _, name := range []string{"nw_pkt_rx_tcp", "nw_pkt_tx_out"} {
-		c.coll.Programs[name].Close()
-		delete(c.coll.Programs, name)
+		c.Coll.Programs[name].Close()
+		delete(c.Coll.Programs, name)
 	}
 	if err := c.Attach(log); err != nil {
 		t.Fatal(err)

@@ -54,12 +54,12 @@ func TestMissingHookWarningsAreOneLine(t *testing.T) {
 	t.Cleanup(c.Close)
 	// What a kernel without these hooks leaves: no program for them.
 	for _, name := range []string{"nw_pkt_rx_mac", "nw_pkt_rx_ip", "nw_pkt_tx_ip"} {
-		p := c.coll.Programs[name]
+		p := c.Coll.Programs[name]
 		if p == nil {
 			t.Fatalf("no program %s", name)
 		}
 		p.Close()
-		delete(c.coll.Programs, name)
+		delete(c.Coll.Programs, name)
 	}
 	var out bytes.Buffer
 	w := &warnings{text: slog.NewTextHandler(&out, nil)}

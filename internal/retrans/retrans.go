@@ -16,7 +16,6 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 
 	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/conn"
@@ -24,24 +23,11 @@ import (
 	"github.com/netwatcher/netwatcher/internal/kernel"
 )
 
-// Boundaries of this concern, in the hook table.
+// Boundaries of this concern (rows of the hook table, internal/kernel/table.go).
 const (
-	BoundarySkb  = "retrans/skb"  // a retransmitted skb
-	BoundaryCong = "retrans/cong" // a congestion-state change
+	BoundarySkb  = kernel.RtxSkb
+	BoundaryCong = kernel.RtxCong
 )
-
-func init() {
-	kernel.Register(
-		kernel.Boundary{Name: BoundarySkb, Candidates: []kernel.Candidate{
-			{Kind: kernel.TpBTF, Target: "tcp_retransmit_skb", Prog: "nw_rtx_btf"},
-			{Kind: kernel.RawTP, Target: "tcp_retransmit_skb", Prog: "nw_rtx_raw"},
-		}},
-		kernel.Boundary{Name: BoundaryCong, Candidates: []kernel.Candidate{
-			{Kind: kernel.TpBTF, Target: "tcp_cong_state_set", Prog: "nw_cong_btf"},
-			{Kind: kernel.RawTP, Target: "tcp_cong_state_set", Prog: "nw_cong_raw"},
-		}},
-	)
-}
 
 // CongFromRtxEnv names the environment variable that, set to 1, makes the
 // kernel's fallback for missing tcp_cong_state_set count episodes even
@@ -60,6 +46,9 @@ func New(cfg *config.Config) *Concern { return &Concern{} }
 // Name implements engine.Concern.
 func (c *Concern) Name() string { return "retransmits (-r)" }
 
+// Types implements engine.Concern.
+func (c *Concern) Types() []event.Type { return []event.Type{event.Retrans, event.Cong} }
+
 // Load loads the object, reusing the connection object's maps.
 func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	spec, err := loadRetrans()
@@ -70,12 +59,12 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err != nil {
 		return err
 	}
-	if err := spec.Variables["cfg_rtx_err"].Set(TracepointArgs(kspec, "tcp_retransmit_skb") >= 3); err != nil {
+	if err := spec.Variables["cfg_rtx_err"].Set(kernel.TracepointArgs(kspec, "tcp_retransmit_skb") >= 3); err != nil {
 		return fmt.Errorf("retrans: %w", err)
 	}
 	// No tcp_cong_state_set (before 5.15): episodes from retransmissions.
 	// $NW_CONG_FROM_RTX=1 forces it (tests of the fallback on new kernels).
-	c.congFromRtx = TracepointArgs(kspec, "tcp_cong_state_set") == 0 || os.Getenv(CongFromRtxEnv) == "1"
+	c.congFromRtx = kernel.TracepointArgs(kspec, "tcp_cong_state_set") == 0 || os.Getenv(CongFromRtxEnv) == "1"
 	if err := spec.Variables["cfg_cong_from_rtx"].Set(c.congFromRtx); err != nil {
 		return fmt.Errorf("retrans: %w", err)
 	}
@@ -88,24 +77,6 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	}
 	c.Coll = coll
 	return nil
-}
-
-// TracepointArgs returns the number of arguments of a BTF-typed
-// tracepoint (without the context pointer), 0 if the kernel has none.
-func TracepointArgs(spec *btf.Spec, name string) int {
-	var td *btf.Typedef
-	if err := spec.TypeByName("btf_trace_"+name, &td); err != nil {
-		return 0
-	}
-	ptr, ok := td.Type.(*btf.Pointer)
-	if !ok {
-		return 0
-	}
-	fp, ok := ptr.Target.(*btf.FuncProto)
-	if !ok || len(fp.Params) == 0 {
-		return 0
-	}
-	return len(fp.Params) - 1
 }
 
 // Attach attaches both boundaries. Either one alone is still useful (the
