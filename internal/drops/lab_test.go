@@ -1,10 +1,7 @@
 package drops_test
 
 import (
-	"errors"
-	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,24 +14,17 @@ import (
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/testsupport/lab"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/ringtest"
 )
 
 // loadConcern loads conn's programs and on them the drops concern (Err on),
 // without attaching any of its boundaries; cleanup closes both.
-func loadConcern(t *testing.T) (*conn.Probe, *drops.Concern) {
+func loadConcern(t *testing.T) *drops.Concern {
 	t.Helper()
-	cp, err := conn.Load(conn.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cp.Close() })
 	cfg := &config.Config{Err: true}
 	c := drops.New(cfg)
-	if err := c.Load(cfg, cp.SharedMaps()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return cp, c
+	ringtest.Load(t, conn.Options{}, cfg, c)
+	return c
 }
 
 // attachOnly is loadConcern with conn's programs attached and, of the
@@ -42,24 +32,16 @@ func loadConcern(t *testing.T) (*conn.Probe, *drops.Concern) {
 // reader of the event ring (closed at cleanup).
 func attachOnly(t *testing.T, boundaries ...string) (*drops.Concern, *ringbuf.Reader) {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	cp, c := loadConcern(t)
-	if err := cp.Attach(log); err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range boundaries {
-		if err := c.AttachOnly(b); err != nil {
-			t.Fatal(err)
+	cfg := &config.Config{Err: true}
+	c := drops.New(cfg)
+	_, rd := ringtest.Open(t, conn.Options{}, cfg, c, func(*slog.Logger) error {
+		for _, b := range boundaries {
+			if err := c.AttachOnly(b); err != nil {
+				return err
+			}
 		}
-	}
-	rd, err := ringbuf.NewReader(cp.Events())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rd.Close() })
+		return nil
+	})
 	return c, rd
 }
 
@@ -67,21 +49,9 @@ func attachOnly(t *testing.T, boundaries ...string) (*drops.Concern, *ringbuf.Re
 // tc's client -> server flow.
 func flowErrors(t *testing.T, rd *ringbuf.Reader, c *drops.Concern, tc *lab.Conn) []event.Event {
 	t.Helper()
-	var out []event.Event
-	var ev event.Event
-	rd.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	for {
-		rec, err := rd.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Decode(rec.RawSample, &ev) && ev.Err.Src == tc.ClientAddr && ev.Err.Dst == tc.ServerAddr {
-			out = append(out, ev)
-		}
-	}
+	return ringtest.Records(t, rd, c.Decode, func(ev *event.Event) bool {
+		return ev.Err.Src == tc.ClientAddr && ev.Err.Dst == tc.ServerAddr
+	})
 }
 
 // errorsOf returns the error records attributed to sock.

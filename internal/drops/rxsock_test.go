@@ -19,7 +19,7 @@ import (
 func TestEveryCandidateLoads(t *testing.T) {
 	nstest.RequireRoot(t)
 	defer drops.WithoutRxSk()()
-	_, c := loadConcern(t)
+	c := loadConcern(t)
 	progs := c.Programs()
 	for _, name := range []string{drops.BoundaryKfree, drops.BoundaryCsum, drops.BoundaryRxSock, drops.BoundaryCsumEntry} {
 		for _, cand := range kernel.Hooks[name].Candidates {

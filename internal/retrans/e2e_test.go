@@ -61,6 +61,45 @@ func closeAndCollect(t *testing.T, r *nwtest.Run, c *lab.Conn, sock string) obse
 	return o
 }
 
+// bulkRun is one bulk transfer from A to B of a fresh pair with a fault
+// injected into it, traced by netwatcher.
+type bulkRun struct {
+	r             *nwtest.Run // stopped
+	o             observed    // netwatcher's records of the sending socket
+	sent          int64       // bytes
+	before, after map[string]uint64
+}
+
+// delta is the growth of the sender namespace's counter key.
+func (b *bulkRun) delta(key string) uint64 { return oracle.Delta(b.before, b.after, key) }
+
+// faultedBulk sends from A to B of a fresh pair (v6: over IPv6; noOffload:
+// sender TSO/GSO off) while netwatcher traces the sending socket only (-r,
+// -s its port: the packet records of the whole host would flood the ring).
+// 200 ms in (cwnd grown), inject injects the fault into the connection; the
+// transfer then goes on for tail before it ends and the connection closes.
+func faultedBulk(t *testing.T, v6, noOffload bool, tail time.Duration, inject func(p *nstest.Pair, c *lab.Conn)) *bulkRun {
+	t.Helper()
+	cliPort := lab.RandPort()
+	b := &bulkRun{r: nwtest.Start(t, "-r", "-s", strconv.Itoa(int(cliPort)))}
+	p := nstest.NewPair(t)
+	if noOffload {
+		p.NoSegmentOffload(t, true)
+	}
+	b.before = oracle.Nstat(t, p.A)
+	c := lab.Dial(t, p, v6, 0, cliPort)
+	sock := lab.SockOf(t, b.r, p.A, c.ClientAddr, c.ServerAddr)
+	finish := c.Bulk(t)
+	time.Sleep(200 * time.Millisecond)
+	inject(p, c)
+	time.Sleep(tail)
+	b.sent = finish()
+	b.o = closeAndCollect(t, b.r, c, sock)
+	b.r.Stop()
+	b.after = oracle.Nstat(t, p.A)
+	return b
+}
+
 // (c): loss at the receiver's ingress (1 in 5 packets, sender TSO/GSO off)
 // -> the retransmitted segments netwatcher counts equal the sender's
 // TcpRetransSegs growth, and the fast-recovery episodes equal the
@@ -70,33 +109,22 @@ func TestLossRetransmits(t *testing.T) {
 	nstest.RequireTools(t, "nft")
 	for _, v6 := range []bool{false, true} {
 		t.Run(lab.Family(v6), func(t *testing.T) {
-			// Only the sending socket is traced (-s its port): the
-			// packet records of the whole host would flood the ring.
-			cliPort := lab.RandPort()
-			r := nwtest.Start(t, "-r", "-s", strconv.Itoa(int(cliPort)))
-			p := nstest.NewPair(t)
-			p.NoSegmentOffload(t, true)
-			before := oracle.Nstat(t, p.A)
-			c := lab.Dial(t, p, v6, 0, cliPort)
-			sock := lab.SockOf(t, r, p.A, c.ClientAddr, c.ServerAddr)
-			finish := c.Bulk(t)
-			// Let cwnd grow first, so losses are repaired by fast retransmits.
-			time.Sleep(200 * time.Millisecond)
-			res, err := fault.Drop(lab.Ctx(t), fault.DropOptions{Netns: p.B.Name, Flow: c.Flow(), Every: 5,
-				Duration: 800 * time.Millisecond, Out: lab.Log(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(200 * time.Millisecond)
-			sent := finish()
-			o := closeAndCollect(t, r, c, sock)
-			r.Stop()
-			after := oracle.Nstat(t, p.A)
-			mibSegs := oracle.Delta(before, after, "TcpRetransSegs")
-			mibRec := oracle.Delta(before, after, "TcpExtTCPSackRecovery") + oracle.Delta(before, after, "TcpExtTCPRenoRecovery")
+			// Losses after cwnd has grown are repaired by fast retransmits.
+			var res *fault.DropResult
+			b := faultedBulk(t, v6, true, 200*time.Millisecond, func(p *nstest.Pair, c *lab.Conn) {
+				var err error
+				res, err = fault.Drop(lab.Ctx(t), fault.DropOptions{Netns: p.B.Name, Flow: c.Flow(), Every: 5,
+					Duration: 800 * time.Millisecond, Out: lab.Log(t)})
+				if err != nil {
+					t.Fatal(err)
+				}
+			})
+			r, o, sent := b.r, b.o, b.sent
+			mibSegs := b.delta("TcpRetransSegs")
+			mibRec := b.delta("TcpExtTCPSackRecovery") + b.delta("TcpExtTCPRenoRecovery")
 			t.Logf("sent %d bytes, nft dropped %d packets; netwatcher: retrans_segs=%v (%d segment records) fast_retrans=%v (%d episode records) timeout_retrans=%v (%d); sender: TcpRetransSegs +%d, TCPSackRecovery+TCPRenoRecovery +%d, TCPFastRetrans +%d, TCPTimeouts +%d",
 				sent, res.Dropped, o.segs, o.segEvents, o.fast, o.fastEps, o.timeout, o.rtoEps, mibSegs, mibRec,
-				oracle.Delta(before, after, "TcpExtTCPFastRetrans"), oracle.Delta(before, after, "TcpExtTCPTimeouts"))
+				b.delta("TcpExtTCPFastRetrans"), b.delta("TcpExtTCPTimeouts"))
 			if res.Dropped == 0 || mibSegs == 0 {
 				t.Fatalf("no loss induced (dropped %d, TcpRetransSegs +%d)", res.Dropped, mibSegs)
 			}
@@ -136,27 +164,19 @@ func checkRecords(t *testing.T, r *nwtest.Run, o observed) {
 func TestBlackoutTimeouts(t *testing.T) {
 	nstest.RequireRoot(t)
 	nstest.RequireTools(t, "nft")
-	cliPort := lab.RandPort()
-	r := nwtest.Start(t, "-r", "-s", strconv.Itoa(int(cliPort)))
-	p := nstest.NewPair(t)
-	before := oracle.Nstat(t, p.A)
-	c := lab.Dial(t, p, false, 0, cliPort)
-	sock := lab.SockOf(t, r, p.A, c.ClientAddr, c.ServerAddr)
-	finish := c.Bulk(t)
-	time.Sleep(200 * time.Millisecond)
-	res, err := fault.Blackout(lab.Ctx(t), fault.BlackoutOptions{Netns: p.B.Name, Flow: c.Flow(), Length: 150 * time.Millisecond,
-		Repeat: 2, Gap: 300 * time.Millisecond, Out: lab.Log(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Keep sending until an RTO after the last blackout had time to fire.
-	time.Sleep(500 * time.Millisecond)
-	sent := finish()
-	o := closeAndCollect(t, r, c, sock)
-	r.Stop()
-	after := oracle.Nstat(t, p.A)
-	rtos := oracle.Delta(before, after, "TcpExtTCPTimeouts")
-	mibSegs := oracle.Delta(before, after, "TcpRetransSegs")
+	var res *fault.BlackoutResult
+	// Sending goes on until an RTO after the last blackout had time to fire.
+	b := faultedBulk(t, false, false, 500*time.Millisecond, func(p *nstest.Pair, c *lab.Conn) {
+		var err error
+		res, err = fault.Blackout(lab.Ctx(t), fault.BlackoutOptions{Netns: p.B.Name, Flow: c.Flow(), Length: 150 * time.Millisecond,
+			Repeat: 2, Gap: 300 * time.Millisecond, Out: lab.Log(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	r, o, sent := b.r, b.o, b.sent
+	rtos := b.delta("TcpExtTCPTimeouts")
+	mibSegs := b.delta("TcpRetransSegs")
 	t.Logf("sent %d bytes, blackouts dropped %d packets; netwatcher: timeout_retrans=%v (%d episode records) fast_retrans=%v retrans_segs=%v (%d records); sender: TCPTimeouts +%d, TcpRetransSegs +%d",
 		sent, res.Dropped, o.timeout, o.rtoEps, o.fast, o.segs, o.segEvents, rtos, mibSegs)
 	if rtos < 1 {

@@ -2,8 +2,6 @@ package retrans_test
 
 import (
 	"errors"
-	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/retrans"
 	"github.com/netwatcher/netwatcher/internal/testsupport/lab"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/ringtest"
 )
 
 // A SYN retransmitted while the path is black (issue 10): the connection
@@ -53,7 +52,7 @@ func TestSynRetransmitRecords(t *testing.T) {
 				t.Fatalf("client socket %v -> %v not in the kernel table", cli, srv)
 			}
 			var rtx, loss int
-			for _, ev := range records(t, rd, func(ev *event.Event) bool { return ev.Conn.Sock == sk && ev.TS < est }) {
+			for _, ev := range ringtest.Records(t, rd, retrans.Decode, func(ev *event.Event) bool { return ev.Conn.Sock == sk && ev.TS < est }) {
 				switch {
 				case ev.Type == event.Retrans:
 					rtx++
@@ -87,7 +86,7 @@ func TestSynRetransmitFiltered(t *testing.T) {
 	_, rd := probes(t, other)
 	p := nstest.NewPair(t)
 	cli, srv := synThroughBlackout(t, p, false, other)
-	for _, ev := range records(t, rd, func(ev *event.Event) bool { return ev.Conn.Src == cli || ev.Conn.Dst == srv }) {
+	for _, ev := range ringtest.Records(t, rd, retrans.Decode, func(ev *event.Event) bool { return ev.Conn.Src == cli || ev.Conn.Dst == srv }) {
 		t.Errorf("-d %d, but a record (type %d) of %v -> %v: %+v", other, ev.Type, cli, srv, ev)
 	}
 }
@@ -97,30 +96,9 @@ func TestSynRetransmitFiltered(t *testing.T) {
 // the test's cleanup closes them.
 func probes(t *testing.T, dport uint16) (*conn.Probe, *ringbuf.Reader) {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cp, err := conn.Load(conn.Options{Dport: dport})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cp.Close)
-	if err := cp.Attach(log); err != nil {
-		t.Fatal(err)
-	}
 	cfg := &config.Config{Retrans: true, Dport: dport}
 	rc := retrans.New(cfg)
-	if err := rc.Load(cfg, cp.SharedMaps()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rc.Close)
-	if err := rc.Attach(log); err != nil {
-		t.Fatal(err)
-	}
-	rd, err := ringbuf.NewReader(cp.Events())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rd.Close() })
-	return cp, rd
+	return ringtest.Open(t, conn.Options{Dport: dport}, cfg, rc, rc.Attach)
 }
 
 // synThroughBlackout connects A -> B of p (server port and client port
@@ -167,25 +145,4 @@ func synThroughBlackout(t *testing.T, p *nstest.Pair, v6 bool, avoid uint16) (cl
 		t.Fatalf("connection %v -> %v, want %v -> %v", c.ClientAddr, c.ServerAddr, cli, srv)
 	}
 	return cli, srv
-}
-
-// records decodes the retransmit and congestion records in rd for 500 ms
-// and returns those keep wants.
-func records(t *testing.T, rd *ringbuf.Reader, keep func(*event.Event) bool) []event.Event {
-	t.Helper()
-	var out []event.Event
-	var ev event.Event
-	rd.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	for {
-		rec, err := rd.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if retrans.Decode(rec.RawSample, &ev) && keep(&ev) {
-			out = append(out, ev)
-		}
-	}
 }
