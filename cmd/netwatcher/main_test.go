@@ -184,22 +184,11 @@ func TestSIGPIPE(t *testing.T) {
 // proc is the binary run with a stdout of the test's choosing.
 type proc struct {
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stderr bytes.Buffer
+	stderr nwtest.SyncBuffer
 	done   chan struct{}
 }
 
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.Write(b)
-}
-
-func (p *proc) Stderr() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
+func (p *proc) Stderr() string { return p.stderr.String() }
 
 // startProc starts netwatcher with stdout (nil: /dev/null) and waits for
 // ready (written by --ready-file, which args must hold).
@@ -213,7 +202,7 @@ func startProc(t *testing.T, stdout *os.File, ready string, args ...string) *pro
 	if stdout != nil {
 		p.cmd.Stdout = stdout
 	}
-	p.cmd.Stderr = p
+	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -225,20 +214,8 @@ func startProc(t *testing.T, stdout *os.File, ready string, args ...string) *pro
 			t.Logf("netwatcher stderr:\n%s", p.Stderr())
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(ready); err == nil {
-			return p
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("netwatcher exited before ready: %v\n%s", p.cmd.ProcessState, p.Stderr())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("netwatcher not ready after 30s\n%s", p.Stderr())
-		}
-	}
+	nwtest.WaitReady(t, ready, p.done, func() any { return p.cmd.ProcessState }, p.Stderr)
+	return p
 }
 
 // exited waits up to d for the exit and returns its status (-1: killed
@@ -327,20 +304,30 @@ func wholeLines(t *testing.T, path, name string) []string {
 	return lines
 }
 
-// A stdout nobody reads (`netwatcher -a | less`, not scrolling) must not
-// stall the tracer: SIGTERM stops it at once, exit 0, complete files.
-func TestStalledStdout(t *testing.T) {
+// startPiped starts netwatcher -a -d on a fresh server's port with its
+// stdout the write end of a pipe, and returns the port, the process, the
+// read end of the pipe and the data dir.
+func startPiped(t *testing.T) (port int, p *proc, r *os.File, data string) {
+	t.Helper()
 	nstest.RequireRoot(t)
-	port := server(t)
+	port = server(t)
 	dir := t.TempDir()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close() // never read; open until the end (no EPIPE)
 	ready := filepath.Join(dir, "ready")
-	p := startProc(t, w, ready, "-a", "-d", strconv.Itoa(port), "--data-dir", filepath.Join(dir, "d"), "--ready-file", ready)
+	data = filepath.Join(dir, "d")
+	p = startProc(t, w, ready, "-a", "-d", strconv.Itoa(port), "--data-dir", data, "--ready-file", ready)
 	w.Close()
+	return port, p, r, data
+}
+
+// A stdout nobody reads (`netwatcher -a | less`, not scrolling) must not
+// stall the tracer: SIGTERM stops it at once, exit 0, complete files.
+func TestStalledStdout(t *testing.T) {
+	port, p, r, data := startPiped(t)
+	defer r.Close() // never read; open until the end (no EPIPE)
 	const n = 300
 	for i := 0; i < n; i++ {
 		if err := client(port, 1); err != nil {
@@ -355,7 +342,7 @@ func TestStalledStdout(t *testing.T) {
 	}
 	t.Logf("stopped %v after SIGTERM", time.Since(start))
 	clients := 0
-	for _, l := range wholeLines(t, filepath.Join(dir, "d", "connects.log"), "connection") {
+	for _, l := range wholeLines(t, filepath.Join(data, "connects.log"), "connection") {
 		if strings.Contains(l, fmt.Sprintf(`dst="127.0.0.1:%d"`, port)) && strings.Contains(l, `is_server="0"`) {
 			clients++
 		}
@@ -363,7 +350,7 @@ func TestStalledStdout(t *testing.T) {
 	if clients < n {
 		t.Errorf("connects.log holds %d of the %d client connections", clients, n)
 	}
-	if len(wholeLines(t, filepath.Join(dir, "d", "packets.log"), "packet")) == 0 {
+	if len(wholeLines(t, filepath.Join(data, "packets.log"), "packet")) == 0 {
 		t.Error("packets.log is empty")
 	}
 	if !strings.Contains(p.Stderr(), "console lines dropped") {
@@ -375,16 +362,7 @@ func TestStalledStdout(t *testing.T) {
 // stops by itself like on SIGTERM, exit 0, files complete, stats on
 // stderr (Go's default was death by SIGPIPE, exit 141, nothing flushed).
 func TestClosedStdout(t *testing.T) {
-	nstest.RequireRoot(t)
-	port := server(t)
-	dir := t.TempDir()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ready := filepath.Join(dir, "ready")
-	p := startProc(t, w, ready, "-a", "-d", strconv.Itoa(port), "--data-dir", filepath.Join(dir, "d"), "--ready-file", ready)
-	w.Close()
+	port, p, r, data := startPiped(t)
 	stop := make(chan struct{})
 	traffic := make(chan struct{})
 	go func() {
@@ -416,10 +394,10 @@ func TestClosedStdout(t *testing.T) {
 	if !strings.Contains(e, "stdout closed, stopping") || !strings.Contains(e, "netwatcher stopped") {
 		t.Errorf("stderr lacks the stop reason or the stats line:\n%s", e)
 	}
-	if len(wholeLines(t, filepath.Join(dir, "d", "packets.log"), "packet")) == 0 {
+	if len(wholeLines(t, filepath.Join(data, "packets.log"), "packet")) == 0 {
 		t.Error("packets.log is empty")
 	}
-	if len(wholeLines(t, filepath.Join(dir, "d", "connects.log"), "connection")) == 0 {
+	if len(wholeLines(t, filepath.Join(data, "connects.log"), "connection")) == 0 {
 		t.Error("connects.log is empty")
 	}
 }

@@ -79,7 +79,7 @@ type Run struct {
 	t       testing.TB
 	cmd     *exec.Cmd
 	DataDir string
-	stderr  bytes.Buffer
+	stderr  SyncBuffer
 	mu      sync.Mutex
 	events  []Ev
 	lines   int
@@ -98,7 +98,7 @@ func Start(t testing.TB, args ...string) *Run {
 	r := &Run{t: t, DataDir: filepath.Join(dir, "data"), done: make(chan struct{})}
 	all := append([]string{"--data-dir", r.DataDir, "--ready-file", ready, "-o", "json"}, args...)
 	r.cmd = exec.Command(bin, all...)
-	r.cmd.Stderr = &syncWriter{mu: &r.mu, b: &r.stderr}
+	r.cmd.Stderr = &r.stderr
 	stdout, err := r.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -132,39 +132,54 @@ func Start(t testing.TB, args ...string) *Run {
 			t.Logf("netwatcher stderr:\n%s", r.Stderr())
 		}
 	})
+	WaitReady(t, ready, r.done, func() any { return r.ExitErr }, r.Stderr)
+	return r
+}
+
+// WaitReady waits (up to 30 s) until netwatcher has written its
+// --ready-file ready. It fails the test if netwatcher exits first (done is
+// closed; exit then describes how) or takes longer, with what it logged
+// (stderr) in the message.
+func WaitReady(t testing.TB, ready string, done <-chan struct{}, exit func() any, stderr func() string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := os.Stat(ready); err == nil {
-			return r
+			return
 		}
 		select {
-		case <-r.done:
-			t.Fatalf("netwatcher exited before ready: %v\n%s", r.ExitErr, r.Stderr())
+		case <-done:
+			t.Fatalf("netwatcher exited before ready: %v\n%s", exit(), stderr())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("netwatcher not ready after 30s\n%s", r.Stderr())
+			t.Fatalf("netwatcher not ready after 30s\n%s", stderr())
 		}
 	}
 }
 
-type syncWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
+// SyncBuffer is a buffer that a child process writes (its stderr) while
+// the test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
 }
 
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // Stderr returns what netwatcher logged so far.
-func (r *Run) Stderr() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.stderr.String()
-}
+func (r *Run) Stderr() string { return r.stderr.String() }
 
 // Stop sends SIGINT and requires a clean exit (code 0) within 20s.
 func (r *Run) Stop() {

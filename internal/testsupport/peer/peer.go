@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 )
 
 const pkg = "github.com/netwatcher/netwatcher/cmd/nwpeer"
@@ -69,7 +70,7 @@ type Proc struct {
 
 	t      testing.TB
 	stdin  io.WriteCloser
-	stderr *lockedBuffer
+	stderr *nwtest.SyncBuffer
 	done   chan struct{} // closed after Wait returned; err is set then
 	err    error
 
@@ -84,7 +85,7 @@ type Proc struct {
 func Start(t testing.TB, ns *nstest.NS, args ...string) *Proc {
 	t.Helper()
 	cmd := ns.Cmd(Binary(t), args...)
-	p := &Proc{Cmd: cmd, t: t, stderr: &lockedBuffer{}, done: make(chan struct{}), notify: make(chan struct{}, 1)}
+	p := &Proc{Cmd: cmd, t: t, stderr: &nwtest.SyncBuffer{}, done: make(chan struct{}), notify: make(chan struct{}, 1)}
 	var err error
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
@@ -232,21 +233,4 @@ func Run(t testing.TB, ns *nstest.NS, timeout time.Duration, args ...string) []s
 		t.Fatalf("nwpeer %v: %v; stderr: %s", args, err, p.stderr)
 	}
 	return lines
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
