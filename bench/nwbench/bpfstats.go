@@ -67,17 +67,26 @@ func fdinfoFields(path string) map[string]string {
 	return parseFdinfo(string(b))
 }
 
+// firstSeen reports whether the fdinfo f (nil: unreadable) is of an object
+// (named by its id field key) not in *seen yet, and adds it there.
+func firstSeen(seen *map[string]bool, f map[string]string, key string) bool {
+	id := f[key]
+	if f == nil || (*seen)[id] {
+		return false
+	}
+	if *seen == nil {
+		*seen = map[string]bool{}
+	}
+	(*seen)[id] = true
+	return true
+}
+
 // addMap counts a map fd's fdinfo (nil: unreadable), once per map_id: its
 // memlock is the kernel's own accounting of the map's memory.
 func (o *bpfObjects) addMap(f map[string]string) {
-	id := f["map_id"]
-	if f == nil || o.seenMap[id] {
+	if !firstSeen(&o.seenMap, f, "map_id") {
 		return
 	}
-	if o.seenMap == nil {
-		o.seenMap = map[string]bool{}
-	}
-	o.seenMap[id] = true
 	o.maps++
 	v, _ := strconv.ParseFloat(f["memlock"], 64)
 	o.mapMemlock += v
@@ -86,14 +95,9 @@ func (o *bpfObjects) addMap(f map[string]string) {
 // addProg counts a program fd's fdinfo (nil: unreadable), once per prog_id,
 // with its run_time_ns and run_cnt if the kernel reports them.
 func (o *bpfObjects) addProg(f map[string]string) {
-	id := f["prog_id"]
-	if f == nil || o.seenProg[id] {
+	if !firstSeen(&o.seenProg, f, "prog_id") {
 		return
 	}
-	if o.seenProg == nil {
-		o.seenProg = map[string]bool{}
-	}
-	o.seenProg[id] = true
 	o.progs++
 	if v, ok := f["run_time_ns"]; ok {
 		o.progStatsOK = true

@@ -39,15 +39,20 @@ func allConfigs() []config {
 // selectConfigs returns the configurations named in the comma-separated
 // list (all for ""), in the table's order.
 func selectConfigs(list string) []config {
-	all := allConfigs()
+	return selectNamed(allConfigs(), list, func(c config) string { return c.name })
+}
+
+// selectNamed returns the entries of all whose name is in the
+// comma-separated list (all of them for ""), in all's order.
+func selectNamed[T any](all []T, list string, name func(T) string) []T {
 	if list == "" {
 		return all
 	}
-	var out []config
-	for _, c := range all {
+	var out []T
+	for _, x := range all {
 		for _, n := range strings.Split(list, ",") {
-			if strings.TrimSpace(n) == c.name {
-				out = append(out, c)
+			if strings.TrimSpace(n) == name(x) {
+				out = append(out, x)
 			}
 		}
 	}

@@ -61,23 +61,29 @@ func TestParseChurn(t *testing.T) {
 	}
 }
 
-func TestParseRR(t *testing.T) {
-	v, err := parseRR("rr ops=553255 secs=5.00 rate=110651.0/s\n")
-	if err != nil || v != 110651 {
-		t.Fatalf("got %v, %v", v, err)
-	}
-	if _, err := parseRR("rr ops=0 secs=5.00\n"); err == nil || !strings.HasPrefix(err.Error(), "rr: no rate in ") {
-		t.Fatalf("no rate: %v", err)
-	}
-}
-
-func TestParseBulk(t *testing.T) {
-	v, err := parseBulk("bulk bytes=10000000000 secs=3.33 mbit=24018.4\n")
-	if err != nil || v != 24018.4 {
-		t.Fatalf("got %v, %v", v, err)
-	}
-	if _, err := parseBulk("bulk bytes=10000000000 secs=3.33\n"); err == nil || !strings.HasPrefix(err.Error(), "bulk: no mbit in ") {
-		t.Fatalf("no mbit: %v", err)
+// TestParseRRAndBulk: the rate of an rr or bulk line, and an error naming
+// the missing field when it lacks one.
+func TestParseRRAndBulk(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		parse     func(string) (float64, error)
+		good      string
+		want      float64
+		bad       string
+		errPrefix string
+	}{
+		{"rr", parseRR, "rr ops=553255 secs=5.00 rate=110651.0/s\n", 110651, "rr ops=0 secs=5.00\n", "rr: no rate in "},
+		{"bulk", parseBulk, "bulk bytes=10000000000 secs=3.33 mbit=24018.4\n", 24018.4, "bulk bytes=10000000000 secs=3.33\n", "bulk: no mbit in "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := tc.parse(tc.good)
+			if err != nil || v != tc.want {
+				t.Fatalf("got %v, %v", v, err)
+			}
+			if _, err := tc.parse(tc.bad); err == nil || !strings.HasPrefix(err.Error(), tc.errPrefix) {
+				t.Fatalf("missing field: %v", err)
+			}
+		})
 	}
 }
 

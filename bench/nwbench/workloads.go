@@ -102,17 +102,5 @@ func runHTTP(ctx context.Context, e *env, warm bool) (float64, string, error) {
 // selectWorkloads returns the workloads named in the comma-separated list
 // (all for ""), in the table's order.
 func selectWorkloads(list string) []workload {
-	all := allWorkloads()
-	if list == "" {
-		return all
-	}
-	var out []workload
-	for _, w := range all {
-		for _, n := range strings.Split(list, ",") {
-			if strings.TrimSpace(n) == w.name {
-				out = append(out, w)
-			}
-		}
-	}
-	return out
+	return selectNamed(allWorkloads(), list, func(w workload) string { return w.name })
 }

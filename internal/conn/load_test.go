@@ -127,14 +127,7 @@ func TestTableFullIsCounted(t *testing.T) {
 	for _, c := range loopbackPairs(t, nstest.NewNS(t), 12) {
 		c.Close()
 	}
-	var per []uint64
-	if err := p.Stats().Lookup(uint32(event.StatConnMapFull), &per); err != nil {
-		t.Fatal(err)
-	}
-	var full uint64
-	for _, v := range per {
-		full += v
-	}
+	full := connMapFull(t, p)
 	if full == 0 {
 		t.Error("24 connection sockets into a 4-entry table and nothing counted as full")
 	}
@@ -216,14 +209,7 @@ func TestTableFullCountedOnce(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	var per []uint64
-	if err := p.Stats().Lookup(uint32(event.StatConnMapFull), &per); err != nil {
-		t.Fatal(err)
-	}
-	var full uint64
-	for _, v := range per {
-		full += v
-	}
+	full := connMapFull(t, p)
 	t.Logf("%d sockets, %d in the table, conn_table_full=%d", 2*n, inTable, full)
 	if inTable == 0 || inTable > int(ways) {
 		t.Fatalf("%d sockets of the test in a table of %d", inTable, ways)
@@ -369,11 +355,7 @@ func TestOwnerWaitingCounter(t *testing.T) {
 			return err
 		}
 		defer l.Close()
-		c1, err := net.Dial("tcp4", l.Addr().String())
-		if err != nil {
-			return err
-		}
-		a1, err := l.Accept()
+		c1, a1, err := dialAccept(l)
 		if err != nil {
 			return err
 		}
@@ -382,11 +364,7 @@ func TestOwnerWaitingCounter(t *testing.T) {
 			return err
 		}
 		waitFor(base, "after the accepted side's first send")
-		c2, err := net.Dial("tcp4", l.Addr().String())
-		if err != nil {
-			return err
-		}
-		a2, err := l.Accept()
+		c2, a2, err := dialAccept(l)
 		if err != nil {
 			return err
 		}
@@ -417,6 +395,34 @@ func attached(t *testing.T, o Options) *Probe {
 	return p
 }
 
+// connMapFull is p's count (all CPUs) of connections that found the table
+// full.
+func connMapFull(t *testing.T, p *Probe) uint64 {
+	t.Helper()
+	var per []uint64
+	if err := p.Stats().Lookup(uint32(event.StatConnMapFull), &per); err != nil {
+		t.Fatal(err)
+	}
+	var full uint64
+	for _, v := range per {
+		full += v
+	}
+	return full
+}
+
+// dialAccept makes one connection to l: the client side and the accepted
+// one.
+func dialAccept(l net.Listener) (c, a net.Conn, err error) {
+	if c, err = net.Dial("tcp4", l.Addr().String()); err != nil {
+		return nil, nil, err
+	}
+	if a, err = l.Accept(); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, a, nil
+}
+
 // loopbackPairs makes n IPv4 loopback connections in ns and returns both
 // sides of each (the test's cleanup closes them).
 func loopbackPairs(t *testing.T, ns *nstest.NS, n int) []net.Conn {
@@ -434,11 +440,7 @@ func loopbackPairs(t *testing.T, ns *nstest.NS, n int) []net.Conn {
 		}
 		defer l.Close()
 		for i := 0; i < n; i++ {
-			c, err := net.Dial("tcp4", l.Addr().String())
-			if err != nil {
-				return err
-			}
-			a, err := l.Accept()
+			c, a, err := dialAccept(l)
 			if err != nil {
 				return err
 			}
