@@ -13,6 +13,13 @@ func conn(sk uint64, port uint16) *event.Conn {
 		Dst: netip.MustParseAddrPort("198.18.0.2:80")}
 }
 
+// owned is a copy of c owned by pid, learned through src.
+func owned(c *event.Conn, pid uint32, src event.OwnerSrc) *event.Conn {
+	o := *c
+	o.Pid, o.OwnerSrc = pid, src
+	return &o
+}
+
 func TestCloseRemovesUnlessKept(t *testing.T) {
 	for _, keep := range []bool{false, true} {
 		tb := New(keep)
@@ -36,12 +43,9 @@ func TestCloseRemovesUnlessKept(t *testing.T) {
 
 func TestOwnerNeverDowngraded(t *testing.T) {
 	tb := New(false)
-	c := conn(1, 1)
-	c.Pid, c.OwnerSrc = 10, event.OwnerSyscall
+	c := owned(conn(1, 1), 10, event.OwnerSyscall)
 	tb.Open(c)
-	s := *c
-	s.Pid, s.OwnerSrc = 99, event.OwnerIO
-	tb.Sample(&s, &event.Stats{})
+	tb.Sample(owned(c, 99, event.OwnerIO), &event.Stats{})
 	if tb.Current(1).Conn.Pid != 10 {
 		t.Error("a weaker owner replaced the accept()/connect() owner")
 	}
@@ -118,9 +122,7 @@ func TestIdentityUnderSocketReuse(t *testing.T) {
 		third.EstNs = 50
 		third.Pid, third.OwnerSrc = 7, event.OwnerIO
 		e3 := tb.Open(third)
-		again := *third
-		again.Pid, again.OwnerSrc = 5, event.OwnerListener
-		if e := tb.Open(&again); e != e3 || e.Conn.ID != 3 || e.Conn.Pid != 7 {
+		if e := tb.Open(owned(third, 5, event.OwnerListener)); e != e3 || e.Conn.ID != 3 || e.Conn.Pid != 7 {
 			t.Errorf("reopen: %+v", e.Conn)
 		}
 	}
@@ -202,21 +204,15 @@ func TestWalkSweeps(t *testing.T) {
 // sent for the same pid) ends with owner "io", not "listener".
 func TestCloseTakesTheFinalOwner(t *testing.T) {
 	tb := New(true)
-	c := conn(1, 80)
-	c.Pid, c.OwnerSrc = 10, event.OwnerListener
+	c := owned(conn(1, 80), 10, event.OwnerListener)
 	tb.Open(c)
-	fin := *c
-	fin.OwnerSrc = event.OwnerIO
-	if e := tb.Close(&fin, nil, 5); e.Conn.OwnerSrc != event.OwnerIO || e.Conn.Pid != 10 {
+	if e := tb.Close(owned(c, 10, event.OwnerIO), nil, 5); e.Conn.OwnerSrc != event.OwnerIO || e.Conn.Pid != 10 {
 		t.Errorf("owner after close: %v pid %d", e.Conn.OwnerSrc, e.Conn.Pid)
 	}
 	// ... and never a worse one.
-	d := conn(2, 81)
-	d.Pid, d.OwnerSrc = 11, event.OwnerSyscall
+	d := owned(conn(2, 81), 11, event.OwnerSyscall)
 	tb.Open(d)
-	worse := *d
-	worse.Pid, worse.OwnerSrc = 0, event.OwnerNone
-	if e := tb.Close(&worse, nil, 5); e.Conn.Pid != 11 || e.Conn.OwnerSrc != event.OwnerSyscall {
+	if e := tb.Close(owned(d, 0, event.OwnerNone), nil, 5); e.Conn.Pid != 11 || e.Conn.OwnerSrc != event.OwnerSyscall {
 		t.Errorf("owner downgraded at close: %v pid %d", e.Conn.OwnerSrc, e.Conn.Pid)
 	}
 }
