@@ -25,6 +25,20 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* NW_EV_CONN_OPEN, NW_EV_CONN_OWNER, NW_EV_CONN_CLOSE. */
+struct nw_conn_event {
+	struct nw_hdr hdr;
+	struct nw_conn conn;
+	struct nw_conn_stats stats; /* filled for CLOSE */
+};
+
+/* Iterator record (pre-existing sockets at start-up; -x sampling). */
+struct nw_iter_rec {
+	__u64 sk;
+	struct nw_conn conn;   /* for the task_file walk: tuple + owner */
+	struct nw_conn_stats stats;
+};
+
 /*
  * Two table variants (nw.h): every program that claims, releases or swaps
  * is built twice from the same code, with a compile-time `na` (no atomics)
@@ -136,9 +150,9 @@ static __always_inline void emit_conn(__u8 type, __u64 key, const struct nw_conn
 	struct nw_conn_event *e;
 	__u64 size = type == NW_EV_CONN_CLOSE ? sizeof(*e) : NW_CONN_SHORT;
 	if (type == NW_EV_CONN_CLOSE)
-		e = nw_reserve(sizeof(*e), type);
+		e = nw_reserve(&nw_events, sizeof(*e), type);
 	else
-		e = nw_reserve(NW_CONN_SHORT, type);
+		e = nw_reserve(&nw_events, NW_CONN_SHORT, type);
 	if (!e)
 		return;
 	e->hdr.type = type;
@@ -147,8 +161,8 @@ static __always_inline void emit_conn(__u8 type, __u64 key, const struct nw_conn
 	e->hdr.sk = key;
 	__builtin_memcpy(&e->conn, c, sizeof(*c));
 	if (type == NW_EV_CONN_CLOSE)
-		nw_read_stats_d(&e->stats, sk, direct);
-	nw_submit(e, size);
+		nw_read_stats(&e->stats, sk, direct);
+	nw_submit(&nw_events, e, size);
 }
 
 /* direct: called from tp_btf (BTF pointer, direct loads), see NW_RD. */
@@ -157,11 +171,11 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 	/* Half of all transitions (FIN_WAIT*, TIME_WAIT, CLOSE_WAIT, LAST_ACK,
 	 * CLOSING) mean nothing here: leave before reading anything. */
 	switch (new) {
-	case NW_TCP_LISTEN:
-	case NW_TCP_SYN_SENT:
-	case NW_TCP_SYN_RECV:
-	case NW_TCP_ESTABLISHED:
-	case NW_TCP_CLOSE:
+	case TCP_LISTEN:
+	case TCP_SYN_SENT:
+	case TCP_SYN_RECV:
+	case TCP_ESTABLISHED:
+	case TCP_CLOSE:
 		break;
 	default:
 		return 0;
@@ -177,17 +191,17 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 	struct nw_conn *c;
 
 	switch (new) {
-	case NW_TCP_LISTEN: {
+	case TCP_LISTEN: {
 		/* process context: listen() */
 		struct nw_owner o = {};
 		nw_owner_current(&o, NW_OWNER_SYSCALL);
-		__u64 lk = listener_key(nw_sk_netns_d(sk, direct), NW_RD(direct, sk, __sk_common.skc_num));
+		__u64 lk = listener_key(nw_sk_netns(sk, direct), NW_RD(direct, sk, __sk_common.skc_num));
 		bpf_map_update_elem(&nw_listeners, &lk, &o, BPF_ANY);
 		return 0;
 	}
-	case NW_TCP_SYN_SENT: {
+	case TCP_SYN_SENT: {
 		/* process context: connect(); the local port is not bound yet.
-		 * A full set is not counted here: see NW_TCP_ESTABLISHED. */
+		 * A full set is not counted here: see TCP_ESTABLISHED. */
 		c = claim(key, na);
 		if (!c)
 			return 0;
@@ -196,12 +210,12 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		put_conn(c, &n, na);
 		return 0;
 	}
-	case NW_TCP_SYN_RECV: {
+	case TCP_SYN_RECV: {
 		/* softirq: a child socket of a listener */
-		if (old != NW_TCP_LISTEN)
+		if (old != TCP_LISTEN)
 			return 0;
 		struct nw_conn n = {};
-		nw_fill_tuple_d(&n, sk, direct);
+		nw_fill_tuple(&n, sk, direct);
 		if (!nw_ports_wanted(n.sport, n.dport))
 			return 0;
 		__u64 lk = listener_key(n.netns, n.sport);
@@ -213,34 +227,34 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		n.is_server = 1;
 		c = claim(key, na);
 		if (!c)
-			return 0; /* not counted: see NW_TCP_ESTABLISHED */
+			return 0; /* not counted: see TCP_ESTABLISHED */
 		put_conn(c, &n, na);
 		return 0;
 	}
-	case NW_TCP_ESTABLISHED: {
+	case TCP_ESTABLISHED: {
 		c = nw_conn_find(key);
 		if (c) {
 			/* usual case: the entry made at SYN_SENT / SYN_RECV. Filled
 			 * again: at SYN_SENT the port is not bound yet, and a child
 			 * enters SYN_RECV (inet_csk_clone_lock) before its remote
 			 * port and addresses are set. */
-			nw_fill_tuple_d(c, sk, direct);
+			nw_fill_tuple(c, sk, direct);
 			if (!nw_ports_wanted(c->sport, c->dport)) {
 				owner_done(c, na);
 				release(key, na);
 				return 0;
 			}
-			c->is_server = old == NW_TCP_SYN_RECV;
+			c->is_server = old == TCP_SYN_RECV;
 			c->est_ns = bpf_ktime_get_ns();
 			if (!cfg_quiet)
 				emit_conn(NW_EV_CONN_OPEN, key, c, sk, direct);
 			return 0;
 		}
 		struct nw_conn n = {};
-		nw_fill_tuple_d(&n, sk, direct);
+		nw_fill_tuple(&n, sk, direct);
 		if (!nw_ports_wanted(n.sport, n.dport))
 			return 0;
-		n.is_server = old == NW_TCP_SYN_RECV;
+		n.is_server = old == TCP_SYN_RECV;
 		n.est_ns = bpf_ktime_get_ns();
 		/* Refused at SYN time (or started before we did): a second
 		 * chance now. conn_table_full counts connections, and only
@@ -259,9 +273,9 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			emit_conn(NW_EV_CONN_OPEN, key, &n, sk, direct);
 		return 0;
 	}
-	case NW_TCP_CLOSE: {
-		if (old == NW_TCP_LISTEN) {
-			__u64 lk = listener_key(nw_sk_netns_d(sk, direct), NW_RD(direct, sk, __sk_common.skc_num));
+	case TCP_CLOSE: {
+		if (old == TCP_LISTEN) {
+			__u64 lk = listener_key(nw_sk_netns(sk, direct), NW_RD(direct, sk, __sk_common.skc_num));
 			bpf_map_delete_elem(&nw_listeners, &lk);
 			return 0;
 		}
@@ -280,28 +294,14 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 
 /* --- state change: candidates in internal/kernel hook table --- */
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(nw_state_btf, const struct sock *sk, int old, int new)
+NW_TP_TWINS(inet_sock_set_state, nw_state_btf, nw_state_raw, const struct sock *sk, int old, int new)
 {
-	return on_state(sk, old, new, true, false);
+	return on_state(sk, old, new, direct, false);
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(nw_state_btf_na, const struct sock *sk, int old, int new)
+NW_TP_TWINS(inet_sock_set_state, nw_state_btf_na, nw_state_raw_na, const struct sock *sk, int old, int new)
 {
-	return on_state(sk, old, new, true, true);
-}
-
-SEC("raw_tp/inet_sock_set_state")
-int BPF_PROG(nw_state_raw, const struct sock *sk, int old, int new)
-{
-	return on_state(sk, old, new, false, false);
-}
-
-SEC("raw_tp/inet_sock_set_state")
-int BPF_PROG(nw_state_raw_na, const struct sock *sk, int old, int new)
-{
-	return on_state(sk, old, new, false, true);
+	return on_state(sk, old, new, direct, true);
 }
 
 /* No kprobe on tcp_set_state for kernels without the tracepoint (< 4.16):
@@ -331,8 +331,10 @@ struct sys_exit_ctx {
 	long ret;
 };
 
-static __always_inline int on_accept_ret(long fd, bool na)
+/* accept()/accept4() return: the accepted socket's owner. */
+static __always_inline int on_accept_ret(struct sys_exit_ctx *ctx, bool na)
 {
+	long fd = ctx->ret;
 	if (fd < 0)
 		return 0;
 	struct task_struct *task = (void *)bpf_get_current_task();
@@ -354,28 +356,16 @@ static __always_inline int on_accept_ret(long fd, bool na)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_accept4")
-int nw_accept4_exit(struct sys_exit_ctx *ctx)
+NW_CTX_TWINS("tracepoint/syscalls/sys_exit_accept4", struct sys_exit_ctx,
+	     nw_accept4_exit, false, nw_accept4_exit_na, true, na)
 {
-	return on_accept_ret(ctx->ret, false);
+	return on_accept_ret(ctx, na);
 }
 
-SEC("tracepoint/syscalls/sys_exit_accept4")
-int nw_accept4_exit_na(struct sys_exit_ctx *ctx)
+NW_CTX_TWINS("tracepoint/syscalls/sys_exit_accept", struct sys_exit_ctx,
+	     nw_accept_exit, false, nw_accept_exit_na, true, na)
 {
-	return on_accept_ret(ctx->ret, true);
-}
-
-SEC("tracepoint/syscalls/sys_exit_accept")
-int nw_accept_exit(struct sys_exit_ctx *ctx)
-{
-	return on_accept_ret(ctx->ret, false);
-}
-
-SEC("tracepoint/syscalls/sys_exit_accept")
-int nw_accept_exit_na(struct sys_exit_ctx *ctx)
-{
-	return on_accept_ret(ctx->ret, true);
+	return on_accept_ret(ctx, na);
 }
 
 /* Accepted side (and any connection whose connect() was not seen): the first
@@ -392,31 +382,17 @@ static __always_inline void first_io(struct sock *sk, bool na)
 	set_owner(nw_ptr_num(sk), NW_OWNER_IO, na);
 }
 
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(nw_recv_len, struct sock *sk, int ret, int flags)
+NW_PROG_TWINS("tp_btf/sock_recv_length", nw_recv_len, false, "tp_btf/sock_recv_length", nw_recv_len_na, true,
+	      na, struct sock *sk, int ret, int flags)
 {
-	first_io(sk, false);
+	first_io(sk, na);
 	return 0;
 }
 
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(nw_recv_len_na, struct sock *sk, int ret, int flags)
+NW_PROG_TWINS("tp_btf/sock_send_length", nw_send_len, false, "tp_btf/sock_send_length", nw_send_len_na, true,
+	      na, struct sock *sk, int ret, int flags)
 {
-	first_io(sk, true);
-	return 0;
-}
-
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(nw_send_len, struct sock *sk, int ret, int flags)
-{
-	first_io(sk, false);
-	return 0;
-}
-
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(nw_send_len_na, struct sock *sk, int ret, int flags)
-{
-	first_io(sk, true);
+	first_io(sk, na);
 	return 0;
 }
 
@@ -443,7 +419,7 @@ static __always_inline struct socket *sock_of(struct file *file, bool helper)
 	return so;
 }
 
-static __always_inline int iter_files(struct bpf_iter__task_file *ctx, bool helper)
+NW_CTX_TWINS("iter/task_file", struct bpf_iter__task_file, nw_iter_files, true, nw_iter_files_na, false, helper)
 {
 	struct seq_file *seq = ctx->meta->seq;
 	struct task_struct *task = ctx->task;
@@ -461,7 +437,7 @@ static __always_inline int iter_files(struct bpf_iter__task_file *ctx, bool help
 	/* MPTCP listeners count too (Go >= 1.24 listens with MPTCP by default;
 	 * what they accept from plain-TCP clients is TCP): they tell which
 	 * pre-existing connections are the accepted side. */
-	if (proto != IPPROTO_TCP && !(proto == IPPROTO_MPTCP && state == NW_TCP_LISTEN))
+	if (proto != IPPROTO_TCP && !(proto == IPPROTO_MPTCP && state == TCP_LISTEN))
 		return 0;
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
@@ -469,7 +445,7 @@ static __always_inline int iter_files(struct bpf_iter__task_file *ctx, bool help
 
 	struct nw_iter_rec r = {};
 	r.sk = (__u64)sk;
-	nw_fill_tuple(&r.conn, sk);
+	nw_fill_tuple(&r.conn, sk, false);
 	r.conn.owner.pid = BPF_CORE_READ(task, tgid);
 	r.conn.owner.src = NW_OWNER_PREEXIST;
 	BPF_CORE_READ_STR_INTO(&r.conn.owner.comm, task, comm);
@@ -478,16 +454,15 @@ static __always_inline int iter_files(struct bpf_iter__task_file *ctx, bool help
 	return 0;
 }
 
-SEC("iter/task_file")
-int nw_iter_files(struct bpf_iter__task_file *ctx)
+/* One record of the walks below: connection sk, its entry c, and its
+ * current tcp_sock values. */
+static __always_inline void iter_conn(struct seq_file *seq, __u64 sk, const struct nw_conn *c)
 {
-	return iter_files(ctx, true);
-}
-
-SEC("iter/task_file")
-int nw_iter_files_na(struct bpf_iter__task_file *ctx)
-{
-	return iter_files(ctx, false);
+	struct nw_iter_rec r = {};
+	r.sk = sk;
+	__builtin_memcpy(&r.conn, c, sizeof(r.conn));
+	nw_read_stats(&r.stats, (const struct sock *)sk, false);
+	bpf_seq_write(seq, &r, sizeof(r));
 }
 
 /* The once-a-second walk: every tracked connection with its current
@@ -506,13 +481,8 @@ int nw_iter_conns(struct bpf_iter__bpf_map_elem *ctx)
 		if (!sk)
 			continue;
 		struct nw_conn *c = nw_conn_at(si, i);
-		if (!c)
-			continue;
-		struct nw_iter_rec r = {};
-		r.sk = sk;
-		r.conn = *c;
-		nw_read_stats(&r.stats, (const struct sock *)sk);
-		bpf_seq_write(seq, &r, sizeof(r));
+		if (c)
+			iter_conn(seq, sk, c);
 	}
 	return 0;
 }
@@ -524,13 +494,8 @@ int nw_iter_conns_na(struct bpf_iter__bpf_map_elem *ctx)
 	struct seq_file *seq = ctx->meta->seq;
 	__u64 *key = ctx->key;
 	struct nw_conn *c = ctx->value;
-	if (!key || !c)
-		return 0;
-	struct nw_iter_rec r = {};
-	r.sk = *key;
-	__builtin_memcpy(&r.conn, c, sizeof(r.conn));
-	nw_read_stats(&r.stats, (const struct sock *)r.sk);
-	bpf_seq_write(seq, &r, sizeof(r));
+	if (key && c)
+		iter_conn(seq, *key, c);
 	return 0;
 }
 

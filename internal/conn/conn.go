@@ -454,11 +454,12 @@ func (p *Probe) Existing() ([]event.Event, error) {
 		}
 		seen[r.Sk] = true
 		switch r.Stats.State {
-		case 10: // LISTEN
+		case unix.BPF_TCP_LISTEN: // the kernel's TCP states (BPF_TCP_* mirror them)
 			listening[lkey{r.Conn.Netns, r.Conn.Sport}] = true
 			p.knowListener(r)
 			return
-		case 1, 4, 5, 8, 9, 11: // ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING
+		case unix.BPF_TCP_ESTABLISHED, unix.BPF_TCP_FIN_WAIT1, unix.BPF_TCP_FIN_WAIT2,
+			unix.BPF_TCP_CLOSE_WAIT, unix.BPF_TCP_LAST_ACK, unix.BPF_TCP_CLOSING:
 		default:
 			return
 		}
@@ -642,7 +643,7 @@ func decodeStats(s *event.Stats, r *connNwConnStats) {
 
 // Addr turns a raw 16-byte address of the given family into netip.Addr.
 func Addr(family uint16, b *[16]uint8) netip.Addr {
-	if family == 2 {
+	if family == unix.AF_INET {
 		return netip.AddrFrom4([4]byte{b[0], b[1], b[2], b[3]})
 	}
 	return netip.AddrFrom16(*b)
@@ -671,12 +672,12 @@ func encodeConn(c *event.Conn) connNwConn {
 	var r connNwConn
 	r.Netns = c.Netns
 	if c.Src.Addr().Is4() {
-		r.Family = 2
+		r.Family = unix.AF_INET
 		a, d := c.Src.Addr().As4(), c.Dst.Addr().As4()
 		copy(r.Saddr[:], a[:])
 		copy(r.Daddr[:], d[:])
 	} else {
-		r.Family = 10
+		r.Family = unix.AF_INET6
 		r.Saddr = c.Src.Addr().As16()
 		r.Daddr = c.Dst.Addr().As16()
 	}

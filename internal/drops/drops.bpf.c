@@ -24,8 +24,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define ETH_IP_V4 4
-#define ETH_IP_V6 6
+/* The version field of an IP header. */
+#define NW_IP_V4 4
+#define NW_IP_V6 6
 
 /* NW_EV_ERROR: addresses and ports are the segment's, as on the wire. */
 struct nw_err_event {
@@ -37,7 +38,7 @@ struct nw_err_event {
 	__u16 sport;       /* segment source port, host order */
 	__u16 dport;       /* segment destination port, host order */
 	__u8 rx;           /* 1: received by the connection's socket */
-	__u8 hook;         /* 1: kfree_skb, 2: tcp_bad_csum */
+	__u8 _pad;
 	__u8 saddr[16];    /* segment source */
 	__u8 daddr[16];    /* segment destination */
 };
@@ -79,7 +80,7 @@ static __always_inline int parse_tcp(const struct sk_buff *skb, struct nw_err_ev
 	if (bpf_probe_read_kernel(&vhl, 1, head + nh))
 		return -1;
 	__u16 toff;
-	if (vhl >> 4 == ETH_IP_V4) {
+	if (vhl >> 4 == NW_IP_V4) {
 		__u8 proto = 0;
 		bpf_probe_read_kernel(&proto, 1, head + nh + 9);
 		if (proto != IPPROTO_TCP)
@@ -90,7 +91,7 @@ static __always_inline int parse_tcp(const struct sk_buff *skb, struct nw_err_ev
 		bpf_probe_read_kernel(e->saddr, 4, head + nh + 12);
 		bpf_probe_read_kernel(e->daddr, 4, head + nh + 16);
 		toff = nh + (vhl & 0x0f) * 4;
-	} else if (vhl >> 4 == ETH_IP_V6) {
+	} else if (vhl >> 4 == NW_IP_V6) {
 		__u8 next = 0;
 		bpf_probe_read_kernel(&next, 1, head + nh + 6);
 		e->family = AF_INET6;
@@ -158,7 +159,7 @@ struct {
 } nw_drop_rxsk SEC(".maps");
 
 static __always_inline int report(const struct sk_buff *skb, __u32 reason,
-				  const struct sock *sk, __u8 hook, bool guessed)
+				  const struct sock *sk, bool guessed)
 {
 	struct nw_err_event r = {};
 	if (parse_tcp(skb, &r))
@@ -189,16 +190,15 @@ static __always_inline int report(const struct sk_buff *skb, __u32 reason,
 	if (!nw_ports_wanted(local, remote))
 		return 0;
 
-	struct nw_err_event *e = nw_reserve(sizeof(*e), NW_EV_ERROR);
+	struct nw_err_event *e = nw_reserve(&nw_events, sizeof(*e), NW_EV_ERROR);
 	if (!e)
 		return 0;
 	r.hdr.type = NW_EV_ERROR;
 	r.hdr.ts = bpf_ktime_get_ns();
 	r.hdr.sk = key;
 	r.reason = reason;
-	r.hook = hook;
 	__builtin_memcpy(e, &r, sizeof(r));
-	nw_submit(e, sizeof(*e));
+	nw_submit(&nw_events, e, sizeof(*e));
 	return 0;
 }
 
@@ -227,7 +227,7 @@ static __always_inline int on_kfree(const struct sk_buff *skb, __u32 reason, con
 			}
 		}
 	}
-	return report(skb, reason, rx_sk, 1, guessed);
+	return report(skb, reason, rx_sk, guessed);
 }
 
 /* tcp_probe (sk, skb): see nw_drop_rxsk. */
@@ -243,15 +243,7 @@ static __always_inline void rxsk_note(__u64 sk, __u64 skb)
 	rg->e[j].sk = sk;
 }
 
-SEC("tp_btf/tcp_probe")
-int BPF_PROG(nw_drop_rxsk_btf, struct sock *sk, struct sk_buff *skb)
-{
-	rxsk_note((__u64)sk, (__u64)skb);
-	return 0;
-}
-
-SEC("raw_tp/tcp_probe")
-int BPF_PROG(nw_drop_rxsk_raw, struct sock *sk, struct sk_buff *skb)
+NW_TP_TWINS(tcp_probe, nw_drop_rxsk_btf, nw_drop_rxsk_raw, struct sock *sk, struct sk_buff *skb)
 {
 	rxsk_note((__u64)sk, (__u64)skb);
 	return 0;
@@ -261,17 +253,7 @@ int BPF_PROG(nw_drop_rxsk_raw, struct sock *sk, struct sk_buff *skb)
 
 /* rx_sk (6.11+) is read only when the loader saw it in the tracepoint's
  * BTF prototype: the branch is dead code for the verifier otherwise. */
-SEC("tp_btf/kfree_skb")
-int BPF_PROG(nw_kfree_btf, const struct sk_buff *skb, void *location, int reason)
-{
-	const struct sock *rx_sk = 0;
-	if (cfg_kfree_rx_sk)
-		rx_sk = (const void *)ctx[3];
-	return on_kfree(skb, reason, rx_sk);
-}
-
-SEC("raw_tp/kfree_skb")
-int BPF_PROG(nw_kfree_raw, const struct sk_buff *skb, void *location, int reason)
+NW_TP_TWINS(kfree_skb, nw_kfree_btf, nw_kfree_raw, const struct sk_buff *skb, void *location, int reason)
 {
 	const struct sock *rx_sk = 0;
 	if (cfg_kfree_rx_sk)
@@ -283,17 +265,10 @@ static __always_inline int on_bad_csum(const struct sk_buff *skb)
 {
 	if (nw_kfree_live)
 		return 0; /* reported by kfree_skb, with the socket */
-	return report(skb, cfg_csum_reason, BPF_CORE_READ(skb, sk), 2, false);
+	return report(skb, cfg_csum_reason, BPF_CORE_READ(skb, sk), false);
 }
 
-SEC("tp_btf/tcp_bad_csum")
-int BPF_PROG(nw_csum_btf, const struct sk_buff *skb)
-{
-	return on_bad_csum(skb);
-}
-
-SEC("raw_tp/tcp_bad_csum")
-int BPF_PROG(nw_csum_raw, const struct sk_buff *skb)
+NW_TP_TWINS(tcp_bad_csum, nw_csum_btf, nw_csum_raw, const struct sk_buff *skb)
 {
 	return on_bad_csum(skb);
 }

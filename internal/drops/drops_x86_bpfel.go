@@ -66,7 +66,7 @@ type dropsNwErrEvent struct {
 	Sport  uint16
 	Dport  uint16
 	Rx     uint8
-	Hook   uint8
+	Pad    uint8
 	Saddr  [16]uint8
 	Daddr  [16]uint8
 	_      [4]byte

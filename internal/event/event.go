@@ -7,17 +7,21 @@ import (
 	"net/netip"
 )
 
-// Type mirrors enum nw_event_type in internal/bpf/include/nw.h.
+// The kernel side's enums are the source of truth: gen.go has bpf2go
+// generate them from internal/bpf/include/nw_types.h (event_x86_bpfel.go),
+// and the constants below are defined from, or checked against, those.
+
+// Type is enum nw_event_type: the first byte of a ring record.
 type Type uint8
 
 const (
-	ConnOpen  Type = 1
-	ConnOwner Type = 2
-	ConnClose Type = 3
-	Packet    Type = 10
-	Retrans   Type = 20
-	Cong      Type = 21
-	Error     Type = 30
+	ConnOpen  = Type(eventNwEventTypeNW_EV_CONN_OPEN)
+	ConnOwner = Type(eventNwEventTypeNW_EV_CONN_OWNER)
+	ConnClose = Type(eventNwEventTypeNW_EV_CONN_CLOSE)
+	Packet    = Type(eventNwEventTypeNW_EV_PACKET)
+	Retrans   = Type(eventNwEventTypeNW_EV_RETRANS)
+	Cong      = Type(eventNwEventTypeNW_EV_CONG)
+	Error     = Type(eventNwEventTypeNW_EV_ERROR)
 	// ConnExisting is produced in user space by the start-up walk, never
 	// by the ring buffer.
 	ConnExisting Type = 101
@@ -26,7 +30,7 @@ const (
 // MaxRingType bounds ring-buffer event types (NW_EV__MAX).
 const MaxRingType = 32
 
-// Stat indices mirror enum nw_stat.
+// Stat indices are enum nw_stat (untyped: they index arrays of any type).
 const (
 	StatRingFull    = 0 // + event type
 	StatConnMapFull = 32
@@ -34,15 +38,25 @@ const (
 	StatMax         = 64
 )
 
-// OwnerSrc mirrors enum nw_owner_src: how the owner was learned.
+// The untyped constants above must equal the generated ones: a constant
+// index out of range [0, 1) fails the build.
+var (
+	_ = [1]struct{}{}[MaxRingType-int(eventNwEventTypeNW_EV__MAX)]
+	_ = [1]struct{}{}[StatRingFull-int(eventNwStatNW_STAT_RB_FULL)]
+	_ = [1]struct{}{}[StatConnMapFull-int(eventNwStatNW_STAT_CONN_MAP_FULL)]
+	_ = [1]struct{}{}[StatPktMapFull-int(eventNwStatNW_STAT_PKT_MAP_FULL)]
+	_ = [1]struct{}{}[StatMax-int(eventNwStatNW_STAT__MAX)]
+)
+
+// OwnerSrc is enum nw_owner_src: how the owner was learned.
 type OwnerSrc uint8
 
 const (
-	OwnerNone OwnerSrc = iota
-	OwnerListener
-	OwnerIO
-	OwnerPreexisting
-	OwnerSyscall
+	OwnerNone        = OwnerSrc(eventNwOwnerSrcNW_OWNER_NONE)
+	OwnerListener    = OwnerSrc(eventNwOwnerSrcNW_OWNER_LISTENER)
+	OwnerIO          = OwnerSrc(eventNwOwnerSrcNW_OWNER_IO)
+	OwnerPreexisting = OwnerSrc(eventNwOwnerSrcNW_OWNER_PREEXIST)
+	OwnerSyscall     = OwnerSrc(eventNwOwnerSrcNW_OWNER_SYSCALL)
 )
 
 func (o OwnerSrc) String() string {
@@ -169,11 +183,10 @@ type RetransInfo struct {
 	PreEst bool
 }
 
-// TCP congestion-avoidance states (icsk_ca_state).
+// TCP congestion-avoidance states (icsk_ca_state: the kernel's enum
+// tcp_ca_state), as RetransInfo carries them.
 const (
-	CaOpen     = 0
-	CaDisorder = 1
-	CaCWR      = 2
-	CaRecovery = 3
-	CaLoss     = 4
+	CaDisorder = uint8(eventTcpCaStateTCP_CA_Disorder)
+	CaRecovery = uint8(eventTcpCaStateTCP_CA_Recovery)
+	CaLoss     = uint8(eventTcpCaStateTCP_CA_Loss)
 )

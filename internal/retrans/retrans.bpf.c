@@ -46,9 +46,6 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define NW_CA_RECOVERY 3
-#define NW_CA_LOSS 4
-
 /* NW_EV_RETRANS and NW_EV_CONG. */
 struct nw_retrans_event {
 	struct nw_hdr hdr;
@@ -84,18 +81,29 @@ static __always_inline const struct nw_conn *tuple_of(const struct nw_conn *c, c
 	if (c->est_ns)
 		return c;
 	__builtin_memset(tmp, 0, sizeof(*tmp)); /* an IPv4 tuple fills 4 of 16 address bytes */
-	nw_fill_tuple(tmp, sk);
+	nw_fill_tuple(tmp, sk, false);
 	if (!nw_ports_wanted(tmp->sport, tmp->dport))
 		return 0;
 	__u8 st = BPF_CORE_READ(sk, __sk_common.skc_state);
-	*pre_est = st == NW_TCP_SYN_SENT || st == NW_TCP_SYN_RECV;
+	*pre_est = st == TCP_SYN_SENT || st == TCP_SYN_RECV;
 	return tmp;
+}
+
+/* The entry of sk (*c) and the tuple for its records (tuple_of); 0 when
+ * sk is not tracked or filtered out. */
+static __always_inline const struct nw_conn *entry_of(const struct sock *sk, struct nw_conn **c,
+						      struct nw_conn *tmp, __u8 *pre_est)
+{
+	*c = nw_conn_find(nw_num((__u64)sk));
+	if (!*c)
+		return 0;
+	return tuple_of(*c, sk, tmp, pre_est);
 }
 
 static __always_inline void emit(__u8 type, __u64 key, const struct nw_conn *c, const struct nw_conn *t,
 				 __u8 pre_est, __u32 seq, __u16 segs, __u8 state, __u8 old)
 {
-	struct nw_retrans_event *e = nw_reserve(sizeof(*e), type);
+	struct nw_retrans_event *e = nw_reserve(&nw_events, sizeof(*e), type);
 	if (!e)
 		return;
 	e->hdr.type = type;
@@ -115,7 +123,7 @@ static __always_inline void emit(__u8 type, __u64 key, const struct nw_conn *c, 
 	__builtin_memcpy(e->saddr, t->saddr, 16);
 	__builtin_memcpy(e->daddr, t->daddr, 16);
 	__builtin_memcpy(&e->owner, &c->owner, sizeof(e->owner));
-	nw_submit(e, sizeof(*e));
+	nw_submit(&nw_events, e, sizeof(*e));
 }
 
 /* Set by the loader: the tracepoint has the err argument (6.14+). */
@@ -147,12 +155,9 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 	if (err == -NW_EBUSY || err == -NW_EAGAIN || err == -NW_ENOMEM)
 		return 0; /* not retransmitted, not counted by the kernel */
 	__u64 key = (__u64)sk;
-	struct nw_conn *c = nw_conn_find(nw_num(key));
-	if (!c)
-		return 0;
-	struct nw_conn tmp;
+	struct nw_conn *c, tmp;
 	__u8 pre_est;
-	const struct nw_conn *t = tuple_of(c, sk, &tmp, &pre_est);
+	const struct nw_conn *t = entry_of(sk, &c, &tmp, &pre_est);
 	if (!t)
 		return 0;
 
@@ -170,14 +175,14 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 	const struct tcp_skb_cb *cb = (const void *)&skb->cb;
 	__u32 seq = BPF_CORE_READ(cb, seq);
 	__u8 st = ca_state_of(sk);
-	if (cfg_cong_from_rtx && (st == NW_CA_RECOVERY || st == NW_CA_LOSS)) {
+	if (cfg_cong_from_rtx && (st == TCP_CA_Recovery || st == TCP_CA_Loss)) {
 		const struct tcp_sock *tp = (const void *)sk;
 		struct rtx_episode ep = {.high_seq = BPF_CORE_READ(tp, high_seq), .state = st};
 		struct rtx_episode *prev = bpf_map_lookup_elem(&nw_rtx_episode, &key);
 		if (!prev || prev->state != st || prev->high_seq != ep.high_seq) {
 			__u8 old = prev && prev->high_seq == ep.high_seq ? prev->state : 0;
 			bpf_map_update_elem(&nw_rtx_episode, &key, &ep, BPF_ANY);
-			if (st == NW_CA_RECOVERY)
+			if (st == TCP_CA_Recovery)
 				__sync_fetch_and_add(&c->fast_retrans, 1);
 			else
 				__sync_fetch_and_add(&c->timeout_retrans, 1);
@@ -190,21 +195,18 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 
 static __always_inline int on_cong(const struct sock *sk, __u8 new)
 {
-	if (new != NW_CA_RECOVERY && new != NW_CA_LOSS)
+	if (new != TCP_CA_Recovery && new != TCP_CA_Loss)
 		return 0;
 	__u8 old = ca_state_of(sk); /* the tracepoint runs before the change */
 	if (old == new)
 		return 0;
 	__u64 key = (__u64)sk;
-	struct nw_conn *c = nw_conn_find(nw_num(key));
-	if (!c)
-		return 0;
-	struct nw_conn tmp;
+	struct nw_conn *c, tmp;
 	__u8 pre_est;
-	const struct nw_conn *t = tuple_of(c, sk, &tmp, &pre_est);
+	const struct nw_conn *t = entry_of(sk, &c, &tmp, &pre_est);
 	if (!t)
 		return 0;
-	if (new == NW_CA_RECOVERY)
+	if (new == TCP_CA_Recovery)
 		__sync_fetch_and_add(&c->fast_retrans, 1);
 	else
 		__sync_fetch_and_add(&c->timeout_retrans, 1);
@@ -216,8 +218,7 @@ static __always_inline int on_cong(const struct sock *sk, __u8 new)
 
 /* err is read only when the loader saw it in the tracepoint's BTF
  * prototype: otherwise the branch is dead code for the verifier. */
-SEC("tp_btf/tcp_retransmit_skb")
-int BPF_PROG(nw_rtx_btf, const struct sock *sk, const struct sk_buff *skb)
+NW_TP_TWINS(tcp_retransmit_skb, nw_rtx_btf, nw_rtx_raw, const struct sock *sk, const struct sk_buff *skb)
 {
 	int err = 0;
 	if (cfg_rtx_err)
@@ -225,23 +226,7 @@ int BPF_PROG(nw_rtx_btf, const struct sock *sk, const struct sk_buff *skb)
 	return on_retransmit(sk, skb, err);
 }
 
-SEC("raw_tp/tcp_retransmit_skb")
-int BPF_PROG(nw_rtx_raw, const struct sock *sk, const struct sk_buff *skb)
-{
-	int err = 0;
-	if (cfg_rtx_err)
-		err = (int)ctx[2];
-	return on_retransmit(sk, skb, err);
-}
-
-SEC("tp_btf/tcp_cong_state_set")
-int BPF_PROG(nw_cong_btf, const struct sock *sk, __u8 ca_state)
-{
-	return on_cong(sk, ca_state);
-}
-
-SEC("raw_tp/tcp_cong_state_set")
-int BPF_PROG(nw_cong_raw, const struct sock *sk, __u8 ca_state)
+NW_TP_TWINS(tcp_cong_state_set, nw_cong_btf, nw_cong_raw, const struct sock *sk, __u8 ca_state)
 {
 	return on_cong(sk, ca_state);
 }

@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/conn"
@@ -102,8 +103,6 @@ func (c *Concern) Attach(log *slog.Logger) error {
 	return nil
 }
 
-const afInet, afInet6 = 2, 10
-
 // RecordSize is the size of a ring record of this concern.
 const RecordSize = int(unsafe.Sizeof(retransNwRetransEvent{}))
 
@@ -137,7 +136,7 @@ func Decode(raw []byte, ev *event.Event) bool {
 	// BPF takes the tuple from the socket when its entry has none yet (not
 	// established), so a record always has one; the check only keeps a
 	// malformed record from decoding as an address.
-	if r.Family == afInet || r.Family == afInet6 {
+	if r.Family == unix.AF_INET || r.Family == unix.AF_INET6 {
 		ev.Conn.Src = netip.AddrPortFrom(conn.Addr(r.Family, &r.Saddr), r.Sport)
 		ev.Conn.Dst = netip.AddrPortFrom(conn.Addr(r.Family, &r.Daddr), r.Dport)
 	}

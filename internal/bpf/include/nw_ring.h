@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * nw_ring.h — the ring buffers records go out through, and the counters.
+ * Included by nw.h.
+ *
+ * Two rings: nw_events (lifecycle, retransmission and error records) and
+ * nw_pkt_events (per-packet records: high volume), so that a packet flood
+ * can never crowd out a connection open/close. Both go through one pair of
+ * helpers that take the ring as an argument (always inlined: the map
+ * reference is a constant in the generated code):
+ *
+ *	e = nw_reserve(&nw_events, sizeof(*e), NW_EV_...);
+ *	if (!e) return;  (counted: NW_STAT_RB_FULL + type)
+ *	... fill e ...
+ *	nw_submit(&nw_events, e, sizeof(*e));
+ */
+#ifndef NW_RING_H
+#define NW_RING_H
+
+#ifndef NW_H
+#error "include nw.h"
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22); /* resized by the loader */
+} nw_events SEC(".maps");
+
+/* Per-packet records (internal/packet). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 12); /* resized by the loader when packets are traced */
+} nw_pkt_events SEC(".maps");
+
+/* Counters, indexed by enum nw_stat. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NW_STAT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} nw_stats SEC(".maps");
+
+static __always_inline void nw_count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&nw_stats, &idx);
+	if (v)
+		(*v)++;
+}
+
+/* Reserve a record of size bytes on ring; a failed reservation is counted
+ * per event type. */
+static __always_inline void *nw_reserve(void *ring, __u64 size, __u8 type)
+{
+	void *p = bpf_ringbuf_reserve(ring, size, 0);
+	if (!p)
+		nw_count(NW_STAT_RB_FULL + type);
+	return p;
+}
+
+/*
+ * Batched wakeups: waking the reader for every record costs an irq_work
+ * (a self-IPI: in a VM an APIC write, i.e. an exit to the hypervisor) and a
+ * context switch per event, which dominated the cost at packet rates. A
+ * record wakes the reader only when it makes the backlog cross a multiple of
+ * NW_WAKEUP_BYTES; the reader also polls every few milliseconds
+ * (internal/engine), so a lone event is never stuck.
+ *
+ * Not "whenever the backlog is over the threshold": while the reader is
+ * behind (both CPUs busy with the traced load) that queued an irq_work for
+ * nearly every record (measured: 3% of a request/response load in
+ * native_write_msr alone).
+ */
+#define NW_WAKEUP_BYTES (64 << 10)
+#define NW_RB_HDR 8
+
+static __always_inline __u64 nw_wake_flag(__u64 avail, __u64 size)
+{
+	__u64 used = (size + NW_RB_HDR + 7) & ~7ULL; /* the record's room in the ring */
+	if (avail < used)
+		return BPF_RB_NO_WAKEUP;
+	return (avail / NW_WAKEUP_BYTES) != ((avail - used) / NW_WAKEUP_BYTES) ? BPF_RB_FORCE_WAKEUP
+									       : BPF_RB_NO_WAKEUP;
+}
+
+/* Submit rec, reserved on ring with size bytes. */
+static __always_inline void nw_submit(void *ring, void *rec, __u64 size)
+{
+	__u64 avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(rec, nw_wake_flag(avail, size));
+}
+
+#endif /* NW_RING_H */
