@@ -7,6 +7,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/engine"
 	"github.com/netwatcher/netwatcher/internal/packet"
 	"github.com/netwatcher/netwatcher/internal/retrans"
+	"github.com/netwatcher/netwatcher/internal/tcpstate"
 )
 
 // concerns lists the kernel concerns of a run, in one place: adding a
@@ -23,5 +24,6 @@ func concerns(cfg *config.Config) []engine.Concern {
 	add(!cfg.NoPackets, func() engine.Concern { return packet.New(cfg) }) // packets: seq/ack, -t layer times, -i payload (SPEC §2)
 	add(cfg.Retrans, func() engine.Concern { return retrans.New(cfg) })   // -r: retransmitted segments, fast/timeout episodes
 	add(cfg.Err, func() engine.Concern { return drops.New(cfg) })         // -e: segments the kernel rejects
+	add(cfg.State, func() engine.Concern { return tcpstate.New(cfg) })    // -P: TCP state transitions, handshake latency
 	return cs
 }

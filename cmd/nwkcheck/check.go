@@ -68,6 +68,10 @@ type record struct {
 	Reason    *string `json:"reason"`
 	Kind      string  `json:"kind"`
 	LatencyNs *uint64 `json:"latency_ns"`
+
+	Old        string  `json:"old"` // tcpstate
+	New        string  `json:"new"`
+	DurationNs *uint64 `json:"duration_ns"`
 }
 
 // readRun loads one run directory. A missing out.json is not an error: a
@@ -192,7 +196,7 @@ const (
 )
 
 // featureNames is the order of the FEATURE lines (and of the table rows).
-var featureNames = []string{"start", "lost", "conn_owner", "conn_extra", "packets", "layer_times", "http", "retrans", "errors"}
+var featureNames = []string{"start", "lost", "conn_owner", "conn_extra", "packets", "layer_times", "http", "retrans", "errors", "tcpstate"}
 
 // tableRows are the rows of expect.tsv and of the table: the features of
 // check, then the one the kernel log gives (kernel_warn).
@@ -219,6 +223,7 @@ func check(runs []*runDir, w *workload) (feats []feature, notes []string) {
 		checkHTTP(recs),
 		checkRetrans(recs),
 		checkErrors(recs),
+		checkStates(recs),
 	}
 	return feats, collectNotes(runs)
 }
@@ -632,6 +637,38 @@ func checkErrors(recs []*record) feature {
 		return feature{"errors", bad, fmt.Sprintf("%d without a reason name; %s", unnamed, d)}
 	}
 	return feature{"errors", ok, d}
+}
+
+// tcpstate (-P): transitions with the kernel's state names; the
+// workload's connecting sides have timed handshakes (SYN_SENT ->
+// ESTABLISHED) and its connections end in CLOSE.
+func checkStates(recs []*record) feature {
+	n, hs, closes, unnamed := 0, 0, 0, 0
+	for _, r := range recs {
+		if r.Type != "tcpstate" {
+			continue
+		}
+		n++
+		if r.Old == "" || r.New == "" || strings.HasPrefix(r.Old, "state") || strings.HasPrefix(r.New, "state") {
+			unnamed++
+		}
+		if r.Old == "SYN_SENT" && r.New == "ESTABLISHED" && u(r.DurationNs) > 0 {
+			hs++
+		}
+		if r.New == "CLOSE" {
+			closes++
+		}
+	}
+	d := fmt.Sprintf("%d transitions, %d timed handshakes, %d closes", n, hs, closes)
+	switch {
+	case n == 0:
+		return feature{"tcpstate", missing, "none; " + d}
+	case unnamed > 0:
+		return feature{"tcpstate", bad, fmt.Sprintf("%d with an unknown state; %s", unnamed, d)}
+	case hs == 0 || closes == 0:
+		return feature{"tcpstate", bad, "no timed handshake or no close; " + d}
+	}
+	return feature{"tcpstate", ok, d}
 }
 
 // histo formats counts by name: " (a 3, b 1)", most frequent first.

@@ -260,6 +260,7 @@ FEATURE layer_times missing none; no packet record with layer times
 FEATURE http missing none; 0 request lines, 0 status lines, 0 pairs (0 with latency)
 FEATURE retrans ok 1 episodes (timeout 1), 3 retrans_segment records, max connection counter 1
 FEATURE errors missing none; 0 error records
+FEATURE tcpstate ok 40 transitions, 8 timed handshakes, 8 closes
 WARN tixre time=... level=WARN msg="feature unavailable" concern=packets
 `
 
@@ -344,6 +345,7 @@ func TestTableCells(t *testing.T) {
 | http | missing | no result |
 | retrans | ok | no result |
 | errors | missing | no result |
+| tcpstate | ok | no result |
 | kernel_warn | ok | ok |
 `
 	if out.String() != want {

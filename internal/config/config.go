@@ -35,6 +35,7 @@ type Config struct {
 	Retrans bool   // -r
 	Time    bool   // -t
 	Extra   bool   // -x
+	State   bool   // -P: TCP state transitions
 
 	DataDir    string
 	Duration   time.Duration // 0 = until signal
@@ -56,7 +57,7 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
-const usageLine = "Usage: netwatcher [-aeirtx?qv] [-d DPORT] [-s SPORT] [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--max-conns=N] [--max-closed=N] [--help] [--usage]"
+const usageLine = "Usage: netwatcher [-aeiPrtx?qv] [-d DPORT] [-s SPORT] [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--max-conns=N] [--max-closed=N] [--help] [--usage]"
 
 // portValue is -d/-s. The kernel filter holds one port, and pflag keeps the
 // last of repeated flags, so `-d 80 -d 81` would silently trace 81 only:
@@ -168,6 +169,7 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.VarP(portValue{&c.Sport, &nSport}, "sport", "s", "trace connections/packets with this source (local) port only")
 	fs.BoolVarP(&c.Time, "time", "t", false, "trace per-packet time spent in each layer (MAC, IP, TCP)")
 	fs.BoolVarP(&c.Extra, "extra", "x", false, "trace extra connection info (srtt, cwnd, windows, buffers, bytes)")
+	fs.BoolVarP(&c.State, "tcpstate", "P", false, "trace TCP state transitions with the time spent in the previous state; handshake latency (tcpstate.log)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for connects.log, packets.log, err.log (created 0700)")
 	fs.Var(durValue{&c.Duration}, "duration", "stop by itself after this Go duration (10s, 2m)")
 	fs.VarP(outValue{&c.Output}, "output", "o", "console format: table or json")

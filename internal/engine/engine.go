@@ -73,6 +73,13 @@ type Counters struct {
 	Undecodable atomic.Uint64
 }
 
+// LogNamer is implemented by a concern with log files of its own in
+// --data-dir (tcpstate.log, ...): they are truncated at start like the
+// others, written in whole lines, and their losses counted.
+type LogNamer interface {
+	LogNames() []string
+}
+
 // PacketRinger is implemented by a concern that writes to the packet ring
 // and wants it this large (bytes, power of two).
 type PacketRinger interface {
@@ -99,7 +106,13 @@ func Run(ctx context.Context, o Options) (err error) {
 	if _, err := kernel.KernelBTF(); err != nil {
 		return err
 	}
-	files, err := output.OpenFiles(cfg.DataDir)
+	var logs []string
+	for _, c := range o.Concerns {
+		if l, ok := c.(LogNamer); ok {
+			logs = append(logs, l.LogNames()...)
+		}
+	}
+	files, err := output.OpenFiles(cfg.DataDir, logs...)
 	if err != nil {
 		return err // *output.DataDirError: main exits 2
 	}

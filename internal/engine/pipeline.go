@@ -25,6 +25,7 @@ type pipeline struct {
 	out      io.Writer
 	flush    func() // hands the console's buffer over (never blocks, never fails the run)
 	files    *output.Files
+	stateLog *output.Log // tcpstate.log (-P), nil without it
 	cp       *conn.Probe
 	concerns []Concern
 	table    *track.Table
@@ -52,7 +53,7 @@ type consoleFlusher interface{ Flush() }
 func newPipeline(cfg *config.Config, log *slog.Logger, stdout io.Writer, files *output.Files, cp *conn.Probe, cs []Concern) *pipeline {
 	p := &pipeline{
 		cfg: cfg, log: log, files: files, cp: cp,
-		concerns: cs, table: newTable(cfg),
+		concerns: cs, table: newTable(cfg), stateLog: files.Log(output.StateLogName),
 		fields: output.Fields{Extra: cfg.Extra, Retrans: cfg.Retrans},
 		merge:  newMerge(),
 	}
@@ -224,6 +225,8 @@ func (p *pipeline) handle(ev *event.Event) {
 		p.congEvent(ev)
 	case event.Retrans:
 		p.retransEvent(ev)
+	case event.State:
+		p.stateEvent(ev)
 	}
 }
 

@@ -260,3 +260,32 @@ func (p *pipeline) retransEvent(ev *event.Event) {
 	p.buf = p.pr.RetransSegment(p.buf[:0], ev)
 	p.out.Write(p.buf)
 }
+
+// ---- TCP state transitions (-P) ----
+
+// stateEvent: one TCP state transition. The connection is named once the
+// tracker knew it (EstLo set: from ESTABLISHED on, also for the close that
+// ends it); before that the record has its own tuple and, for a transition
+// the owner's own syscall made (connect), its process.
+func (p *pipeline) stateEvent(ev *event.Event) {
+	s := &ev.State
+	if s.EstLo != 0 {
+		if e := p.connOf(ev.Conn.Sock, s.EstLo); e != nil {
+			ev.Conn = e.Conn
+			// the established tuple: at CLOSE the socket has let its
+			// local port go already
+			s.Src, s.Dst = e.Conn.Src, e.Conn.Dst
+		}
+	}
+	if ev.Conn.Pid == 0 && s.Pid != 0 {
+		ev.Conn.Pid, ev.Conn.Comm = s.Pid, s.Comm
+	}
+	if p.stateLog != nil {
+		p.lbuf = output.AppendStateLog(p.lbuf[:0], ev)
+		p.stateLog.Write(p.lbuf)
+	}
+	if !p.cfg.Quiet {
+		p.buf = p.pr.State(p.buf[:0], ev)
+		p.out.Write(p.buf)
+	}
+}

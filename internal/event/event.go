@@ -18,6 +18,7 @@ const (
 	ConnOpen  = Type(eventNwEventTypeNW_EV_CONN_OPEN)
 	ConnOwner = Type(eventNwEventTypeNW_EV_CONN_OWNER)
 	ConnClose = Type(eventNwEventTypeNW_EV_CONN_CLOSE)
+	State     = Type(eventNwEventTypeNW_EV_STATE) // internal/tcpstate
 	Packet    = Type(eventNwEventTypeNW_EV_PACKET)
 	Retrans   = Type(eventNwEventTypeNW_EV_RETRANS)
 	Cong      = Type(eventNwEventTypeNW_EV_CONG)
@@ -139,6 +140,7 @@ type Event struct {
 	Packet   PacketInfo
 	Err      ErrorInfo
 	Retrans  RetransInfo
+	State    StateInfo
 }
 
 // PacketInfo is one TCP data segment (internal/packet).

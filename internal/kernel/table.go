@@ -38,6 +38,9 @@ const (
 	PktRxIP = "packet/rx-ip"
 	PktTxIP = "packet/tx-ip"
 
+	// tcpstate (-P).
+	StateChange = "tcpstate/change" // every TCP state change
+
 	// retrans (-r).
 	RtxSkb  = "retrans/skb"  // a retransmitted skb
 	RtxCong = "retrans/cong" // a congestion-state change
@@ -103,6 +106,12 @@ var table = []Boundary{
 	{PktTxIP, []Candidate{
 		{Kind: Netfilter, Target: "LOCAL_OUT", Prog: "nw_pkt_tx_ip"},
 		{Kind: Kprobe, Target: "ip_queue_xmit,inet6_csk_xmit", Prog: "nw_pkt_tx_ip_kp"},
+	}},
+
+	// tcpstate
+	{StateChange, []Candidate{
+		{Kind: TpBTF, Target: "inet_sock_set_state", Prog: "nw_tcpstate_btf"},
+		{Kind: RawTP, Target: "inet_sock_set_state", Prog: "nw_tcpstate_raw"},
 	}},
 
 	// retrans

@@ -12,7 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Files owns connects.log (atomic snapshot), packets.log and err.log.
+// Files owns connects.log (atomic snapshot), packets.log, err.log and the
+// logs of the concerns that have one (OpenFiles' extra names: tcpstate.log
+// for -P, ...).
 //
 // A full disk (or any write error) never leaves half a line in a log and
 // never goes uncounted: the append logs are written in whole lines only, a
@@ -24,6 +26,8 @@ type Files struct {
 	dir     string
 	packets *appendFile
 	errs    *appendFile
+	logs    []*appendFile          // every append log, in OpenFiles order
+	byName  map[string]*appendFile // extra logs by file name
 
 	connFailures atomic.Uint64
 	connStale    bool  // the last connects.log snapshot was not written
@@ -205,21 +209,33 @@ func dataDirErrno(err error) bool {
 	return errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EROFS) || errors.Is(err, unix.ENOTDIR)
 }
 
-// OpenFiles creates dir (0700) and truncates the logs of a previous run.
+// OpenFiles creates dir (0700) and truncates the logs of a previous run:
+// packets.log, err.log and the extra append logs named (tcpstate.log, ...).
 // An unusable dir is a *DataDirError; a log that is a symlink a
 // *SymlinkError.
-func OpenFiles(dir string) (*Files, error) {
+func OpenFiles(dir string, extra ...string) (*Files, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		if st, lerr := os.Lstat(dir); lerr == nil && st.Mode()&os.ModeSymlink != 0 {
 			err = errors.New("a symlink to a missing directory") // MkdirAll says "file exists"
 		}
 		return nil, &DataDirError{Dir: dir, Err: err}
 	}
-	fs := &Files{dir: dir}
-	for _, x := range []struct {
+	fs := &Files{dir: dir, byName: map[string]*appendFile{}}
+	type named struct {
 		name string
 		dst  **appendFile
-	}{{"packets.log", &fs.packets}, {"err.log", &fs.errs}} {
+	}
+	all := []named{{"packets.log", &fs.packets}, {"err.log", &fs.errs}}
+	for _, name := range extra {
+		if name == "packets.log" || name == "err.log" || name == "connects.log" || fs.byName[name] != nil || filepath.Base(name) != name {
+			fs.Close()
+			return nil, fmt.Errorf("log file %q: reserved, repeated or not a plain name", name)
+		}
+		a := new(*appendFile)
+		all = append(all, named{name, a})
+		fs.byName[name] = nil // reserved; set below
+	}
+	for _, x := range all {
 		path := filepath.Join(dir, x.name)
 		fd, err := openNoFollowFd(path, unix.O_TRUNC)
 		if err != nil {
@@ -229,7 +245,12 @@ func OpenFiles(dir string) (*Files, error) {
 			}
 			return nil, err
 		}
-		*x.dst = &appendFile{name: x.name, path: path, f: fdFile(fd), buf: make([]byte, 0, fileBuf)}
+		a := &appendFile{name: x.name, path: path, f: fdFile(fd), buf: make([]byte, 0, fileBuf)}
+		*x.dst = a
+		fs.logs = append(fs.logs, a)
+		if _, ok := fs.byName[x.name]; ok {
+			fs.byName[x.name] = a
+		}
 	}
 	if err := fs.writeConnects(nil); err != nil {
 		fs.Close()
@@ -246,6 +267,21 @@ func (fs *Files) Packet(line []byte) { fs.packets.write(line) }
 
 // Error appends complete err.log lines.
 func (fs *Files) Error(line []byte) { fs.errs.write(line) }
+
+// Log returns the writer of an extra log named at OpenFiles (nil for any
+// other name). Its Write takes complete lines.
+func (fs *Files) Log(name string) *Log {
+	if a := fs.byName[name]; a != nil {
+		return &Log{a}
+	}
+	return nil
+}
+
+// Log is one extra append log (whole lines, losses counted like the others).
+type Log struct{ a *appendFile }
+
+// Write appends complete lines.
+func (l *Log) Write(line []byte) { l.a.write(line) }
 
 // WriteConnects replaces connects.log atomically (temp file + rename): a
 // reader never sees a torn file. A snapshot that cannot be written (disk
@@ -294,10 +330,7 @@ func (fs *Files) writeConnects(content []byte) error {
 // only counted (Lost) and Close reports the total as a *LostError.
 func (fs *Files) Flush() error {
 	var first error
-	for _, a := range []*appendFile{fs.packets, fs.errs} {
-		if a == nil {
-			continue
-		}
+	for _, a := range fs.logs {
 		if err := a.flush(); err != nil && first == nil {
 			first = err
 		}
@@ -306,15 +339,12 @@ func (fs *Files) Flush() error {
 }
 
 // Lost counts what could not be written, for the final stats:
-// packets_log_lines_lost, err_log_lines_lost (lines) and
-// connects_log_write_failures (snapshots).
+// <log>_log_lines_lost for every append log (packets_log_lines_lost,
+// err_log_lines_lost, ...) and connects_log_write_failures (snapshots).
 func (fs *Files) Lost() map[string]uint64 {
 	m := map[string]uint64{"connects_log_write_failures": fs.connFailures.Load()}
-	if fs.packets != nil {
-		m["packets_log_lines_lost"] = fs.packets.lost.Load()
-	}
-	if fs.errs != nil {
-		m["err_log_lines_lost"] = fs.errs.lost.Load()
+	for _, a := range fs.logs {
+		m[strings.TrimSuffix(a.name, ".log")+"_log_lines_lost"] = a.lost.Load()
 	}
 	return m
 }
@@ -324,8 +354,15 @@ func (fs *Files) Lost() map[string]uint64 {
 // end as if it had succeeded: scripts read the exit status.
 type LostError struct {
 	PacketLines, ErrLines uint64
-	ConnectsStale         bool  // the final connects.log snapshot was not written
-	Err                   error // the first write error
+	Other                 []LostLines // the extra logs that lost lines
+	ConnectsStale         bool        // the final connects.log snapshot was not written
+	Err                   error       // the first write error
+}
+
+// LostLines: lines an extra log lost.
+type LostLines struct {
+	Name  string
+	Lines uint64
 }
 
 func (e *LostError) Error() string {
@@ -335,6 +372,9 @@ func (e *LostError) Error() string {
 	}
 	if e.ErrLines > 0 {
 		parts = append(parts, fmt.Sprintf("%d err.log lines", e.ErrLines))
+	}
+	for _, o := range e.Other {
+		parts = append(parts, fmt.Sprintf("%d %s lines", o.Lines, o.Name))
 	}
 	s := "log files incomplete: " + strings.Join(parts, " and ")
 	if len(parts) > 0 {
@@ -357,17 +397,18 @@ func (e *LostError) Unwrap() error { return e.Err }
 func (fs *Files) Close() error {
 	ferr := fs.Flush()
 	var cerr error
-	for _, a := range []*appendFile{fs.packets, fs.errs} {
-		if a != nil {
-			if e := a.f.Close(); e != nil && cerr == nil {
-				cerr = e
-			}
+	for _, a := range fs.logs {
+		if e := a.f.Close(); e != nil && cerr == nil {
+			cerr = e
 		}
 	}
 	le := &LostError{ConnectsStale: fs.connStale}
-	for _, a := range []*appendFile{fs.packets, fs.errs} {
-		if a != nil && a.err != nil && le.Err == nil {
+	for _, a := range fs.logs {
+		if a.err != nil && le.Err == nil {
 			le.Err = a.err
+		}
+		if n := a.lost.Load(); n > 0 && a != fs.packets && a != fs.errs {
+			le.Other = append(le.Other, LostLines{a.name, n})
 		}
 	}
 	if fs.packets != nil {
@@ -379,7 +420,7 @@ func (fs *Files) Close() error {
 	if le.ConnectsStale && le.Err == nil {
 		le.Err = fs.connErr
 	}
-	if le.PacketLines > 0 || le.ErrLines > 0 || le.ConnectsStale {
+	if le.PacketLines > 0 || le.ErrLines > 0 || len(le.Other) > 0 || le.ConnectsStale {
 		return le
 	}
 	if ferr != nil {
