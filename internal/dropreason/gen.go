@@ -1,0 +1,3 @@
+package dropreason
+
+//go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -cflags "-O2 -g -Wall -Werror" -target amd64 -type nw_drop_event dropreason dropreason.bpf.c -- -I../bpf/include
