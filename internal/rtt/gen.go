@@ -1,0 +1,3 @@
+package rtt
+
+//go:generate go tool bpf2go -cc clang-14 -strip llvm-strip-14 -cflags "-O2 -g -Wall -Werror" -target amd64 -type nw_rtt_event -type nw_rtt_hist rtt rtt.bpf.c -- -I../bpf/include
