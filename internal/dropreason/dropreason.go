@@ -150,7 +150,16 @@ func Decode(raw []byte, ev *event.Event) bool {
 	if len(raw) < HeadSize || event.Type(raw[0]) != event.Drop {
 		return false
 	}
-	r := (*dropreasonNwDropEvent)(unsafe.Pointer(&raw[0]))
+	var r *dropreasonNwDropEvent
+	var head dropreasonNwDropEvent
+	if len(raw) >= RecordSize {
+		r = (*dropreasonNwDropEvent)(unsafe.Pointer(&raw[0]))
+	} else {
+		// without -A the record ends before the stack: never view it
+		// through the whole type (it would straddle the ring's end)
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&head)), HeadSize), raw)
+		r = &head
+	}
 	*ev = event.Event{
 		Type: event.Drop,
 		TS:   r.Hdr.Ts,
