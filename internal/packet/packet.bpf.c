@@ -61,6 +61,10 @@ char LICENSE[] SEC("license") = "GPL";
 volatile const bool cfg_time = false; /* -t: stamp boundaries */
 volatile const bool cfg_http = false; /* -i: copy payload bytes */
 volatile const bool cfg_txq_hash = false; /* TCP entry (send) by kprobe: chunks in nw_pkt_txqh */
+volatile const __u32 cfg_sample = 1; /* --sample: records for 1 in cfg_sample data segments */
+/* Sampling on? Compared with an immediate: with N = 1 (frozen .rodata) the
+ * verifier drops the branch and all it guards; the constant's load stays. */
+#define SAMPLING (cfg_sample != 1)
 
 #define NW_HTTP_MAX 160
 
@@ -107,6 +111,41 @@ struct {
 } nw_pkt_scratch SEC(".maps");
 
 /* ---- helpers ---- */
+
+/* --sample N (cfg_sample > 1): is the segment with this TCP sequence number
+ * and ports one of the 1 in N that get a record? seq_be, ports_be: the TCP
+ * header's words 1 and 0 as they are in the packet (network order). The
+ * decision is a hash of the segment's own identity, so every boundary
+ * (link, IP, TCP, device) makes it again from the header it sees and gets
+ * the same answer, without state passed between hooks; an unpicked segment
+ * leaves each hook after this check. A TSO/GSO super-segment or GRO-merged
+ * packet is one record with the seq of its first byte, which every boundary
+ * sees too (the driver transmit: its first piece). A retransmission of the
+ * same bytes gets the same answer. Unpicked segments that may start an HTTP
+ * line are still recorded with -i (at TCP entry / IP output: the earlier
+ * boundaries did not stamp them). The same function is packet.Picked in Go.
+ * With N = 1 every caller's SAMPLING test is false on frozen .rodata and
+ * the verifier removes the check. */
+static __always_inline bool pkt_pick(__u32 seq_be, __u32 ports_be)
+{
+	__u32 h = bpf_ntohl(seq_be ^ ports_be); /* seq ^ (sport << 16 | dport) */
+	h ^= h >> 16; /* murmur3 fmix32: every input bit moves every output bit */
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h % cfg_sample == 0;
+}
+
+/* pkt_pick of the TCP header at p (kernel memory); unreadable: picked (the
+ * later boundaries decide, and a stamp nobody asks for is harmless). */
+static __always_inline bool pkt_pick_at(const void *p)
+{
+	__u32 h[2];
+	if (bpf_probe_read_kernel(h, sizeof(h), p))
+		return true;
+	return pkt_pick(h[1], h[0]);
+}
 
 static __always_inline bool seq_le(__u32 a, __u32 b)
 {
@@ -293,6 +332,28 @@ static __always_inline bool tracked_seg(struct __sk_buff *ctx, bool kern, struct
 	return parse_skb(ctx, kern, iphl, s);
 }
 
+/* pkt_pick of a cgroup_skb segment (data = IP header), before its socket
+ * is looked up: an unpicked segment costs one or two packet loads. Not a
+ * TCP segment with a readable header: not picked (it gets no record). */
+static __always_inline bool cg_pick(struct __sk_buff *ctx, bool kern)
+{
+	__u32 iphl = 0;
+	if (kern) {
+		struct sk_buff *k = bpf_cast_to_kern_ctx(ctx);
+		__u16 nh = k->network_header;
+		__u16 th = k->transport_header;
+		iphl = (__u32)(__u16)(th - nh);
+	} else if (!ip_hdr_len(ctx, &iphl)) {
+		return false;
+	}
+	if (iphl < 20 || iphl > 255)
+		return false;
+	__u32 h[2];
+	if (bpf_skb_load_bytes(ctx, iphl, h, sizeof(h)))
+		return false;
+	return pkt_pick(h[1], h[0]);
+}
+
 /* Copy up to NW_HTTP_MAX payload bytes into dst; returns bytes copied. */
 static __always_inline __u32 load_payload(struct __sk_buff *ctx, const struct seg *s, __u8 *dst)
 {
@@ -322,6 +383,14 @@ static __always_inline __u32 http_payload(struct __sk_buff *ctx, const struct se
 	if (s->len == 0 || bpf_skb_load_bytes(ctx, s->poff, &first, 1) || !maybe_http(first))
 		return 0;
 	return load_payload(ctx, s, dst);
+}
+
+/* May the segment's payload start an HTTP/1.x line (one byte read)? -i
+ * keeps such segments when --sample did not pick them. */
+static __always_inline bool http_first(struct __sk_buff *ctx, const struct seg *s)
+{
+	__u8 first = 0;
+	return s->len && !bpf_skb_load_bytes(ctx, s->poff, &first, 1) && maybe_http(first);
 }
 
 #include "packet_rx.h"

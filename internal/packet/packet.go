@@ -130,6 +130,9 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 			return fmt.Errorf("packet: set %s: %w", name, err)
 		}
 	}
+	if err := spec.Variables["cfg_sample"].Set(max(cfg.Sample, 1)); err != nil {
+		return fmt.Errorf("packet: set cfg_sample: %w", err)
+	}
 	if !cfg.Time {
 		// Only the record makers are needed.
 		for name, p := range spec.Programs {
@@ -157,6 +160,13 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 // then with -t the tracepoints and the per-namespace netfilter links.
 func (c *Concern) Attach(log *slog.Logger) error {
 	c.log = log
+	if n := c.cfg.Sample; n > 1 {
+		msg := fmt.Sprintf("packet records: 1 in %d segments", n)
+		if c.cfg.HTTP {
+			msg += " (and every segment that may start an HTTP line)"
+		}
+		log.Info(msg, "sample", n)
+	}
 	for _, name := range []string{BRxTCP, BTxOut} {
 		if _, err := c.Live.Attach(log, name); err != nil {
 			c.Detach()
@@ -402,3 +412,21 @@ func (c *Concern) Counters() map[string]uint64 {
 // PacketRingBytes sizes the packet ring: room for bursts of a
 // 1 Gbit/s-class transfer while user space catches up.
 func (c *Concern) PacketRingBytes() uint32 { return 16 << 20 }
+
+// Picked reports whether --sample n records the TCP data segment with
+// sequence number seq sent from port sport to port dport (the ports of its
+// TCP header, so a received segment's sport is the remote one). It is the
+// kernel's pkt_pick (packet.bpf.c): murmur3's 32-bit finaliser of
+// seq ^ (sport<<16 | dport), picked when it is 0 modulo n.
+func Picked(seq uint32, sport, dport uint16, n uint32) bool {
+	if n <= 1 {
+		return true
+	}
+	h := seq ^ (uint32(sport)<<16 | uint32(dport))
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	h *= 0xc2b2ae35
+	h ^= h >> 16
+	return h%n == 0
+}

@@ -110,12 +110,40 @@ static __always_inline struct rx_curs *rx_cur_ring(void)
 	return bpf_map_lookup_elem(&nw_pkt_rxcur, &zero);
 }
 
+/* --sample at the link: skb->data is the network header here (the
+ * tracepoint fires after eth_type_trans; the stack sets network/transport
+ * header offsets only after it). One read covers an IPv4 header without
+ * options or an IPv6 one and the TCP ports and seq after it. Not TCP: not
+ * picked (no record is ever made of it); unreadable: picked. */
+static __always_inline bool rx_link_pick(const struct sk_buff *skb)
+{
+	unsigned char *d = skb->data;
+	__u8 b[48];
+	if (bpf_probe_read_kernel(b, sizeof(b), d))
+		return true;
+	if (b[0] == 0x45) { /* IPv4, 20-byte header */
+		if (b[9] != IPPROTO_TCP)
+			return false;
+		return pkt_pick(*(__u32 *)&b[24], *(__u32 *)&b[20]);
+	}
+	if (b[0] >> 4 == 6) {
+		if (b[6] != IPPROTO_TCP)
+			return false; /* extension headers: no record either */
+		return pkt_pick(*(__u32 *)&b[44], *(__u32 *)&b[40]);
+	}
+	if (b[0] >> 4 == 4 && b[9] == IPPROTO_TCP) /* IPv4 with options */
+		return pkt_pick_at(d + (b[0] & 0x0f) * 4);
+	return false;
+}
+
 /* t[0] link arrival: every packet handed to the stack (checking for TCP here
- * would cost more than the stamp). */
+ * would cost more than the stamp), or with --sample every picked one. */
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(nw_pkt_rx_mac, struct sk_buff *skb)
 {
 	if (!cfg_time)
+		return 0;
+	if (SAMPLING && !rx_link_pick(skb))
 		return 0;
 	struct rx_curs *rc = rx_cur_ring();
 	if (!rc)
@@ -143,7 +171,13 @@ static __always_inline void rx_ip(__u64 skb)
 SEC("netfilter")
 int nw_pkt_rx_ip(struct bpf_nf_ctx *ctx)
 {
-	rx_ip((__u64)ctx->skb);
+	struct sk_buff *skb = ctx->skb;
+	/* --sample: ip_rcv_core/ipv6_rcv_core set the transport header
+	 * offset before PRE_ROUTING (not TCP: a hash of other bytes, and
+	 * at worst a ring search that finds nothing) */
+	if (SAMPLING && !pkt_pick_at(skb->head + skb->transport_header))
+		return 1;
+	rx_ip((__u64)skb);
 	return 1; /* NF_ACCEPT */
 }
 
@@ -177,35 +211,15 @@ static __always_inline void emit_rx_now(struct __sk_buff *ctx, __u64 sk, const s
 	emit_pkt(&o, c, sc ? sc->http : 0);
 }
 
-/* t[2] TCP entry: tcp_filter() runs cgroup ingress programs for each segment
- * before the socket backlog (the backlog may merge segments).
- * nw_pkt_rx_tcp_ctx: without bpf_cast_to_kern_ctx (before 6.2), see seg_sock. */
-NW_CTX_TWINS("cgroup_skb/ingress", struct __sk_buff, nw_pkt_rx_tcp, true, nw_pkt_rx_tcp_ctx, false, kern)
+/* A segment at TCP entry with its link/IP stamps t[0], t[1] and TCP entry
+ * t[2]: recorded now (without -t) or queued for the copy. */
+static __always_inline void rx_keep(struct __sk_buff *ctx, __u64 skey, struct nw_conn *c,
+				    const struct seg *sp, const __u64 t[3])
 {
-	struct sk_buff *kskb;
-	__u64 skey;
-	struct nw_conn *c;
-	struct seg s = {};
-	__u64 t[3] = {};
-	if (!tracked_seg(ctx, kern, &kskb, &skey, &c, &s))
-		return 1;
-	t[2] = bpf_ktime_get_ns();
-	if (cfg_time) {
-		struct rx_curs *rc = rx_cur_ring();
-		/* the context is the kernel's sk_buff: its address is the key
-		 * the link hook stored */
-		struct rx_cur *e = 0;
-		if (rc)
-			e = rx_find(rc, kern ? (__u64)kskb : nw_ptr_num(ctx));
-		if (e) {
-			t[0] = e->mac;
-			t[1] = e->ip;
-			e->skb = 0;
-		}
-	}
+	struct seg s = *sp;
 	if (!cfg_time) {
 		emit_rx_now(ctx, skey, c, &s, t);
-		return 1;
+		return;
 	}
 	/* Wait for the copy to the application. */
 	/* sk storage wants the context's socket, not the RCU pointer */
@@ -216,9 +230,9 @@ NW_CTX_TWINS("cgroup_skb/ingress", struct __sk_buff, nw_pkt_rx_tcp, true, nw_pkt
 	if (bsk)
 		q = bpf_sk_storage_get(&nw_pkt_rxq, bsk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!q) {
-		nw_count(NW_STAT_PKT_MAP_FULL);
+		nw_count(NW_STAT_PKT_QUEUE_ALLOC);
 		emit_rx_now(ctx, skey, c, &s, t);
-		return 1;
+		return;
 	}
 	struct scratch *sc = 0;
 	__u32 hn = 0;
@@ -258,12 +272,60 @@ NW_CTX_TWINS("cgroup_skb/ingress", struct __sk_buff, nw_pkt_rx_tcp, true, nw_pkt
 	bpf_spin_unlock(&q->lock);
 	if (full) {
 		/* Queue full (the application does not read): record now, copy time missing. */
-		nw_count(NW_STAT_PKT_MAP_FULL);
+		nw_count(NW_STAT_PKT_RX_UNREAD);
 		emit_rx_now(ctx, skey, c, &s, t);
 	}
-	return 1;
 }
 
+/* -i with --sample: a segment the hash did not pick is still recorded if it
+ * may start an HTTP line (pairing needs every one). The link and IP hooks
+ * did not stamp it: those layers are missing from its record. */
+static __always_inline void rx_unpicked(struct __sk_buff *ctx, bool kern)
+{
+	struct sk_buff *kskb;
+	__u64 skey;
+	struct nw_conn *c;
+	struct seg s = {};
+	if (!tracked_seg(ctx, kern, &kskb, &skey, &c, &s) || !http_first(ctx, &s))
+		return;
+	__u64 t[3] = {0, 0, bpf_ktime_get_ns()};
+	rx_keep(ctx, skey, c, &s, t);
+}
+
+/* t[2] TCP entry: tcp_filter() runs cgroup ingress programs for each segment
+ * before the socket backlog (the backlog may merge segments).
+ * nw_pkt_rx_tcp_ctx: without bpf_cast_to_kern_ctx (before 6.2), see seg_sock. */
+NW_CTX_TWINS("cgroup_skb/ingress", struct __sk_buff, nw_pkt_rx_tcp, true, nw_pkt_rx_tcp_ctx, false, kern)
+{
+	if (SAMPLING && !cg_pick(ctx, kern)) {
+		if (cfg_http)
+			rx_unpicked(ctx, kern);
+		return 1;
+	}
+	struct sk_buff *kskb;
+	__u64 skey;
+	struct nw_conn *c;
+	struct seg s = {};
+	__u64 t[3] = {};
+	if (!tracked_seg(ctx, kern, &kskb, &skey, &c, &s))
+		return 1;
+	t[2] = bpf_ktime_get_ns();
+	if (cfg_time) {
+		struct rx_curs *rc = rx_cur_ring();
+		/* the context is the kernel's sk_buff: its address is the key
+		 * the link hook stored */
+		struct rx_cur *e = 0;
+		if (rc)
+			e = rx_find(rc, kern ? (__u64)kskb : nw_ptr_num(ctx));
+		if (e) {
+			t[0] = e->mac;
+			t[1] = e->ip;
+			e->skb = 0;
+		}
+	}
+	rx_keep(ctx, skey, c, &s, t);
+	return 1;
+}
 
 /* Pop the oldest waiting segment if its last byte is below copy_end (or
  * unconditionally when flushing) and emit it. */

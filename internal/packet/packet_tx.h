@@ -123,7 +123,7 @@ static __always_inline void tx_chunk_add(struct tx_ring *q, __u32 seq)
 	}
 	if (tail - head >= TX_RING) {
 		q->head = head + 1; /* forget the oldest chunk */
-		nw_count(NW_STAT_PKT_MAP_FULL);
+		nw_count(NW_STAT_PKT_TX_CHUNKS);
 	}
 	struct tx_chunk *ch = &q->c[tail & (TX_RING - 1)];
 	ch->seq = seq;
@@ -144,7 +144,7 @@ int BPF_PROG(nw_pkt_tx_tcp, const struct sock *sk, const struct msghdr *msg,
 	struct tx_ring *q = bpf_sk_storage_get(&nw_pkt_txq, (struct sock *)sk, 0,
 					       BPF_SK_STORAGE_GET_F_CREATE);
 	if (!q) {
-		nw_count(NW_STAT_PKT_MAP_FULL);
+		nw_count(NW_STAT_PKT_QUEUE_ALLOC);
 		return 0;
 	}
 	tx_chunk_add(q, BPF_CORE_READ((const struct tcp_sock *)sk, write_seq));
@@ -179,7 +179,7 @@ int BPF_KPROBE(nw_pkt_tx_tcp_kp, struct sock *sk)
 	tx_chunk_add(q, BPF_CORE_READ((const struct tcp_sock *)sk, write_seq));
 	return 0;
 full:
-	nw_count(NW_STAT_PKT_MAP_FULL);
+	nw_count(NW_STAT_PKT_QUEUE_ALLOC);
 	return 0;
 }
 
@@ -276,6 +276,8 @@ static __always_inline struct tx_cur *tx_new(struct tx_curs *tc, __u64 sk, __u32
  * are linear. */
 static __always_inline void tx_ip(__u64 sk, unsigned char *head, __u16 th, __u32 data_off, __u32 len)
 {
+	if (SAMPLING && !pkt_pick_at(head + th))
+		return; /* first per-segment boundary of the send path */
 	if (!tracked(sk))
 		return;
 	/* ports, seq, ack, data offset: one read */
@@ -362,25 +364,20 @@ static __always_inline void emit_tx(__u64 sk, const struct nw_conn *c, __u32 seq
 	emit_pkt(&o, c, http);
 }
 
-/* Every skb TCP sends, in every netns (ip_finish_output()). Without -t the
- * record is made here; with -t it waits for the driver transmit.
- * nw_pkt_tx_out_ctx: without bpf_cast_to_kern_ctx (before 6.2), see seg_sock. */
-NW_CTX_TWINS("cgroup_skb/egress", struct __sk_buff, nw_pkt_tx_out, true, nw_pkt_tx_out_ctx, false, kern)
+/* A data segment of a tracked connection at the egress hook: recorded now
+ * (without -t) or filled into its waiting slot. */
+static __always_inline void tx_keep(struct __sk_buff *ctx, __u64 skey, struct nw_conn *c,
+				    const struct seg *sp)
 {
-	struct sk_buff *kskb;
-	__u64 skey;
-	struct nw_conn *c;
-	struct seg s = {};
-	if (!tracked_seg(ctx, kern, &kskb, &skey, &c, &s))
-		return 1;
+	struct seg s = *sp;
 	if (!cfg_time) {
 		struct tx_pend p = {.ack = s.ack, .len = s.len};
 		emit_tx(skey, c, s.seq, &p, ctx, &s);
-		return 1;
+		return;
 	}
 	struct tx_curs *tc = tx_cur_ring();
 	if (!tc)
-		return 1;
+		return;
 	struct tx_cur *e = tx_find(tc, skey, s.seq);
 	if (!e)
 		e = tx_new(tc, skey, s.seq); /* IP entry not seen (no netfilter link in this netns yet) */
@@ -392,6 +389,27 @@ NW_CTX_TWINS("cgroup_skb/egress", struct __sk_buff, nw_pkt_tx_out, true, nw_pkt_
 		p->http_len = http_payload(ctx, &s, p->http);
 		p->http_cut = s.len > p->http_len;
 	}
+}
+
+/* Every skb TCP sends, in every netns (ip_finish_output()). Without -t the
+ * record is made here; with -t it waits for the driver transmit.
+ * nw_pkt_tx_out_ctx: without bpf_cast_to_kern_ctx (before 6.2), see seg_sock. */
+NW_CTX_TWINS("cgroup_skb/egress", struct __sk_buff, nw_pkt_tx_out, true, nw_pkt_tx_out_ctx, false, kern)
+{
+	bool picked = !SAMPLING || cg_pick(ctx, kern);
+	if (!picked && !cfg_http)
+		return 1;
+	struct sk_buff *kskb;
+	__u64 skey;
+	struct nw_conn *c;
+	struct seg s = {};
+	if (!tracked_seg(ctx, kern, &kskb, &skey, &c, &s))
+		return 1;
+	/* -i with --sample: an unpicked segment that may start an HTTP line is
+	 * still recorded (IP entry did not stamp it: its ip time is missing) */
+	if (!picked && !http_first(ctx, &s))
+		return 1;
+	tx_keep(ctx, skey, c, &s);
 	return 1;
 }
 
@@ -405,6 +423,10 @@ static __always_inline bool tx_key_of(const struct sk_buff *skb, struct tx_key *
 	k->sk = nw_ptr_num(sk);
 	unsigned char *head = skb->head;
 	__u16 th = skb->transport_header;
+	/* --sample: unpicked segments leave here (with -i the hooks look
+	 * for every segment: unpicked HTTP starts wait too) */
+	if (SAMPLING && !cfg_http && !pkt_pick_at(head + th))
+		return false;
 	__u32 seq;
 	if (bpf_probe_read_kernel(&seq, 4, head + th + 4))
 		return false;

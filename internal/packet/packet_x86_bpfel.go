@@ -42,6 +42,14 @@ type packetNwConnSet struct {
 	Sk [8]uint64
 }
 
+type packetNwNetKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Family    uint8
+	Addr      [16]uint8
+	_         [3]byte
+}
+
 type packetNwPktEvent struct {
 	_       structs.HostLayout
 	Type    uint8
@@ -156,6 +164,7 @@ const (
 	packetMapNwConnHash       = "nw_conn_hash"
 	packetMapNwConnKeys       = "nw_conn_keys"
 	packetMapNwConns          = "nw_conns"
+	packetMapNwDstNets        = "nw_dst_nets"
 	packetMapNwEvents         = "nw_events"
 	packetMapNwPktEvents      = "nw_pkt_events"
 	packetMapNwPktRxcur       = "nw_pkt_rxcur"
@@ -166,6 +175,7 @@ const (
 	packetMapNwPktTxq         = "nw_pkt_txq"
 	packetMapNwPktTxqh        = "nw_pkt_txqh"
 	packetMapNwPktTxzero      = "nw_pkt_txzero"
+	packetMapNwSrcNets        = "nw_src_nets"
 	packetMapNwStats          = "nw_stats"
 	packetProgNwPktClose      = "nw_pkt_close"
 	packetProgNwPktRxConsumed = "nw_pkt_rx_consumed"
@@ -185,8 +195,11 @@ const (
 	packetProgNwPktTxXmit     = "nw_pkt_tx_xmit"
 	packetVarCfgConnMask      = "cfg_conn_mask"
 	packetVarCfgDport         = "cfg_dport"
+	packetVarCfgDstNets       = "cfg_dst_nets"
 	packetVarCfgHttp          = "cfg_http"
+	packetVarCfgSample        = "cfg_sample"
 	packetVarCfgSport         = "cfg_sport"
+	packetVarCfgSrcNets       = "cfg_src_nets"
 	packetVarCfgTime          = "cfg_time"
 	packetVarCfgTxqHash       = "cfg_txq_hash"
 	packetVarNwUnusedPktEvent = "nw_unused_pkt_event"
@@ -261,6 +274,7 @@ type packetMapSpecs struct {
 	NwConnHash   *ebpf.MapSpec `ebpf:"nw_conn_hash"`
 	NwConnKeys   *ebpf.MapSpec `ebpf:"nw_conn_keys"`
 	NwConns      *ebpf.MapSpec `ebpf:"nw_conns"`
+	NwDstNets    *ebpf.MapSpec `ebpf:"nw_dst_nets"`
 	NwEvents     *ebpf.MapSpec `ebpf:"nw_events"`
 	NwPktEvents  *ebpf.MapSpec `ebpf:"nw_pkt_events"`
 	NwPktRxcur   *ebpf.MapSpec `ebpf:"nw_pkt_rxcur"`
@@ -271,6 +285,7 @@ type packetMapSpecs struct {
 	NwPktTxq     *ebpf.MapSpec `ebpf:"nw_pkt_txq"`
 	NwPktTxqh    *ebpf.MapSpec `ebpf:"nw_pkt_txqh"`
 	NwPktTxzero  *ebpf.MapSpec `ebpf:"nw_pkt_txzero"`
+	NwSrcNets    *ebpf.MapSpec `ebpf:"nw_src_nets"`
 	NwStats      *ebpf.MapSpec `ebpf:"nw_stats"`
 }
 
@@ -280,8 +295,11 @@ type packetMapSpecs struct {
 type packetVariableSpecs struct {
 	CfgConnMask      *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgDport         *ebpf.VariableSpec `ebpf:"cfg_dport"`
+	CfgDstNets       *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
 	CfgHttp          *ebpf.VariableSpec `ebpf:"cfg_http"`
+	CfgSample        *ebpf.VariableSpec `ebpf:"cfg_sample"`
 	CfgSport         *ebpf.VariableSpec `ebpf:"cfg_sport"`
+	CfgSrcNets       *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
 	CfgTime          *ebpf.VariableSpec `ebpf:"cfg_time"`
 	CfgTxqHash       *ebpf.VariableSpec `ebpf:"cfg_txq_hash"`
 	NwUnusedPktEvent *ebpf.VariableSpec `ebpf:"nw_unused_pkt_event"`
@@ -312,6 +330,7 @@ type packetMaps struct {
 	NwConnHash   *ebpf.Map `ebpf:"nw_conn_hash"`
 	NwConnKeys   *ebpf.Map `ebpf:"nw_conn_keys"`
 	NwConns      *ebpf.Map `ebpf:"nw_conns"`
+	NwDstNets    *ebpf.Map `ebpf:"nw_dst_nets"`
 	NwEvents     *ebpf.Map `ebpf:"nw_events"`
 	NwPktEvents  *ebpf.Map `ebpf:"nw_pkt_events"`
 	NwPktRxcur   *ebpf.Map `ebpf:"nw_pkt_rxcur"`
@@ -322,6 +341,7 @@ type packetMaps struct {
 	NwPktTxq     *ebpf.Map `ebpf:"nw_pkt_txq"`
 	NwPktTxqh    *ebpf.Map `ebpf:"nw_pkt_txqh"`
 	NwPktTxzero  *ebpf.Map `ebpf:"nw_pkt_txzero"`
+	NwSrcNets    *ebpf.Map `ebpf:"nw_src_nets"`
 	NwStats      *ebpf.Map `ebpf:"nw_stats"`
 }
 
@@ -331,6 +351,7 @@ func (m *packetMaps) Close() error {
 		m.NwConnHash,
 		m.NwConnKeys,
 		m.NwConns,
+		m.NwDstNets,
 		m.NwEvents,
 		m.NwPktEvents,
 		m.NwPktRxcur,
@@ -341,6 +362,7 @@ func (m *packetMaps) Close() error {
 		m.NwPktTxq,
 		m.NwPktTxqh,
 		m.NwPktTxzero,
+		m.NwSrcNets,
 		m.NwStats,
 	)
 }
@@ -351,8 +373,11 @@ func (m *packetMaps) Close() error {
 type packetVariables struct {
 	CfgConnMask      *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgDport         *ebpf.Variable `ebpf:"cfg_dport"`
+	CfgDstNets       *ebpf.Variable `ebpf:"cfg_dst_nets"`
 	CfgHttp          *ebpf.Variable `ebpf:"cfg_http"`
+	CfgSample        *ebpf.Variable `ebpf:"cfg_sample"`
 	CfgSport         *ebpf.Variable `ebpf:"cfg_sport"`
+	CfgSrcNets       *ebpf.Variable `ebpf:"cfg_src_nets"`
 	CfgTime          *ebpf.Variable `ebpf:"cfg_time"`
 	CfgTxqHash       *ebpf.Variable `ebpf:"cfg_txq_hash"`
 	NwUnusedPktEvent *ebpf.Variable `ebpf:"nw_unused_pkt_event"`
