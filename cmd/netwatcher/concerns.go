@@ -3,10 +3,13 @@ package main
 import (
 	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/conn"
+	"github.com/netwatcher/netwatcher/internal/dropreason"
 	"github.com/netwatcher/netwatcher/internal/drops"
 	"github.com/netwatcher/netwatcher/internal/engine"
 	"github.com/netwatcher/netwatcher/internal/packet"
 	"github.com/netwatcher/netwatcher/internal/retrans"
+	"github.com/netwatcher/netwatcher/internal/rst"
+	"github.com/netwatcher/netwatcher/internal/rtt"
 	"github.com/netwatcher/netwatcher/internal/tcpstate"
 )
 
@@ -25,5 +28,9 @@ func concerns(cfg *config.Config) []engine.Concern {
 	add(cfg.Retrans, func() engine.Concern { return retrans.New(cfg) })   // -r: retransmitted segments, fast/timeout episodes
 	add(cfg.Err, func() engine.Concern { return drops.New(cfg) })         // -e: segments the kernel rejects
 	add(cfg.State, func() engine.Concern { return tcpstate.New(cfg) })    // -P: TCP state transitions, handshake latency
+	// -k: every dropped packet, any protocol, with its reason (-F, -A)
+	add(cfg.DropReason, func() engine.Concern { return dropreason.New(cfg) })
+	add(cfg.Rtt, func() engine.Concern { return rtt.New(cfg) }) // --rtt: RTT sample histograms per connection
+	add(cfg.Rst, func() engine.Concern { return rst.New(cfg) }) // --rst: resets sent/received, state, reason
 	return cs
 }

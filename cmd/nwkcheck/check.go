@@ -72,6 +72,15 @@ type record struct {
 	Old        string  `json:"old"` // tcpstate
 	New        string  `json:"new"`
 	DurationNs *uint64 `json:"duration_ns"`
+
+	Dir   string          `json:"dir"`   // rst
+	State json.RawMessage `json:"state"` // a number in -x connection records
+
+	Proto    string  `json:"proto"` // drop (-k)
+	Location *string `json:"location"`
+
+	Count *uint64 `json:"count"` // rtt
+	P50Us *uint64 `json:"p50_us"`
 }
 
 // readRun loads one run directory. A missing out.json is not an error: a
@@ -196,7 +205,7 @@ const (
 )
 
 // featureNames is the order of the FEATURE lines (and of the table rows).
-var featureNames = []string{"start", "lost", "conn_owner", "conn_extra", "packets", "layer_times", "http", "retrans", "errors", "tcpstate"}
+var featureNames = []string{"start", "lost", "conn_owner", "conn_extra", "packets", "layer_times", "http", "retrans", "errors", "tcpstate", "rst", "drops", "rtt"}
 
 // tableRows are the rows of expect.tsv and of the table: the features of
 // check, then the one the kernel log gives (kernel_warn).
@@ -224,6 +233,9 @@ func check(runs []*runDir, w *workload) (feats []feature, notes []string) {
 		checkRetrans(recs),
 		checkErrors(recs),
 		checkStates(recs),
+		checkRst(recs),
+		checkDrops(recs),
+		checkRtt(recs),
 	}
 	return feats, collectNotes(runs)
 }
@@ -669,6 +681,85 @@ func checkStates(recs []*record) feature {
 		return feature{"tcpstate", bad, "no timed handshake or no close; " + d}
 	}
 	return feature{"tcpstate", ok, d}
+}
+
+// rst (--rst): the workload's aborts (the bulk receiver that never reads
+// is killed with data unread) show as RSTs sent and received, each with a
+// direction and, for a socket, its state.
+func checkRst(recs []*record) feature {
+	dirs := map[string]int{}
+	n, unnamed := 0, 0
+	for _, r := range recs {
+		if r.Type != "rst" {
+			continue
+		}
+		n++
+		dirs[r.Dir]++
+		if r.Dir != "sent" && r.Dir != "received" {
+			unnamed++
+		}
+	}
+	d := fmt.Sprintf("%d rst records%s", n, histo(dirs))
+	switch {
+	case n == 0:
+		return feature{"rst", missing, "none; " + d}
+	case unnamed > 0:
+		return feature{"rst", bad, fmt.Sprintf("%d without a direction; %s", unnamed, d)}
+	}
+	return feature{"rst", ok, d}
+}
+
+// drops (-k): dropped packets of the workload (the zero-window probes the
+// receiver rejects, the outage) with a reason name and a kernel location
+// symbolised to a function.
+func checkDrops(recs []*record) feature {
+	reasons := map[string]int{}
+	n, bare := 0, 0
+	for _, r := range recs {
+		if r.Type != "drop" {
+			continue
+		}
+		n++
+		if r.Reason == nil || *r.Reason == "" || r.Location == nil || !strings.Contains(*r.Location, "+0x") {
+			bare++
+			continue
+		}
+		reasons[*r.Reason]++
+	}
+	d := fmt.Sprintf("%d drop records%s", n, histo(reasons))
+	switch {
+	case n == 0:
+		return feature{"drops", missing, "none; " + d}
+	case bare > 0:
+		return feature{"drops", bad, fmt.Sprintf("%d without a reason or a symbolised location; %s", bare, d)}
+	}
+	return feature{"drops", ok, d}
+}
+
+// rtt (--rtt): histograms of the kernel's RTT samples for the workload's
+// connections, with samples and a median.
+func checkRtt(recs []*record) feature {
+	n, empty := 0, 0
+	var samples uint64
+	for _, r := range recs {
+		if r.Type != "rtt" {
+			continue
+		}
+		n++
+		if u(r.Count) == 0 || r.P50Us == nil {
+			empty++
+			continue
+		}
+		samples += u(r.Count)
+	}
+	d := fmt.Sprintf("%d rtt records, %d samples", n, samples)
+	switch {
+	case n == 0:
+		return feature{"rtt", missing, "none; " + d}
+	case empty > 0:
+		return feature{"rtt", bad, fmt.Sprintf("%d without samples or median; %s", empty, d)}
+	}
+	return feature{"rtt", ok, d}
 }
 
 // histo formats counts by name: " (a 3, b 1)", most frequent first.

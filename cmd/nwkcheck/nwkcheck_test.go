@@ -346,6 +346,9 @@ func TestTableCells(t *testing.T) {
 | retrans | ok | no result |
 | errors | missing | no result |
 | tcpstate | ok | no result |
+| rst | no result | no result |
+| drops | no result | no result |
+| rtt | no result | no result |
 | kernel_warn | ok | ok |
 `
 	if out.String() != want {

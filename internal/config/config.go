@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,6 +37,19 @@ type Config struct {
 	Time    bool   // -t
 	Extra   bool   // -x
 	State   bool   // -P: TCP state transitions
+	Rst     bool   // --rst (alias --rst_counters): TCP resets sent and received
+	Rtt     bool   // --rtt: per-connection RTT histograms
+	// --interval: how often periodic records (--rtt) are printed
+	// (default 1s, at least MinInterval).
+	Interval time.Duration
+	// -S/-D: local / remote address filters (CIDRs, v4 or v6; any of
+	// each list matches; nil = any). Applied in the kernel.
+	SrcNets, DstNets []netip.Prefix
+
+	// -k (alias --drop_reason): every dropped packet with its reason;
+	// -F (--addr_to_func): its kernel location on the console line; -A
+	// (--stack): its kernel stack. -F and -A imply -k.
+	DropReason, AddrToFunc, Stack bool
 
 	DataDir    string
 	Duration   time.Duration // 0 = until signal
@@ -46,6 +60,7 @@ type Config struct {
 	NoPackets  bool   // --no-packets: connection tracking only
 	MaxConns   uint32 // --max-conns: kernel connection table capacity
 	MaxClosed  uint32 // --max-closed: closed connections -a keeps
+	Sample     uint32 // --sample: packet records for 1 in N data segments (1 = all)
 	CPUProfile string // --cpuprofile: write a Go CPU profile (hidden, for developers)
 }
 
@@ -57,7 +72,7 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
-const usageLine = "Usage: netwatcher [-aeiPrtx?qv] [-d DPORT] [-s SPORT] [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--max-conns=N] [--max-closed=N] [--help] [--usage]"
+const usageLine = "Usage: netwatcher [-aeiPrtx?qv] [-d DPORT] [-s SPORT] [-D CIDR]... [-S CIDR]... [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--max-conns=N] [--max-closed=N] [--sample=N] [-k [-F] [-A]] [--rst] [--rtt] [--interval=D] [--help] [--usage]"
 
 // portValue is -d/-s. The kernel filter holds one port, and pflag keeps the
 // last of repeated flags, so `-d 80 -d 81` would silently trace 81 only:
@@ -83,6 +98,43 @@ func (v portValue) Set(s string) error {
 	return nil
 }
 func (v portValue) Type() string { return "PORT" }
+
+// MaxNets bounds -S and -D each (the kernel's tries are that large).
+const MaxNets = 64
+
+// netsValue is -S/-D: a CIDR (or a plain address: one host), repeatable.
+type netsValue struct{ nets *[]netip.Prefix }
+
+func (v netsValue) String() string {
+	if v.nets == nil {
+		return ""
+	}
+	var s []string
+	for _, p := range *v.nets {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ",")
+}
+func (v netsValue) Set(s string) error {
+	s = strings.TrimSpace(s)
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		a, aerr := netip.ParseAddr(s)
+		if aerr != nil || a.Zone() != "" {
+			return fmt.Errorf("%q is not an address or CIDR (10.0.0.0/8, fd00::/8, 192.0.2.1)", s)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if p.Addr().Is4In6() {
+		p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+	}
+	if len(*v.nets) >= MaxNets {
+		return fmt.Errorf("more than %d networks", MaxNets)
+	}
+	*v.nets = append(*v.nets, p.Masked())
+	return nil
+}
+func (v netsValue) Type() string { return "CIDR" }
 
 type durValue struct{ d *time.Duration }
 
@@ -123,8 +175,15 @@ func (v outValue) Set(s string) error {
 }
 func (v outValue) Type() string { return "FORMAT" }
 
+// MinInterval is the shortest --interval: each period reads a kernel map
+// of up to --max-conns entries.
+const MinInterval = 100 * time.Millisecond
+
 // DefaultMaxConns is --max-conns by default (conn.DefaultMaxConns).
 const DefaultMaxConns = 131072
+
+// MaxSample bounds --sample.
+const MaxSample = 1 << 20
 
 // DefaultMaxClosed is --max-closed by default: how many closed connections
 // -a keeps. connects.log is a snapshot rewritten every second, so each kept
@@ -156,7 +215,7 @@ func (v countValue) Type() string { return "N" }
 
 // Parse parses args (without the program name). Help/usage text goes to out.
 func Parse(args []string, out io.Writer) (*Config, error) {
-	c := &Config{DataDir: "./data", MaxConns: DefaultMaxConns, MaxClosed: DefaultMaxClosed}
+	c := &Config{DataDir: "./data", MaxConns: DefaultMaxConns, MaxClosed: DefaultMaxClosed, Interval: time.Second, Sample: 1}
 	fs := pflag.NewFlagSet("netwatcher", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
@@ -169,7 +228,21 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.VarP(portValue{&c.Sport, &nSport}, "sport", "s", "trace connections/packets with this source (local) port only")
 	fs.BoolVarP(&c.Time, "time", "t", false, "trace per-packet time spent in each layer (MAC, IP, TCP)")
 	fs.BoolVarP(&c.Extra, "extra", "x", false, "trace extra connection info (srtt, cwnd, windows, buffers, bytes)")
+	fs.VarP(netsValue{&c.SrcNets}, "src-ip", "S", "trace connections/packets whose local address is in this CIDR only (repeatable: any matches)")
+	fs.VarP(netsValue{&c.DstNets}, "dst-ip", "D", "trace connections/packets whose remote address is in this CIDR only (repeatable: any matches)")
 	fs.BoolVarP(&c.State, "tcpstate", "P", false, "trace TCP state transitions with the time spent in the previous state; handshake latency (tcpstate.log)")
+	fs.BoolVar(&c.Rst, "rst", false, "trace TCP resets sent and received: direction, state, the kernel's reason; totals in the stats (rst.log)")
+	fs.BoolVar(&c.Rst, "rst_counters", false, "alias of --rst")
+	_ = fs.MarkHidden("rst_counters")
+	fs.BoolVarP(&c.DropReason, "drop-reason", "k", false, "trace every packet the kernel drops, any protocol, with its skb_drop_reason name (drop.log)")
+	fs.BoolVar(&c.DropReason, "drop_reason", false, "alias of --drop-reason")
+	_ = fs.MarkHidden("drop_reason")
+	fs.BoolVarP(&c.AddrToFunc, "addr-to-func", "F", false, "print the kernel location of each drop as function+offset on the console (implies -k)")
+	fs.BoolVar(&c.AddrToFunc, "addr_to_func", false, "alias of --addr-to-func")
+	_ = fs.MarkHidden("addr_to_func")
+	fs.BoolVarP(&c.Stack, "stack", "A", false, "kernel stack of each drop, symbolised, 16 frames at most (implies -k)")
+	fs.BoolVar(&c.Rtt, "rtt", false, "per-connection RTT distribution of the kernel's RTT samples (log2 histogram, p50/p99), every --interval and at close (rtt.log)")
+	fs.Var(durValue{&c.Interval}, "interval", "period of the --rtt records (Go duration, at least 100ms)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for connects.log, packets.log, err.log (created 0700)")
 	fs.Var(durValue{&c.Duration}, "duration", "stop by itself after this Go duration (10s, 2m)")
 	fs.VarP(outValue{&c.Output}, "output", "o", "console format: table or json")
@@ -179,6 +252,7 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.BoolVar(&c.NoPackets, "no-packets", false, "no per-packet records: connection tracking only, the cheapest mode (not with -t or -i)")
 	fs.Var(countValue{&c.MaxClosed, 1, 1 << 20}, "max-closed", "with -a: closed connections kept, newest last; older ones are evicted and counted as closed_evicted")
 	fs.Var(countValue{&c.MaxConns, 64, 1 << 24}, "max-conns", "kernel connection table capacity (preallocated, ~104 bytes each; a connection that does not fit is counted as conn_table_full)")
+	fs.Var(countValue{&c.Sample, 1, MaxSample}, "sample", "packet records (with -t: layer times) for 1 in N TCP data segments, picked by a hash of seq and ports; cheaper (-i still records every segment that may start an HTTP line)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a Go CPU profile of netwatcher itself to this file")
 	fs.Lookup("cpuprofile").Hidden = true
 	help := fs.BoolP("help", "h", false, "give this help list")
@@ -209,8 +283,15 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	if fs.NArg() > 0 {
 		return nil, &UsageError{Msg: fmt.Sprintf("netwatcher: unexpected argument %q (see --help)", fs.Arg(0))}
 	}
+	c.DropReason = c.DropReason || c.AddrToFunc || c.Stack
 	if c.NoPackets && (c.Time || c.HTTP) {
 		return nil, &UsageError{Msg: "netwatcher: --no-packets cannot be combined with -t or -i (they describe packets)"}
+	}
+	if c.NoPackets && c.Sample > 1 {
+		return nil, &UsageError{Msg: "netwatcher: --no-packets cannot be combined with --sample (it thins packet records)"}
+	}
+	if c.Interval < MinInterval {
+		return nil, &UsageError{Msg: fmt.Sprintf("netwatcher: --interval %s is shorter than %s", c.Interval, MinInterval)}
 	}
 	if c.DataDir == "" {
 		return nil, &UsageError{Msg: "netwatcher: --data-dir must not be empty"}
@@ -257,3 +338,26 @@ func (c *Config) KernelQuiet() bool { return c.Quiet && !c.All }
 // NoCloseRecords: the kernel sends no close records either
 // (conn.Options.NoClose): -q without -a and without -i.
 func (c *Config) NoCloseRecords() bool { return c.Quiet && !c.All && !c.HTTP }
+
+// Wanted applies the filters (-s/-d, -S/-D) to a connection's local and
+// remote address in user space, as the kernel does (connections found at
+// start-up).
+func (c *Config) Wanted(local, remote netip.AddrPort) bool {
+	return (c.Sport == 0 || local.Port() == c.Sport) && (c.Dport == 0 || remote.Port() == c.Dport) &&
+		inNets(c.SrcNets, local.Addr()) && inNets(c.DstNets, remote.Addr())
+}
+
+// inNets: nets is empty, or one of them holds a (an IPv4-mapped address as
+// the IPv4 address it is).
+func inNets(nets []netip.Prefix, a netip.Addr) bool {
+	if len(nets) == 0 {
+		return true
+	}
+	a = a.Unmap()
+	for _, p := range nets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

@@ -3,8 +3,10 @@ package config
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +27,15 @@ func TestParseGNUStyle(t *testing.T) {
 		{[]string{"-axre", "--no-packets"}, Config{All: true, Extra: true, Retrans: true, Err: true, NoPackets: true}},
 		{[]string{"--max-conns=1000000"}, Config{MaxConns: 1000000}},
 		{[]string{"-a", "--max-closed=100000"}, Config{All: true, MaxClosed: 100000}},
+		{[]string{"-P"}, Config{State: true}},
+		{[]string{"-tixre", "--sample=100"}, Config{Time: true, HTTP: true, Extra: true, Retrans: true, Err: true, Sample: 100}},
+		{[]string{"--sample", "1", "--no-packets"}, Config{NoPackets: true}},
+		{[]string{"--rst"}, Config{Rst: true}},
+		{[]string{"--rst_counters"}, Config{Rst: true}}, // alias (hidden)
+		{[]string{"--rtt", "--interval=250ms"}, Config{Rtt: true, Interval: 250 * time.Millisecond}},
+		{[]string{"-S", "10.0.0.0/8", "--src-ip=fd00::1", "-D", "192.0.2.7/24", "-D::ffff:198.51.100.0/120"}, Config{
+			SrcNets: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::1/128")},
+			DstNets: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24")}}},
 	} {
 		got, err := Parse(tc.args, &bytes.Buffer{})
 		if err != nil {
@@ -40,7 +51,13 @@ func TestParseGNUStyle(t *testing.T) {
 		if want.MaxClosed == 0 {
 			want.MaxClosed = DefaultMaxClosed
 		}
-		if *got != want {
+		if want.Interval == 0 {
+			want.Interval = time.Second
+		}
+		if want.Sample == 0 {
+			want.Sample = 1
+		}
+		if !reflect.DeepEqual(*got, want) {
 			t.Errorf("%v:\n got %+v\nwant %+v", tc.args, *got, want)
 		}
 	}
@@ -52,6 +69,9 @@ func TestParseErrorsAreUsageErrors(t *testing.T) {
 		{"--duration=10"}, {"--duration=-1s"}, {"-t", "--no-packets"}, {"--no-packets", "-i"}, {"-o", "xml"}, {"extra-arg"}, {"--data-dir="}, {"-d"},
 		{"--max-conns=0"}, {"--max-conns=63"}, {"--max-conns=20000000"}, {"--max-conns=lots"},
 		{"--max-closed=0"}, {"--max-closed=2000000"},
+		{"-S", "10.0.0.0/33"}, {"-D", "fe80::1%eth0"}, {"--src-ip=host"}, {"-S"},
+		{"--sample=0"}, {"--sample=-1"}, {"--sample=ten"}, {"--sample=2000000"}, {"--sample"}, {"--sample=10", "--no-packets"},
+		{"--rtt", "--interval=99ms"}, {"--interval=0"}, {"--interval=1"}, {"--interval=-1s"}, {"--interval=soon"},
 	} {
 		_, err := Parse(args, &bytes.Buffer{})
 		var ue *UsageError
@@ -145,6 +165,49 @@ func TestParseDataDir(t *testing.T) {
 		var ue *UsageError
 		if !errors.As(err, &ue) || ue.Msg != want {
 			t.Errorf("%s: %v, want %q", dir, err, want)
+		}
+	}
+}
+
+func TestWanted(t *testing.T) {
+	c, err := Parse([]string{"-S", "10.0.0.0/8", "-S", "fd00::/16", "-D", "192.0.2.0/24", "-d", "80"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap := netip.MustParseAddrPort
+	for _, x := range []struct {
+		local, remote string
+		want          bool
+	}{
+		{"10.1.2.3:5000", "192.0.2.9:80", true},
+		{"[fd00::5]:5000", "192.0.2.9:80", true},
+		{"[::ffff:10.9.9.9]:5000", "[::ffff:192.0.2.1]:80", true}, // v4-mapped on a v6 socket
+		{"11.1.2.3:5000", "192.0.2.9:80", false},
+		{"10.1.2.3:5000", "192.0.3.9:80", false},
+		{"10.1.2.3:5000", "192.0.2.9:81", false},
+	} {
+		if got := c.Wanted(ap(x.local), ap(x.remote)); got != x.want {
+			t.Errorf("%s -> %s: %v, want %v", x.local, x.remote, got, x.want)
+		}
+	}
+	var many []string
+	for i := range MaxNets + 1 {
+		many = append(many, "-S", netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}).String())
+	}
+	if _, err := Parse(many, &bytes.Buffer{}); err == nil {
+		t.Errorf("%d networks accepted", MaxNets+1)
+	}
+}
+
+// TestInterval: --interval is a Go duration of at least 100ms, 1s by default.
+func TestInterval(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{{nil, time.Second}, {[]string{"--rtt", "--interval=100ms"}, 100 * time.Millisecond}, {[]string{"--interval", "2m"}, 2 * time.Minute}} {
+		c, err := Parse(tc.args, &bytes.Buffer{})
+		if err != nil || c.Interval != tc.want {
+			t.Errorf("%v: interval %v, err %v; want %v", tc.args, c.Interval, err, tc.want)
 		}
 	}
 }

@@ -216,7 +216,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			return 0;
 		struct nw_conn n = {};
 		nw_fill_tuple(&n, sk, direct);
-		if (!nw_ports_wanted(n.sport, n.dport))
+		if (!nw_conn_wanted(&n))
 			return 0;
 		__u64 lk = listener_key(n.netns, n.sport);
 		struct nw_owner *lo = bpf_map_lookup_elem(&nw_listeners, &lk);
@@ -239,9 +239,10 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			 * enters SYN_RECV (inet_csk_clone_lock) before its remote
 			 * port and addresses are set. */
 			nw_fill_tuple(c, sk, direct);
-			if (!nw_ports_wanted(c->sport, c->dport)) {
+			if (!nw_conn_wanted(c)) {
 				owner_done(c, na);
 				release(key, na);
+				nw_count(NW_STAT_CONN_FILTERED);
 				return 0;
 			}
 			c->is_server = old == TCP_SYN_RECV;
@@ -252,8 +253,10 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		}
 		struct nw_conn n = {};
 		nw_fill_tuple(&n, sk, direct);
-		if (!nw_ports_wanted(n.sport, n.dport))
+		if (!nw_conn_wanted(&n)) {
+			nw_count(NW_STAT_CONN_FILTERED);
 			return 0;
+		}
 		n.is_server = old == TCP_SYN_RECV;
 		n.est_ns = bpf_ktime_get_ns();
 		/* Refused at SYN time (or started before we did): a second

@@ -26,8 +26,10 @@ import (
 // Options configure the connection object before load.
 type Options struct {
 	Sport, Dport uint16 // kernel-side filters, 0 = any
-	RingBytes    uint32 // event ring size (power of two, page multiple)
-	PktRingBytes uint32 // packet ring size; 0 keeps the minimal default
+	// SrcNets, DstNets: kernel-side address filters (-S/-D), nil = any.
+	SrcNets, DstNets []netip.Prefix
+	RingBytes        uint32 // event ring size (power of two, page multiple)
+	PktRingBytes     uint32 // packet ring size; 0 keeps the minimal default
 	// MaxConns is the connection table's capacity (0: DefaultMaxConns),
 	// rounded up to whole sets of a power-of-two count. The table is
 	// preallocated: ~104 bytes per connection.
@@ -151,7 +153,8 @@ type Probe struct {
 // New returns connection tracking as cfg asks (not loaded yet).
 func New(cfg *config.Config) *Probe {
 	return &Probe{opts: Options{
-		Sport: cfg.Sport, Dport: cfg.Dport, RingBytes: 4 << 20, MaxConns: cfg.MaxConns,
+		Sport: cfg.Sport, Dport: cfg.Dport, SrcNets: cfg.SrcNets, DstNets: cfg.DstNets,
+		RingBytes: 4 << 20, MaxConns: cfg.MaxConns,
 		Quiet: cfg.KernelQuiet(), NoClose: cfg.NoCloseRecords(),
 	}}
 }
@@ -270,11 +273,48 @@ func Load(o Options) (*Probe, error) {
 			return nil, fmt.Errorf("conn: set %s: %w", name, err)
 		}
 	}
-	coll, err := load(spec, o.Sport, o.Dport, nil)
+	coll, err := load(spec, filter{o.Sport, o.Dport, len(o.SrcNets) > 0, len(o.DstNets) > 0}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("conn: %w (table variant %s)", err, table)
 	}
+	for _, x := range []struct {
+		m    string
+		nets []netip.Prefix
+	}{{"nw_src_nets", o.SrcNets}, {"nw_dst_nets", o.DstNets}} {
+		if err := fillNets(coll.Maps[x.m], x.nets); err != nil {
+			coll.Close()
+			return nil, fmt.Errorf("conn: %s: %w", x.m, err)
+		}
+	}
 	return &Probe{Live: kernel.Live{Coll: coll}, table: table}, nil
+}
+
+// netKey is struct nw_net_key (nw_sock.h): the family byte counts in the
+// prefix length.
+type netKey struct {
+	Prefixlen uint32
+	Family    uint8
+	Addr      [16]byte
+	_         [3]byte
+}
+
+// netKeyOf is the key of prefix p in the address filter tries.
+func netKeyOf(p netip.Prefix) netKey {
+	k := netKey{Prefixlen: 8 + uint32(p.Bits()), Family: 6}
+	if p.Addr().Is4() {
+		k.Family = 4
+	}
+	copy(k.Addr[:], p.Addr().AsSlice())
+	return k
+}
+
+func fillNets(m *ebpf.Map, nets []netip.Prefix) error {
+	for _, p := range nets {
+		if err := m.Put(netKeyOf(p), uint8(1)); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // LoadShared loads the object of another concern (its own copy of nw.h)
@@ -290,12 +330,19 @@ func Load(o Options) (*Probe, error) {
 // reads the table the connection object writes. Changing the variant is
 // one choice, in Load (Options.Table, TableAuto: ChooseTable).
 func LoadShared(spec *ebpf.CollectionSpec, cfg *config.Config, shared map[string]*ebpf.Map) (*ebpf.Collection, error) {
-	return load(spec, cfg.Sport, cfg.Dport, shared)
+	return load(spec, filter{cfg.Sport, cfg.Dport, len(cfg.SrcNets) > 0, len(cfg.DstNets) > 0}, shared)
 }
 
-// load prunes spec, sets its port filter and loads it with the maps of
-// shared (resized to match) in place of its own.
-func load(spec *ebpf.CollectionSpec, sport, dport uint16, shared map[string]*ebpf.Map) (*ebpf.Collection, error) {
+// filter is the kernel-side filter every object applies (nw_sock.h): the
+// ports, and whether each address trie (shared, filled by Load) is on.
+type filter struct {
+	sport, dport     uint16
+	srcNets, dstNets bool
+}
+
+// load prunes spec, sets its filter and loads it with the maps of shared
+// (resized to match) in place of its own.
+func load(spec *ebpf.CollectionSpec, f filter, shared map[string]*ebpf.Map) (*ebpf.Collection, error) {
 	kernel.Prune(spec)
 	repl := map[string]*ebpf.Map{}
 	for name, m := range shared {
@@ -304,7 +351,7 @@ func load(spec *ebpf.CollectionSpec, sport, dport uint16, shared map[string]*ebp
 			repl[name] = m
 		}
 	}
-	if err := setPorts(spec, sport, dport); err != nil {
+	if err := setFilter(spec, f); err != nil {
 		return nil, err
 	}
 	// Every object hashes sockets into the same sets, or uses the hash
@@ -325,8 +372,8 @@ func load(spec *ebpf.CollectionSpec, sport, dport uint16, shared map[string]*ebp
 	return coll, nil
 }
 
-func setPorts(spec *ebpf.CollectionSpec, sport, dport uint16) error {
-	for name, v := range map[string]uint16{"cfg_sport": sport, "cfg_dport": dport} {
+func setFilter(spec *ebpf.CollectionSpec, f filter) error {
+	for name, v := range map[string]any{"cfg_sport": f.sport, "cfg_dport": f.dport, "cfg_src_nets": f.srcNets, "cfg_dst_nets": f.dstNets} {
 		vs, ok := spec.Variables[name]
 		if !ok {
 			return fmt.Errorf("object has no %s", name)
@@ -347,6 +394,9 @@ func (p *Probe) SharedMaps() map[string]*ebpf.Map {
 		"nw_conns":      p.Coll.Maps["nw_conns"],
 		"nw_conn_hash":  p.Coll.Maps["nw_conn_hash"],
 		"nw_stats":      p.Coll.Maps["nw_stats"],
+		"nw_listeners":  p.Coll.Maps["nw_listeners"], // listener owners (internal/dropreason)
+		"nw_src_nets":   p.Coll.Maps["nw_src_nets"],
+		"nw_dst_nets":   p.Coll.Maps["nw_dst_nets"],
 	}
 }
 

@@ -82,6 +82,14 @@ type connNwIterRec struct {
 	Stats connNwConnStats
 }
 
+type connNwNetKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Family    uint8
+	Addr      [16]uint8
+	_         [3]byte
+}
+
 type connNwOwner struct {
 	_    structs.HostLayout
 	Pid  uint32
@@ -98,10 +106,12 @@ const (
 	connMapNwConnHash        = "nw_conn_hash"
 	connMapNwConnKeys        = "nw_conn_keys"
 	connMapNwConns           = "nw_conns"
+	connMapNwDstNets         = "nw_dst_nets"
 	connMapNwEvents          = "nw_events"
 	connMapNwListeners       = "nw_listeners"
 	connMapNwOwnerWaiting    = "nw_owner_waiting"
 	connMapNwPktEvents       = "nw_pkt_events"
+	connMapNwSrcNets         = "nw_src_nets"
 	connMapNwStats           = "nw_stats"
 	connProgNwAccept4Exit    = "nw_accept4_exit"
 	connProgNwAccept4ExitNa  = "nw_accept4_exit_na"
@@ -122,9 +132,11 @@ const (
 	connProgNwStateRawNa     = "nw_state_raw_na"
 	connVarCfgConnMask       = "cfg_conn_mask"
 	connVarCfgDport          = "cfg_dport"
+	connVarCfgDstNets        = "cfg_dst_nets"
 	connVarCfgNoClose        = "cfg_no_close"
 	connVarCfgQuiet          = "cfg_quiet"
 	connVarCfgSport          = "cfg_sport"
+	connVarCfgSrcNets        = "cfg_src_nets"
 	connVarNwUnusedAdoptArgs = "nw_unused_adopt_args"
 	connVarNwUnusedConnEvent = "nw_unused_conn_event"
 	connVarNwUnusedIterRec   = "nw_unused_iter_rec"
@@ -199,10 +211,12 @@ type connMapSpecs struct {
 	NwConnHash     *ebpf.MapSpec `ebpf:"nw_conn_hash"`
 	NwConnKeys     *ebpf.MapSpec `ebpf:"nw_conn_keys"`
 	NwConns        *ebpf.MapSpec `ebpf:"nw_conns"`
+	NwDstNets      *ebpf.MapSpec `ebpf:"nw_dst_nets"`
 	NwEvents       *ebpf.MapSpec `ebpf:"nw_events"`
 	NwListeners    *ebpf.MapSpec `ebpf:"nw_listeners"`
 	NwOwnerWaiting *ebpf.MapSpec `ebpf:"nw_owner_waiting"`
 	NwPktEvents    *ebpf.MapSpec `ebpf:"nw_pkt_events"`
+	NwSrcNets      *ebpf.MapSpec `ebpf:"nw_src_nets"`
 	NwStats        *ebpf.MapSpec `ebpf:"nw_stats"`
 }
 
@@ -212,9 +226,11 @@ type connMapSpecs struct {
 type connVariableSpecs struct {
 	CfgConnMask       *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgDport          *ebpf.VariableSpec `ebpf:"cfg_dport"`
+	CfgDstNets        *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
 	CfgNoClose        *ebpf.VariableSpec `ebpf:"cfg_no_close"`
 	CfgQuiet          *ebpf.VariableSpec `ebpf:"cfg_quiet"`
 	CfgSport          *ebpf.VariableSpec `ebpf:"cfg_sport"`
+	CfgSrcNets        *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
 	NwUnusedAdoptArgs *ebpf.VariableSpec `ebpf:"nw_unused_adopt_args"`
 	NwUnusedConnEvent *ebpf.VariableSpec `ebpf:"nw_unused_conn_event"`
 	NwUnusedIterRec   *ebpf.VariableSpec `ebpf:"nw_unused_iter_rec"`
@@ -244,10 +260,12 @@ type connMaps struct {
 	NwConnHash     *ebpf.Map `ebpf:"nw_conn_hash"`
 	NwConnKeys     *ebpf.Map `ebpf:"nw_conn_keys"`
 	NwConns        *ebpf.Map `ebpf:"nw_conns"`
+	NwDstNets      *ebpf.Map `ebpf:"nw_dst_nets"`
 	NwEvents       *ebpf.Map `ebpf:"nw_events"`
 	NwListeners    *ebpf.Map `ebpf:"nw_listeners"`
 	NwOwnerWaiting *ebpf.Map `ebpf:"nw_owner_waiting"`
 	NwPktEvents    *ebpf.Map `ebpf:"nw_pkt_events"`
+	NwSrcNets      *ebpf.Map `ebpf:"nw_src_nets"`
 	NwStats        *ebpf.Map `ebpf:"nw_stats"`
 }
 
@@ -257,10 +275,12 @@ func (m *connMaps) Close() error {
 		m.NwConnHash,
 		m.NwConnKeys,
 		m.NwConns,
+		m.NwDstNets,
 		m.NwEvents,
 		m.NwListeners,
 		m.NwOwnerWaiting,
 		m.NwPktEvents,
+		m.NwSrcNets,
 		m.NwStats,
 	)
 }
@@ -271,9 +291,11 @@ func (m *connMaps) Close() error {
 type connVariables struct {
 	CfgConnMask       *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgDport          *ebpf.Variable `ebpf:"cfg_dport"`
+	CfgDstNets        *ebpf.Variable `ebpf:"cfg_dst_nets"`
 	CfgNoClose        *ebpf.Variable `ebpf:"cfg_no_close"`
 	CfgQuiet          *ebpf.Variable `ebpf:"cfg_quiet"`
 	CfgSport          *ebpf.Variable `ebpf:"cfg_sport"`
+	CfgSrcNets        *ebpf.Variable `ebpf:"cfg_src_nets"`
 	NwUnusedAdoptArgs *ebpf.Variable `ebpf:"nw_unused_adopt_args"`
 	NwUnusedConnEvent *ebpf.Variable `ebpf:"nw_unused_conn_event"`
 	NwUnusedIterRec   *ebpf.Variable `ebpf:"nw_unused_iter_rec"`

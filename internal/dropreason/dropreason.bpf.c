@@ -202,11 +202,17 @@ static __always_inline void from_sock(const struct sock *sk, struct nw_drop_even
 
 static __always_inline bool wanted(const struct nw_drop_event *e)
 {
+	if (cfg_src_nets || cfg_dst_nets) {
+		/* either way: a drop may be of a received or a sent packet */
+		if (e->family != AF_INET && e->family != AF_INET6)
+			return false;
+		if (!nw_addrs_wanted(e->family, e->saddr, e->daddr) && !nw_addrs_wanted(e->family, e->daddr, e->saddr))
+			return false;
+	}
 	if (!cfg_sport && !cfg_dport)
 		return true;
 	if (e->proto != IPPROTO_TCP && e->proto != IPPROTO_UDP)
 		return false;
-	/* either way: a drop may be of a received or a sent packet */
 	return nw_ports_wanted(e->sport, e->dport) || nw_ports_wanted(e->dport, e->sport);
 }
 

@@ -22,10 +22,10 @@ import (
 
 	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/conn"
-	"github.com/netwatcher/netwatcher/internal/dropreason/ksym"
 	"github.com/netwatcher/netwatcher/internal/drops"
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/kernel"
+	"github.com/netwatcher/netwatcher/internal/kernel/ksym"
 	"github.com/netwatcher/netwatcher/internal/output"
 )
 

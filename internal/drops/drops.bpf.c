@@ -187,7 +187,8 @@ static __always_inline int report(const struct sk_buff *skb, __u32 reason,
 	}
 	__u16 local = r.rx ? r.dport : r.sport;
 	__u16 remote = r.rx ? r.sport : r.dport;
-	if (!nw_ports_wanted(local, remote))
+	if (!nw_ports_wanted(local, remote) ||
+	    !nw_addrs_wanted(r.family, r.rx ? r.daddr : r.saddr, r.rx ? r.saddr : r.daddr))
 		return 0;
 
 	struct nw_err_event *e = nw_reserve(&nw_events, sizeof(*e), NW_EV_ERROR);

@@ -76,8 +76,11 @@ var genericTCP = map[string]bool{
 // Reasons is the table of drop reasons, indexed by the kernel's code.
 type Reasons struct {
 	Name []string // people's name ("" for codes the kernel does not define)
-	Keep []bool   // reported by -e
-	Csum uint32   // code of TCP_CSUM (0 if unknown)
+	// Kernel is the kernel's own name without SKB_DROP_REASON_
+	// (TCP_CSUM, ...; "" where undefined), as -k reports it.
+	Kernel []string
+	Keep   []bool // reported by -e
+	Csum   uint32 // code of TCP_CSUM (0 if unknown)
 }
 
 // maxCodes bounds the table: core reasons are small numbers; subsystem
@@ -100,12 +103,13 @@ func reasonsFromEnum(en *btf.Enum) (*Reasons, error) {
 			n = v.Value + 1
 		}
 	}
-	r := &Reasons{Name: make([]string, n), Keep: make([]bool, n)}
+	r := &Reasons{Name: make([]string, n), Kernel: make([]string, n), Keep: make([]bool, n)}
 	for _, v := range en.Values {
 		name, ok := strings.CutPrefix(v.Name, reasonPrefix)
 		if !ok || name == "MAX" || v.Value >= n {
 			continue
 		}
+		r.Kernel[v.Value] = name
 		switch {
 		case name == "TCP_CSUM":
 			r.Name[v.Value] = InvalidCsum
@@ -268,10 +272,10 @@ const RecordSize = int(unsafe.Sizeof(dropsNwErrEvent{}))
 // Decode fills ev from an NW_EV_ERROR record; false for other records. It
 // does not allocate: the reason name comes from the table built at Load.
 func (c *Concern) Decode(raw []byte, ev *event.Event) bool {
-	if len(raw) < RecordSize || event.Type(raw[0]) != event.Error {
+	r := event.Record[dropsNwErrEvent](raw)
+	if r == nil || event.Type(r.Hdr.Type) != event.Error {
 		return false
 	}
-	r := (*dropsNwErrEvent)(unsafe.Pointer(&raw[0]))
 	*ev = event.Event{
 		Type: event.Error,
 		TS:   r.Hdr.Ts,

@@ -72,6 +72,14 @@ type dropsNwErrEvent struct {
 	_      [4]byte
 }
 
+type dropsNwNetKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Family    uint8
+	Addr      [16]uint8
+	_         [3]byte
+}
+
 type dropsRxSkRing struct {
 	_    structs.HostLayout
 	Next uint32
@@ -94,8 +102,10 @@ const (
 	dropsMapNwCsumStack      = "nw_csum_stack"
 	dropsMapNwDropKeep       = "nw_drop_keep"
 	dropsMapNwDropRxsk       = "nw_drop_rxsk"
+	dropsMapNwDstNets        = "nw_dst_nets"
 	dropsMapNwEvents         = "nw_events"
 	dropsMapNwPktEvents      = "nw_pkt_events"
+	dropsMapNwSrcNets        = "nw_src_nets"
 	dropsMapNwStats          = "nw_stats"
 	dropsProgNwCsumBtf       = "nw_csum_btf"
 	dropsProgNwCsumEntryKp   = "nw_csum_entry_kp"
@@ -108,8 +118,10 @@ const (
 	dropsVarCfgConnMask      = "cfg_conn_mask"
 	dropsVarCfgCsumReason    = "cfg_csum_reason"
 	dropsVarCfgDport         = "cfg_dport"
+	dropsVarCfgDstNets       = "cfg_dst_nets"
 	dropsVarCfgKfreeRxSk     = "cfg_kfree_rx_sk"
 	dropsVarCfgSport         = "cfg_sport"
+	dropsVarCfgSrcNets       = "cfg_src_nets"
 	dropsVarNwKfreeLive      = "nw_kfree_live"
 	dropsVarNwUnusedErrEvent = "nw_unused_err_event"
 )
@@ -177,8 +189,10 @@ type dropsMapSpecs struct {
 	NwCsumStack *ebpf.MapSpec `ebpf:"nw_csum_stack"`
 	NwDropKeep  *ebpf.MapSpec `ebpf:"nw_drop_keep"`
 	NwDropRxsk  *ebpf.MapSpec `ebpf:"nw_drop_rxsk"`
+	NwDstNets   *ebpf.MapSpec `ebpf:"nw_dst_nets"`
 	NwEvents    *ebpf.MapSpec `ebpf:"nw_events"`
 	NwPktEvents *ebpf.MapSpec `ebpf:"nw_pkt_events"`
+	NwSrcNets   *ebpf.MapSpec `ebpf:"nw_src_nets"`
 	NwStats     *ebpf.MapSpec `ebpf:"nw_stats"`
 }
 
@@ -189,8 +203,10 @@ type dropsVariableSpecs struct {
 	CfgConnMask      *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgCsumReason    *ebpf.VariableSpec `ebpf:"cfg_csum_reason"`
 	CfgDport         *ebpf.VariableSpec `ebpf:"cfg_dport"`
+	CfgDstNets       *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
 	CfgKfreeRxSk     *ebpf.VariableSpec `ebpf:"cfg_kfree_rx_sk"`
 	CfgSport         *ebpf.VariableSpec `ebpf:"cfg_sport"`
+	CfgSrcNets       *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
 	NwKfreeLive      *ebpf.VariableSpec `ebpf:"nw_kfree_live"`
 	NwUnusedErrEvent *ebpf.VariableSpec `ebpf:"nw_unused_err_event"`
 }
@@ -222,8 +238,10 @@ type dropsMaps struct {
 	NwCsumStack *ebpf.Map `ebpf:"nw_csum_stack"`
 	NwDropKeep  *ebpf.Map `ebpf:"nw_drop_keep"`
 	NwDropRxsk  *ebpf.Map `ebpf:"nw_drop_rxsk"`
+	NwDstNets   *ebpf.Map `ebpf:"nw_dst_nets"`
 	NwEvents    *ebpf.Map `ebpf:"nw_events"`
 	NwPktEvents *ebpf.Map `ebpf:"nw_pkt_events"`
+	NwSrcNets   *ebpf.Map `ebpf:"nw_src_nets"`
 	NwStats     *ebpf.Map `ebpf:"nw_stats"`
 }
 
@@ -236,8 +254,10 @@ func (m *dropsMaps) Close() error {
 		m.NwCsumStack,
 		m.NwDropKeep,
 		m.NwDropRxsk,
+		m.NwDstNets,
 		m.NwEvents,
 		m.NwPktEvents,
+		m.NwSrcNets,
 		m.NwStats,
 	)
 }
@@ -249,8 +269,10 @@ type dropsVariables struct {
 	CfgConnMask      *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgCsumReason    *ebpf.Variable `ebpf:"cfg_csum_reason"`
 	CfgDport         *ebpf.Variable `ebpf:"cfg_dport"`
+	CfgDstNets       *ebpf.Variable `ebpf:"cfg_dst_nets"`
 	CfgKfreeRxSk     *ebpf.Variable `ebpf:"cfg_kfree_rx_sk"`
 	CfgSport         *ebpf.Variable `ebpf:"cfg_sport"`
+	CfgSrcNets       *ebpf.Variable `ebpf:"cfg_src_nets"`
 	NwKfreeLive      *ebpf.Variable `ebpf:"nw_kfree_live"`
 	NwUnusedErrEvent *ebpf.Variable `ebpf:"nw_unused_err_event"`
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sync/errgroup"
@@ -78,6 +79,15 @@ type Counters struct {
 // others, written in whole lines, and their losses counted.
 type LogNamer interface {
 	LogNames() []string
+}
+
+// Ticker is implemented by a concern that makes records of its own every
+// Interval (--rtt reads its kernel map): Tick runs on the pipeline
+// goroutine (the one that owns the output) and each record it hands emit
+// is handled there like a ring record of the concern's type.
+type Ticker interface {
+	Interval() time.Duration
+	Tick(nowNs uint64, emit func(*event.Event))
 }
 
 // PacketRinger is implemented by a concern that writes to the packet ring

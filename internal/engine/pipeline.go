@@ -26,6 +26,7 @@ type pipeline struct {
 	flush    func() // hands the console's buffer over (never blocks, never fails the run)
 	files    *output.Files
 	stateLog *output.Log // tcpstate.log (-P), nil without it
+	rst      rstTrack    // --rst: rst.log, per-connection counts (records_rst.go)
 	cp       *conn.Probe
 	concerns []Concern
 	table    *track.Table
@@ -42,6 +43,7 @@ type pipeline struct {
 	lastLost        uint64
 	missKey         track.ConnKey // last packet connection the kernel table did not have (connOf)
 	lastAdhoc       time.Time     // last sample made for an unmatched error (-q)
+	drop            *dropState    // -k (records_dropreason.go)
 }
 
 // consoleFlusher is what the console offers beyond io.Writer: a buffer to
@@ -63,7 +65,7 @@ func newPipeline(cfg *config.Config, log *slog.Logger, stdout io.Writer, files *
 		w := bufio.NewWriterSize(stdout, 64<<10)
 		p.out, p.flush = w, func() { w.Flush() }
 	}
-	p.pr = output.Printer{JSON: cfg.Output == config.JSON, Timed: cfg.Time, HTTP: cfg.HTTP,
+	p.pr = output.Printer{JSON: cfg.Output == config.JSON, Timed: cfg.Time, HTTP: cfg.HTTP, Sample: cfg.Sample,
 		Fields: p.fields, Clock: output.NewClock(nil)}
 	return p
 }
@@ -114,9 +116,7 @@ func (p *pipeline) adoptExisting() error {
 	for i := range evs {
 		evs[i].Conn.EstNs = now
 	}
-	wanted := func(c *event.Conn) bool {
-		return (p.cfg.Sport == 0 || c.Src.Port() == p.cfg.Sport) && (p.cfg.Dport == 0 || c.Dst.Port() == p.cfg.Dport)
-	}
+	wanted := func(c *event.Conn) bool { return p.cfg.Wanted(c.Src, c.Dst) }
 	n, err := p.cp.Adopt(evs, wanted)
 	if err != nil {
 		return err
@@ -143,6 +143,8 @@ func (p *pipeline) run(queue <-chan *batch, ctr *Counters) error {
 	// holds records (a watermark moves without a batch when a ring is idle).
 	hold := time.NewTicker(pollEvery / 2)
 	defer hold.Stop()
+	concernTick, stopTick := p.tickers() // concerns' own periodic records (Ticker)
+	defer stopTick()
 	p.refresh()
 	closed := false
 	drain := func() {
@@ -174,6 +176,9 @@ func (p *pipeline) run(queue <-chan *batch, ctr *Counters) error {
 			}
 		case <-hold.C:
 			p.merge.release(drain, handle)
+			p.flushOut()
+		case <-concernTick:
+			p.tick()
 			p.flushOut()
 		case <-tick.C:
 			p.pr.Clock.Sync()
@@ -217,6 +222,7 @@ func (p *pipeline) handle(ev *event.Event) {
 		e := p.table.Close(&ev.Conn, st, ev.TS)
 		p.connLine("close", ev.TS, e)
 		p.httpSummary(ev.TS, e)
+		p.rstClosed(e)
 	case event.Packet:
 		p.packet(ev)
 	case event.Error:
@@ -227,6 +233,12 @@ func (p *pipeline) handle(ev *event.Event) {
 		p.retransEvent(ev)
 	case event.State:
 		p.stateEvent(ev)
+	case event.Drop:
+		p.dropEvent(ev)
+	case event.Rst:
+		p.rstEvent(ev)
+	case event.Rtt:
+		p.rttEvent(ev)
 	}
 }
 
@@ -340,6 +352,17 @@ func (p *pipeline) extraCounters() map[string]uint64 {
 		}
 	}
 	out["packets_without_addrs"] = p.noAddrs
+	if p.cfg.Time && !p.cfg.NoPackets {
+		// stamps of -t a bounded queue could not keep (layer times "-"),
+		// one condition each; pkt_table_full is the fourth
+		s := p.bpfStats()
+		out["pkt_queue_alloc_failed"] = s[event.StatPktQueueAlloc]
+		out["pkt_rx_unread"] = s[event.StatPktRxUnread]
+		out["pkt_tx_chunks_dropped"] = s[event.StatPktTxChunks]
+	}
+	if len(p.cfg.SrcNets)+len(p.cfg.DstNets) > 0 || p.cfg.Sport != 0 || p.cfg.Dport != 0 {
+		out["conn_filtered"] = p.bpfStats()[event.StatConnFiltered]
+	}
 	if d, ok := p.out.(Dropper); ok {
 		out["console_lines_dropped"] = d.Dropped()
 	}
@@ -354,6 +377,7 @@ func (p *pipeline) extraCounters() map[string]uint64 {
 
 func (p *pipeline) finish(ctr *Counters) {
 	p.refresh()
+	p.dropFinish()
 	s := p.bpfStats()
 	r, q, t := p.lost(ctr)
 	extra := p.extraCounters()

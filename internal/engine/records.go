@@ -20,7 +20,7 @@ func (p *pipeline) packet(ev *event.Event) {
 		p.noAddrs++
 	}
 	http, line := p.httpText(pk)
-	p.lbuf = output.AppendPacketLog(p.lbuf[:0], &ev.Conn, pk, p.cfg.Time, http)
+	p.lbuf = output.AppendPacketLog(p.lbuf[:0], &ev.Conn, pk, p.cfg.Time, http, p.cfg.Sample)
 	p.files.Packet(p.lbuf)
 	if !p.cfg.Quiet {
 		var h []byte

@@ -5,8 +5,8 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/netwatcher/netwatcher/internal/dropreason/ksym"
 	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/kernel/ksym"
 	"github.com/netwatcher/netwatcher/internal/output"
 	"github.com/netwatcher/netwatcher/internal/track"
 )

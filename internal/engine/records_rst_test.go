@@ -30,7 +30,7 @@ func TestRstNamedAfterClose(t *testing.T) {
 		{Type: event.ConnOpen, TS: 1_000, Conn: c},
 		rst(1_500, true, event.TCPEstablished, false, 1_000), // received while open: named by EstLo
 		{Type: event.ConnClose, TS: 2_000, Conn: c},
-		rst(2_100, false, event.TCPEstablished, true, 0),   // the abort right after the close
+		rst(2_100, false, event.TCPEstablished, true, 0),    // the abort right after the close
 		rst(2_000_000_000, false, event.TCPClose, false, 0), // much later: not that connection's
 		rst(2_200, false, event.TCPSynSent, false, 0),       // the socket's next connection, not established
 	}

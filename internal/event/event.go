@@ -19,10 +19,13 @@ const (
 	ConnOwner = Type(eventNwEventTypeNW_EV_CONN_OWNER)
 	ConnClose = Type(eventNwEventTypeNW_EV_CONN_CLOSE)
 	State     = Type(eventNwEventTypeNW_EV_STATE) // internal/tcpstate
+	Rst       = Type(eventNwEventTypeNW_EV_RST)   // internal/rst (--rst)
+	Rtt       = Type(eventNwEventTypeNW_EV_RTT)   // internal/rtt (also made in user space: periodic lines)
 	Packet    = Type(eventNwEventTypeNW_EV_PACKET)
 	Retrans   = Type(eventNwEventTypeNW_EV_RETRANS)
 	Cong      = Type(eventNwEventTypeNW_EV_CONG)
 	Error     = Type(eventNwEventTypeNW_EV_ERROR)
+	Drop      = Type(eventNwEventTypeNW_EV_DROP) // internal/dropreason (-k)
 	// ConnExisting is produced in user space by the start-up walk, never
 	// by the ring buffer.
 	ConnExisting Type = 101
@@ -33,10 +36,14 @@ const MaxRingType = 32
 
 // Stat indices are enum nw_stat (untyped: they index arrays of any type).
 const (
-	StatRingFull    = 0 // + event type
-	StatConnMapFull = 32
-	StatPktMapFull  = 34
-	StatMax         = 64
+	StatRingFull      = 0 // + event type
+	StatConnMapFull   = 32
+	StatConnFiltered  = 33 // connections -s/-d/-S/-D left out
+	StatPktMapFull    = 34 // -t: sent-segment stamps, table full
+	StatPktQueueAlloc = 35 // -t: a socket's stamp queue could not be made
+	StatPktRxUnread   = 36 // -t: receive stamps queue full (application not reading)
+	StatPktTxChunks   = 37 // -t: send chunk ring full
+	StatMax           = 64
 )
 
 // The untyped constants above must equal the generated ones: a constant
@@ -45,7 +52,11 @@ var (
 	_ = [1]struct{}{}[MaxRingType-int(eventNwEventTypeNW_EV__MAX)]
 	_ = [1]struct{}{}[StatRingFull-int(eventNwStatNW_STAT_RB_FULL)]
 	_ = [1]struct{}{}[StatConnMapFull-int(eventNwStatNW_STAT_CONN_MAP_FULL)]
+	_ = [1]struct{}{}[StatConnFiltered-int(eventNwStatNW_STAT_CONN_FILTERED)]
 	_ = [1]struct{}{}[StatPktMapFull-int(eventNwStatNW_STAT_PKT_MAP_FULL)]
+	_ = [1]struct{}{}[StatPktQueueAlloc-int(eventNwStatNW_STAT_PKT_QUEUE_ALLOC)]
+	_ = [1]struct{}{}[StatPktRxUnread-int(eventNwStatNW_STAT_PKT_RX_UNREAD)]
+	_ = [1]struct{}{}[StatPktTxChunks-int(eventNwStatNW_STAT_PKT_TX_CHUNKS)]
 	_ = [1]struct{}{}[StatMax-int(eventNwStatNW_STAT__MAX)]
 )
 
@@ -141,6 +152,9 @@ type Event struct {
 	Err      ErrorInfo
 	Retrans  RetransInfo
 	State    StateInfo
+	Rst      RstInfo
+	Rtt      RttInfo
+	Drop     DropInfo
 }
 
 // PacketInfo is one TCP data segment (internal/packet).

@@ -19,10 +19,13 @@ const (
 	eventNwEventTypeNW_EV_CONN_OWNER eventNwEventType = 2
 	eventNwEventTypeNW_EV_CONN_CLOSE eventNwEventType = 3
 	eventNwEventTypeNW_EV_STATE      eventNwEventType = 4
+	eventNwEventTypeNW_EV_RST        eventNwEventType = 5
+	eventNwEventTypeNW_EV_RTT        eventNwEventType = 6
 	eventNwEventTypeNW_EV_PACKET     eventNwEventType = 10
 	eventNwEventTypeNW_EV_RETRANS    eventNwEventType = 20
 	eventNwEventTypeNW_EV_CONG       eventNwEventType = 21
 	eventNwEventTypeNW_EV_ERROR      eventNwEventType = 30
+	eventNwEventTypeNW_EV_DROP       eventNwEventType = 31
 	eventNwEventTypeNW_EV__MAX       eventNwEventType = 32
 )
 
@@ -39,10 +42,14 @@ const (
 type eventNwStat uint32
 
 const (
-	eventNwStatNW_STAT_RB_FULL       eventNwStat = 0
-	eventNwStatNW_STAT_CONN_MAP_FULL eventNwStat = 32
-	eventNwStatNW_STAT_PKT_MAP_FULL  eventNwStat = 34
-	eventNwStatNW_STAT__MAX          eventNwStat = 64
+	eventNwStatNW_STAT_RB_FULL         eventNwStat = 0
+	eventNwStatNW_STAT_CONN_MAP_FULL   eventNwStat = 32
+	eventNwStatNW_STAT_CONN_FILTERED   eventNwStat = 33
+	eventNwStatNW_STAT_PKT_MAP_FULL    eventNwStat = 34
+	eventNwStatNW_STAT_PKT_QUEUE_ALLOC eventNwStat = 35
+	eventNwStatNW_STAT_PKT_RX_UNREAD   eventNwStat = 36
+	eventNwStatNW_STAT_PKT_TX_CHUNKS   eventNwStat = 37
+	eventNwStatNW_STAT__MAX            eventNwStat = 64
 )
 
 type eventTcpCaState uint32

@@ -79,20 +79,6 @@ func SetOffload(netns, ifname, name string, on bool) error {
 	})
 }
 
-// Offload reports whether an offload (see SetOffload) is on.
-func Offload(netns, ifname, name string) (on bool, err error) {
-	cmds, ok := offloads[name]
-	if !ok {
-		return false, usagef("unknown offload %q (rx, tx, sg, tso, gso, gro)", name)
-	}
-	err = Do(netns, func() error {
-		v, err := ethtoolValueIoctl(ifname, cmds[0], 0)
-		on = v != 0
-		return err
-	})
-	return on, err
-}
-
 func onOff(b bool) string {
 	if b {
 		return "on"

@@ -29,9 +29,10 @@ const (
 	CgroupSKB              // cgroup_skb on the cgroup v2 root: every netns; Target "ingress"/"egress"
 	Netfilter              // netfilter BPF link (6.4+), PER NETWORK NAMESPACE; Target a hook name
 	Kretprobe              // kretprobe on a kernel function (the return value; no arguments)
+	SockOps                // sock_ops on the cgroup v2 root: every netns; Target "root"
 )
 
-var kindNames = [...]string{"tp_btf", "raw_tp", "tracepoint", "kprobe", "cgroup_skb", "netfilter", "kretprobe"}
+var kindNames = [...]string{"tp_btf", "raw_tp", "tracepoint", "kprobe", "cgroup_skb", "netfilter", "kretprobe", "sock_ops"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -219,6 +220,14 @@ func probe(c Candidate) error {
 			return errors.New("no cgroup v2 hierarchy mounted")
 		}
 		return nil
+	case SockOps:
+		if err := features.HaveProgramType(ebpf.SockOps); err != nil {
+			return fmt.Errorf("sock_ops programs not supported: %w", err)
+		}
+		if CgroupV2Root() == "" {
+			return errors.New("no cgroup v2 hierarchy mounted")
+		}
+		return nil
 	case Netfilter:
 		if err := features.HaveProgramType(ebpf.Netfilter); err != nil {
 			return fmt.Errorf("netfilter BPF programs not supported (6.4+): %w", err)
@@ -370,6 +379,8 @@ func attachOne(prog *ebpf.Program, c Candidate) (io.Closer, error) {
 			at = ebpf.AttachCGroupInetEgress
 		}
 		return link.AttachCgroup(link.CgroupOptions{Path: CgroupV2Root(), Attach: at, Program: prog})
+	case SockOps:
+		return link.AttachCgroup(link.CgroupOptions{Path: CgroupV2Root(), Attach: ebpf.AttachCGroupSockOps, Program: prog})
 	case Netfilter:
 		// one link per family, closed together
 		var ls multiLink

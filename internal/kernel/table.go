@@ -41,6 +41,14 @@ const (
 	// tcpstate (-P).
 	StateChange = "tcpstate/change" // every TCP state change
 
+	// rst (--rst).
+	RstSend  = "rst/send"  // a reset sent (reason 6.10+)
+	RstRecv  = "rst/recv"  // a reset received by a full socket
+	RstClose = "rst/close" // transitions to CLOSE: the state an active reset aborted
+
+	// rtt (--rtt).
+	RttSockOps = "rtt/sockops" // RTT samples, established and state callbacks
+
 	// retrans (-r).
 	RtxSkb  = "retrans/skb"  // a retransmitted skb
 	RtxCong = "retrans/cong" // a congestion-state change
@@ -50,6 +58,9 @@ const (
 	DropCsum      = "drops/bad_csum"
 	DropCsumEntry = "drops/bad_csum-entry" // keeps the skb for DropCsum's kretprobe (before 5.14)
 	DropRxSock    = "drops/rx-sock"        // socket of a received segment where kfree_skb has no rx_sk (before 6.11)
+
+	// dropreason (-k).
+	DropReason = "dropreason/kfree_skb" // every dropped packet, any protocol
 )
 
 // Features some programs need beyond their attach point.
@@ -114,6 +125,25 @@ var table = []Boundary{
 		{Kind: RawTP, Target: "inet_sock_set_state", Prog: "nw_tcpstate_raw"},
 	}},
 
+	// rst
+	{RstSend, []Candidate{
+		{Kind: TpBTF, Target: "tcp_send_reset", Prog: "nw_rst_tx_btf"},
+		{Kind: RawTP, Target: "tcp_send_reset", Prog: "nw_rst_tx_raw"},
+	}},
+	{RstRecv, []Candidate{
+		{Kind: TpBTF, Target: "tcp_receive_reset", Prog: "nw_rst_rx_btf"},
+		{Kind: RawTP, Target: "tcp_receive_reset", Prog: "nw_rst_rx_raw"},
+	}},
+	{RstClose, []Candidate{
+		{Kind: TpBTF, Target: "inet_sock_set_state", Prog: "nw_rst_close_btf"},
+		{Kind: RawTP, Target: "inet_sock_set_state", Prog: "nw_rst_close_raw"},
+	}},
+
+	// rtt: sock_ops is the only place the kernel hands out its RTT samples
+	// (tcp_bpf_rtt in tcp_rtt_estimator); the samples themselves need 6.10+
+	// (before, the program records srtt, flagged so: internal/rtt)
+	{RttSockOps, []Candidate{{Kind: SockOps, Target: "root", Prog: "nw_rtt_sockops"}}},
+
 	// retrans
 	{RtxSkb, []Candidate{
 		{Kind: TpBTF, Target: "tcp_retransmit_skb", Prog: "nw_rtx_btf"},
@@ -142,6 +172,12 @@ var table = []Boundary{
 	{DropRxSock, []Candidate{
 		{Kind: TpBTF, Target: "tcp_probe", Prog: "nw_drop_rxsk_btf"},
 		{Kind: RawTP, Target: "tcp_probe", Prog: "nw_drop_rxsk_raw"},
+	}},
+
+	// dropreason
+	{DropReason, []Candidate{
+		{Kind: TpBTF, Target: "kfree_skb", Prog: "nw_dropr_btf"},
+		{Kind: RawTP, Target: "kfree_skb", Prog: "nw_dropr_raw"},
 	}},
 }
 

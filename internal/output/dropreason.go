@@ -4,8 +4,8 @@ import (
 	"net/netip"
 	"strconv"
 
-	"github.com/netwatcher/netwatcher/internal/dropreason/ksym"
 	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/kernel/ksym"
 )
 
 // ---- packet drops (-k, -F, -A) ----

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/netwatcher/netwatcher/internal/dropreason/ksym"
 	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/kernel/ksym"
 )
 
 func dropEvent() *event.Event {

@@ -57,14 +57,19 @@ func TestHumanBytes(t *testing.T) {
 
 func TestPacketLogMissingAndTimes(t *testing.T) {
 	p := &event.PacketInfo{Seq: 3151729168, Ack: 701368426, MacNs: 1000, IPNs: 3500, TCPNs: 17000, Missing: event.MissingIP}
-	got := string(AppendPacketLog(nil, &event.Conn{Sock: 0xffff9716820b4800, ID: 3}, p, true, []byte("GET / HTTP/1.1")))
+	got := string(AppendPacketLog(nil, &event.Conn{Sock: 0xffff9716820b4800, ID: 3}, p, true, []byte("GET / HTTP/1.1"), 1))
 	want := `packet{sock="0xffff9716820b4800",seq="3151729168",ack="701368426",mac_time="1",ip_time="-",tcp_time="17",http_info="GET / HTTP/1.1",rx="0",conn_id="3"}` + "\n"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	got = string(AppendPacketLog(nil, &event.Conn{Sock: 1}, p, false, []byte("-")))
+	got = string(AppendPacketLog(nil, &event.Conn{Sock: 1}, p, false, []byte("-"), 1))
 	if !strings.Contains(got, `mac_time="-",ip_time="-",tcp_time="-",http_info="-",rx="0",conn_id="-"}`) {
 		t.Errorf("untimed, unknown connection: %s", got)
+	}
+	// --sample 10: said after conn_id
+	got = string(AppendPacketLog(nil, &event.Conn{Sock: 1, ID: 4}, p, true, []byte("-"), 10))
+	if !strings.HasSuffix(got, `rx="0",conn_id="4",sample="10"}`+"\n") {
+		t.Errorf("sampled: %s", got)
 	}
 }
 

@@ -38,8 +38,9 @@ func pktMissing(p *event.PacketInfo, timed bool, bit uint8) bool {
 }
 
 // AppendPacketLog appends one packets.log line. http is the display text
-// of the HTTP line ("-" when none).
-func AppendPacketLog(b []byte, c *event.Conn, p *event.PacketInfo, timed bool, http []byte) []byte {
+// of the HTTP line ("-" when none); sample is --sample (said after conn_id
+// when more than 1).
+func AppendPacketLog(b []byte, c *event.Conn, p *event.PacketInfo, timed bool, http []byte, sample uint32) []byte {
 	sk := c.Sock
 	b = append(b, `packet{sock="`...)
 	b = appendHex(b, sk)
@@ -60,6 +61,9 @@ func AppendPacketLog(b []byte, c *event.Conn, p *event.PacketInfo, timed bool, h
 	b = append(b, '"')
 	b = kvU(b, "rx", b2u(p.Rx))
 	b = kvID(b, c.ID)
+	if sample > 1 {
+		b = kvU(b, "sample", uint64(sample))
+	}
 	return append(b, "}\n"...)
 }
 

@@ -20,8 +20,9 @@ import (
 // wider address (IPv6) appears.
 type Printer struct {
 	JSON   bool
-	Timed  bool // -t: layer times
-	HTTP   bool // -i
+	Timed  bool   // -t: layer times
+	HTTP   bool   // -i
+	Sample uint32 // --sample N: packet records say "sample":N when N > 1
 	Fields Fields
 	Clock  *Clock
 
@@ -251,6 +252,9 @@ func (p *Printer) Packet(b []byte, ev *event.Event, http []byte) []byte {
 		b = jU(b, "ack", uint64(pk.Ack))
 		b = jU(b, "len", uint64(pk.Len))
 		b = jU(b, "rx", b2u(pk.Rx))
+		if p.Sample > 1 {
+			b = jU(b, "sample", uint64(p.Sample))
+		}
 		if p.Timed {
 			b = jTime(b, "mac_time_ns", pk.MacNs, pk.Missing&event.MissingMac != 0)
 			b = jTime(b, "ip_time_ns", pk.IPNs, pk.Missing&event.MissingIP != 0)

@@ -82,7 +82,7 @@ static __always_inline const struct nw_conn *tuple_of(const struct nw_conn *c, c
 		return c;
 	__builtin_memset(tmp, 0, sizeof(*tmp)); /* an IPv4 tuple fills 4 of 16 address bytes */
 	nw_fill_tuple(tmp, sk, false);
-	if (!nw_ports_wanted(tmp->sport, tmp->dport))
+	if (!nw_conn_wanted(tmp))
 		return 0;
 	__u8 st = BPF_CORE_READ(sk, __sk_common.skc_state);
 	*pre_est = st == TCP_SYN_SENT || st == TCP_SYN_RECV;

@@ -112,14 +112,14 @@ func (c *Concern) Decode(raw []byte, ev *event.Event) bool { return Decode(raw, 
 
 // Decode is the stateless decoder behind Concern.Decode.
 func Decode(raw []byte, ev *event.Event) bool {
-	if len(raw) < RecordSize {
+	r := event.Record[retransNwRetransEvent](raw)
+	if r == nil {
 		return false
 	}
-	t := event.Type(raw[0])
+	t := event.Type(r.Hdr.Type)
 	if t != event.Retrans && t != event.Cong {
 		return false
 	}
-	r := (*retransNwRetransEvent)(unsafe.Pointer(&raw[0]))
 	*ev = event.Event{
 		Type: t,
 		TS:   r.Hdr.Ts,

@@ -42,6 +42,14 @@ type retransNwConnSet struct {
 	Sk [8]uint64
 }
 
+type retransNwNetKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Family    uint8
+	Addr      [16]uint8
+	_         [3]byte
+}
+
 type retransNwRetransEvent struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -87,9 +95,11 @@ const (
 	retransMapNwConnHash           = "nw_conn_hash"
 	retransMapNwConnKeys           = "nw_conn_keys"
 	retransMapNwConns              = "nw_conns"
+	retransMapNwDstNets            = "nw_dst_nets"
 	retransMapNwEvents             = "nw_events"
 	retransMapNwPktEvents          = "nw_pkt_events"
 	retransMapNwRtxEpisode         = "nw_rtx_episode"
+	retransMapNwSrcNets            = "nw_src_nets"
 	retransMapNwStats              = "nw_stats"
 	retransProgNwCongBtf           = "nw_cong_btf"
 	retransProgNwCongRaw           = "nw_cong_raw"
@@ -98,8 +108,10 @@ const (
 	retransVarCfgCongFromRtx       = "cfg_cong_from_rtx"
 	retransVarCfgConnMask          = "cfg_conn_mask"
 	retransVarCfgDport             = "cfg_dport"
+	retransVarCfgDstNets           = "cfg_dst_nets"
 	retransVarCfgRtxErr            = "cfg_rtx_err"
 	retransVarCfgSport             = "cfg_sport"
+	retransVarCfgSrcNets           = "cfg_src_nets"
 	retransVarNwUnusedRetransEvent = "nw_unused_retrans_event"
 )
 
@@ -159,9 +171,11 @@ type retransMapSpecs struct {
 	NwConnHash   *ebpf.MapSpec `ebpf:"nw_conn_hash"`
 	NwConnKeys   *ebpf.MapSpec `ebpf:"nw_conn_keys"`
 	NwConns      *ebpf.MapSpec `ebpf:"nw_conns"`
+	NwDstNets    *ebpf.MapSpec `ebpf:"nw_dst_nets"`
 	NwEvents     *ebpf.MapSpec `ebpf:"nw_events"`
 	NwPktEvents  *ebpf.MapSpec `ebpf:"nw_pkt_events"`
 	NwRtxEpisode *ebpf.MapSpec `ebpf:"nw_rtx_episode"`
+	NwSrcNets    *ebpf.MapSpec `ebpf:"nw_src_nets"`
 	NwStats      *ebpf.MapSpec `ebpf:"nw_stats"`
 }
 
@@ -172,8 +186,10 @@ type retransVariableSpecs struct {
 	CfgCongFromRtx       *ebpf.VariableSpec `ebpf:"cfg_cong_from_rtx"`
 	CfgConnMask          *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgDport             *ebpf.VariableSpec `ebpf:"cfg_dport"`
+	CfgDstNets           *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
 	CfgRtxErr            *ebpf.VariableSpec `ebpf:"cfg_rtx_err"`
 	CfgSport             *ebpf.VariableSpec `ebpf:"cfg_sport"`
+	CfgSrcNets           *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
 	NwUnusedRetransEvent *ebpf.VariableSpec `ebpf:"nw_unused_retrans_event"`
 }
 
@@ -201,9 +217,11 @@ type retransMaps struct {
 	NwConnHash   *ebpf.Map `ebpf:"nw_conn_hash"`
 	NwConnKeys   *ebpf.Map `ebpf:"nw_conn_keys"`
 	NwConns      *ebpf.Map `ebpf:"nw_conns"`
+	NwDstNets    *ebpf.Map `ebpf:"nw_dst_nets"`
 	NwEvents     *ebpf.Map `ebpf:"nw_events"`
 	NwPktEvents  *ebpf.Map `ebpf:"nw_pkt_events"`
 	NwRtxEpisode *ebpf.Map `ebpf:"nw_rtx_episode"`
+	NwSrcNets    *ebpf.Map `ebpf:"nw_src_nets"`
 	NwStats      *ebpf.Map `ebpf:"nw_stats"`
 }
 
@@ -213,9 +231,11 @@ func (m *retransMaps) Close() error {
 		m.NwConnHash,
 		m.NwConnKeys,
 		m.NwConns,
+		m.NwDstNets,
 		m.NwEvents,
 		m.NwPktEvents,
 		m.NwRtxEpisode,
+		m.NwSrcNets,
 		m.NwStats,
 	)
 }
@@ -227,8 +247,10 @@ type retransVariables struct {
 	CfgCongFromRtx       *ebpf.Variable `ebpf:"cfg_cong_from_rtx"`
 	CfgConnMask          *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgDport             *ebpf.Variable `ebpf:"cfg_dport"`
+	CfgDstNets           *ebpf.Variable `ebpf:"cfg_dst_nets"`
 	CfgRtxErr            *ebpf.Variable `ebpf:"cfg_rtx_err"`
 	CfgSport             *ebpf.Variable `ebpf:"cfg_sport"`
+	CfgSrcNets           *ebpf.Variable `ebpf:"cfg_src_nets"`
 	NwUnusedRetransEvent *ebpf.Variable `ebpf:"nw_unused_retrans_event"`
 }
 

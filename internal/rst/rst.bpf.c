@@ -179,7 +179,7 @@ static __always_inline int on_reset(const struct sock *sk, const struct sk_buff 
 	} else {
 		return 0;
 	}
-	if (!nw_ports_wanted(r.sport, r.dport))
+	if (!nw_ports_wanted(r.sport, r.dport) || !nw_addrs_wanted(r.family, r.saddr, r.daddr))
 		return 0;
 
 	__u32 idx = (flags & NW_RST_RX) ? 1 : 0;

@@ -82,7 +82,7 @@ static __always_inline int on_transition(const struct sock *sk, int old, int new
 	struct nw_state_last *last = bpf_map_lookup_elem(&nw_state_last, &key);
 	if (!t.sport && last)
 		t.sport = last->sport;
-	if (!nw_ports_wanted(t.sport ? t.sport : cfg_sport, t.dport))
+	if (!nw_ports_wanted(t.sport ? t.sport : cfg_sport, t.dport) || !nw_addrs_wanted(family, t.saddr, t.daddr))
 		return 0;
 
 	const struct nw_conn *c = nw_conn_find(key);

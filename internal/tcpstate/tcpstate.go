@@ -74,10 +74,10 @@ func (c *Concern) Decode(raw []byte, ev *event.Event) bool { return Decode(raw, 
 
 // Decode is the decoder behind Concern.Decode.
 func Decode(raw []byte, ev *event.Event) bool {
-	if len(raw) < RecordSize || event.Type(raw[0]) != event.State {
+	r := event.Record[tcpstateNwStateEvent](raw)
+	if r == nil || event.Type(r.Hdr.Type) != event.State {
 		return false
 	}
-	r := (*tcpstateNwStateEvent)(unsafe.Pointer(&raw[0]))
 	*ev = event.Event{
 		Type: event.State,
 		TS:   r.Hdr.Ts,

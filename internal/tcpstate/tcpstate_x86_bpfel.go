@@ -42,6 +42,14 @@ type tcpstateNwConnSet struct {
 	Sk [8]uint64
 }
 
+type tcpstateNwNetKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Family    uint8
+	Addr      [16]uint8
+	_         [3]byte
+}
+
 type tcpstateNwStateEvent struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -87,15 +95,19 @@ const (
 	tcpstateMapNwConnHash         = "nw_conn_hash"
 	tcpstateMapNwConnKeys         = "nw_conn_keys"
 	tcpstateMapNwConns            = "nw_conns"
+	tcpstateMapNwDstNets          = "nw_dst_nets"
 	tcpstateMapNwEvents           = "nw_events"
 	tcpstateMapNwPktEvents        = "nw_pkt_events"
+	tcpstateMapNwSrcNets          = "nw_src_nets"
 	tcpstateMapNwStateLast        = "nw_state_last"
 	tcpstateMapNwStats            = "nw_stats"
 	tcpstateProgNwTcpstateBtf     = "nw_tcpstate_btf"
 	tcpstateProgNwTcpstateRaw     = "nw_tcpstate_raw"
 	tcpstateVarCfgConnMask        = "cfg_conn_mask"
 	tcpstateVarCfgDport           = "cfg_dport"
+	tcpstateVarCfgDstNets         = "cfg_dst_nets"
 	tcpstateVarCfgSport           = "cfg_sport"
+	tcpstateVarCfgSrcNets         = "cfg_src_nets"
 	tcpstateVarNwUnusedStateEvent = "nw_unused_state_event"
 )
 
@@ -153,8 +165,10 @@ type tcpstateMapSpecs struct {
 	NwConnHash  *ebpf.MapSpec `ebpf:"nw_conn_hash"`
 	NwConnKeys  *ebpf.MapSpec `ebpf:"nw_conn_keys"`
 	NwConns     *ebpf.MapSpec `ebpf:"nw_conns"`
+	NwDstNets   *ebpf.MapSpec `ebpf:"nw_dst_nets"`
 	NwEvents    *ebpf.MapSpec `ebpf:"nw_events"`
 	NwPktEvents *ebpf.MapSpec `ebpf:"nw_pkt_events"`
+	NwSrcNets   *ebpf.MapSpec `ebpf:"nw_src_nets"`
 	NwStateLast *ebpf.MapSpec `ebpf:"nw_state_last"`
 	NwStats     *ebpf.MapSpec `ebpf:"nw_stats"`
 }
@@ -165,7 +179,9 @@ type tcpstateMapSpecs struct {
 type tcpstateVariableSpecs struct {
 	CfgConnMask        *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgDport           *ebpf.VariableSpec `ebpf:"cfg_dport"`
+	CfgDstNets         *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
 	CfgSport           *ebpf.VariableSpec `ebpf:"cfg_sport"`
+	CfgSrcNets         *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
 	NwUnusedStateEvent *ebpf.VariableSpec `ebpf:"nw_unused_state_event"`
 }
 
@@ -193,8 +209,10 @@ type tcpstateMaps struct {
 	NwConnHash  *ebpf.Map `ebpf:"nw_conn_hash"`
 	NwConnKeys  *ebpf.Map `ebpf:"nw_conn_keys"`
 	NwConns     *ebpf.Map `ebpf:"nw_conns"`
+	NwDstNets   *ebpf.Map `ebpf:"nw_dst_nets"`
 	NwEvents    *ebpf.Map `ebpf:"nw_events"`
 	NwPktEvents *ebpf.Map `ebpf:"nw_pkt_events"`
+	NwSrcNets   *ebpf.Map `ebpf:"nw_src_nets"`
 	NwStateLast *ebpf.Map `ebpf:"nw_state_last"`
 	NwStats     *ebpf.Map `ebpf:"nw_stats"`
 }
@@ -205,8 +223,10 @@ func (m *tcpstateMaps) Close() error {
 		m.NwConnHash,
 		m.NwConnKeys,
 		m.NwConns,
+		m.NwDstNets,
 		m.NwEvents,
 		m.NwPktEvents,
+		m.NwSrcNets,
 		m.NwStateLast,
 		m.NwStats,
 	)
@@ -218,7 +238,9 @@ func (m *tcpstateMaps) Close() error {
 type tcpstateVariables struct {
 	CfgConnMask        *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgDport           *ebpf.Variable `ebpf:"cfg_dport"`
+	CfgDstNets         *ebpf.Variable `ebpf:"cfg_dst_nets"`
 	CfgSport           *ebpf.Variable `ebpf:"cfg_sport"`
+	CfgSrcNets         *ebpf.Variable `ebpf:"cfg_src_nets"`
 	NwUnusedStateEvent *ebpf.Variable `ebpf:"nw_unused_state_event"`
 }
 

@@ -74,15 +74,15 @@ run() {
 }
 
 mkdir -p "$out"
-# one run with every per-packet feature and -P, one plain -x run (SPEC §1)
-run tixre -tixreP -a -v
+# one run with every per-packet feature and every other concern, one plain -x run (SPEC §1)
+run tixre -tixreP -k --rst --rtt -a -v
 run ax -ax
 # the fallback candidates: with the tp_btf ones avoided, the raw_tp twins
 # and the accept() hooks run (every candidate of the hook table must run on
 # some kernel of the matrix, not only load; judged by `nwkcheck hooks` on
 # the host). Its records are not judged: boundaries with a tp_btf hook only
 # are missing in it, by design.
-NWK_RUN_ENV="NW_AVOID=tp_btf" run fallback -tixreP -a -v
+NWK_RUN_ENV="NW_AVOID=tp_btf" run fallback -tixreP -k --rst --rtt -a -v
 NWK_RUN_ENV=
 
 echo "=== hooks that ran"

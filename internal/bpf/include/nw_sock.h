@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * nw_sock.h — reading sockets (and the current task) into the records of
- * nw.h, and the -s/-d port filter. Included by nw.h.
+ * nw.h, and the -s/-d port and -S/-D address filters. Included by nw.h.
  *
  * Readers with a `direct` argument come from programs of both kinds: it is
  * a compile-time constant, true in tp_btf programs, whose arguments are BTF
@@ -28,6 +28,65 @@ static __always_inline bool nw_ports_wanted(__u16 sport, __u16 dport)
 	if (cfg_sport && cfg_sport != sport)
 		return false;
 	if (cfg_dport && cfg_dport != dport)
+		return false;
+	return true;
+}
+
+/*
+ * -S/-D: local / remote address filters, CIDRs of either family, several
+ * of each (any of them matches; -S and -D must both match). Two LPM tries
+ * shared by every object (internal/conn fills them at load); cfg_src_nets
+ * and cfg_dst_nets say whether each filter is on, so an unfiltered run
+ * never looks them up. Key: the family (4 or 6) as the first byte, then
+ * the address; prefixlen counts the family byte's 8 bits. An IPv4-mapped
+ * IPv6 address (::ffff:a.b.c.d, a v6 socket talking to a v4 peer) is
+ * looked up as the IPv4 address it is.
+ */
+#define NW_MAX_NETS 64
+
+struct nw_net_key {
+	__u32 prefixlen;
+	__u8 family;
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, NW_MAX_NETS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct nw_net_key);
+	__type(value, __u8);
+} nw_src_nets SEC(".maps"), nw_dst_nets SEC(".maps");
+
+volatile const bool cfg_src_nets = false;
+volatile const bool cfg_dst_nets = false;
+
+static __always_inline bool nw_net_in(void *nets, __u16 family, const __u8 *addr)
+{
+	struct nw_net_key k = {};
+	if (family == AF_INET6 && !(addr[0] | addr[1] | addr[2] | addr[3] | addr[4] | addr[5] | addr[6] | addr[7] |
+				    addr[8] | addr[9]) && addr[10] == 0xff && addr[11] == 0xff) {
+		k.prefixlen = 8 + 32;
+		k.family = 4;
+		__builtin_memcpy(k.addr, addr + 12, 4);
+	} else if (family == AF_INET) {
+		k.prefixlen = 8 + 32;
+		k.family = 4;
+		__builtin_memcpy(k.addr, addr, 4);
+	} else {
+		k.prefixlen = 8 + 128;
+		k.family = 6;
+		__builtin_memcpy(k.addr, addr, 16);
+	}
+	return bpf_map_lookup_elem(nets, &k) != NULL;
+}
+
+/* Kernel-side address filter (-S/-D): local and remote address. */
+static __always_inline bool nw_addrs_wanted(__u16 family, const __u8 *local, const __u8 *remote)
+{
+	if (cfg_src_nets && !nw_net_in(&nw_src_nets, family, local))
+		return false;
+	if (cfg_dst_nets && !nw_net_in(&nw_dst_nets, family, remote))
 		return false;
 	return true;
 }
@@ -61,6 +120,12 @@ static __always_inline void nw_fill_tuple(struct nw_conn *c, const struct sock *
 		BPF_CORE_READ_INTO(&c->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&c->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	}
+}
+
+/* Both filters (-s/-d, -S/-D) on a tuple filled by nw_fill_tuple. */
+static __always_inline bool nw_conn_wanted(const struct nw_conn *c)
+{
+	return nw_ports_wanted(c->sport, c->dport) && nw_addrs_wanted(c->family, c->saddr, c->daddr);
 }
 
 /* -x values of a TCP socket. */

@@ -16,10 +16,13 @@ enum nw_event_type {
 	NW_EV_CONN_OWNER = 2,  /* struct nw_conn_event: owner learned/changed */
 	NW_EV_CONN_CLOSE = 3,  /* struct nw_conn_event: reached CLOSE, final stats */
 	NW_EV_STATE = 4,       /* internal/tcpstate: a TCP state transition */
+	NW_EV_RST = 5,         /* internal/rst: a TCP reset sent or received */
+	NW_EV_RTT = 6,         /* internal/rtt (--rtt): a connection's RTT histogram at close */
 	NW_EV_PACKET = 10,     /* internal/packet */
 	NW_EV_RETRANS = 20,    /* internal/retrans */
 	NW_EV_CONG = 21,       /* internal/retrans */
 	NW_EV_ERROR = 30,      /* internal/drops */
+	NW_EV_DROP = 31,       /* internal/dropreason (-k): any dropped packet */
 	NW_EV__MAX = 32,
 };
 
@@ -27,7 +30,12 @@ enum nw_event_type {
 enum nw_stat {
 	NW_STAT_RB_FULL = 0,        /* + event type: ring reservation failed */
 	NW_STAT_CONN_MAP_FULL = 32, /* a connection could not be tracked: table full */
-	NW_STAT_PKT_MAP_FULL = 34,  /* packet stamp table full (internal/packet) */
+	NW_STAT_CONN_FILTERED = 33, /* a connection not tracked: -s/-d/-S/-D */
+	/* internal/packet (-t), one condition each: */
+	NW_STAT_PKT_MAP_FULL = 34,     /* sent segments waiting in a qdisc: nw_pkt_txpend full */
+	NW_STAT_PKT_QUEUE_ALLOC = 35,  /* a socket's stamp queue could not be made (storage, hash full) */
+	NW_STAT_PKT_RX_UNREAD = 36,    /* a socket's receive stamps queue full: the application does not read */
+	NW_STAT_PKT_TX_CHUNKS = 37,    /* a socket's send chunk ring full: the oldest chunk's time forgotten */
 	NW_STAT__MAX = 64,
 };
 
