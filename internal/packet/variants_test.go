@@ -32,7 +32,8 @@ var allBoundaries = append(append(append([]string{}, tracepointBoundaries...), B
 // programs whose recorded features this kernel lacks are exempt.
 func TestEveryCandidateLoads(t *testing.T) {
 	nstest.RequireRoot(t)
-	for _, cfg := range []*config.Config{{Time: true, HTTP: true}, {Time: true}, {HTTP: true}, {}} {
+	for _, cfg := range []*config.Config{{Time: true, HTTP: true}, {Time: true}, {HTTP: true}, {},
+		{Time: true, HTTP: true, Sample: 10}, {Time: true, Sample: 10}, {HTTP: true, Sample: 10}, {Sample: 10}} {
 		cp, err := conn.Load(conn.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -40,7 +41,7 @@ func TestEveryCandidateLoads(t *testing.T) {
 		c := New(cfg)
 		if err := c.Load(cfg, cp.SharedMaps()); err != nil {
 			cp.Close()
-			t.Fatalf("-t=%v -i=%v: %v", cfg.Time, cfg.HTTP, err)
+			t.Fatalf("-t=%v -i=%v --sample=%d: %v", cfg.Time, cfg.HTTP, cfg.Sample, err)
 		}
 		kinds := map[kernel.Kind]int{}
 		for _, name := range allBoundaries {

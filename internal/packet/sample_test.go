@@ -1,0 +1,268 @@
+package packet_test
+
+// --sample=N (issue 17): records for 1 in N data segments, picked by a hash
+// of each segment's sequence number and ports that every boundary computes
+// again. Real traffic in namespaces, the real binary, tcpdump as the oracle.
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netwatcher/netwatcher/internal/packet"
+	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
+	"github.com/netwatcher/netwatcher/internal/testsupport/peer"
+)
+
+// picked applies packet.Picked to a record: the ports are those of the
+// segment's TCP header (a received segment was sent by the remote end).
+func picked(x pkt, n uint32) bool {
+	if x.rx {
+		return packet.Picked(x.seq, x.dst.Port(), x.src.Port(), n)
+	}
+	return packet.Picked(x.seq, x.src.Port(), x.dst.Port(), n)
+}
+
+type sampKey struct {
+	rx       bool
+	seq, ack uint32
+	len      int
+}
+
+// TestSampleMatchesHash: with --sample=10 the records are exactly the data
+// segments tcpdump saw whose (seq, ports) the hash picks, both directions,
+// no more (nothing unpicked goes through the ring) and no fewer; their
+// number is M/10 within binomial noise.
+func TestSampleMatchesHash(t *testing.T) {
+	nstest.RequireRoot(t)
+	const n = 10
+	p := nstest.NewPair(t)
+	noOffload(t, p)
+	_, saddr := peer.Serve(t, p.B, "-l", addr(p.B4), "--echo")
+	sport := fmt.Sprint(netip.MustParseAddrPort(saddr).Port())
+	run := nwtest.Start(t, "-d", sport, "-t", "--sample", fmt.Sprint(n))
+	capA := oracle.StartTcpdump(t, p.A, p.IfA, "tcp")
+	// 700-byte requests and echoes (below the MSS, TCP_NODELAY: Go's
+	// default): one segment each.
+	out := peer.Run(t, p.A, 30*time.Second, "rr", "-r", saddr, "-c", "2", "--size", "700", "--duration", "2s")
+	time.Sleep(300 * time.Millisecond)
+	segs := capA.Stop()
+	run.Stop()
+	pk, stats := packets(run)
+
+	want := map[sampKey]bool{}
+	var m int
+	for _, s := range segs {
+		if s.PayloadLen == 0 {
+			continue
+		}
+		m++
+		if packet.Picked(s.Seq, s.Src.Port(), s.Dst.Port(), n) {
+			// recorded at A: sent by A, or received from B
+			want[sampKey{s.Src.Addr() == p.B4, s.Seq, s.Ack, s.PayloadLen}] = true
+		}
+	}
+	got := map[sampKey]bool{}
+	var incomplete int
+	for _, x := range pk {
+		k := sampKey{x.rx, x.seq, x.ack, x.len}
+		got[k] = true
+		if !want[k] {
+			t.Errorf("record of a segment the hash did not pick (or tcpdump did not see): %v", x.raw)
+		}
+		if x.mac < 0 || x.ip < 0 || x.tcp < 0 {
+			incomplete++
+		}
+	}
+	var miss int
+	for k := range want {
+		if !got[k] {
+			miss++
+		}
+	}
+	// The hash is deterministic; as a test of its spread, treat each
+	// segment as picked with probability 1/n: 4 standard deviations of
+	// Binomial(m, 1/n) (false alarm ~1e-4).
+	exp := float64(m) / n
+	tol := 4 * math.Sqrt(float64(m)*(1.0/n)*(1-1.0/n))
+	t.Logf("tcpdump: %d data segments, %d picked by the hash (expected %.0f ± %.0f); %d records, %d missing, %d incomplete; ring events %v, lost %d; %s",
+		m, len(want), exp, tol, len(got), miss, incomplete, stats.Num("events"), lost(stats), strings.Join(out, " "))
+	if m < 2000 {
+		t.Fatalf("only %d data segments", m)
+	}
+	if d := math.Abs(float64(len(want)) - exp); d > tol {
+		t.Errorf("hash picked %d of %d segments, want %.0f ± %.0f", len(want), m, exp, tol)
+	}
+	if miss > lost(stats) {
+		t.Errorf("%d picked segments without a record (lost counters %d)", miss, lost(stats))
+	}
+	if incomplete > 0 {
+		t.Errorf("%d of %d sampled records miss a layer time", incomplete, len(pk))
+	}
+	// Unpicked segments never reach the ring: it carried the records and
+	// the connection's few other records, not m.
+	if ev := int(stats.Num("events")); ev > len(pk)+100 {
+		t.Errorf("ring carried %d events for %d records", ev, len(pk))
+	}
+}
+
+// TestSampleLoopbackComplete: on loopback (IPv4 and IPv6; request/response
+// and bulk super-segments), every record --sample=10 makes has all its
+// layer times, is one the hash picks, and each picked request/response
+// segment has both its send and its receive record (every boundary on both
+// ends decided alike).
+func TestSampleLoopbackComplete(t *testing.T) {
+	nstest.RequireRoot(t)
+	const n = 10
+	ns := nstest.NewNS(t)
+	run := nwtest.Start(t, "-t", "--sample", fmt.Sprint(n))
+	var servers []netip.AddrPort
+	var ops int
+	for _, l := range []string{"127.0.0.1:0", "[::1]:0"} {
+		_, s := peer.Serve(t, ns, "-l", l, "--echo")
+		servers = append(servers, netip.MustParseAddrPort(s))
+		out := peer.Run(t, ns, 30*time.Second, "rr", "-r", s, "-c", "2", "--size", "3000", "--duration", "1500ms")
+		for _, line := range out {
+			var o int
+			if _, err := fmt.Sscanf(line, "rr ops=%d", &o); err == nil {
+				ops += o
+			}
+		}
+		peer.Run(t, ns, 30*time.Second, "bulk", "-r", s, "--bytes", fmt.Sprint(4<<20))
+	}
+	time.Sleep(300 * time.Millisecond)
+	run.Stop()
+	pk, stats := packets(run)
+	ours := func(x pkt) bool {
+		for _, s := range servers {
+			if x.src == s || x.dst == s {
+				return true
+			}
+		}
+		return false
+	}
+	type seg struct {
+		seq, ack uint32
+		len      int
+		from     netip.AddrPort
+	}
+	sent, recv := map[seg]bool{}, map[seg]bool{}
+	var nrec, incomplete, notPicked int
+	for _, x := range pk {
+		if !ours(x) {
+			continue
+		}
+		nrec++
+		if x.mac < 0 || x.ip < 0 || x.tcp < 0 {
+			incomplete++
+			if incomplete < 5 {
+				t.Logf("incomplete: %v", x.raw)
+			}
+		}
+		if !picked(x, n) {
+			notPicked++
+			t.Errorf("record the hash does not pick: %v", x.raw)
+		}
+		if x.raw.Num("sample") != n {
+			t.Errorf("record without \"sample\":%d: %v", n, x.raw)
+		}
+		if x.len != 3000 {
+			// bulk: a super-segment over the 64 KiB loopback MTU is one
+			// send record and, split by software GSO, several receive
+			// records, each picked (or not) by its own seq
+			continue
+		}
+		if x.rx {
+			recv[seg{x.seq, x.ack, x.len, x.dst}] = true
+		} else {
+			sent[seg{x.seq, x.ack, x.len, x.src}] = true
+		}
+	}
+	var unpaired int
+	for s := range sent {
+		if !recv[s] {
+			unpaired++
+			if unpaired < 10 {
+				t.Logf("sent, not received: %+v", s)
+			}
+		}
+	}
+	for s := range recv {
+		if !sent[s] {
+			unpaired++
+			if unpaired < 10 {
+				t.Logf("received, not sent: %+v", s)
+			}
+		}
+	}
+	// rr: each op is a request and an echo of 3000 bytes (one loopback
+	// segment each); about 1 in n of those 2*ops segments is picked.
+	exp := 2 * float64(ops) / n
+	tol := 4 * math.Sqrt(2*float64(ops)*(1.0/n)*(1-1.0/n))
+	t.Logf("%d records (%d segments sent, %d received), %d incomplete, %d unpaired; rr ops %d: ~%.0f ± %.0f picked; lost %d",
+		nrec, len(sent), len(recv), incomplete, unpaired, ops, exp, tol, lost(stats))
+	if ops < 1000 {
+		t.Fatalf("only %d round trips", ops)
+	}
+	if d := float64(len(sent)) - exp; d > tol || -d > tol {
+		t.Errorf("%d segments sampled, want %.0f ± %.0f", len(sent), exp, tol)
+	}
+	if incomplete > 0 {
+		t.Errorf("%d of %d sampled records miss a layer time", incomplete, nrec)
+	}
+	if unpaired > lost(stats) {
+		t.Errorf("%d sampled segments recorded on one end only (lost %d)", unpaired, lost(stats))
+	}
+}
+
+// TestSampleKeepsHTTPStarts: -i with --sample=10 still records every
+// segment that may start an HTTP line (every GET and every response), so
+// pairing stays complete; the segments the hash picked have all layer times.
+func TestSampleKeepsHTTPStarts(t *testing.T) {
+	nstest.RequireRoot(t)
+	const n, gets = 10, 200
+	ns := nstest.NewNS(t)
+	run := nwtest.Start(t, "-t", "-i", "--sample", fmt.Sprint(n))
+	_, s := peer.Serve(t, ns, "-l", "127.0.0.1:0", "--http")
+	srv := netip.MustParseAddrPort(s)
+	peer.Run(t, ns, 30*time.Second, "http-get", "-r", s, "-n", fmt.Sprint(gets))
+	time.Sleep(300 * time.Millisecond)
+	run.Stop()
+	pk, stats := packets(run)
+	var req, resp, pickedN, incomplete, other int
+	for _, x := range pk {
+		if x.src != srv && x.dst != srv {
+			continue
+		}
+		h := x.raw.Str("http_info")
+		switch {
+		case strings.HasPrefix(h, "GET "):
+			req++
+		case strings.HasPrefix(h, "HTTP/1.1 "):
+			resp++
+		case !picked(x, n):
+			other++
+			t.Errorf("unpicked record that starts no HTTP line: %v", x.raw)
+		}
+		if picked(x, n) {
+			pickedN++
+			if x.mac < 0 || x.ip < 0 || x.tcp < 0 {
+				incomplete++
+				t.Logf("picked, incomplete: %v", x.raw)
+			}
+		}
+	}
+	t.Logf("GET records %d, response records %d (want %d each: sent and received), picked %d (%d incomplete); lost %d",
+		req, resp, 2*gets, pickedN, incomplete, lost(stats))
+	if req+resp < 4*gets-lost(stats) {
+		t.Errorf("HTTP start segments recorded: %d GET + %d responses, want %d each", req, resp, 2*gets)
+	}
+	if incomplete > 0 {
+		t.Errorf("%d picked records miss a layer time", incomplete)
+	}
+}
