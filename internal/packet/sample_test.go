@@ -215,7 +215,10 @@ func TestSampleLoopbackComplete(t *testing.T) {
 	if incomplete > 0 {
 		t.Errorf("%d of %d sampled records miss a layer time", incomplete, nrec)
 	}
-	if unpaired > lost(stats) {
+	// rr stops by closing its connections: a message still in flight
+	// then reaches a closed socket (no receive record). At most one per
+	// direction of each of the 2x2 connections.
+	if unpaired > lost(stats)+8 {
 		t.Errorf("%d sampled segments recorded on one end only (lost %d)", unpaired, lost(stats))
 	}
 }
