@@ -80,7 +80,7 @@ type record struct {
 	Location *string `json:"location"`
 
 	Count *uint64 `json:"count"` // rtt
-	P50Us *uint64 `json:"p50_us"`
+	P50Us *float64 `json:"p50_us"`
 }
 
 // readRun loads one run directory. A missing out.json is not an error: a
