@@ -98,7 +98,10 @@ func TestSampleMatchesHash(t *testing.T) {
 	if d := math.Abs(float64(len(want)) - exp); d > tol {
 		t.Errorf("hash picked %d of %d segments, want %.0f ± %.0f", len(want), m, exp, tol)
 	}
-	if miss > lost(stats) {
+	// rr stops by closing: a message still in flight then reaches a closed
+	// socket (tcpdump sees it, no receive record): at most one per
+	// direction of each of the 2 connections.
+	if miss > lost(stats)+4 {
 		t.Errorf("%d picked segments without a record (lost counters %d)", miss, lost(stats))
 	}
 	if incomplete > 0 {
