@@ -79,7 +79,7 @@ type record struct {
 	Proto    string  `json:"proto"` // drop (-k)
 	Location *string `json:"location"`
 
-	Count *uint64 `json:"count"` // rtt
+	Count *uint64  `json:"count"` // rtt
 	P50Us *float64 `json:"p50_us"`
 }
 
