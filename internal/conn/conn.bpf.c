@@ -37,6 +37,19 @@ struct nw_iter_rec {
 	__u64 sk;
 	struct nw_conn conn;   /* for the task_file walk: tuple + owner */
 	struct nw_conn_stats stats;
+	__u16 proto;           /* task_file walk: sk_protocol */
+	__u8 _pad[6];
+};
+
+/* Listener iterator record (-x): one listening TCP socket, read live. */
+struct nw_listen_rec {
+	__u64 sk;
+	struct nw_conn conn; /* local side (family, sport, saddr, netns) + owner */
+	__u32 backlog;       /* sk->sk_ack_backlog: accept queue length */
+	__u32 max_backlog;   /* sk->sk_max_ack_backlog: its limit */
+	__u32 drops;         /* sk->sk_drops: every tcp_listendrop() */
+	__u8 state;          /* skc_state: not TCP_LISTEN = a stale entry */
+	__u8 _pad[3];
 };
 
 /*
@@ -66,6 +79,21 @@ struct {
 	__type(key, __u64);
 	__type(value, struct nw_owner);
 } nw_listeners SEC(".maps");
+
+/* Listening TCP sockets for -x: the socket (pointer as number, like the
+ * connection table's keys) -> the listener's owner. Inserted at the
+ * TCP_LISTEN transition (and by the start-up walk for listeners older than
+ * netwatcher), deleted at LISTEN -> CLOSE, in the state hook, before the
+ * socket can be freed. nw_iter_listeners reads each socket's accept queue
+ * and drop counter with probe reads (see there why that is safe). A listener
+ * this full map refuses is counted (listener_table_full). Preallocated for
+ * the reason above. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct nw_owner);
+} nw_listen_socks SEC(".maps");
 
 /* How many tracked connections wait for their owner (owner_pending set):
  * while none does, the first-I/O hooks leave after reading this counter,
@@ -197,6 +225,8 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		nw_owner_current(&o, NW_OWNER_SYSCALL);
 		__u64 lk = listener_key(nw_sk_netns(sk, direct), NW_RD(direct, sk, __sk_common.skc_num));
 		bpf_map_update_elem(&nw_listeners, &lk, &o, BPF_ANY);
+		if (bpf_map_update_elem(&nw_listen_socks, &key, &o, BPF_ANY))
+			nw_count(NW_STAT_LISTEN_MAP_FULL);
 		return 0;
 	}
 	case TCP_SYN_SENT: {
@@ -280,6 +310,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		if (old == TCP_LISTEN) {
 			__u64 lk = listener_key(nw_sk_netns(sk, direct), NW_RD(direct, sk, __sk_common.skc_num));
 			bpf_map_delete_elem(&nw_listeners, &lk);
+			bpf_map_delete_elem(&nw_listen_socks, &key);
 			return 0;
 		}
 		c = nw_conn_find(key);
@@ -453,6 +484,7 @@ NW_CTX_TWINS("iter/task_file", struct bpf_iter__task_file, nw_iter_files, true, 
 	r.conn.owner.src = NW_OWNER_PREEXIST;
 	BPF_CORE_READ_STR_INTO(&r.conn.owner.comm, task, comm);
 	r.stats.state = state;
+	r.proto = proto;
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;
 }
@@ -502,6 +534,42 @@ int nw_iter_conns_na(struct bpf_iter__bpf_map_elem *ctx)
 	return 0;
 }
 
+/* The -x listener walk: every listening TCP socket with its accept queue
+ * and drop counter, one per call.
+ *
+ * Why the probe reads on a pointer taken from a map are safe enough: the
+ * entry is deleted in the LISTEN -> CLOSE transition (tcp_close, or
+ * tcp_disconnect for shutdown()), while the caller still holds its
+ * reference; TCP listeners are freed only after an RCU grace period
+ * (SOCK_RCU_FREE, set when they are hashed, 4.7+), and this program runs
+ * inside the iterator's RCU read section, so a socket whose entry the walk
+ * still finds cannot be freed before the walk is past it. Probe reads
+ * never fault in any case; a stale entry (a listener closed between the
+ * start-up walk and user space's insert) reads a state other than
+ * TCP_LISTEN, which user space skips. */
+SEC("iter/bpf_map_elem")
+int nw_iter_listeners(struct bpf_iter__bpf_map_elem *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	__u64 *key = ctx->key;
+	struct nw_owner *o = ctx->value;
+	if (!key || !o)
+		return 0;
+	const struct sock *sk = (const struct sock *)*key;
+	struct nw_listen_rec r = {};
+	r.sk = *key;
+	nw_fill_tuple(&r.conn, sk, false);
+	__builtin_memcpy(&r.conn.owner, o, sizeof(r.conn.owner));
+	r.backlog = BPF_CORE_READ(sk, sk_ack_backlog);
+	r.max_backlog = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	r.drops = BPF_CORE_READ(sk, sk_drops.counter);
+	r.state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		r.state = 0;
+	bpf_seq_write(seq, &r, sizeof(r));
+	return 0;
+}
+
 /* Adopt a connection found by the start-up walk (user space runs this with
  * BPF_PROG_RUN): claimed atomically, like the hooks claim theirs. Array
  * variant only: the hash variant's user space inserts with BPF_NOEXIST,
@@ -539,3 +607,4 @@ int nw_adopt(struct nw_adopt_args *a)
 const struct nw_conn_event *nw_unused_conn_event __attribute__((unused));
 const struct nw_iter_rec *nw_unused_iter_rec __attribute__((unused));
 const struct nw_adopt_args *nw_unused_adopt_args __attribute__((unused));
+const struct nw_listen_rec *nw_unused_listen_rec __attribute__((unused));

@@ -145,9 +145,10 @@ func setOf(sk uint64, sets uint32) uint32 {
 // connections everything else is attributed to.
 type Probe struct {
 	kernel.Live
-	opts    Options // for Load (New)
-	sampler *link.Iter
-	table   Table
+	opts      Options // for Load (New)
+	sampler   *link.Iter
+	listeners *link.Iter // -x listener walk (listener.go)
+	table     Table
 }
 
 // New returns connection tracking as cfg asks (not loaded yet).
@@ -436,7 +437,7 @@ func (p *Probe) Attach(log *slog.Logger) error {
 		return fmt.Errorf("conn: sampler iterator: %w", err)
 	}
 	p.sampler = it
-	return nil
+	return p.attachListeners()
 }
 
 // Close releases everything. Call it once no goroutine samples any more.
@@ -448,27 +449,33 @@ func (p *Probe) Close() {
 		p.sampler.Close()
 		p.sampler = nil
 	}
+	if p.listeners != nil {
+		p.listeners.Close()
+		p.listeners = nil
+	}
 	p.Live.Close()
 }
 
-const iterRecSize = int(unsafe.Sizeof(connNwIterRec{}))
 const connEventSize = int(unsafe.Sizeof(connNwConnEvent{}))
 const connShortSize = int(unsafe.Offsetof(connNwConnEvent{}.Stats))
 
-func readIter(it *link.Iter, fn func(rec *connNwIterRec)) error {
+// readIter reads the fixed-size records of an iterator (T: the generated
+// record type, a multiple of 8 bytes long) and calls fn on each.
+func readIter[T any](it *link.Iter, fn func(rec *T)) error {
 	rd, err := it.Open()
 	if err != nil {
 		return err
 	}
 	defer rd.Close()
-	buf := make([]byte, iterRecSize*256)
+	recSize := int(unsafe.Sizeof(*new(T)))
+	buf := make([]byte, recSize*256)
 	var pending int
 	for {
 		n, err := rd.Read(buf[pending:])
 		pending += n
-		full := pending - pending%iterRecSize
-		for off := 0; off < full; off += iterRecSize {
-			fn((*connNwIterRec)(unsafe.Pointer(&buf[off])))
+		full := pending - pending%recSize
+		for off := 0; off < full; off += recSize {
+			fn((*T)(unsafe.Pointer(&buf[off])))
 		}
 		copy(buf, buf[full:pending])
 		pending -= full
@@ -538,6 +545,7 @@ func (p *Probe) knowListener(r *connNwIterRec) {
 	}
 	key := uint64(r.Conn.Netns)<<16 | uint64(r.Conn.Sport)
 	_ = m.Update(key, &r.Conn.Owner, ebpf.UpdateNoExist)
+	p.knowListenSock(r)
 }
 
 // Adopt inserts pre-existing connections into the kernel table so that

@@ -80,6 +80,19 @@ type connNwIterRec struct {
 	Sk    uint64
 	Conn  connNwConn
 	Stats connNwConnStats
+	Proto uint16
+	Pad   [6]uint8
+}
+
+type connNwListenRec struct {
+	_          structs.HostLayout
+	Sk         uint64
+	Conn       connNwConn
+	Backlog    uint32
+	MaxBacklog uint32
+	Drops      uint32
+	State      uint8
+	Pad        [3]uint8
 }
 
 type connNwNetKey struct {
@@ -108,6 +121,7 @@ const (
 	connMapNwConns           = "nw_conns"
 	connMapNwDstNets         = "nw_dst_nets"
 	connMapNwEvents          = "nw_events"
+	connMapNwListenSocks     = "nw_listen_socks"
 	connMapNwListeners       = "nw_listeners"
 	connMapNwOwnerWaiting    = "nw_owner_waiting"
 	connMapNwPktEvents       = "nw_pkt_events"
@@ -122,6 +136,7 @@ const (
 	connProgNwIterConnsNa    = "nw_iter_conns_na"
 	connProgNwIterFiles      = "nw_iter_files"
 	connProgNwIterFilesNa    = "nw_iter_files_na"
+	connProgNwIterListeners  = "nw_iter_listeners"
 	connProgNwRecvLen        = "nw_recv_len"
 	connProgNwRecvLenNa      = "nw_recv_len_na"
 	connProgNwSendLen        = "nw_send_len"
@@ -140,6 +155,7 @@ const (
 	connVarNwUnusedAdoptArgs = "nw_unused_adopt_args"
 	connVarNwUnusedConnEvent = "nw_unused_conn_event"
 	connVarNwUnusedIterRec   = "nw_unused_iter_rec"
+	connVarNwUnusedListenRec = "nw_unused_listen_rec"
 )
 
 // loadConn returns the embedded CollectionSpec for conn.
@@ -193,6 +209,7 @@ type connProgramSpecs struct {
 	NwIterConnsNa   *ebpf.ProgramSpec `ebpf:"nw_iter_conns_na"`
 	NwIterFiles     *ebpf.ProgramSpec `ebpf:"nw_iter_files"`
 	NwIterFilesNa   *ebpf.ProgramSpec `ebpf:"nw_iter_files_na"`
+	NwIterListeners *ebpf.ProgramSpec `ebpf:"nw_iter_listeners"`
 	NwRecvLen       *ebpf.ProgramSpec `ebpf:"nw_recv_len"`
 	NwRecvLenNa     *ebpf.ProgramSpec `ebpf:"nw_recv_len_na"`
 	NwSendLen       *ebpf.ProgramSpec `ebpf:"nw_send_len"`
@@ -213,6 +230,7 @@ type connMapSpecs struct {
 	NwConns        *ebpf.MapSpec `ebpf:"nw_conns"`
 	NwDstNets      *ebpf.MapSpec `ebpf:"nw_dst_nets"`
 	NwEvents       *ebpf.MapSpec `ebpf:"nw_events"`
+	NwListenSocks  *ebpf.MapSpec `ebpf:"nw_listen_socks"`
 	NwListeners    *ebpf.MapSpec `ebpf:"nw_listeners"`
 	NwOwnerWaiting *ebpf.MapSpec `ebpf:"nw_owner_waiting"`
 	NwPktEvents    *ebpf.MapSpec `ebpf:"nw_pkt_events"`
@@ -234,6 +252,7 @@ type connVariableSpecs struct {
 	NwUnusedAdoptArgs *ebpf.VariableSpec `ebpf:"nw_unused_adopt_args"`
 	NwUnusedConnEvent *ebpf.VariableSpec `ebpf:"nw_unused_conn_event"`
 	NwUnusedIterRec   *ebpf.VariableSpec `ebpf:"nw_unused_iter_rec"`
+	NwUnusedListenRec *ebpf.VariableSpec `ebpf:"nw_unused_listen_rec"`
 }
 
 // connObjects contains all objects after they have been loaded into the kernel.
@@ -262,6 +281,7 @@ type connMaps struct {
 	NwConns        *ebpf.Map `ebpf:"nw_conns"`
 	NwDstNets      *ebpf.Map `ebpf:"nw_dst_nets"`
 	NwEvents       *ebpf.Map `ebpf:"nw_events"`
+	NwListenSocks  *ebpf.Map `ebpf:"nw_listen_socks"`
 	NwListeners    *ebpf.Map `ebpf:"nw_listeners"`
 	NwOwnerWaiting *ebpf.Map `ebpf:"nw_owner_waiting"`
 	NwPktEvents    *ebpf.Map `ebpf:"nw_pkt_events"`
@@ -277,6 +297,7 @@ func (m *connMaps) Close() error {
 		m.NwConns,
 		m.NwDstNets,
 		m.NwEvents,
+		m.NwListenSocks,
 		m.NwListeners,
 		m.NwOwnerWaiting,
 		m.NwPktEvents,
@@ -299,6 +320,7 @@ type connVariables struct {
 	NwUnusedAdoptArgs *ebpf.Variable `ebpf:"nw_unused_adopt_args"`
 	NwUnusedConnEvent *ebpf.Variable `ebpf:"nw_unused_conn_event"`
 	NwUnusedIterRec   *ebpf.Variable `ebpf:"nw_unused_iter_rec"`
+	NwUnusedListenRec *ebpf.Variable `ebpf:"nw_unused_listen_rec"`
 }
 
 // connPrograms contains all programs after they have been loaded into the kernel.
@@ -314,6 +336,7 @@ type connPrograms struct {
 	NwIterConnsNa   *ebpf.Program `ebpf:"nw_iter_conns_na"`
 	NwIterFiles     *ebpf.Program `ebpf:"nw_iter_files"`
 	NwIterFilesNa   *ebpf.Program `ebpf:"nw_iter_files_na"`
+	NwIterListeners *ebpf.Program `ebpf:"nw_iter_listeners"`
 	NwRecvLen       *ebpf.Program `ebpf:"nw_recv_len"`
 	NwRecvLenNa     *ebpf.Program `ebpf:"nw_recv_len_na"`
 	NwSendLen       *ebpf.Program `ebpf:"nw_send_len"`
@@ -335,6 +358,7 @@ func (p *connPrograms) Close() error {
 		p.NwIterConnsNa,
 		p.NwIterFiles,
 		p.NwIterFilesNa,
+		p.NwIterListeners,
 		p.NwRecvLen,
 		p.NwRecvLenNa,
 		p.NwSendLen,

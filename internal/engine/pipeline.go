@@ -44,6 +44,7 @@ type pipeline struct {
 	missKey         track.ConnKey // last packet connection the kernel table did not have (connOf)
 	lastAdhoc       time.Time     // last sample made for an unmatched error (-q)
 	drop            *dropState    // -k (records_dropreason.go)
+	lis             listenState   // -x listening sockets (records_listener.go)
 }
 
 // consoleFlusher is what the console offers beyond io.Writer: a buffer to
@@ -279,6 +280,7 @@ func (p *pipeline) refresh() {
 			p.out.Write(p.buf)
 		}
 	})
+	p.listeners(now)
 	if err := p.files.WriteConnects(p.lbuf); err != nil {
 		p.filesError(err)
 	}
@@ -359,6 +361,9 @@ func (p *pipeline) extraCounters() map[string]uint64 {
 		out["pkt_queue_alloc_failed"] = s[event.StatPktQueueAlloc]
 		out["pkt_rx_unread"] = s[event.StatPktRxUnread]
 		out["pkt_tx_chunks_dropped"] = s[event.StatPktTxChunks]
+	}
+	if p.cfg.Extra {
+		out["listener_table_full"] = p.bpfStats()[event.StatListenMapFull]
 	}
 	if len(p.cfg.SrcNets)+len(p.cfg.DstNets) > 0 || p.cfg.Sport != 0 || p.cfg.Dport != 0 {
 		out["conn_filtered"] = p.bpfStats()[event.StatConnFiltered]

@@ -43,6 +43,7 @@ const (
 	StatPktQueueAlloc = 35 // -t: a socket's stamp queue could not be made
 	StatPktRxUnread   = 36 // -t: receive stamps queue full (application not reading)
 	StatPktTxChunks   = 37 // -t: send chunk ring full
+	StatListenMapFull = 38 // -x: a listener the listener table refused
 	StatMax           = 64
 )
 
@@ -57,6 +58,7 @@ var (
 	_ = [1]struct{}{}[StatPktQueueAlloc-int(eventNwStatNW_STAT_PKT_QUEUE_ALLOC)]
 	_ = [1]struct{}{}[StatPktRxUnread-int(eventNwStatNW_STAT_PKT_RX_UNREAD)]
 	_ = [1]struct{}{}[StatPktTxChunks-int(eventNwStatNW_STAT_PKT_TX_CHUNKS)]
+	_ = [1]struct{}{}[StatListenMapFull-int(eventNwStatNW_STAT_LISTEN_MAP_FULL)]
 	_ = [1]struct{}{}[StatMax-int(eventNwStatNW_STAT__MAX)]
 )
 

@@ -49,6 +49,7 @@ const (
 	eventNwStatNW_STAT_PKT_QUEUE_ALLOC eventNwStat = 35
 	eventNwStatNW_STAT_PKT_RX_UNREAD   eventNwStat = 36
 	eventNwStatNW_STAT_PKT_TX_CHUNKS   eventNwStat = 37
+	eventNwStatNW_STAT_LISTEN_MAP_FULL eventNwStat = 38
 	eventNwStatNW_STAT__MAX            eventNwStat = 64
 )
 

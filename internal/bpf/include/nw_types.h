@@ -36,6 +36,7 @@ enum nw_stat {
 	NW_STAT_PKT_QUEUE_ALLOC = 35,  /* a socket's stamp queue could not be made (storage, hash full) */
 	NW_STAT_PKT_RX_UNREAD = 36,    /* a socket's receive stamps queue full: the application does not read */
 	NW_STAT_PKT_TX_CHUNKS = 37,    /* a socket's send chunk ring full: the oldest chunk's time forgotten */
+	NW_STAT_LISTEN_MAP_FULL = 38,  /* internal/conn: a listener not in nw_listen_socks (-x lines): map full */
 	NW_STAT__MAX = 64,
 };
 
