@@ -23,9 +23,11 @@ func listenIn(t *testing.T, ns *nstest.NS, addr netip.Addr, backlog int) (int, n
 	var fd int
 	var ap netip.AddrPort
 	if err := ns.Do(func() error {
-		var sa unix.Sockaddr = &unix.SockaddrInet4{Addr: addr.As4()}
+		var sa unix.Sockaddr
 		fam := unix.AF_INET
-		if addr.Is6() {
+		if addr.Is4() {
+			sa = &unix.SockaddrInet4{Addr: addr.As4()}
+		} else {
 			sa, fam = &unix.SockaddrInet6{Addr: addr.As16()}, unix.AF_INET6
 		}
 		s, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -169,10 +171,13 @@ func testListenerLines(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("%d connects: TcpExtListenDrops +%d, TcpExtListenOverflows +%d, ss Recv-Q %d Send-Q %d; netwatcher: %v",
-		n, drops, overflows, ss.RecvQ, ss.SendQ, e)
+	t.Logf("%d connects: TcpExtListenDrops +%d, TcpExtListenOverflows +%d, ss Recv-Q %d Send-Q %d skmem d %d; netwatcher: %v",
+		n, drops, overflows, ss.RecvQ, ss.SendQ, ss.Skmem.Drops, e)
 	if drops < n-2 || e.Num("drops") != float64(drops) {
 		t.Errorf("drops %v, TcpExtListenDrops +%d: want equal and >= %d", e.Num("drops"), drops, n-2)
+	}
+	if e.Num("drops") != float64(ss.Skmem.Drops) {
+		t.Errorf("drops %v, ss skmem d (sk_drops) %d", e.Num("drops"), ss.Skmem.Drops)
 	}
 	if e.Num("backlog") != float64(ss.RecvQ) || e.Num("maxbacklog") != float64(ss.SendQ) || ss.RecvQ == 0 {
 		t.Errorf("backlog %v/%v, ss Recv-Q/Send-Q %d/%d", e.Num("backlog"), e.Num("maxbacklog"), ss.RecvQ, ss.SendQ)
@@ -206,5 +211,73 @@ func testListenerLines(t *testing.T) {
 		if e.Num("ts_ns") > closed[0].Num("ts_ns") {
 			t.Errorf("closed listener %s still sampled: %v", gone, e)
 		}
+	}
+}
+
+// An accept-queue overflow on the handshake's last ACK counts twice in the
+// listener's sk_drops: tcp_listendrop() (TcpExtListenDrops and
+// TcpExtListenOverflows +1 each) and the discard of that ACK for the
+// listener in tcp_v4_rcv; the RSTs that end the pending requests are
+// discarded for it too. So drops is checked against the socket's own
+// counter as ss shows it (skmem d), and against the MIB counters as a
+// lower bound. B completed connections fill the queue to its limit, then
+// B more handshakes are held before their last ACK (an nft rule); once it
+// is gone the SYN-ACK retransmission brings the ACKs back: the first fills
+// the queue above its limit, every later one overflows.
+func TestListenerAckOverflow(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "nft")
+	const backlog = 4
+	ns := nstest.NewNS(t)
+	ns.Sysctl(t, "net.ipv4.tcp_syncookies", "0")
+	inode := float64(ns.Inode(t))
+	r := nwtest.Start(t, "-x", "--no-packets")
+	_, lis := listenIn(t, ns, netip.MustParseAddr("127.0.0.1"), backlog)
+	r.WaitFor(wait, "listener "+lis.String(), isListener(inode, lis.String(), "sample"))
+	fds := connectMany(t, ns, lis, backlog)
+	time.Sleep(100 * time.Millisecond)
+	script := fmt.Sprintf("table inet nwt_listen {\n chain in {\n  type filter hook input priority 0; policy accept;\n  tcp dport %d tcp flags & (syn | ack) == ack drop\n }\n}\n", lis.Port())
+	path := t.TempDir() + "/ack.nft"
+	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ns.Run(t, "nft", "-f", path)
+	before := oracle.Nstat(t, ns)
+	fds = append(fds, connectMany(t, ns, lis, backlog)...)
+	time.Sleep(200 * time.Millisecond)
+	ns.Run(t, "nft", "delete", "table", "inet", "nwt_listen")
+	time.Sleep(1500 * time.Millisecond) // the SYN-ACK retransmission (1 s) brings the ACKs
+	for _, fd := range fds {
+		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1}) // RST
+		unix.Close(fd)
+	}
+	time.Sleep(300 * time.Millisecond)
+	after := oracle.Nstat(t, ns)
+	drops := oracle.Delta(before, after, "TcpExtListenDrops")
+	overflows := oracle.Delta(before, after, "TcpExtListenOverflows")
+	var ss *oracle.TCPInfo
+	for _, s := range oracle.SS(t, ns, "-l") {
+		if s.Local == lis {
+			ss = &s
+		}
+	}
+	if ss == nil {
+		t.Fatalf("ss -l in the namespace shows no %s", lis)
+	}
+	deadline := time.Now().Add(wait)
+	var e nwtest.Ev
+	for {
+		e = lastListener(r, inode, lis.String())
+		if e.Num("drops") == float64(ss.Skmem.Drops) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("TcpExtListenDrops +%d, TcpExtListenOverflows +%d, ss skmem d %d; netwatcher: %v", drops, overflows, ss.Skmem.Drops, e)
+	if e.Num("drops") != float64(ss.Skmem.Drops) {
+		t.Errorf("drops %v, ss skmem d %d", e.Num("drops"), ss.Skmem.Drops)
+	}
+	if overflows == 0 || e.Num("drops") < float64(drops+overflows) {
+		t.Errorf("drops %v, want >= TcpExtListenDrops + TcpExtListenOverflows = %d + %d (> 0)", e.Num("drops"), drops, overflows)
 	}
 }
