@@ -36,6 +36,14 @@ func (p *pipeline) listeners(now uint64) {
 		p.log.Warn("sampling listeners failed", "err", err)
 		return
 	}
+	ls.update(func(l *event.Listener) { p.lbuf = output.AppendListenerLog(p.lbuf, l) },
+		func(what string, l *event.Listener) { p.listenerLine(what, now, l) })
+}
+
+// update sorts the walk just made (ls.cur) by namespace, port, address,
+// socket, calls all with each listener, and changed ("sample" or
+// "closed") with those new, changed or gone since the previous walk.
+func (ls *listenState) update(all func(*event.Listener), changed func(string, *event.Listener)) {
 	slices.SortFunc(ls.cur, func(a, b event.Listener) int {
 		return cmp.Or(cmp.Compare(a.Netns, b.Netns), cmp.Compare(a.Local.Port(), b.Local.Port()),
 			a.Local.Addr().Compare(b.Local.Addr()), cmp.Compare(a.Sock, b.Sock))
@@ -43,15 +51,15 @@ func (p *pipeline) listeners(now uint64) {
 	next := make(map[uint64]event.Listener, len(ls.cur))
 	for i := range ls.cur {
 		l := &ls.cur[i]
-		p.lbuf = output.AppendListenerLog(p.lbuf, l)
+		all(l)
 		next[l.Sock] = *l
 		if old, ok := ls.prev[l.Sock]; !ok || old != *l {
-			p.listenerLine("sample", now, l)
+			changed("sample", l)
 		}
 	}
 	for sk, l := range ls.prev {
 		if _, ok := next[sk]; !ok {
-			p.listenerLine("closed", now, &l)
+			changed("closed", &l)
 		}
 	}
 	ls.prev = next
