@@ -18,7 +18,9 @@ func TestListenStateUpdate(t *testing.T) {
 	walk := func(ls2 ...event.Listener) (all, changed []string) {
 		ls.cur = append(ls.cur[:0], ls2...)
 		ls.update(func(l *event.Listener) { all = append(all, fmt.Sprintf("%x", l.Sock)) },
-			func(what string, l *event.Listener) { changed = append(changed, fmt.Sprintf("%s %x %d", what, l.Sock, l.Drops)) })
+			func(what string, l *event.Listener) {
+				changed = append(changed, fmt.Sprintf("%s %x %d", what, l.Sock, l.Drops))
+			})
 		slices.Sort(changed)
 		return all, changed
 	}
