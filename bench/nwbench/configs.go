@@ -16,10 +16,11 @@ const (
 )
 
 type config struct {
-	name string
-	kind kind
-	args []string
-	only string // run with these workloads only (comma-separated)
+	name  string
+	kind  kind
+	args  []string
+	only  string // run with these workloads only (comma-separated)
+	optIn bool   // only when named in --configs (not in the default set)
 }
 
 func allConfigs() []config {
@@ -31,14 +32,24 @@ func allConfigs() []config {
 		{name: "-q -x -r", kind: kindNW, args: []string{"-q", "-x", "-r"}},
 		{name: "-q -t", kind: kindNW, args: []string{"-q", "-t"}},
 		{name: "-q -tixre", kind: kindNW, args: []string{"-q", "-tixre"}},
+		{name: "-q -tixre --sample 100", kind: kindNW, args: []string{"-q", "-tixre", "--sample", "100"}, optIn: true},
 		{name: "tcpdump", kind: kindTcpdump},
 		{name: "bpftrace", kind: kindBpftrace, only: "churn"},
 	}
 }
 
 // selectConfigs returns the configurations named in the comma-separated
-// list (all for ""), in the table's order.
+// list (all but the opt-in ones for ""), in the table's order.
 func selectConfigs(list string) []config {
+	if list == "" {
+		var def []config
+		for _, c := range allConfigs() {
+			if !c.optIn {
+				def = append(def, c)
+			}
+		}
+		return def
+	}
 	return selectNamed(allConfigs(), list, func(c config) string { return c.name })
 }
 

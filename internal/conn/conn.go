@@ -721,9 +721,7 @@ func decodeConn(c *event.Conn, sk uint64, r *connNwConn) {
 		TimeoutRetrans: r.TimeoutRetrans,
 		RetransSegs:    r.RetransSegs,
 	}
-	for i, b := range r.Owner.Comm {
-		c.Comm[i] = byte(b)
-	}
+	c.SetOwner(r.Owner.Pid, r.Owner.Src, &r.Owner.Comm)
 }
 
 func encodeConn(c *event.Conn) connNwConn {

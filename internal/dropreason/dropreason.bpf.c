@@ -81,80 +81,47 @@ struct {
 	__type(value, struct nw_owner);
 } nw_listeners SEC(".maps");
 
-/* Network and transport headers from skb->head (wire layout, no CO-RE). */
+/* Network and transport headers (nw_skb.h). */
 static __always_inline void parse(const struct sk_buff *skb, struct nw_drop_event *e, bool direct)
 {
-	unsigned char *head = NW_RD(direct, skb, head);
-	__u16 nh = NW_RD(direct, skb, network_header);
-	__u16 th = NW_RD(direct, skb, transport_header);
 	e->l3 = bpf_ntohs(NW_RD(direct, skb, protocol));
-	if (!head || nh == (__u16)~0U)
+	if (e->l3 != NW_ETH_P_IP && e->l3 != NW_ETH_P_IPV6)
 		return;
-	__u16 toff;
-	if (e->l3 == NW_ETH_P_IP) {
-		struct iphdr ip;
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh) || ip.version != 4)
-			return;
-		e->family = AF_INET;
-		e->proto = ip.protocol;
-		__builtin_memcpy(e->saddr, &ip.saddr, 4);
-		__builtin_memcpy(e->daddr, &ip.daddr, 4);
-		if (ip.frag_off & bpf_htons(0x1fff))
-			return; /* a later fragment: no transport header */
-		toff = nh + ip.ihl * 4;
-	} else if (e->l3 == NW_ETH_P_IPV6) {
-		struct ipv6hdr ip6;
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh) || ip6.version != 6)
-			return;
-		e->family = AF_INET6;
-		e->proto = ip6.nexthdr;
-		__builtin_memcpy(e->saddr, &ip6.saddr, 16);
-		__builtin_memcpy(e->daddr, &ip6.daddr, 16);
-		toff = nh + 40;
+	struct nw_skb_ip ip;
+	if (nw_skb_ip(skb, &ip, e->saddr, e->daddr, direct) || ip.family != (e->l3 == NW_ETH_P_IP ? AF_INET : AF_INET6))
+		return;
+	e->family = ip.family;
+	e->proto = ip.proto;
+	if (ip.later_frag)
+		return; /* a later fragment: no transport header */
+	__u16 toff = ip.toff;
+	if (ip.family == AF_INET6) {
 		if (e->proto != IPPROTO_TCP && e->proto != IPPROTO_UDP && e->proto != NW_IPPROTO_ICMPV6) {
 			/* extension headers: the transport header, when the stack
 			 * got that far, is past them; its protocol is not known
 			 * here without walking them */
 			return;
 		}
-	} else {
-		return;
+		if (ip.th != NW_NO_HEADER && ip.th > ip.nh)
+			toff = ip.th;
 	}
-	if (th != (__u16)~0U && th > nh && e->family == AF_INET6)
-		toff = th;
 	__u8 l4[4];
 	switch (e->proto) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
-		if (bpf_probe_read_kernel(l4, 4, head + toff))
+		if (bpf_probe_read_kernel(l4, 4, ip.head + toff))
 			return;
 		e->sport = (l4[0] << 8) | l4[1];
 		e->dport = (l4[2] << 8) | l4[3];
 		break;
 	case IPPROTO_ICMP:
 	case NW_IPPROTO_ICMPV6:
-		if (bpf_probe_read_kernel(l4, 2, head + toff))
+		if (bpf_probe_read_kernel(l4, 2, ip.head + toff))
 			return;
 		e->icmp_type = l4[0];
 		e->icmp_code = l4[1];
 		break;
 	}
-}
-
-/* The namespace the skb travels in: its device's, else its route's
- * device's (TCP may have cleared skb->dev), 0 when neither is left. As in
- * internal/drops. */
-static __always_inline __u32 skb_netns(const struct sk_buff *skb)
-{
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
-	if (!dev) {
-		unsigned long refdst = BPF_CORE_READ(skb, _skb_refdst) & ~1UL; /* SKB_DST_NOREF */
-		if (refdst)
-			dev = BPF_CORE_READ((struct dst_entry *)refdst, dev);
-	}
-	if (dev)
-		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
-	return 0;
 }
 
 static __always_inline __u64 listener_key(__u32 netns, __u16 port)
@@ -236,7 +203,7 @@ static __always_inline int on_drop(unsigned long long *ctx, const struct sk_buff
 		from_sock(sk, &r, direct);
 	}
 	if (!r.hdr.netns)
-		r.hdr.netns = skb_netns(skb);
+		r.hdr.netns = nw_skb_netns(skb);
 	if (!wanted(&r))
 		return 0;
 	__u32 slot = reason < cfg_nreasons ? reason : cfg_nreasons;

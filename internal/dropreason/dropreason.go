@@ -177,10 +177,7 @@ func Decode(raw []byte, ev *event.Event) bool {
 		d.Stack = r.Stack
 	}
 	if r.Owner.Pid != 0 {
-		ev.Conn.Pid, ev.Conn.OwnerSrc = r.Owner.Pid, event.OwnerSrc(r.Owner.Src)
-		for i, b := range r.Owner.Comm {
-			ev.Conn.Comm[i] = byte(b)
-		}
+		ev.Conn.SetOwner(r.Owner.Pid, r.Owner.Src, &r.Owner.Comm)
 	}
 	return true
 }

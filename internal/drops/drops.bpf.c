@@ -24,10 +24,6 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* The version field of an IP header. */
-#define NW_IP_V4 4
-#define NW_IP_V6 6
-
 /* NW_EV_ERROR: addresses and ports are the segment's, as on the wire. */
 struct nw_err_event {
 	struct nw_hdr hdr; /* sk: the connection's socket, 0 if unknown */
@@ -71,63 +67,26 @@ struct nw_tcph {
  * may be: IPv6 with extension headers is trusted by transport_header). */
 static __always_inline int parse_tcp(const struct sk_buff *skb, struct nw_err_event *e)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u16 th = BPF_CORE_READ(skb, transport_header);
-	if (!head || nh == (__u16)~0U)
+	struct nw_skb_ip ip;
+	__builtin_memset(e->saddr, 0, 16);
+	__builtin_memset(e->daddr, 0, 16);
+	if (nw_skb_ip(skb, &ip, e->saddr, e->daddr, false))
 		return -1;
-	__u8 vhl = 0;
-	if (bpf_probe_read_kernel(&vhl, 1, head + nh))
-		return -1;
-	__u16 toff;
-	if (vhl >> 4 == NW_IP_V4) {
-		__u8 proto = 0;
-		bpf_probe_read_kernel(&proto, 1, head + nh + 9);
-		if (proto != IPPROTO_TCP)
-			return -1;
-		e->family = AF_INET;
-		__builtin_memset(e->saddr, 0, 16);
-		__builtin_memset(e->daddr, 0, 16);
-		bpf_probe_read_kernel(e->saddr, 4, head + nh + 12);
-		bpf_probe_read_kernel(e->daddr, 4, head + nh + 16);
-		toff = nh + (vhl & 0x0f) * 4;
-	} else if (vhl >> 4 == NW_IP_V6) {
-		__u8 next = 0;
-		bpf_probe_read_kernel(&next, 1, head + nh + 6);
-		e->family = AF_INET6;
-		bpf_probe_read_kernel(e->saddr, 16, head + nh + 8);
-		bpf_probe_read_kernel(e->daddr, 16, head + nh + 24);
-		if (next == IPPROTO_TCP)
-			toff = nh + 40;
-		else if (th != (__u16)~0U && th > nh + 40)
-			toff = th; /* after extension headers */
+	__u16 toff = ip.toff;
+	if (ip.proto != IPPROTO_TCP) {
+		if (ip.family == AF_INET6 && ip.th != NW_NO_HEADER && ip.th > toff)
+			toff = ip.th; /* after extension headers */
 		else
 			return -1;
-	} else {
-		return -1;
 	}
+	e->family = ip.family;
 	struct nw_tcph t;
-	if (bpf_probe_read_kernel(&t, sizeof(t), head + toff))
+	if (bpf_probe_read_kernel(&t, sizeof(t), ip.head + toff))
 		return -1;
 	e->sport = bpf_ntohs(t.source);
 	e->dport = bpf_ntohs(t.dest);
 	e->seq = bpf_ntohl(t.seq);
 	e->ack = bpf_ntohl(t.ack_seq);
-	return 0;
-}
-
-/* The namespace a segment travels in: its device's, else (TCP may have
- * cleared skb->dev) its route's device's; 0 when neither is left. */
-static __always_inline __u32 skb_netns(const struct sk_buff *skb)
-{
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
-	if (!dev) {
-		unsigned long refdst = BPF_CORE_READ(skb, _skb_refdst) & ~1UL; /* SKB_DST_NOREF */
-		if (refdst)
-			dev = BPF_CORE_READ((struct dst_entry *)refdst, dev);
-	}
-	if (dev)
-		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
 	return 0;
 }
 
@@ -179,11 +138,11 @@ static __always_inline int report(const struct sk_buff *skb, __u32 reason,
 		if (!c)
 			return 0; /* listener, TIME_WAIT, untracked or filtered */
 		/* 0 while the connection is only in SYN_SENT */
-		r.hdr.netns = c->netns ? c->netns : skb_netns(skb);
+		r.hdr.netns = c->netns ? c->netns : nw_skb_netns(skb);
 		/* Our own segment (e.g. dropped on the way out)? */
 		r.rx = !(c->sport == r.sport && c->dport == r.dport);
 	} else {
-		r.hdr.netns = skb_netns(skb);
+		r.hdr.netns = nw_skb_netns(skb);
 	}
 	__u16 local = r.rx ? r.dport : r.sport;
 	__u16 remote = r.rx ? r.sport : r.dport;

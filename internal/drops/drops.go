@@ -97,29 +97,23 @@ func ReasonsFromBTF(spec *btf.Spec) (*Reasons, error) {
 }
 
 func reasonsFromEnum(en *btf.Enum) (*Reasons, error) {
-	n := uint64(0)
-	for _, v := range en.Values {
-		if strings.HasPrefix(v.Name, reasonPrefix) && v.Name != reasonPrefix+"MAX" && v.Value < maxCodes && v.Value+1 > n {
-			n = v.Value + 1
-		}
-	}
-	r := &Reasons{Name: make([]string, n), Kernel: make([]string, n), Keep: make([]bool, n)}
-	for _, v := range en.Values {
-		name, ok := strings.CutPrefix(v.Name, reasonPrefix)
-		if !ok || name == "MAX" || v.Value >= n {
+	kernelNames := kernel.EnumNames(en, reasonPrefix, maxCodes)
+	n := len(kernelNames)
+	r := &Reasons{Name: make([]string, n), Kernel: kernelNames, Keep: make([]bool, n)}
+	for code, name := range kernelNames {
+		if name == "" {
 			continue
 		}
-		r.Kernel[v.Value] = name
 		switch {
 		case name == "TCP_CSUM":
-			r.Name[v.Value] = InvalidCsum
-			r.Csum = uint32(v.Value)
+			r.Name[code] = InvalidCsum
+			r.Csum = uint32(code)
 		case invalidSeq[name]:
-			r.Name[v.Value] = InvalidSeq
+			r.Name[code] = InvalidSeq
 		default:
-			r.Name[v.Value] = name
+			r.Name[code] = name
 		}
-		r.Keep[v.Value] = (strings.HasPrefix(name, "TCP_") && !duplicates[name]) || genericTCP[name]
+		r.Keep[code] = (strings.HasPrefix(name, "TCP_") && !duplicates[name]) || genericTCP[name]
 	}
 	if r.Csum == 0 {
 		return nil, errors.New("kernel BTF: enum skb_drop_reason has no TCP_CSUM")

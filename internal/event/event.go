@@ -122,6 +122,15 @@ type Conn struct {
 	RetransSegs    uint32
 }
 
+// SetOwner fills the owner from a record's struct nw_owner (pid, source,
+// the C char[16] comm).
+func (c *Conn) SetOwner(pid uint32, src uint8, comm *[16]int8) {
+	c.Pid, c.OwnerSrc = pid, OwnerSrc(src)
+	for i, b := range comm {
+		c.Comm[i] = byte(b)
+	}
+}
+
 // Stats are raw tcp_sock values (-x).
 type Stats struct {
 	SrttUs8       uint32

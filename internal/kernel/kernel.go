@@ -149,3 +149,25 @@ func TracepointArgs(spec *btf.Spec, name string) int {
 	}
 	return len(fp.Params) - 1
 }
+
+// EnumNames reads a kernel enum whose value names share a prefix
+// (skb_drop_reason: SKB_DROP_REASON_*, sk_rst_reason: SK_RST_REASON_*)
+// from the BTF enum en into a table indexed by value: the names without
+// the prefix, "" where the enum has no value. Values of limit or more
+// (subsystem bits, sentinels) and the <prefix>MAX sentinel are left out.
+// So a reason the kernel gains appears with its name, with no code change.
+func EnumNames(en *btf.Enum, prefix string, limit uint64) []string {
+	n := uint64(0)
+	for _, v := range en.Values {
+		if strings.HasPrefix(v.Name, prefix) && v.Name != prefix+"MAX" && v.Value < limit {
+			n = max(n, v.Value+1)
+		}
+	}
+	names := make([]string, n)
+	for _, v := range en.Values {
+		if name, ok := strings.CutPrefix(v.Name, prefix); ok && name != "MAX" && v.Value < n {
+			names[v.Value] = name
+		}
+	}
+	return names
+}

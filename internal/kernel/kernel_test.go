@@ -3,7 +3,10 @@ package kernel
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"testing"
+
+	"github.com/cilium/ebpf/btf"
 )
 
 // TestAtomics: this host (6.x) has BPF compare-and-swap, so the connection
@@ -38,5 +41,16 @@ func TestAtomicsProbeEncoding(t *testing.T) {
 	}
 	if !found {
 		t.Error("no atomic instruction in the probe")
+	}
+}
+
+func TestEnumNames(t *testing.T) {
+	en := &btf.Enum{Name: "x", Values: []btf.EnumValue{
+		{Name: "X_A", Value: 0}, {Name: "X_C", Value: 2}, {Name: "X_MAX", Value: 3},
+		{Name: "X_SUBSYS", Value: 1 << 16}, {Name: "OTHER", Value: 1},
+	}}
+	got := EnumNames(en, "X_", 1<<12)
+	if want := []string{"A", "", "C"}; !slices.Equal(got, want) {
+		t.Errorf("EnumNames = %q, want %q", got, want)
 	}
 }

@@ -335,10 +335,7 @@ func (p *Printer) Error(b []byte, ev *event.Event, reason string) []byte {
 	b = p.Clock.AppendTable(b, ev.TS)
 	b = append(b, " [X] "...)
 	b = append(b, reason...)
-	b = append(b, ": conn = "...)
-	b = appendIDText(b, ev.Conn.ID)
-	b = append(b, " sock = "...)
-	b = appendHex(b, ev.Conn.Sock)
+	b = appendConnHead(b, &ev.Conn)
 	b = append(b, " seq = "...)
 	b = strconv.AppendUint(b, uint64(ev.Err.Seq), 10)
 	b = append(b, " ack = "...)
@@ -346,6 +343,25 @@ func (p *Printer) Error(b []byte, ev *event.Event, reason string) []byte {
 	b = append(b, ' ')
 	b = appendFlowText(b, ev.Err.Src, ev.Err.Dst)
 	b = appendOwnerText(b, &ev.Conn)
+	return append(b, '\n')
+}
+
+// appendConnHead appends ": conn = ID sock = 0x…", the name every alert
+// line ([X], [R], [S], [K], [T]) gives its connection.
+func appendConnHead(b []byte, c *event.Conn) []byte {
+	b = append(b, ": conn = "...)
+	b = appendIDText(b, c.ID)
+	b = append(b, " sock = "...)
+	return appendHex(b, c.Sock)
+}
+
+// appendConnLine ends an alert line: the connection's name, src -> dst,
+// its owner, the newline.
+func appendConnLine(b []byte, c *event.Conn, src, dst netip.AddrPort) []byte {
+	b = appendConnHead(b, c)
+	b = append(b, ' ')
+	b = appendFlowText(b, src, dst)
+	b = appendOwnerText(b, c)
 	return append(b, '\n')
 }
 
@@ -409,14 +425,8 @@ func (p *Printer) Episode(b []byte, ev *event.Event, kind string) []byte {
 	b = append(b, CaName(r.OldState)...)
 	b = append(b, " -> "...)
 	b = append(b, CaName(r.CaState)...)
-	b = append(b, "): conn = "...)
-	b = appendIDText(b, ev.Conn.ID)
-	b = append(b, " sock = "...)
-	b = appendHex(b, ev.Conn.Sock)
-	b = append(b, ' ')
-	b = appendFlowText(b, ev.Conn.Src, ev.Conn.Dst)
-	b = appendOwnerText(b, &ev.Conn)
-	return append(b, '\n')
+	b = append(b, ')')
+	return appendConnLine(b, &ev.Conn, ev.Conn.Src, ev.Conn.Dst)
 }
 
 // RetransSegment formats one retransmitted segment (JSON only: the console

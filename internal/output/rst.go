@@ -73,14 +73,7 @@ func (p *Printer) Rst(b []byte, ev *event.Event) []byte {
 			b = append(b, " (abort)"...)
 		}
 	}
-	b = append(b, ": conn = "...)
-	b = appendIDText(b, ev.Conn.ID)
-	b = append(b, " sock = "...)
-	b = appendHex(b, ev.Conn.Sock)
-	b = append(b, ' ')
-	b = appendFlowText(b, r.Src, r.Dst)
-	b = appendOwnerText(b, &ev.Conn)
-	return append(b, '\n')
+	return appendConnLine(b, &ev.Conn, r.Src, r.Dst)
 }
 
 // AppendRstLog appends one rst.log line; "-" for what is unknown or does

@@ -94,10 +94,7 @@ func (p *Printer) Rtt(b []byte, ev *event.Event) []byte {
 	if r.Srtt {
 		b = append(b, " (srtt)"...)
 	}
-	b = append(b, ": conn = "...)
-	b = appendIDText(b, ev.Conn.ID)
-	b = append(b, " sock = "...)
-	b = appendHex(b, ev.Conn.Sock)
+	b = appendConnHead(b, &ev.Conn)
 	b = append(b, ' ')
 	if ev.Conn.Src.IsValid() {
 		b = appendFlowText(b, ev.Conn.Src, ev.Conn.Dst)

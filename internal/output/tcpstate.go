@@ -60,14 +60,7 @@ func (p *Printer) State(b []byte, ev *event.Event) []byte {
 	if s.Handshake() {
 		b = append(b, " (handshake)"...)
 	}
-	b = append(b, ": conn = "...)
-	b = appendIDText(b, ev.Conn.ID)
-	b = append(b, " sock = "...)
-	b = appendHex(b, ev.Conn.Sock)
-	b = append(b, ' ')
-	b = appendFlowText(b, s.Src, s.Dst)
-	b = appendOwnerText(b, &ev.Conn)
-	return append(b, '\n')
+	return appendConnLine(b, &ev.Conn, s.Src, s.Dst)
 }
 
 // AppendStateLog appends one tcpstate.log line: duration in µs (3

@@ -130,9 +130,7 @@ func Decode(raw []byte, ev *event.Event) bool {
 		Retrans: event.RetransInfo{Seq: r.Seq, CaState: r.CaState, OldState: r.OldState, Segs: r.Segs,
 			PreEst: r.PreEst != 0},
 	}
-	for i, b := range r.Owner.Comm {
-		ev.Conn.Comm[i] = byte(b)
-	}
+	ev.Conn.SetOwner(r.Owner.Pid, r.Owner.Src, &r.Owner.Comm)
 	// BPF takes the tuple from the socket when its entry has none yet (not
 	// established), so a record always has one; the check only keeps a
 	// malformed record from decoding as an address.

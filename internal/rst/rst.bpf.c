@@ -87,51 +87,22 @@ static __always_inline __u32 slot_of(__u64 sk)
 	return (__u32)(((sk >> 6) * 0x9E3779B97F4A7C15ULL) >> 32) & (NW_RST_SLOTS - 1);
 }
 
-/* The version field of an IP header. */
-#define NW_IP_V4 4
-#define NW_IP_V6 6
-
 /* The tuple of a received segment, reversed: local = its destination. */
 static __always_inline int skb_tuple(const struct sk_buff *skb, struct nw_rst_event *e)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u16 th = BPF_CORE_READ(skb, transport_header);
-	if (!head || nh == (__u16)~0U)
+	struct nw_skb_ip ip;
+	if (nw_skb_ip(skb, &ip, e->daddr, e->saddr, false))
 		return -1;
-	__u8 vhl = 0;
-	if (bpf_probe_read_kernel(&vhl, 1, head + nh))
-		return -1;
-	__u16 toff;
-	if (vhl >> 4 == NW_IP_V4) {
-		e->family = AF_INET;
-		bpf_probe_read_kernel(e->daddr, 4, head + nh + 12);
-		bpf_probe_read_kernel(e->saddr, 4, head + nh + 16);
-		toff = nh + (vhl & 0x0f) * 4;
-	} else if (vhl >> 4 == NW_IP_V6) {
-		e->family = AF_INET6;
-		bpf_probe_read_kernel(e->daddr, 16, head + nh + 8);
-		bpf_probe_read_kernel(e->saddr, 16, head + nh + 24);
-		toff = nh + 40;
-	} else {
-		return -1;
-	}
-	if (th != (__u16)~0U && th >= toff)
-		toff = th; /* after IPv6 extension headers */
+	e->family = ip.family;
+	__u16 toff = ip.toff;
+	if (ip.th != NW_NO_HEADER && ip.th >= toff)
+		toff = ip.th; /* after IPv6 extension headers */
 	__be16 ports[2];
-	if (bpf_probe_read_kernel(ports, sizeof(ports), head + toff))
+	if (bpf_probe_read_kernel(ports, sizeof(ports), ip.head + toff))
 		return -1;
 	e->dport = bpf_ntohs(ports[0]);
 	e->sport = bpf_ntohs(ports[1]);
-	e->hdr.netns = 0;
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
-	if (!dev) {
-		unsigned long refdst = BPF_CORE_READ(skb, _skb_refdst) & ~1UL; /* SKB_DST_NOREF */
-		if (refdst)
-			dev = BPF_CORE_READ((struct dst_entry *)refdst, dev);
-	}
-	if (dev)
-		e->hdr.netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	e->hdr.netns = nw_skb_netns(skb);
 	return 0;
 }
 

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"strconv"
-	"strings"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -59,22 +58,7 @@ func ReasonsFromBTF(spec *btf.Spec) (Reasons, error) {
 	return reasonsFromEnum(en), nil
 }
 
-func reasonsFromEnum(en *btf.Enum) Reasons {
-	n := uint64(0)
-	for _, v := range en.Values {
-		if strings.HasPrefix(v.Name, reasonPrefix) && v.Name != reasonPrefix+"MAX" && v.Value < maxCodes {
-			n = max(n, v.Value+1)
-		}
-	}
-	r := make(Reasons, n)
-	for _, v := range en.Values {
-		name, ok := strings.CutPrefix(v.Name, reasonPrefix)
-		if ok && name != "MAX" && v.Value < n {
-			r[v.Value] = name
-		}
-	}
-	return r
-}
+func reasonsFromEnum(en *btf.Enum) Reasons { return kernel.EnumNames(en, reasonPrefix, maxCodes) }
 
 // NameOf names code ("reason<code>" when the table lacks it: allocates only
 // then).
@@ -214,10 +198,7 @@ func Decode(raw []byte, ev *event.Event) bool {
 		},
 	}
 	if r.Owner.Pid != 0 {
-		ev.Conn.Pid, ev.Conn.OwnerSrc = r.Owner.Pid, event.OwnerSrc(r.Owner.Src)
-		for i, b := range r.Owner.Comm {
-			ev.Conn.Comm[i] = byte(b)
-		}
+		ev.Conn.SetOwner(r.Owner.Pid, r.Owner.Src, &r.Owner.Comm)
 	}
 	return true
 }

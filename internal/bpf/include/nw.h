@@ -13,7 +13,9 @@
  *   nw_conn_table.h the connection table (both variants): find, claim,
  *                   release
  *   nw_sock.h       socket readers (tuple, netns, tcp_sock values), the
- *                   -s/-d port filter, the current task as owner
+ *                   -s/-d port and -S/-D address filters, the current task
+ *                   as owner
+ *   nw_skb.h        a packet's IP header and namespace, read from an skb
  *   nw_prog.h       macros that emit twin programs from one body
  *
  * Rule: BPF records raw values (timestamps, pointers, counters); user space
@@ -45,6 +47,7 @@
 #include "nw_ptr.h"
 #include "nw_conn_table.h"
 #include "nw_sock.h"
+#include "nw_skb.h"
 #include "nw_prog.h"
 
 #endif /* NW_H */
