@@ -23,26 +23,26 @@ func TestDecode(t *testing.T) {
 	copy(r.Daddr[:], []byte{10, 0, 0, 2})
 	r.Owner.Pid, r.Owner.Src = 77, uint8(event.OwnerListener)
 	r.Nstack, r.Stack[0], r.Stack[1] = 2, 0xffffffff81000001, 0xffffffff81234567
-	var ev event.Event
+	ev := event.Event{Ext: new(event.Ext)}
 	if !Decode(record(&r, HeadSize), &ev) {
 		t.Fatal("record without stack not decoded")
 	}
-	d := &ev.Drop
+	d := &ev.Ext.Drop
 	if ev.Type != event.Drop || ev.TS != 123 || ev.Conn.Sock != r.Hdr.Sk || ev.Conn.Netns != r.Hdr.Netns ||
 		d.Reason != 12 || d.Location != r.Location || d.EstLo != 0xbeef || d.Proto != 17 || !d.HasPorts() ||
 		d.Src != netip.MustParseAddrPort("10.0.0.1:5353") || d.Dst != netip.MustParseAddrPort("10.0.0.2:40000") ||
 		ev.Conn.Pid != 77 || ev.Conn.OwnerSrc != event.OwnerListener || d.NStack != 0 {
 		t.Errorf("decoded %+v", ev)
 	}
-	if !Decode(record(&r, RecordSize), &ev) || ev.Drop.NStack != 2 || ev.Drop.Stack[1] != r.Location {
-		t.Errorf("stack: %+v", ev.Drop)
+	if !Decode(record(&r, RecordSize), &ev) || ev.Ext.Drop.NStack != 2 || ev.Ext.Drop.Stack[1] != r.Location {
+		t.Errorf("stack: %+v", ev.Ext.Drop)
 	}
 	if Decode(record(&r, HeadSize-1), &ev) {
 		t.Error("a short record decoded")
 	}
 	r.Family = 0
-	if !Decode(record(&r, HeadSize), &ev) || ev.Drop.Src.IsValid() {
-		t.Errorf("not IP: addresses %v %v", ev.Drop.Src, ev.Drop.Dst)
+	if !Decode(record(&r, HeadSize), &ev) || ev.Ext.Drop.Src.IsValid() {
+		t.Errorf("not IP: addresses %v %v", ev.Ext.Drop.Src, ev.Ext.Drop.Dst)
 	}
 	raw := record(&r, HeadSize)
 	raw[0] = byte(event.Error)

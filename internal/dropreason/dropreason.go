@@ -133,7 +133,7 @@ func (c *Concern) Decode(raw []byte, ev *event.Event) bool {
 	if !Decode(raw, ev) {
 		return false
 	}
-	ev.Drop.Name = c.NameOf(ev.Drop.Reason)
+	ev.Ext.Drop.Name = c.NameOf(ev.Ext.Drop.Reason)
 	return true
 }
 
@@ -160,12 +160,18 @@ func Decode(raw []byte, ev *event.Event) bool {
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&head)), HeadSize), raw)
 		r = &head
 	}
+	x := ev.Ext
+	if x == nil {
+		return false
+	}
 	*ev = event.Event{
 		Type: event.Drop,
 		TS:   r.Hdr.Ts,
 		Conn: event.Conn{Sock: r.Hdr.Sk, Netns: r.Hdr.Netns},
+		Ext:  x,
 	}
-	d := &ev.Drop
+	d := &x.Drop
+	*d = event.DropInfo{}
 	d.Reason, d.Location, d.Family, d.L3, d.Proto = r.Reason, r.Location, r.Family, r.L3, r.Proto
 	d.ICMPType, d.ICMPCode, d.FromSock, d.SkState, d.EstLo = r.IcmpType, r.IcmpCode, r.FromSk != 0, r.SkState, r.EstLo
 	if r.Family != 0 {

@@ -35,7 +35,8 @@ const batchLen = 256
 // once the pipeline has handled all of them.
 type batch struct {
 	evs  []event.Event
-	next int // the first event the pipeline has not handled
+	ext  []event.Ext // the Ext slot of each event (lifecycle ring only; see event.Ext)
+	next int         // the first event the pipeline has not handled
 	src  int
 	pool chan *batch
 }
@@ -44,7 +45,11 @@ func newPool(n, src int) chan *batch {
 	n = max(n, 2)
 	pool := make(chan *batch, n)
 	for i := 0; i < n; i++ {
-		pool <- &batch{evs: make([]event.Event, 0, batchLen), pool: pool, src: src}
+		b := &batch{evs: make([]event.Event, 0, batchLen), pool: pool, src: src}
+		if src == srcLife {
+			b.ext = make([]event.Ext, batchLen)
+		}
+		pool <- b
 	}
 	return pool
 }
@@ -114,7 +119,12 @@ func (rd *reader) one(raw []byte) bool {
 	}
 	b := rd.b
 	b.evs = b.evs[:len(b.evs)+1]
-	if !rd.decode(raw, &b.evs[len(b.evs)-1]) {
+	ev := &b.evs[len(b.evs)-1]
+	ev.Ext = nil
+	if b.ext != nil {
+		ev.Ext = &b.ext[len(b.evs)-1]
+	}
+	if !rd.decode(raw, ev) {
 		b.evs = b.evs[:len(b.evs)-1]
 		rd.ctr.Undecodable.Add(1)
 		return true

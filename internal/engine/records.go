@@ -268,7 +268,7 @@ func (p *pipeline) retransEvent(ev *event.Event) {
 // ends it); before that the record has its own tuple and, for a transition
 // the owner's own syscall made (connect), its process.
 func (p *pipeline) stateEvent(ev *event.Event) {
-	s := &ev.State
+	s := &ev.Ext.State
 	if s.EstLo != 0 {
 		if e := p.connOf(ev.Conn.Sock, s.EstLo); e != nil {
 			ev.Conn = e.Conn

@@ -58,7 +58,7 @@ func (p *pipeline) drops() *dropState {
 // socket lookup: netfilter, checksum, ...), the tracked connection with the
 // packet's addresses, received or sent.
 func (p *pipeline) dropConn(ev *event.Event) *track.Entry {
-	x := &ev.Drop
+	x := &ev.Ext.Drop
 	if x.EstLo != 0 {
 		return p.connOf(ev.Conn.Sock, x.EstLo)
 	}
@@ -81,10 +81,10 @@ func (p *pipeline) dropEvent(ev *event.Event) {
 		}
 		ev.Conn.Netns = netns
 	}
-	if ev.Drop.Name == listenOverflow {
+	if ev.Ext.Drop.Name == listenOverflow {
 		// the segment came to the listener: its local port is the
 		// destination
-		k := listenKey{ev.Conn.Netns, ev.Drop.Dst.Port()}
+		k := listenKey{ev.Conn.Netns, ev.Ext.Drop.Dst.Port()}
 		l := d.listeners[k]
 		if l == nil {
 			l = &output.ListenOverflow{Netns: k.netns, Port: k.port}

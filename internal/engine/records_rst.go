@@ -61,7 +61,7 @@ func (p *pipeline) rstClosed(e *track.Entry) {
 // close (state CLOSE, or the state it aborted) is the socket's connection
 // that just closed. The record keeps its own tuple.
 func (p *pipeline) rstEvent(ev *event.Event) {
-	r := &ev.Rst
+	r := &ev.Ext.Rst
 	var e *track.Entry
 	switch {
 	case ev.Conn.Sock == 0:
@@ -112,10 +112,10 @@ func (p *pipeline) rstCount(ev *event.Event) {
 		c = new([2]uint32)
 		t.counts[ev.Conn.ID] = c
 	}
-	if ev.Rst.Rx {
+	if ev.Ext.Rst.Rx {
 		c[1]++
 	} else {
 		c[0]++
 	}
-	ev.Rst.ConnSent, ev.Rst.ConnReceived = c[0], c[1]
+	ev.Ext.Rst.ConnSent, ev.Ext.Rst.ConnReceived = c[0], c[1]
 }

@@ -24,7 +24,7 @@ func TestRstNamedAfterClose(t *testing.T) {
 	copy(c.Comm[:], "server")
 	rst := func(ts uint64, rx bool, state uint8, aborted bool, estLo uint32) event.Event {
 		return event.Event{Type: event.Rst, TS: ts, Conn: event.Conn{Sock: sk, Netns: c.Netns},
-			Rst: event.RstInfo{Rx: rx, State: state, Aborted: aborted, EstLo: estLo, Src: c.Src, Dst: c.Dst}}
+			Ext: &event.Ext{Rst: event.RstInfo{Rx: rx, State: state, Aborted: aborted, EstLo: estLo, Src: c.Src, Dst: c.Dst}}}
 	}
 	evs := []event.Event{
 		{Type: event.ConnOpen, TS: 1_000, Conn: c},

@@ -45,7 +45,7 @@ func (p *pipeline) tick() {
 // carries the socket's tuple and the low bits of the connection's
 // establishment time once the tracker had it.
 func (p *pipeline) rttEvent(ev *event.Event) {
-	r := &ev.Rtt
+	r := &ev.Ext.Rtt
 	var e *track.Entry
 	if r.EstLo != 0 {
 		e = p.connOf(ev.Conn.Sock, r.EstLo)

@@ -83,7 +83,7 @@ func appendReason(b []byte, d *event.DropInfo) []byte {
 // Drop formats one dropped packet: console line (with -A, one more line
 // per stack frame) or JSON record.
 func (p *Printer) Drop(b []byte, ev *event.Event, o DropOpts) []byte {
-	d := &ev.Drop
+	d := &ev.Ext.Drop
 	isICMP := d.Family != 0 && (d.Proto == event.ProtoICMP || d.Proto == event.ProtoICMPv6)
 	if p.JSON {
 		b = p.jHead(b, "drop", ev.TS)
@@ -202,7 +202,7 @@ func DropStack(d *event.DropInfo) []uint64 {
 
 // AppendDropLog appends one drop.log line.
 func AppendDropLog(b []byte, ev *event.Event, o DropOpts) []byte {
-	d := &ev.Drop
+	d := &ev.Ext.Drop
 	b = append(b, "drop{"...)
 	b = kv(b, "netns", true)
 	b = strconv.AppendUint(b, uint64(ev.Conn.Netns), 10)

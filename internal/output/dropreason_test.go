@@ -10,9 +10,9 @@ import (
 )
 
 func dropEvent() *event.Event {
-	ev := &event.Event{Type: event.Drop, TS: 1000, Conn: event.Conn{Netns: 4026532177, Sock: 0xffff8881, ID: 3, Pid: 42}}
+	ev := &event.Event{Type: event.Drop, TS: 1000, Conn: event.Conn{Netns: 4026532177, Sock: 0xffff8881, ID: 3, Pid: 42}, Ext: &event.Ext{}}
 	copy(ev.Conn.Comm[:], "srv")
-	ev.Drop = event.DropInfo{Reason: 12, Name: "NETFILTER_DROP", Location: 0xffffffff81000110, Family: afInet, Proto: event.ProtoUDP,
+	ev.Ext.Drop = event.DropInfo{Reason: 12, Name: "NETFILTER_DROP", Location: 0xffffffff81000110, Family: afInet, Proto: event.ProtoUDP,
 		Src: netip.MustParseAddrPort("10.0.0.1:5000"), Dst: netip.MustParseAddrPort("10.0.0.2:53"),
 		NStack: 3, Stack: [event.DropStackMax]uint64{0xffffffff81000005, 0xffffffff81000110, 0xffffffff81000208}}
 	return ev
@@ -45,11 +45,11 @@ func TestDropFormats(t *testing.T) {
 		}
 	}
 	// ICMP: no ports; not IP: no addresses; unnamed reason
-	ev.Drop.Proto, ev.Drop.ICMPType, ev.Drop.Name = event.ProtoICMP, 8, ""
+	ev.Ext.Drop.Proto, ev.Ext.Drop.ICMPType, ev.Ext.Drop.Name = event.ProtoICMP, 8, ""
 	if l := string(AppendDropLog(nil, ev, DropOpts{Syms: syms})); !strings.Contains(l, `proto="icmp",src="10.0.0.1",dst="10.0.0.2",reason="reason 12"`) {
 		t.Errorf("icmp log %s", l)
 	}
-	ev.Drop.Family, ev.Drop.L3, ev.Drop.Src, ev.Drop.Dst = 0, 0x0806, netip.AddrPort{}, netip.AddrPort{}
+	ev.Ext.Drop.Family, ev.Ext.Drop.L3, ev.Ext.Drop.Src, ev.Ext.Drop.Dst = 0, 0x0806, netip.AddrPort{}, netip.AddrPort{}
 	if l := string(AppendDropLog(nil, ev, DropOpts{})); !strings.Contains(l, `proto="arp",src="-",dst="-"`) || !strings.Contains(l, `location="0xffffffff81000110"`) {
 		t.Errorf("arp log %s", l)
 	}

@@ -27,7 +27,7 @@ func rstDir(r *event.RstInfo) string {
 // (the connection's resets so far, this one included; absent when the
 // connection is unknown, and with -q).
 func (p *Printer) Rst(b []byte, ev *event.Event) []byte {
-	r := &ev.Rst
+	r := &ev.Ext.Rst
 	if p.JSON {
 		b = p.jHead(b, "rst", ev.TS)
 		c := ev.Conn
@@ -80,7 +80,7 @@ func (p *Printer) Rst(b []byte, ev *event.Event) []byte {
 // not apply (state of a reset for no socket, reason of a reset received or
 // on a kernel without reasons).
 func AppendRstLog(b []byte, ev *event.Event) []byte {
-	r := &ev.Rst
+	r := &ev.Ext.Rst
 	b = append(b, `rst{sock="`...)
 	b = appendHex(b, ev.Conn.Sock)
 	b = append(b, '"')

@@ -10,9 +10,9 @@ import (
 )
 
 func rstEvent() *event.Event {
-	ev := &event.Event{Type: event.Rst, TS: 5_000_000_000, Conn: event.Conn{Sock: 0xffff888104deae40, Netns: 4026531840, ID: 1, Pid: 30164}}
+	ev := &event.Event{Type: event.Rst, TS: 5_000_000_000, Conn: event.Conn{Sock: 0xffff888104deae40, Netns: 4026531840, ID: 1, Pid: 30164}, Ext: &event.Ext{}}
 	copy(ev.Conn.Comm[:], "python3")
-	ev.Rst = event.RstInfo{State: event.TCPEstablished, Aborted: true, Reason: 11, HasReason: true, Name: "TCP_ABORT_ON_CLOSE",
+	ev.Ext.Rst = event.RstInfo{State: event.TCPEstablished, Aborted: true, Reason: 11, HasReason: true, Name: "TCP_ABORT_ON_CLOSE",
 		Src: netip.MustParseAddrPort("127.0.0.1:7001"), Dst: netip.MustParseAddrPort("127.0.0.1:60862"), ConnSent: 1}
 	return ev
 }
@@ -25,15 +25,15 @@ func TestRstLogLine(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 	// received: no reason; for no socket: no state, no connection
-	ev.Rst.Rx = true
+	ev.Ext.Rst.Rx = true
 	if got := string(AppendRstLog(nil, ev)); !strings.Contains(got, `dir="received",state="ESTABLISHED",reason="-",conn_id="1"}`) {
 		t.Errorf("received: %s", got)
 	}
-	ev.Rst.Rx, ev.Rst.State, ev.Conn.ID, ev.Conn.Sock, ev.Rst.Name = false, 0, 0, 0, "NO_SOCKET"
+	ev.Ext.Rst.Rx, ev.Ext.Rst.State, ev.Conn.ID, ev.Conn.Sock, ev.Ext.Rst.Name = false, 0, 0, 0, "NO_SOCKET"
 	if got := string(AppendRstLog(nil, ev)); !strings.Contains(got, `sock="0x0",`) || !strings.Contains(got, `dir="sent",state="-",reason="NO_SOCKET",conn_id="-"}`) {
 		t.Errorf("no socket: %s", got)
 	}
-	ev.Rst.HasReason = false
+	ev.Ext.Rst.HasReason = false
 	if got := string(AppendRstLog(nil, ev)); !strings.Contains(got, `reason="-"`) {
 		t.Errorf("no reason (before 6.10): %s", got)
 	}
@@ -47,8 +47,8 @@ func TestRstConsoleAndJSON(t *testing.T) {
 		want string
 	}{
 		{func(*event.Event) {}, " [K] rst sent (TCP_ABORT_ON_CLOSE) in ESTABLISHED (abort): conn = 1 sock = 0xffff888104deae40 127.0.0.1:7001 -> 127.0.0.1:60862 pid = 30164 comm = python3\n"},
-		{func(e *event.Event) { e.Rst.Rx, e.Rst.Aborted = true, false }, " [K] rst received in ESTABLISHED: conn = 1 "},
-		{func(e *event.Event) { e.Rst.Rx, e.Rst.State, e.Conn = false, 0, event.Conn{} }, " [K] rst sent (TCP_ABORT_ON_CLOSE) for no socket: conn = - sock = 0x0 127.0.0.1:7001 -> 127.0.0.1:60862\n"},
+		{func(e *event.Event) { e.Ext.Rst.Rx, e.Ext.Rst.Aborted = true, false }, " [K] rst received in ESTABLISHED: conn = 1 "},
+		{func(e *event.Event) { e.Ext.Rst.Rx, e.Ext.Rst.State, e.Conn = false, 0, event.Conn{} }, " [K] rst sent (TCP_ABORT_ON_CLOSE) for no socket: conn = - sock = 0x0 127.0.0.1:7001 -> 127.0.0.1:60862\n"},
 	} {
 		c.set(ev)
 		if line := string(p.Rst(nil, ev)); !strings.Contains(line, c.want) {
@@ -71,13 +71,13 @@ func TestRstConsoleAndJSON(t *testing.T) {
 	}
 	// received: reason does not apply (absent); no socket: no state, no counts;
 	// no reason on the kernel: null
-	ev.Rst.Rx = true
+	ev.Ext.Rst.Rx = true
 	m = nil
 	json.Unmarshal(p.Rst(nil, ev), &m)
 	if _, ok := m["reason"]; ok || m["dir"] != "received" {
 		t.Errorf("received: %v", m)
 	}
-	ev.Rst.Rx, ev.Rst.State, ev.Rst.HasReason, ev.Conn, ev.Rst.ConnSent = false, 0, false, event.Conn{}, 0
+	ev.Ext.Rst.Rx, ev.Ext.Rst.State, ev.Ext.Rst.HasReason, ev.Conn, ev.Ext.Rst.ConnSent = false, 0, false, event.Conn{}, 0
 	m = nil
 	if err := json.Unmarshal(p.Rst(nil, ev), &m); err != nil {
 		t.Fatal(err)

@@ -57,7 +57,7 @@ func appendRttBuckets(b []byte, r *event.RttInfo, sep byte) []byte {
 // Rtt formats one RTT histogram (an interval's samples, or the whole
 // connection's at close): console line or JSON record.
 func (p *Printer) Rtt(b []byte, ev *event.Event) []byte {
-	r := &ev.Rtt
+	r := &ev.Ext.Rtt
 	if p.JSON {
 		b = p.jHead(b, "rtt", ev.TS)
 		c := ev.Conn
@@ -122,7 +122,7 @@ func (p *Printer) Rtt(b []byte, ev *event.Event) []byte {
 // AppendRttLog appends one rtt.log line: quantiles and mean in µs (one
 // decimal), buckets as "lo:count" pairs of the non-empty ones.
 func AppendRttLog(b []byte, ev *event.Event) []byte {
-	r := &ev.Rtt
+	r := &ev.Ext.Rtt
 	src, dst := ev.Conn.Src, ev.Conn.Dst
 	if !src.IsValid() {
 		src, dst = r.Src, r.Dst

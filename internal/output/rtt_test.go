@@ -13,10 +13,10 @@ import (
 // 512 + 512*1.5/2 = 896; p99 in [4096, 8192) clamps to the maximum.
 func rttEvent() *event.Event {
 	ev := &event.Event{Type: event.Rtt, TS: 5_000_000_000, Conn: event.Conn{Sock: 0xffff8881456665c0, Netns: 4026531840, ID: 9, Pid: 6089,
-		Src: netip.MustParseAddrPort("127.0.0.1:59108"), Dst: netip.MustParseAddrPort("127.0.0.1:47147")}}
+		Src: netip.MustParseAddrPort("127.0.0.1:59108"), Dst: netip.MustParseAddrPort("127.0.0.1:47147")}, Ext: &event.Ext{}}
 	copy(ev.Conn.Comm[:], "nwpeer")
-	ev.Rtt = event.RttInfo{SumUs: 700 + 900 + 5000, MinUs: 700, MaxUs: 5000}
-	ev.Rtt.Buckets[9], ev.Rtt.Buckets[12] = 2, 1
+	ev.Ext.Rtt = event.RttInfo{SumUs: 700 + 900 + 5000, MinUs: 700, MaxUs: 5000}
+	ev.Ext.Rtt.Buckets[9], ev.Ext.Rtt.Buckets[12] = 2, 1
 	return ev
 }
 
@@ -28,8 +28,8 @@ func TestRttLogLine(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 	// a connection the table could not name: the record's own tuple
-	ev.Conn.ID, ev.Conn.Src, ev.Conn.Dst, ev.Rtt.Close, ev.Rtt.Srtt = 0, netip.AddrPort{}, netip.AddrPort{}, true, true
-	ev.Rtt.Src, ev.Rtt.Dst = netip.MustParseAddrPort("[::1]:1"), netip.MustParseAddrPort("[::1]:2")
+	ev.Conn.ID, ev.Conn.Src, ev.Conn.Dst, ev.Ext.Rtt.Close, ev.Ext.Rtt.Srtt = 0, netip.AddrPort{}, netip.AddrPort{}, true, true
+	ev.Ext.Rtt.Src, ev.Ext.Rtt.Dst = netip.MustParseAddrPort("[::1]:1"), netip.MustParseAddrPort("[::1]:2")
 	got = string(AppendRttLog(nil, ev))
 	if !strings.Contains(got, `src="[::1]:1",dst="[::1]:2",event="close",source="srtt"`) || !strings.HasSuffix(got, `conn_id="-"}`+"\n") {
 		t.Errorf("close, srtt-derived, unknown connection: %s", got)

@@ -30,7 +30,7 @@ func appendDurText(b []byte, ns uint64) []byte {
 // The connection (ID, owner) is the tracked one where the table has it;
 // the tuple is the socket's own at the transition.
 func (p *Printer) State(b []byte, ev *event.Event) []byte {
-	s := &ev.State
+	s := &ev.Ext.State
 	if p.JSON {
 		b = p.jHead(b, "tcpstate", ev.TS)
 		c := ev.Conn
@@ -66,7 +66,7 @@ func (p *Printer) State(b []byte, ev *event.Event) []byte {
 // AppendStateLog appends one tcpstate.log line: duration in µs (3
 // decimals), "-" when unknown.
 func AppendStateLog(b []byte, ev *event.Event) []byte {
-	s := &ev.State
+	s := &ev.Ext.State
 	b = append(b, `tcpstate{sock="`...)
 	b = appendHex(b, ev.Conn.Sock)
 	b = append(b, '"')

@@ -12,9 +12,9 @@ import (
 )
 
 func stateEvent() *event.Event {
-	ev := &event.Event{Type: event.State, TS: 5_000_000_000, Conn: event.Conn{Sock: 0xffff8881456665c0, Netns: 4026531840, ID: 9, Pid: 6089}}
+	ev := &event.Event{Type: event.State, TS: 5_000_000_000, Conn: event.Conn{Sock: 0xffff8881456665c0, Netns: 4026531840, ID: 9, Pid: 6089}, Ext: &event.Ext{}}
 	copy(ev.Conn.Comm[:], "python3")
-	ev.State = event.StateInfo{Old: event.TCPSynSent, New: event.TCPEstablished, InOldNs: 56_604,
+	ev.Ext.State = event.StateInfo{Old: event.TCPSynSent, New: event.TCPEstablished, InOldNs: 56_604,
 		Src: netip.MustParseAddrPort("127.0.0.1:59108"), Dst: netip.MustParseAddrPort("[::1]:47147")}
 	return ev
 }
@@ -26,7 +26,7 @@ func TestStateLogLine(t *testing.T) {
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	ev.State.InOldNs, ev.Conn.ID, ev.State.Old, ev.State.New = 0, 0, event.TCPClose, 99
+	ev.Ext.State.InOldNs, ev.Conn.ID, ev.Ext.State.Old, ev.Ext.State.New = 0, 0, event.TCPClose, 99
 	got = string(AppendStateLog(nil, ev))
 	if !strings.Contains(got, `old="CLOSE",new="state99",duration="-",conn_id="-"`) {
 		t.Errorf("unknown duration, connection and state: %s", got)
@@ -42,8 +42,8 @@ func TestStateConsoleAndJSON(t *testing.T) {
 			t.Errorf("console %q lacks %q", line, want)
 		}
 	}
-	ev.State.InOldNs = 2_500_000_000
-	ev.State.Old, ev.State.New = event.TCPEstablished, 4
+	ev.Ext.State.InOldNs = 2_500_000_000
+	ev.Ext.State.Old, ev.Ext.State.New = event.TCPEstablished, 4
 	if line := string(p.State(nil, ev)); !strings.Contains(line, "ESTABLISHED -> FIN_WAIT1 after 2.500s: conn") {
 		t.Errorf("console: %q", line)
 	}
@@ -59,7 +59,7 @@ func TestStateConsoleAndJSON(t *testing.T) {
 			t.Errorf("JSON %s = %v, want %v (%v)", k, m[k], v, m)
 		}
 	}
-	ev.State.InOldNs = 0
+	ev.Ext.State.InOldNs = 0
 	if err := json.Unmarshal(p.State(nil, ev), &m); err != nil || m["duration_ns"] != nil {
 		t.Errorf("unknown duration: %v %v", m["duration_ns"], err)
 	}

@@ -31,11 +31,11 @@ func TestDecode(t *testing.T) {
 		r.Owner.Comm[i] = int8(c)
 	}
 	c := &Concern{reasons: Reasons{11: "TCP_ABORT_ON_CLOSE"}}
-	var ev event.Event
+	ev := event.Event{Ext: new(event.Ext)}
 	if !c.Decode(record(&r), &ev) {
 		t.Fatal("not decoded")
 	}
-	s := ev.Rst
+	s := ev.Ext.Rst
 	if ev.Type != event.Rst || ev.TS != 123 || ev.Conn.Sock != r.Hdr.Sk || ev.Conn.Netns != r.Hdr.Netns ||
 		s.Rx || !s.Aborted || s.NoSocket || !s.HasReason || s.Reason != 11 || s.Name != "TCP_ABORT_ON_CLOSE" ||
 		s.State != event.TCPEstablished || s.EstLo != 0xdeadbeef ||
@@ -45,16 +45,16 @@ func TestDecode(t *testing.T) {
 	}
 	// a reason this table lacks (a newer kernel's): named by number
 	r.Reason = 99
-	if !c.Decode(record(&r), &ev) || ev.Rst.Name != "reason99" {
-		t.Errorf("unknown reason: %+v", ev.Rst)
+	if !c.Decode(record(&r), &ev) || ev.Ext.Rst.Name != "reason99" {
+		t.Errorf("unknown reason: %+v", ev.Ext.Rst)
 	}
 	// received, no reason, no owner
 	r.Flags, r.Owner.Pid = flagRx, 0
-	if !c.Decode(record(&r), &ev) || !ev.Rst.Rx || ev.Rst.HasReason || ev.Rst.Name != "" || ev.Conn.Pid != 0 {
+	if !c.Decode(record(&r), &ev) || !ev.Ext.Rst.Rx || ev.Ext.Rst.HasReason || ev.Ext.Rst.Name != "" || ev.Conn.Pid != 0 {
 		t.Errorf("received: %+v", ev)
 	}
 	r.Flags, r.State, r.Hdr.Sk = flagNoSocket|flagReason, 0, 0
-	if !c.Decode(record(&r), &ev) || !ev.Rst.NoSocket || ev.Rst.State != 0 {
+	if !c.Decode(record(&r), &ev) || !ev.Ext.Rst.NoSocket || ev.Ext.Rst.State != 0 {
 		t.Errorf("no socket: %+v", ev)
 	}
 	raw := record(&r)

@@ -169,8 +169,8 @@ func (c *Concern) Decode(raw []byte, ev *event.Event) bool {
 	if !Decode(raw, ev) {
 		return false
 	}
-	if ev.Rst.HasReason {
-		ev.Rst.Name = c.reasons.NameOf(ev.Rst.Reason)
+	if ev.Ext.Rst.HasReason {
+		ev.Ext.Rst.Name = c.reasons.NameOf(ev.Ext.Rst.Reason)
 	}
 	return true
 }
@@ -180,22 +180,27 @@ func Decode(raw []byte, ev *event.Event) bool {
 	if len(raw) < RecordSize || event.Type(raw[0]) != event.Rst {
 		return false
 	}
-	r := (*rstNwRstEvent)(unsafe.Pointer(&raw[0]))
+	r := event.Record[rstNwRstEvent](raw)
+	x := ev.Ext
+	if x == nil {
+		return false
+	}
 	*ev = event.Event{
 		Type: event.Rst,
 		TS:   r.Hdr.Ts,
 		Conn: event.Conn{Sock: r.Hdr.Sk, Netns: r.Hdr.Netns},
-		Rst: event.RstInfo{
-			Rx:        r.Flags&flagRx != 0,
-			State:     r.State,
-			Aborted:   r.Flags&flagAborted != 0,
-			NoSocket:  r.Flags&flagNoSocket != 0,
-			Reason:    r.Reason,
-			HasReason: r.Flags&flagReason != 0,
-			EstLo:     r.EstLo,
-			Src:       netip.AddrPortFrom(conn.Addr(r.Family, &r.Saddr), r.Sport),
-			Dst:       netip.AddrPortFrom(conn.Addr(r.Family, &r.Daddr), r.Dport),
-		},
+		Ext:  x,
+	}
+	x.Rst = event.RstInfo{
+		Rx:        r.Flags&flagRx != 0,
+		State:     r.State,
+		Aborted:   r.Flags&flagAborted != 0,
+		NoSocket:  r.Flags&flagNoSocket != 0,
+		Reason:    r.Reason,
+		HasReason: r.Flags&flagReason != 0,
+		EstLo:     r.EstLo,
+		Src:       netip.AddrPortFrom(conn.Addr(r.Family, &r.Saddr), r.Sport),
+		Dst:       netip.AddrPortFrom(conn.Addr(r.Family, &r.Daddr), r.Dport),
 	}
 	if r.Owner.Pid != 0 {
 		ev.Conn.SetOwner(r.Owner.Pid, r.Owner.Src, &r.Owner.Comm)

@@ -22,11 +22,11 @@ func TestDecodeClose(t *testing.T) {
 	copy(r.H.Saddr[:], []byte{127, 0, 0, 1})
 	copy(r.H.Daddr[:], []byte{127, 0, 0, 2})
 	r.H.Slots[9], r.H.Slots[12] = 2, 1 // 700, 900 in [512, 1024); 5000 in [4096, 8192)
-	var ev event.Event
+	ev := event.Event{Ext: new(event.Ext)}
 	if !Decode(record(&r), &ev) {
 		t.Fatal("not decoded")
 	}
-	x := ev.Rtt
+	x := ev.Ext.Rtt
 	if ev.Type != event.Rtt || ev.TS != 123 || ev.Conn.Sock != r.Hdr.Sk || ev.Conn.Netns != r.Hdr.Netns ||
 		!x.Close || x.Srtt || x.Count() != 3 || x.SumUs != 6600 || x.MinUs != 700 || x.MaxUs != 5000 || x.EstLo != 0xdeadbeef ||
 		x.Src != netip.MustParseAddrPort("127.0.0.1:59108") || x.Dst != netip.MustParseAddrPort("127.0.0.2:47147") {
@@ -48,8 +48,8 @@ func TestDiff(t *testing.T) {
 	var prev, h rttNwRttHist
 	h.Family, h.Netns = unix.AF_INET6, 7
 	h.Slots[3], h.Slots[4], h.SumUs, h.MinUs, h.MaxUs = 5, 1, 5*10+20, 10, 20
-	var ev event.Event
-	if !Diff(&h, &prev, 99, 0x10, &ev) || ev.Rtt.Count() != 6 || ev.Rtt.SumUs != 70 || ev.Rtt.Close || ev.TS != 99 || ev.Conn.Netns != 7 {
+	ev := event.Event{Ext: new(event.Ext)}
+	if !Diff(&h, &prev, 99, 0x10, &ev) || ev.Ext.Rtt.Count() != 6 || ev.Ext.Rtt.SumUs != 70 || ev.Ext.Rtt.Close || ev.TS != 99 || ev.Conn.Netns != 7 {
 		t.Fatalf("first diff %+v", ev)
 	}
 	prev = h
@@ -58,12 +58,12 @@ func TestDiff(t *testing.T) {
 	}
 	h.Slots[3] += 2
 	h.SumUs += 24
-	if !Diff(&h, &prev, 101, 0x10, &ev) || ev.Rtt.Count() != 2 || ev.Rtt.Buckets[3] != 2 || ev.Rtt.Buckets[4] != 0 || ev.Rtt.MeanUs() != 12 {
-		t.Errorf("second diff %+v", ev.Rtt)
+	if !Diff(&h, &prev, 101, 0x10, &ev) || ev.Ext.Rtt.Count() != 2 || ev.Ext.Rtt.Buckets[3] != 2 || ev.Ext.Rtt.Buckets[4] != 0 || ev.Ext.Rtt.MeanUs() != 12 {
+		t.Errorf("second diff %+v", ev.Ext.Rtt)
 	}
 	// u32 buckets wrap: the difference is still right
 	prev.Slots[5], h.Slots[5] = ^uint32(0), 1
-	if !Diff(&h, &prev, 102, 0x10, &ev) || ev.Rtt.Buckets[5] != 2 {
-		t.Errorf("wrapped bucket: %d", ev.Rtt.Buckets[5])
+	if !Diff(&h, &prev, 102, 0x10, &ev) || ev.Ext.Rtt.Buckets[5] != 2 {
+		t.Errorf("wrapped bucket: %d", ev.Ext.Rtt.Buckets[5])
 	}
 }

@@ -34,7 +34,8 @@ type Concern struct {
 	// last: each connection's histogram as the previous read saw it, by
 	// socket; a read drops the sockets it did not see (closed).
 	last map[uint64]*snap
-	seen uint64 // read generation
+	seen uint64    // read generation
+	ext  event.Ext // the payload of the periodic records Tick makes (one at a time)
 	keys []uint64
 	vals []rttNwRttHist
 	// readErrors counts failed map reads (a period without lines).
@@ -98,7 +99,7 @@ func (c *Concern) Tick(now uint64, emit func(*event.Event)) {
 		return
 	}
 	c.seen++
-	var ev event.Event
+	ev := event.Event{Ext: &c.ext}
 	err := c.read(m, func(sk uint64, h *rttNwRttHist) {
 		prev := c.last[sk]
 		if prev == nil {
@@ -155,12 +156,14 @@ func (c *Concern) read(m *ebpf.Map, fn func(uint64, *rttNwRttHist)) error {
 	}
 }
 
-// Diff fills ev with the samples h has beyond prev (a periodic record of
-// socket sk at now, monotonic ns); false when there are none.
+// Diff fills ev (its Ext) with the samples h has beyond prev (a periodic
+// record of socket sk at now, monotonic ns); false when there are none.
 func Diff(h, prev *rttNwRttHist, now, sk uint64, ev *event.Event) bool {
 	var any bool
-	*ev = event.Event{Type: event.Rtt, TS: now, Conn: event.Conn{Sock: sk, Netns: h.Netns}}
-	r := &ev.Rtt
+	x := ev.Ext
+	*ev = event.Event{Type: event.Rtt, TS: now, Conn: event.Conn{Sock: sk, Netns: h.Netns}, Ext: x}
+	r := &x.Rtt
+	*r = event.RttInfo{}
 	for i := range h.Slots {
 		r.Buckets[i] = h.Slots[i] - prev.Slots[i]
 		any = any || r.Buckets[i] != 0
@@ -207,11 +210,13 @@ func Decode(raw []byte, ev *event.Event) bool {
 	if len(raw) < RecordSize || event.Type(raw[0]) != event.Rtt {
 		return false
 	}
-	r := (*rttNwRttEvent)(unsafe.Pointer(&raw[0]))
-	*ev = event.Event{Type: event.Rtt, TS: r.Hdr.Ts, Conn: event.Conn{Sock: r.Hdr.Sk, Netns: r.Hdr.Netns}}
-	ev.Rtt.Buckets = r.H.Slots
-	ev.Rtt.SumUs = r.H.SumUs
-	ev.Rtt.Close = true
-	fill(&r.H, &ev.Rtt)
+	r := event.Record[rttNwRttEvent](raw)
+	x := ev.Ext
+	if x == nil {
+		return false
+	}
+	*ev = event.Event{Type: event.Rtt, TS: r.Hdr.Ts, Conn: event.Conn{Sock: r.Hdr.Sk, Netns: r.Hdr.Netns}, Ext: x}
+	x.Rtt = event.RttInfo{Buckets: r.H.Slots, SumUs: r.H.SumUs, Close: true}
+	fill(&r.H, &x.Rtt)
 	return true
 }

@@ -24,11 +24,11 @@ func TestDecode(t *testing.T) {
 	for i, c := range "curl" {
 		r.Owner.Comm[i] = int8(c)
 	}
-	var ev event.Event
+	ev := event.Event{Ext: new(event.Ext)}
 	if !Decode(record(&r), &ev) {
 		t.Fatal("not decoded")
 	}
-	s := ev.State
+	s := ev.Ext.State
 	if ev.Type != event.State || ev.TS != 123 || ev.Conn.Sock != r.Hdr.Sk || ev.Conn.Netns != r.Hdr.Netns ||
 		s.Old != event.TCPSynSent || s.New != event.TCPEstablished || s.InOldNs != 56_604 || s.EstLo != 0xdeadbeef ||
 		s.Src != netip.MustParseAddrPort("[::1]:59108") || s.Dst != netip.MustParseAddrPort("[::1]:47147") ||

@@ -75,18 +75,20 @@ func (c *Concern) Decode(raw []byte, ev *event.Event) bool { return Decode(raw, 
 // Decode is the decoder behind Concern.Decode.
 func Decode(raw []byte, ev *event.Event) bool {
 	r := event.Record[tcpstateNwStateEvent](raw)
-	if r == nil || event.Type(r.Hdr.Type) != event.State {
+	x := ev.Ext
+	if r == nil || event.Type(r.Hdr.Type) != event.State || x == nil {
 		return false
 	}
 	*ev = event.Event{
 		Type: event.State,
 		TS:   r.Hdr.Ts,
 		Conn: event.Conn{Sock: r.Hdr.Sk, Netns: r.Hdr.Netns},
-		State: event.StateInfo{
-			Old: r.OldState, New: r.NewState, InOldNs: r.InOldNs, EstLo: r.EstLo,
-			Src: netip.AddrPortFrom(conn.Addr(r.Family, &r.Saddr), r.Sport),
-			Dst: netip.AddrPortFrom(conn.Addr(r.Family, &r.Daddr), r.Dport),
-		},
+		Ext:  x,
+	}
+	x.State = event.StateInfo{
+		Old: r.OldState, New: r.NewState, InOldNs: r.InOldNs, EstLo: r.EstLo,
+		Src: netip.AddrPortFrom(conn.Addr(r.Family, &r.Saddr), r.Sport),
+		Dst: netip.AddrPortFrom(conn.Addr(r.Family, &r.Daddr), r.Dport),
 	}
 	if r.Owner.Pid != 0 {
 		ev.Conn.SetOwner(r.Owner.Pid, r.Owner.Src, &r.Owner.Comm)
