@@ -1,8 +1,10 @@
 package tcpstate_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netwatcher/netwatcher/internal/fault"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
@@ -335,5 +338,65 @@ func TestHandshakeWithinConnectTime(t *testing.T) {
 	slices.Sort(hs)
 	if len(hs) > 0 {
 		t.Logf("%d handshakes (both sides), median %s ns", len(hs), strconv.FormatFloat(hs[len(hs)/2], 'f', 0, 64))
+	}
+}
+
+// A SYN the network loses: the handshake takes the SYN's retransmission
+// timeout (1 s) more, and -P says so: SYN_SENT -> ESTABLISHED lasts at
+// least the drop window and at most the connect() the client timed. The
+// first SYN is dropped by an nft rule on the server side of a veth pair,
+// active for 400 ms before the connect.
+func TestHandshakeWithLostSYN(t *testing.T) {
+	p := nstest.NewPair(t)
+	r := nwtest.Start(t, "-P", "--no-packets")
+	var ln net.Listener
+	in(t, p.B, func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(p.B4, 0).String())
+		return err
+	})
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	srv := ln.Addr().(*net.TCPAddr).AddrPort()
+	cli := netip.AddrPortFrom(p.A4, uint16(20000+rand.IntN(20000)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan struct{})
+	dropped := make(chan *fault.DropResult, 1)
+	go func() {
+		res, err := fault.Drop(ctx, fault.DropOptions{Netns: p.B.Name, Flow: fault.Flow{Src: cli, Dst: srv}, Every: 1,
+			Duration: 400 * time.Millisecond, Ready: func() { close(ready) }})
+		if err != nil {
+			t.Error(err)
+		}
+		dropped <- res
+	}()
+	<-ready
+	var took time.Duration
+	in(t, p.A, func() error {
+		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(cli), Timeout: 10 * time.Second}
+		t0 := time.Now()
+		c, err := d.Dial("tcp", srv.String())
+		took = time.Since(t0)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	res := <-dropped
+	if res == nil || res.Dropped < 1 {
+		t.Fatalf("the rule dropped nothing: %+v", res)
+	}
+	e := r.WaitFor(wait, "the handshake", func(e nwtest.Ev) bool {
+		return e.Str("type") == "tcpstate" && e.Str("src") == cli.String() && e.Str("old") == "SYN_SENT" && e.Str("new") == "ESTABLISHED"
+	})
+	r.Stop()
+	hs := time.Duration(e.Num("duration_ns"))
+	t.Logf("nft dropped %d SYN(s); handshake %v, connect() took %v", res.Dropped, hs, took)
+	if hs < 400*time.Millisecond || hs > took {
+		t.Errorf("handshake %v: want at least the 400 ms drop window and at most connect()'s %v", hs, took)
 	}
 }
