@@ -282,20 +282,8 @@ func AppendListenOverflowLog(b []byte, l *ListenOverflow) []byte {
 	b = append(b, '"')
 	b = kvU(b, "port", uint64(l.Port))
 	b = kvU(b, "drops", l.Drops)
-	b = kv(b, "pid", false)
-	if l.Pid == 0 {
-		b = append(b, '-')
-	} else {
-		b = strconv.AppendUint(b, uint64(l.Pid), 10)
-	}
-	b = append(b, '"')
-	b = kv(b, "comm", false)
-	if l.Pid == 0 {
-		b = append(b, '-')
-	} else {
-		b = append(b, l.Comm.Bytes()...)
-	}
-	return append(b, "\"}\n"...)
+	b = kvOwner(b, l.Pid, &l.Comm, false)
+	return append(b, "}\n"...)
 }
 
 const (

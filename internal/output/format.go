@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/track"
 )
 
@@ -48,6 +49,25 @@ func kv(b []byte, k string, first bool) []byte {
 	}
 	b = append(b, k...)
 	return append(b, '=', '"')
+}
+
+// kvOwner appends pid="…",comm="…" ("-" for both when the owner is not
+// known).
+func kvOwner(b []byte, pid uint32, comm *event.Comm, first bool) []byte {
+	b = kv(b, "pid", first)
+	if pid == 0 {
+		b = append(b, '-')
+	} else {
+		b = strconv.AppendUint(b, uint64(pid), 10)
+	}
+	b = append(b, '"')
+	b = kv(b, "comm", false)
+	if pid == 0 {
+		b = append(b, '-')
+	} else {
+		b = append(b, comm.Bytes()...)
+	}
+	return append(b, '"')
 }
 
 func kvU(b []byte, k string, v uint64) []byte {

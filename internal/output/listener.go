@@ -61,20 +61,7 @@ func (p *Printer) Listener(b []byte, what string, ts uint64, l *event.Listener) 
 // (-x; after the connections), newline included.
 func AppendListenerLog(b []byte, l *event.Listener) []byte {
 	b = append(b, "listener{"...)
-	b = kv(b, "pid", true)
-	if l.Pid == 0 {
-		b = append(b, '-')
-	} else {
-		b = strconv.AppendUint(b, uint64(l.Pid), 10)
-	}
-	b = append(b, '"')
-	b = kv(b, "comm", false)
-	if l.Pid == 0 {
-		b = append(b, '-')
-	} else {
-		b = append(b, l.Comm.Bytes()...)
-	}
-	b = append(b, '"')
+	b = kvOwner(b, l.Pid, &l.Comm, true)
 	b = kv(b, "sock", false)
 	b = appendHex(b, l.Sock)
 	b = append(b, '"')
