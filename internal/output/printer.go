@@ -37,6 +37,9 @@ func (p *Printer) fit(aps ...netip.AddrPort) {
 		p.addrW = minAddrW
 	}
 	for _, ap := range aps {
+		if ap.Addr().Is4() {
+			continue // never wider than minAddrW: no need to format it
+		}
 		if n := apLen(ap); n > p.addrW {
 			p.addrW = n
 		}
