@@ -22,6 +22,7 @@
  * socket is tracked and its owner still provisional.
  */
 #include "nw.h"
+#include "nw_listeners.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -69,16 +70,6 @@ volatile const bool cfg_quiet = false;
  * open connections also finds the ones gone (conn.Options.NoClose). */
 volatile const bool cfg_no_close = false;
 
-/* Listening sockets: (netns << 16 | port) -> owner of the listener.
- * Preallocated (~1.3 MiB): before 6.1 a tracing program using a hash map
- * that allocates at run time makes the verifier print a kernel WARNING with
- * a call trace (seen on 5.10 in the kernel matrix). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct nw_owner);
-} nw_listeners SEC(".maps");
 
 /* Listening TCP sockets for -x: the socket (pointer as number, like the
  * connection table's keys) -> the listener's owner. Inserted at the
@@ -163,10 +154,6 @@ static __always_inline void release(__u64 key, bool na)
 		nw_conn_release(key);
 }
 
-static __always_inline __u64 listener_key(__u32 netns, __u16 port)
-{
-	return ((__u64)netns << 16) | port;
-}
 
 /* OPEN and OWNER records end before `stats` (only CLOSE carries them): a
  * cache line less to write into the ring per event. */
@@ -208,10 +195,8 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 	default:
 		return 0;
 	}
-	if (NW_RD(direct, sk, sk_protocol) != IPPROTO_TCP)
-		return 0;
-	__u16 family = NW_RD(direct, sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6)
+	__u16 family = nw_tcp_family(sk, direct);
+	if (!family)
 		return 0;
 
 	/* the table key: the socket's address as a number (see nw_ptr_num) */
@@ -223,7 +208,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		/* process context: listen() */
 		struct nw_owner o = {};
 		nw_owner_current(&o, NW_OWNER_SYSCALL);
-		__u64 lk = listener_key(nw_sk_netns(sk, direct), NW_RD(direct, sk, __sk_common.skc_num));
+		__u64 lk = nw_listener_key(nw_sk_netns(sk, direct), NW_RD(direct, sk, __sk_common.skc_num));
 		bpf_map_update_elem(&nw_listeners, &lk, &o, BPF_ANY);
 		if (bpf_map_update_elem(&nw_listen_socks, &key, &o, BPF_ANY))
 			nw_count(NW_STAT_LISTEN_MAP_FULL);
@@ -248,7 +233,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		nw_fill_tuple(&n, sk, direct);
 		if (!nw_conn_wanted(&n))
 			return 0;
-		__u64 lk = listener_key(n.netns, n.sport);
+		__u64 lk = nw_listener_key(n.netns, n.sport);
 		struct nw_owner *lo = bpf_map_lookup_elem(&nw_listeners, &lk);
 		if (lo) {
 			n.owner = *lo;
@@ -308,7 +293,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 	}
 	case TCP_CLOSE: {
 		if (old == TCP_LISTEN) {
-			__u64 lk = listener_key(nw_sk_netns(sk, direct), NW_RD(direct, sk, __sk_common.skc_num));
+			__u64 lk = nw_listener_key(nw_sk_netns(sk, direct), NW_RD(direct, sk, __sk_common.skc_num));
 			bpf_map_delete_elem(&nw_listeners, &lk);
 			bpf_map_delete_elem(&nw_listen_socks, &key);
 			return 0;

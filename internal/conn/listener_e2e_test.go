@@ -150,27 +150,10 @@ func testListenerLines(t *testing.T) {
 	for _, fd := range fds {
 		unix.Close(fd)
 	}
-	after := oracle.Nstat(t, ns)
-	drops := oracle.Delta(before, after, "TcpExtListenDrops")
-	overflows := oracle.Delta(before, after, "TcpExtListenOverflows")
-	var ss *oracle.TCPInfo
-	for _, s := range oracle.SS(t, ns, "-l") {
-		if s.Local == lis {
-			ss = &s
-		}
-	}
-	if ss == nil {
-		t.Fatalf("ss -l in the namespace shows no %s", lis)
-	}
-	deadline := time.Now().Add(wait)
-	var e nwtest.Ev
-	for {
-		e = lastListener(r, inode, lis.String())
-		if e.Num("drops") == float64(drops) && e.Num("backlog") == float64(ss.RecvQ) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	drops, overflows, ss := listenOracle(t, ns, before, lis)
+	e := waitListener(r, inode, lis, func(e nwtest.Ev) bool {
+		return e.Num("drops") == float64(drops) && e.Num("backlog") == float64(ss.RecvQ)
+	})
 	t.Logf("%d connects: TcpExtListenDrops +%d, TcpExtListenOverflows +%d, ss Recv-Q %d Send-Q %d skmem d %d; netwatcher: %v",
 		n, drops, overflows, ss.RecvQ, ss.SendQ, ss.Skmem.Drops, e)
 	if drops < n-2 || e.Num("drops") != float64(drops) {
@@ -252,32 +235,42 @@ func TestListenerAckOverflow(t *testing.T) {
 		unix.Close(fd)
 	}
 	time.Sleep(300 * time.Millisecond)
-	after := oracle.Nstat(t, ns)
-	drops := oracle.Delta(before, after, "TcpExtListenDrops")
-	overflows := oracle.Delta(before, after, "TcpExtListenOverflows")
-	var ss *oracle.TCPInfo
-	for _, s := range oracle.SS(t, ns, "-l") {
-		if s.Local == lis {
-			ss = &s
-		}
-	}
-	if ss == nil {
-		t.Fatalf("ss -l in the namespace shows no %s", lis)
-	}
-	deadline := time.Now().Add(wait)
-	var e nwtest.Ev
-	for {
-		e = lastListener(r, inode, lis.String())
-		if e.Num("drops") == float64(ss.Skmem.Drops) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	drops, overflows, ss := listenOracle(t, ns, before, lis)
+	e := waitListener(r, inode, lis, func(e nwtest.Ev) bool { return e.Num("drops") == float64(ss.Skmem.Drops) })
 	t.Logf("TcpExtListenDrops +%d, TcpExtListenOverflows +%d, ss skmem d %d; netwatcher: %v", drops, overflows, ss.Skmem.Drops, e)
 	if e.Num("drops") != float64(ss.Skmem.Drops) {
 		t.Errorf("drops %v, ss skmem d %d", e.Num("drops"), ss.Skmem.Drops)
 	}
 	if overflows == 0 || e.Num("drops") < float64(drops+overflows) {
 		t.Errorf("drops %v, want >= TcpExtListenDrops + TcpExtListenOverflows = %d + %d (> 0)", e.Num("drops"), drops, overflows)
+	}
+}
+
+// listenOracle is the kernel's view of listener lis since before: the
+// namespace's ListenDrops and ListenOverflows deltas and ss's line for it.
+func listenOracle(t *testing.T, ns *nstest.NS, before map[string]uint64, lis netip.AddrPort) (drops, overflows uint64, ss oracle.TCPInfo) {
+	t.Helper()
+	after := oracle.Nstat(t, ns)
+	drops = oracle.Delta(before, after, "TcpExtListenDrops")
+	overflows = oracle.Delta(before, after, "TcpExtListenOverflows")
+	for _, s := range oracle.SS(t, ns, "-l") {
+		if s.Local == lis {
+			return drops, overflows, s
+		}
+	}
+	t.Fatalf("ss -l in the namespace shows no %s", lis)
+	return
+}
+
+// waitListener returns netwatcher's last record of listener lis once done
+// holds for it, or the last one after wait.
+func waitListener(r *nwtest.Run, inode float64, lis netip.AddrPort, done func(nwtest.Ev) bool) nwtest.Ev {
+	deadline := time.Now().Add(wait)
+	for {
+		e := lastListener(r, inode, lis.String())
+		if done(e) || time.Now().After(deadline) {
+			return e
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

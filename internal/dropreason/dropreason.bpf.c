@@ -26,6 +26,7 @@
  * kernel stack (NW_DROP_STACK frames at most).
  */
 #include "nw.h"
+#include "nw_listeners.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -72,14 +73,6 @@ struct {
 	__type(value, __u64);
 } nw_dropr_count SEC(".maps");
 
-/* The connection object's map of listeners (internal/conn): replaced by
- * the shared instance at load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct nw_owner);
-} nw_listeners SEC(".maps");
 
 /* Network and transport headers (nw_skb.h). */
 static __always_inline void parse(const struct sk_buff *skb, struct nw_drop_event *e, bool direct)
@@ -124,10 +117,6 @@ static __always_inline void parse(const struct sk_buff *skb, struct nw_drop_even
 	}
 }
 
-static __always_inline __u64 listener_key(__u32 netns, __u16 port)
-{
-	return ((__u64)netns << 16) | port; /* as internal/conn */
-}
 
 /* The socket's part: netns, tracked connection or listener, and its tuple
  * when the skb had none. Every socket kind shares sock_common: only its
@@ -145,7 +134,7 @@ static __always_inline void from_sock(const struct sock *sk, struct nw_drop_even
 		e->owner = c->owner;
 		e->est_lo = (__u32)c->est_ns;
 	} else if (state == TCP_LISTEN) {
-		__u64 lk = listener_key(e->hdr.netns, NW_RD(direct, sk, __sk_common.skc_num));
+		__u64 lk = nw_listener_key(e->hdr.netns, NW_RD(direct, sk, __sk_common.skc_num));
 		struct nw_owner *o = bpf_map_lookup_elem(&nw_listeners, &lk);
 		if (o)
 			e->owner = *o;

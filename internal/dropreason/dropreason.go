@@ -63,12 +63,10 @@ func (c *Concern) Symbols() *ksym.Table { return c.syms }
 // Load reads the reason names from BTF and the kernel symbols, and loads
 // the object, reusing the connection object's maps.
 func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
-	kspec, err := kernel.KernelBTF()
+	kspec, nargs, err := drops.KfreeArgs()
 	if err != nil {
 		return err
 	}
-	// 2 before 5.17, 3 with reason, 4 with rx_sk (6.11+)
-	nargs := kernel.TracepointArgs(kspec, "kfree_skb")
 	if nargs < 3 {
 		return errors.New("drop reasons need Linux 5.17+ (kfree_skb has no reason argument here)")
 	}

@@ -129,6 +129,17 @@ func (r *Reasons) NameOf(code uint32) string {
 	return ""
 }
 
+// KfreeArgs returns the kernel's BTF and the number of arguments of its
+// kfree_skb tracepoint: 2 before 5.17, 3 with the drop reason, 4 with
+// rx_sk (6.11+).
+func KfreeArgs() (*btf.Spec, int, error) {
+	kspec, err := kernel.KernelBTF()
+	if err != nil {
+		return nil, 0, err
+	}
+	return kspec, kernel.TracepointArgs(kspec, "kfree_skb"), nil
+}
+
 // noRxSk (tests): load as on a kernel whose kfree_skb has no rx_sk.
 var noRxSk bool
 
@@ -158,12 +169,10 @@ func (c *Concern) Types() []event.Type { return []event.Type{event.Error} }
 // Load builds the reason table and loads the object, reusing the
 // connection object's maps.
 func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
-	kspec, err := kernel.KernelBTF()
+	kspec, nargs, err := KfreeArgs()
 	if err != nil {
 		return err
 	}
-	// 2 before 5.17, 3 with reason, 4 with rx_sk
-	nargs := kernel.TracepointArgs(kspec, "kfree_skb")
 	if nargs < 3 {
 		// No drop reason in this kernel's kfree_skb (before 5.17): only
 		// the checksum tracepoint can report. Without it, one line.

@@ -70,10 +70,8 @@ static __always_inline int on_transition(const struct sock *sk, int old, int new
 	 * children's births (LISTEN -> SYN_RECV) are kept */
 	if (new == TCP_LISTEN || (old == TCP_LISTEN && new != TCP_SYN_RECV))
 		return 0;
-	if (NW_RD(direct, sk, sk_protocol) != IPPROTO_TCP)
-		return 0;
-	__u16 family = NW_RD(direct, sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6)
+	__u16 family = nw_tcp_family(sk, direct);
+	if (!family)
 		return 0;
 	struct nw_conn t = {};
 	nw_fill_tuple(&t, sk, direct);

@@ -101,6 +101,15 @@ static __always_inline __u32 nw_sk_netns(const struct sock *sk, bool direct)
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
+/* The family of a TCP socket over IPv4 or IPv6; 0 for any other socket. */
+static __always_inline __u16 nw_tcp_family(const struct sock *sk, bool direct)
+{
+	if (NW_RD(direct, sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	__u16 family = NW_RD(direct, sk, __sk_common.skc_family);
+	return family == AF_INET || family == AF_INET6 ? family : 0;
+}
+
 /* Fill family, ports, addresses and netns from a socket (host-order ports). */
 static __always_inline void nw_fill_tuple(struct nw_conn *c, const struct sock *sk, bool direct)
 {
