@@ -8,6 +8,7 @@ case "${1:-test}" in
 test)
 	need ip iproute2; need ss iproute2; need nstat iproute2; need tc iproute2
 	need ping iputils-ping; need tcpdump tcpdump; need tshark tshark
+	need dnsmasq dnsmasq-base; need dig bind9-dnsutils
 	need ethtool ethtool; need nft nftables; need sysctl procps
 	need clang-14 clang-14; need llvm-strip-14 llvm-14
 	[ -f /usr/include/bpf/bpf_helpers.h ] || want+=(libbpf-dev)

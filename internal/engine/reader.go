@@ -35,7 +35,7 @@ const batchLen = 256
 // once the pipeline has handled all of them.
 type batch struct {
 	evs  []event.Event
-	ext  []event.Ext // the Ext slot of each event (lifecycle ring only; see event.Ext)
+	ext  []event.Ext // the Ext slot of each event (see event.Ext)
 	next int         // the first event the pipeline has not handled
 	src  int
 	pool chan *batch
@@ -45,11 +45,11 @@ func newPool(n, src int) chan *batch {
 	n = max(n, 2)
 	pool := make(chan *batch, n)
 	for i := 0; i < n; i++ {
-		b := &batch{evs: make([]event.Event, 0, batchLen), pool: pool, src: src}
-		if src == srcLife {
-			b.ext = make([]event.Ext, batchLen)
-		}
-		pool <- b
+		// Both rings carry records with an Ext payload (UDP, ICMP, DNS,
+		// netfilter records go on the packet ring). The slots of a batch
+		// are memory the runtime maps untouched: only the slots a decoder
+		// fills become resident, so TCP packet batches cost nothing here.
+		pool <- &batch{evs: make([]event.Event, 0, batchLen), ext: make([]event.Ext, batchLen), pool: pool, src: src}
 	}
 	return pool
 }

@@ -173,8 +173,10 @@ type Event struct {
 // record paid for it: measured on loopback request/response, the same
 // binary with a 688-byte pad in Event spent ~250 ns more user CPU per
 // packet record (slots of the reader's batches that no longer share cache
-// lines and pages). The reader gives each event of the lifecycle ring a
-// slot of its batch's Ext array; a decoder fills the one it was handed.
+// lines and pages). The reader gives each event a slot of its batch's Ext
+// array; a decoder fills the one it was handed (a decoder that does not
+// need it leaves it untouched). Each optional concern has one field here,
+// its Info type in internal/event/<concern>.go.
 type Ext struct {
 	State StateInfo
 	Rst   RstInfo

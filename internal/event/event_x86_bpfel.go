@@ -22,6 +22,11 @@ const (
 	eventNwEventTypeNW_EV_RST        eventNwEventType = 5
 	eventNwEventTypeNW_EV_RTT        eventNwEventType = 6
 	eventNwEventTypeNW_EV_PACKET     eventNwEventType = 10
+	eventNwEventTypeNW_EV_UDP        eventNwEventType = 11
+	eventNwEventTypeNW_EV_UDP_FLOW   eventNwEventType = 12
+	eventNwEventTypeNW_EV_ICMP       eventNwEventType = 13
+	eventNwEventTypeNW_EV_DNS        eventNwEventType = 14
+	eventNwEventTypeNW_EV_NF         eventNwEventType = 15
 	eventNwEventTypeNW_EV_RETRANS    eventNwEventType = 20
 	eventNwEventTypeNW_EV_CONG       eventNwEventType = 21
 	eventNwEventTypeNW_EV_ERROR      eventNwEventType = 30

@@ -19,6 +19,11 @@ enum nw_event_type {
 	NW_EV_RST = 5,         /* internal/rst: a TCP reset sent or received */
 	NW_EV_RTT = 6,         /* internal/rtt (--rtt): a connection's RTT histogram at close */
 	NW_EV_PACKET = 10,     /* internal/packet */
+	NW_EV_UDP = 11,        /* internal/udp (-u): a UDP datagram (packet ring) */
+	NW_EV_UDP_FLOW = 12,   /* internal/udp (-u): a UDP flow's counters */
+	NW_EV_ICMP = 13,       /* internal/icmp (-I): an ICMP message (packet ring) */
+	NW_EV_DNS = 14,        /* internal/dns (-N): a DNS message (packet ring) */
+	NW_EV_NF = 15,         /* internal/netfilter (-n): a packet's netfilter hook times (packet ring) */
 	NW_EV_RETRANS = 20,    /* internal/retrans */
 	NW_EV_CONG = 21,       /* internal/retrans */
 	NW_EV_ERROR = 30,      /* internal/drops */
