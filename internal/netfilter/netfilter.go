@@ -1,0 +1,294 @@
+// Package netfilter is the -n concern: per packet, the time spent in each
+// netfilter hook it crosses (PRE_ROUTING, LOCAL_IN, FORWARD, LOCAL_OUT,
+// POST_ROUTING; IPv4 and IPv6; every network namespace), the hook and the
+// kernel's reason when it is dropped there, and a per-hook histogram every
+// --interval and at exit. See netfilter.bpf.c for what is measured and
+// its limits.
+package netfilter
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/netwatcher/netwatcher/internal/config"
+	"github.com/netwatcher/netwatcher/internal/conn"
+	"github.com/netwatcher/netwatcher/internal/drops"
+	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/kernel"
+	"github.com/netwatcher/netwatcher/internal/netns"
+	"github.com/netwatcher/netwatcher/internal/output"
+)
+
+// NsBoundaries are attached inside every network namespace: each hook's
+// first and last priority.
+var NsBoundaries = []string{
+	kernel.NfPreFirst, kernel.NfPreLast, kernel.NfInFirst, kernel.NfInLast,
+	kernel.NfFwdFirst, kernel.NfFwdLast, kernel.NfOutFirst, kernel.NfOutLast,
+	kernel.NfPostFirst, kernel.NfPostLast,
+}
+
+// Concern implements engine.Concern for -n.
+type Concern struct {
+	kernel.Live
+	cfg      *config.Config
+	log      *slog.Logger
+	ns       *netns.Manager
+	reasons  *drops.Reasons
+	stats    *ebpf.Map
+	interval time.Duration
+
+	// pipeline goroutine (Tick, Finish)
+	last [2 * event.NFHooks]netfilterNwNfHookHist // the run's totals at the previous tick
+	per  []netfilterNwNfHookHist
+	ext  event.Ext
+}
+
+// New returns the -n concern (not loaded yet).
+func New(cfg *config.Config) *Concern { return &Concern{cfg: cfg, interval: cfg.Interval} }
+
+// Name implements engine.Concern.
+func (c *Concern) Name() string { return "netfilter hook times (-n)" }
+
+// Types implements engine.Concern.
+func (c *Concern) Types() []event.Type { return []event.Type{event.NF} }
+
+// LogNames implements engine.LogNamer.
+func (c *Concern) LogNames() []string { return []string{output.NFLogName} }
+
+// PacketRingBytes implements engine.PacketRinger: the records go on the
+// packet ring (~200 bytes each), also with --no-packets.
+func (c *Concern) PacketRingBytes() uint32 { return 8 << 20 }
+
+// Available reports whether this kernel has netfilter BPF links (6.4+).
+func Available() error {
+	if err := kernel.Available(kernel.Hooks[kernel.NfPreFirst].Candidates[0]); err != nil {
+		return fmt.Errorf("netfilter hook times (-n) need netfilter BPF links (Linux 6.4+): %w", err)
+	}
+	return nil
+}
+
+// Load implements engine.Concern.
+func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
+	c.cfg, c.interval = cfg, cfg.Interval
+	if err := Available(); err != nil {
+		return err
+	}
+	kspec, nargs, err := drops.KfreeArgs()
+	if err != nil {
+		return err
+	}
+	first := uint32(2)
+	if nargs >= 3 {
+		if c.reasons, err = drops.ReasonsFromBTF(kspec); err != nil {
+			return err
+		}
+		for code, name := range c.reasons.Kernel {
+			if name == "NOT_SPECIFIED" {
+				first = uint32(code)
+			}
+		}
+	}
+	spec, err := loadNetfilter()
+	if err != nil {
+		return fmt.Errorf("netfilter: parse object: %w", err)
+	}
+	for name, v := range map[string]any{"cfg_records": !cfg.NoPackets, "cfg_first_drop": first} {
+		if err := spec.Variables[name].Set(v); err != nil {
+			return fmt.Errorf("netfilter: set %s: %w", name, err)
+		}
+	}
+	coll, err := conn.LoadShared(spec, cfg, shared)
+	if err != nil {
+		return fmt.Errorf("netfilter: %w", err)
+	}
+	c.Coll = coll
+	c.stats = shared["nw_stats"]
+	return nil
+}
+
+// Attach implements engine.Concern: the drop hook (host-wide), then both
+// programs at every hook of every network namespace, new ones too.
+func (c *Concern) Attach(log *slog.Logger) error {
+	c.log = log
+	if _, err := c.Live.Attach(log, kernel.NfDrop); err != nil {
+		log.Warn("netfilter drops not seen (-n: no drop records)", "err", err)
+	}
+	c.ns = netns.New(c.attachNetns, netns.Options{Log: log})
+	if err := c.ns.Start(); err != nil {
+		c.ns.Close()
+		c.ns = nil
+		c.Live.Detach()
+		return fmt.Errorf("netfilter: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return nil
+}
+
+// attachNetns attaches the netfilter links inside the current namespace
+// (10 programs, v4 and v6 each: 20 links).
+func (c *Concern) attachNetns(ino uint64) ([]io.Closer, error) {
+	var out []io.Closer
+	for _, name := range NsBoundaries {
+		a, err := kernel.AttachNetns(c.Coll, name)
+		if err != nil {
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, err
+		}
+		out = append(out, a.Link)
+		c.log.Debug("attached", "boundary", name, "netns", ino, "kind", a.Cand.Kind, "target", a.Cand.Target, "prog", a.Cand.Prog)
+	}
+	return out, nil
+}
+
+// Detach implements engine.Concern.
+func (c *Concern) Detach() {
+	if c.ns != nil {
+		c.ns.Close()
+	}
+	c.Live.Detach()
+}
+
+// Counters implements engine.CounterSource.
+func (c *Concern) Counters() map[string]uint64 {
+	out := map[string]uint64{"nf_unmatched": 0, "nf_evicted": 0}
+	if c.stats == nil {
+		return out
+	}
+	var per []uint64
+	for k, i := range map[string]uint32{"nf_unmatched": event.StatNfUnmatched, "nf_evicted": event.StatNfEvicted} {
+		if err := c.stats.Lookup(i, &per); err == nil {
+			for _, v := range per {
+				out[k] += v
+			}
+		}
+	}
+	return out
+}
+
+// RecordSize is the size of an NW_EV_NF ring record.
+const RecordSize = int(unsafe.Sizeof(netfilterNwNfEvent{}))
+
+// Decode implements engine.Concern (reader goroutines; no allocation: the
+// reason name is the table's).
+func (c *Concern) Decode(raw []byte, ev *event.Event) bool {
+	if !Decode(raw, ev) {
+		return false
+	}
+	if n := &ev.Ext.NF; n.Dropped && c.reasons != nil && int(n.Reason) < len(c.reasons.Kernel) {
+		n.Name = c.reasons.Kernel[n.Reason]
+	}
+	return true
+}
+
+// Decode fills ev from an NW_EV_NF record (false for anything else).
+func Decode(raw []byte, ev *event.Event) bool {
+	r := event.Record[netfilterNwNfEvent](raw)
+	x := ev.Ext
+	if r == nil || event.Type(r.Hdr.Type) != event.NF || x == nil {
+		return false
+	}
+	*ev = event.Event{
+		Type: event.NF,
+		TS:   r.Hdr.Ts,
+		Conn: event.Conn{Sock: r.Hdr.Sk, Netns: r.Hdr.Netns},
+		Ext:  x,
+	}
+	p := &r.P
+	n := &x.NF
+	*n = event.NFInfo{
+		Family: p.Family, Proto: p.Proto, Hooks: p.Hooks & (1<<event.NFHooks - 1),
+		DurNs: p.Dur, StartNs: p.Start, EstLo: r.EstLo,
+		Dropped: r.Verdict != 0, DropHook: r.DropHook, Reason: r.Reason,
+	}
+	var sp, dp uint16
+	if n.HasPorts() {
+		sp, dp = p.Sport, p.Dport
+	} else if n.Proto == event.ProtoICMP || n.Proto == event.ProtoICMPv6 {
+		n.ICMPType, n.ICMPCode = p.IcmpType, p.IcmpCode
+	}
+	n.Src = netip.AddrPortFrom(conn.Addr(p.Family, &p.Saddr), sp)
+	n.Dst = netip.AddrPortFrom(conn.Addr(p.Family, &p.Daddr), dp)
+	if r.Owner.Pid != 0 {
+		ev.Conn.SetOwner(r.Owner.Pid, r.Owner.Src, &r.Owner.Comm)
+	}
+	return true
+}
+
+// Interval implements engine.Ticker.
+func (c *Concern) Interval() time.Duration { return c.interval }
+
+// Tick implements engine.Ticker: one summary record per (family, hook)
+// that had traversals or drops in the interval.
+func (c *Concern) Tick(now uint64, emit func(*event.Event)) { c.summaries(now, false, emit) }
+
+// Finish is called once at exit: one summary per (family, hook) of the
+// whole run, printed with -q too.
+func (c *Concern) Finish(now uint64, emit func(*event.Event)) { c.summaries(now, true, emit) }
+
+func (c *Concern) summaries(now uint64, final bool, emit func(*event.Event)) {
+	m := c.Coll.Maps["nw_nf_hist"]
+	if m == nil {
+		return
+	}
+	for i := uint32(0); i < 2*event.NFHooks; i++ {
+		if err := m.Lookup(i, &c.per); err != nil {
+			continue
+		}
+		var tot netfilterNwNfHookHist
+		for j := range c.per {
+			Add(&tot, &c.per[j])
+		}
+		ev := event.Event{Type: event.NF, TS: now, Ext: &c.ext}
+		c.ext.NF = event.NFInfo{Summary: true}
+		s := &c.ext.NF.Sum
+		s.Final = final
+		s.Family = 2
+		if i >= event.NFHooks {
+			s.Family = 10
+		}
+		s.Hook = uint8(i % event.NFHooks)
+		if final {
+			Fill(s, &tot, nil)
+		} else {
+			Fill(s, &tot, &c.last[i])
+			c.last[i] = tot
+		}
+		if s.Count() == 0 && s.Drops == 0 {
+			continue
+		}
+		emit(&ev)
+	}
+}
+
+// Add adds one CPU's histogram into tot (max: the larger).
+func Add(tot, h *netfilterNwNfHookHist) {
+	for b := range tot.Buckets {
+		tot.Buckets[b] += h.Buckets[b]
+	}
+	tot.SumNs += h.SumNs
+	tot.Drops += h.Drops
+	tot.MaxNs = max(tot.MaxNs, h.MaxNs)
+}
+
+// Fill sets s from the run's totals h, minus prev (the totals at the
+// previous tick; nil: the whole run).
+func Fill(s *event.NFSummary, h, prev *netfilterNwNfHookHist) {
+	var p netfilterNwNfHookHist
+	if prev != nil {
+		p = *prev
+	}
+	for b := range s.Buckets {
+		s.Buckets[b] = h.Buckets[b] - p.Buckets[b]
+	}
+	s.SumNs = h.SumNs - p.SumNs
+	s.Drops = h.Drops - p.Drops
+	s.MaxNs = h.MaxNs
+}
