@@ -1,0 +1,400 @@
+package udp_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
+)
+
+// The test binary is also the UDP peer (a process of its own, so each side
+// has its own pid): NW_UDP_PEER=echo|client, see peerMain.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("NW_UDP_PEER"); mode != "" {
+		if err := peerMain(mode); err != nil {
+			fmt.Fprintln(os.Stderr, "peer:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// size of the client's i-th datagram, and of the echo's reply to a
+// datagram of n bytes
+func size(i int) int  { return 100 + 37*i }
+func reply(n int) int { return n + 7 }
+func sizes(n int) []int {
+	out := []int{}
+	for i := range n {
+		out = append(out, size(i))
+	}
+	return out
+}
+
+// peerMain: echo: listen on NW_UDP_ADDR (unconnected), print its address,
+// answer NW_UDP_N datagrams with reply(len) bytes each, exit. client: send
+// NW_UDP_N datagrams of size(i) bytes to NW_UDP_ADDR (connected socket with
+// NW_UDP_CONNECTED=1, else WriteTo on an unconnected one), wait for each
+// reply, print the local address, exit.
+func peerMain(mode string) error {
+	addr, err := net.ResolveUDPAddr("udp", os.Getenv("NW_UDP_ADDR"))
+	if err != nil {
+		return err
+	}
+	n, _ := strconv.Atoi(os.Getenv("NW_UDP_N"))
+	buf := make([]byte, 65536)
+	deadline := time.Now().Add(20 * time.Second)
+	switch mode {
+	case "echo":
+		c, err := net.ListenUDP("udp", addr)
+		if err != nil {
+			return err
+		}
+		fmt.Println(c.LocalAddr())
+		c.SetDeadline(deadline)
+		for range n {
+			m, from, err := c.ReadFromUDP(buf)
+			if err != nil {
+				return err
+			}
+			if _, err := c.WriteToUDP(buf[:reply(m)], from); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "client":
+		var c *net.UDPConn
+		connected := os.Getenv("NW_UDP_CONNECTED") == "1"
+		if connected {
+			c, err = net.DialUDP("udp", nil, addr)
+		} else {
+			local := &net.UDPAddr{IP: net.IPv4zero}
+			if addr.IP.To4() == nil {
+				local.IP = net.IPv6unspecified
+			}
+			c, err = net.ListenUDP("udp", local)
+		}
+		if err != nil {
+			return err
+		}
+		c.SetDeadline(deadline)
+		for i := range n {
+			if connected {
+				_, err = c.Write(buf[:size(i)])
+			} else {
+				_, err = c.WriteToUDP(buf[:size(i)], addr)
+			}
+			if err != nil {
+				return err
+			}
+			if _, _, err := c.ReadFromUDP(buf); err != nil {
+				return err
+			}
+		}
+		fmt.Println(c.LocalAddr())
+		return nil
+	}
+	return fmt.Errorf("mode %q", mode)
+}
+
+// peer runs the test binary as a UDP peer in ns; its first output line is
+// an address.
+type peer struct {
+	cmd  *exec.Cmd
+	out  *bufio.Scanner
+	pid  int
+	addr netip.AddrPort
+}
+
+func startPeer(t *testing.T, ns *nstest.NS, mode, addr string, n int, connected bool) *peer {
+	t.Helper()
+	cmd := ns.Cmd(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "NW_UDP_PEER="+mode, "NW_UDP_ADDR="+addr, "NW_UDP_N="+strconv.Itoa(n))
+	if connected {
+		cmd.Env = append(cmd.Env, "NW_UDP_CONNECTED=1")
+	}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return &peer{cmd: cmd, out: bufio.NewScanner(out), pid: cmd.Process.Pid}
+}
+
+// line reads the peer's address line.
+func (p *peer) line(t *testing.T) netip.AddrPort {
+	t.Helper()
+	if !p.out.Scan() {
+		t.Fatalf("peer %d printed no address", p.pid)
+	}
+	ap, err := netip.ParseAddrPort(strings.TrimSpace(p.out.Text()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	return p.addr
+}
+
+func (p *peer) wait(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("peer %d: %v", p.pid, err)
+	}
+}
+
+// session: an echo server in B on port, a client in A sending n datagrams;
+// returns both peers (addresses known).
+func session(t *testing.T, pr *nstest.Pair, server netip.Addr, n int, connected bool) (cli, srv *peer) {
+	t.Helper()
+	srv = startPeer(t, pr.B, "echo", netip.AddrPortFrom(server, 0).String(), n, false)
+	saddr := srv.line(t)
+	if server.Is4() {
+		saddr = netip.AddrPortFrom(server, saddr.Port())
+	}
+	cli = startPeer(t, pr.A, "client", saddr.String(), n, connected)
+	cli.line(t)
+	cli.wait(t)
+	srv.wait(t)
+	srv.addr = netip.AddrPortFrom(server, srv.addr.Port())
+	local := pr.A4 // an unconnected client prints its wildcard address
+	if server.Is6() {
+		local = pr.A6
+	}
+	cli.addr = netip.AddrPortFrom(local, cli.addr.Port())
+	return cli, srv
+}
+
+type flowTotals struct {
+	rx, rxb, tx, txb     float64 // from the exit record
+	drx, drxb, dtx, dtxb float64 // sums of the deltas of every record
+	pid                  float64
+	records              int
+}
+
+// flows sums udp_flow records by (netns, src, dst).
+func flows(evs []nwtest.Ev) map[string]*flowTotals {
+	out := map[string]*flowTotals{}
+	for _, e := range evs {
+		if e.Str("type") != "udp_flow" {
+			continue
+		}
+		k := fmt.Sprintf("%v %s %s", e.Num("netns"), e.Str("src"), e.Str("dst"))
+		f := out[k]
+		if f == nil {
+			f = &flowTotals{}
+			out[k] = f
+		}
+		f.records++
+		f.drx += e.Num("rx_dgrams")
+		f.drxb += e.Num("rx_bytes")
+		f.dtx += e.Num("tx_dgrams")
+		f.dtxb += e.Num("tx_bytes")
+		if e.Str("event") == "exit" {
+			f.rx, f.rxb, f.tx, f.txb = e.Num("rx_dgrams_total"), e.Num("rx_bytes_total"), e.Num("tx_dgrams_total"), e.Num("tx_bytes_total")
+			f.pid = e.Num("pid")
+		}
+	}
+	return out
+}
+
+func key(netns uint64, src, dst netip.AddrPort) string {
+	return fmt.Sprintf("%v %s %s", float64(netns), src, dst)
+}
+
+func sum(v []int) (s float64) {
+	for _, x := range v {
+		s += float64(x)
+	}
+	return s
+}
+
+// TestUDPFlowsAgainstNstat: clients in namespace A exchange N datagrams of
+// known sizes with echo servers in namespace B over a veth, IPv4 and IPv6,
+// connected and unconnected client sockets, with -u -t. Each flow's
+// counts and payload bytes are exact (both ends), its deltas add up to its
+// totals, its owner is the process on that side; per namespace and family
+// the flows' datagrams equal the kernel's UdpInDatagrams/UdpOutDatagrams
+// (Udp6... for IPv6) deltas; every datagram has a -t record with its layer
+// times (receive: all three; send: ip and mac, udp not observed).
+func TestUDPFlowsAgainstNstat(t *testing.T) {
+	nstest.RequireRoot(t)
+	pr := nstest.NewPair(t)
+	nsA, nsB := pr.A.Inode(t), pr.B.Inode(t)
+	r := nwtest.Start(t, "-u", "-t", "--interval", "200ms")
+	beforeA, beforeB := oracle.Nstat(t, pr.A), oracle.Nstat(t, pr.B)
+
+	const n = 12
+	type run struct {
+		cli, srv *peer
+	}
+	var runs []run
+	for _, server := range []netip.Addr{pr.B4, pr.B6} {
+		for _, connected := range []bool{true, false} {
+			cli, srv := session(t, pr, server, n, connected)
+			runs = append(runs, run{cli, srv})
+		}
+	}
+	afterA, afterB := oracle.Nstat(t, pr.A), oracle.Nstat(t, pr.B)
+	// the last periodic read sees everything, then the exit records
+	last := runs[len(runs)-1]
+	r.WaitFor(5*time.Second, "udp_flow of the last server", func(e nwtest.Ev) bool {
+		return e.Str("type") == "udp_flow" && e.Str("src") == last.srv.addr.String() && e.Num("rx_dgrams_total") == n
+	})
+	r.Stop()
+	evs := r.Events()
+	fl := flows(evs)
+
+	sent := sizes(n)
+	var replies []int
+	for _, s := range sent {
+		replies = append(replies, reply(s))
+	}
+	for _, ru := range runs {
+		c := fl[key(nsA, ru.cli.addr, ru.srv.addr)]
+		s := fl[key(nsB, ru.srv.addr, ru.cli.addr)]
+		if c == nil || s == nil {
+			t.Fatalf("flows %s <-> %s: client %v server %v", ru.cli.addr, ru.srv.addr, c, s)
+		}
+		if c.tx != n || c.txb != sum(sent) || c.rx != n || c.rxb != sum(replies) {
+			t.Errorf("client %s: tx %v/%v rx %v/%v, want %d/%v %d/%v", ru.cli.addr, c.tx, c.txb, c.rx, c.rxb, n, sum(sent), n, sum(replies))
+		}
+		if s.rx != n || s.rxb != sum(sent) || s.tx != n || s.txb != sum(replies) {
+			t.Errorf("server %s: rx %v/%v tx %v/%v, want %d/%v %d/%v", ru.srv.addr, s.rx, s.rxb, s.tx, s.txb, n, sum(sent), n, sum(replies))
+		}
+		for _, f := range []*flowTotals{c, s} {
+			if f.drx != f.rx || f.drxb != f.rxb || f.dtx != f.tx || f.dtxb != f.txb {
+				t.Errorf("deltas %v/%v %v/%v do not add up to the totals %v/%v %v/%v", f.drx, f.drxb, f.dtx, f.dtxb, f.rx, f.rxb, f.tx, f.txb)
+			}
+		}
+		if c.pid != float64(ru.cli.pid) || s.pid != float64(ru.srv.pid) {
+			t.Errorf("owners: client flow pid %v (want %d), server flow pid %v (want %d)", c.pid, ru.cli.pid, s.pid, ru.srv.pid)
+		}
+		t.Logf("%s -> %s: client tx %v/%vB rx %v/%vB pid %v; server pid %v, %d+%d records", ru.cli.addr, ru.srv.addr, c.tx, c.txb, c.rx, c.rxb, c.pid, s.pid, c.records, s.records)
+
+		// -t: one record per datagram, with the owner and sane times
+		for _, side := range []struct {
+			p        *peer
+			local    netip.AddrPort
+			txSizes  []int
+			rxSizes  []int
+			netnsIno uint64
+		}{{ru.cli, ru.cli.addr, sent, replies, nsA}, {ru.srv, ru.srv.addr, replies, sent, nsB}} {
+			var rx, tx []int
+			for _, e := range evs {
+				if e.Str("type") != "udp" || e.Str("src") != side.local.String() || e.Num("netns") != float64(side.netnsIno) {
+					continue
+				}
+				if e.Num("pid") != float64(side.p.pid) {
+					t.Errorf("datagram record of %s: pid %v, want %d", side.local, e.Num("pid"), side.p.pid)
+				}
+				mac, ip, u := e.Num("mac_time_ns"), e.Num("ip_time_ns"), e.Num("udp_time_ns")
+				if e.Num("rx") == 1 {
+					rx = append(rx, int(e.Num("len")))
+					if mac < 0 || ip < 0 || u < 0 || mac+ip+u > 1e9 {
+						t.Errorf("received datagram %v: layer times mac %v ip %v udp %v", e, mac, ip, u)
+					}
+				} else {
+					tx = append(tx, int(e.Num("len")))
+					if mac < 0 || ip < 0 || u != -1 || mac+ip > 1e9 {
+						t.Errorf("sent datagram %v: layer times mac %v ip %v udp %v", e, mac, ip, u)
+					}
+				}
+			}
+			slices.Sort(rx)
+			slices.Sort(tx)
+			if !slices.Equal(rx, side.rxSizes) || !slices.Equal(tx, side.txSizes) {
+				t.Errorf("%s: datagram records rx %v tx %v, want rx %v tx %v", side.local, rx, tx, side.rxSizes, side.txSizes)
+			}
+		}
+	}
+
+	// per namespace and family: the flows against the kernel's own counters
+	for _, c := range []struct {
+		ns             uint64
+		before, after  map[string]uint64
+		prefix, family string
+	}{{nsA, beforeA, afterA, "Udp", "4"}, {nsB, beforeB, afterB, "Udp", "4"}, {nsA, beforeA, afterA, "Udp6", "6"}, {nsB, beforeB, afterB, "Udp6", "6"}} {
+		var rx, tx float64
+		for k, f := range fl {
+			parts := strings.Fields(k)
+			if parts[0] != fmt.Sprint(float64(c.ns)) {
+				continue
+			}
+			is6 := strings.HasPrefix(parts[1], "[")
+			if is6 != (c.family == "6") {
+				continue
+			}
+			rx += f.rx
+			tx += f.tx
+		}
+		in := oracle.Delta(c.before, c.after, c.prefix+"InDatagrams")
+		out := oracle.Delta(c.before, c.after, c.prefix+"OutDatagrams")
+		if rx != float64(in) || tx != float64(out) {
+			t.Errorf("netns %d IPv%s: flows rx %v tx %v, nstat %sInDatagrams %d %sOutDatagrams %d", c.ns, c.family, rx, tx, c.prefix, in, c.prefix, out)
+		} else {
+			t.Logf("netns %d IPv%s: flows rx %v tx %v = nstat", c.ns, c.family, rx, tx)
+		}
+	}
+	log := r.File("udp.log")
+	if !strings.Contains(log, `udp{event="exit",sock="0x`) || !strings.Contains(log, `udp{event="rx",`) {
+		t.Errorf("udp.log lacks exit or datagram lines:\n%.2000s", log)
+	}
+}
+
+// TestUDPPortFilter: with -d (remote port) only the flows whose remote
+// port is that one are seen: the client's side of a session to the echo
+// server on that port; not the server's side (its remote port is the
+// client's), nor a session with another server.
+func TestUDPPortFilter(t *testing.T) {
+	nstest.RequireRoot(t)
+	pr := nstest.NewPair(t)
+	// the port is chosen before netwatcher starts: a server that exits
+	// frees it again at once (UDP has no TIME_WAIT)
+	probe := startPeer(t, pr.B, "echo", netip.AddrPortFrom(pr.B4, 0).String(), 0, false)
+	port := probe.line(t).Port()
+	probe.wait(t)
+	r := nwtest.Start(t, "-u", "-d", strconv.Itoa(int(port)), "--interval", "200ms")
+	nsA := pr.A.Inode(t)
+	const n = 5
+	srv := startPeer(t, pr.B, "echo", netip.AddrPortFrom(pr.B4, port).String(), n, false)
+	srv.line(t)
+	cli := startPeer(t, pr.A, "client", srv.addr.String(), n, true)
+	cli.line(t)
+	cli.wait(t)
+	srv.wait(t)
+	other, _ := session(t, pr, pr.B4, n, true)
+	r.WaitFor(5*time.Second, "udp_flow to the filtered port", func(e nwtest.Ev) bool {
+		return e.Str("type") == "udp_flow" && e.Str("dst") == srv.addr.String() && e.Num("rx_dgrams_total") == n
+	})
+	r.Stop()
+	for _, e := range r.Events() {
+		if e.Str("type") != "udp_flow" {
+			continue
+		}
+		if e.Str("src") == srv.addr.String() || e.Str("src") == other.addr.String() {
+			t.Errorf("flow left out by -d %d was recorded: %v", port, e)
+		}
+		if e.Num("netns") == float64(nsA) && !strings.HasSuffix(e.Str("dst"), fmt.Sprintf(":%d", port)) {
+			t.Errorf("flow with another remote port: %v", e)
+		}
+	}
+	fl := flows(r.Events())
+	if c := fl[key(nsA, cli.addr, srv.addr)]; c == nil || c.tx != n || c.rx != n {
+		t.Errorf("client flow to the filtered port: %+v", c)
+	}
+}
