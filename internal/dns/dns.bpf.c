@@ -1,0 +1,206 @@
+//go:build ignore
+
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * -N: DNS messages over UDP and TCP, both directions, every namespace.
+ *
+ * Two cgroup_skb programs on the cgroup v2 root (they run for every socket
+ * of every network namespace, the local socket in skb->sk): egress at
+ * ip_finish_output()/ip6_finish_output() (every datagram or segment a local
+ * socket sends) and ingress at sk_filter() (UDP: udp_queue_rcv_one_skb,
+ * TCP: tcp_filter, each segment before the socket backlog). A UDP datagram
+ * or TCP segment with a payload and port cfg_dns_port (53) on either side
+ * makes one NW_EV_DNS record on the packet ring: the packet's addresses and
+ * ports, direction, the socket, its namespace, the TCP sequence number, and
+ * the first NW_DNS_MAX bytes of the L4 payload (a TCP payload still has the
+ * 2-byte length prefixes: user space takes messages apart, see
+ * internal/dns). Everything else costs two or three bpf_skb_load_bytes.
+ *
+ * Owner, never the softirq's task: an egress UDP datagram is sent in its
+ * process's context (udp_sendmsg runs down to the output hook), so the
+ * current task is its owner, remembered by socket in nw_dns_owner; an
+ * ingress datagram (softirq) takes its socket's owner from there (none
+ * before the socket sent anything: user space names a pair after its
+ * egress side). TCP: the connection tracker's owner.
+ *
+ * Needs bpf_cast_to_kern_ctx (6.2+) for the socket and its namespace.
+ */
+#include "nw.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+volatile const __u16 cfg_dns_port = 53;
+
+#define NW_DNS_MAX 512
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* NW_EV_DNS, followed by len payload bytes (the record is
+ * sizeof(struct nw_dns_event) + len bytes). */
+struct nw_dns_event {
+	__u8 type;     /* NW_EV_DNS */
+	__u8 rx;       /* 1: received (ingress) */
+	__u8 proto;    /* IPPROTO_UDP, IPPROTO_TCP */
+	__u8 _pad0;
+	__u32 netns;
+	__u64 sk;      /* the local socket */
+	__u64 ts;
+	__u32 seq;     /* TCP: sequence number of the payload's first byte */
+	__u16 len;     /* payload bytes copied after the record */
+	__u16 paylen;  /* payload bytes in the packet (L4 payload; capped at 65535) */
+	__u16 family;  /* AF_INET, AF_INET6 */
+	__u16 sport;   /* the packet's source port, host order */
+	__u16 dport;   /* the packet's destination port */
+	__u16 _pad1;
+	__u8 saddr[16]; /* the packet's source address */
+	__u8 daddr[16];
+	struct nw_owner owner;
+};
+
+struct dns_scratch {
+	struct nw_dns_event e;
+	__u8 data[NW_DNS_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dns_scratch);
+} nw_dns_scratch SEC(".maps");
+
+/* UDP socket -> the process that last sent DNS from it (process context). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct nw_owner);
+} nw_dns_owner SEC(".maps");
+
+static __always_inline void dns_skb(struct __sk_buff *ctx, bool rx)
+{
+	__u8 vhl = 0, proto = 0;
+	__u32 iphl;
+	__u16 family;
+	if (bpf_skb_load_bytes(ctx, 0, &vhl, 1))
+		return;
+	if (vhl >> 4 == 4) {
+		__be16 frag = 0;
+		if (bpf_skb_load_bytes(ctx, 6, &frag, 2) || (frag & bpf_htons(0x1fff)))
+			return; /* a later fragment: no L4 header */
+		if (bpf_skb_load_bytes(ctx, 9, &proto, 1))
+			return;
+		iphl = (__u32)(vhl & 0x0f) * 4;
+		family = AF_INET;
+	} else if (vhl >> 4 == 6) {
+		if (bpf_skb_load_bytes(ctx, 6, &proto, 1))
+			return; /* extension headers: not seen */
+		iphl = 40;
+		family = AF_INET6;
+	} else {
+		return;
+	}
+	if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+		return;
+	if (iphl < 20)
+		return;
+	__be16 ports[2];
+	if (bpf_skb_load_bytes(ctx, iphl, ports, sizeof(ports)))
+		return;
+	__u16 sport = bpf_ntohs(ports[0]), dport = bpf_ntohs(ports[1]);
+	if (sport != cfg_dns_port && dport != cfg_dns_port)
+		return;
+
+	__u32 off = iphl + 8, seq = 0;
+	if (proto == IPPROTO_TCP) {
+		__u8 doff = 0;
+		__be32 s = 0;
+		if (bpf_skb_load_bytes(ctx, iphl + 4, &s, 4) || bpf_skb_load_bytes(ctx, iphl + 12, &doff, 1))
+			return;
+		seq = bpf_ntohl(s);
+		off = iphl + (__u32)(doff >> 4) * 4;
+	}
+	if (ctx->len <= off)
+		return; /* no payload (TCP: a bare ACK, SYN, FIN) */
+	__u32 paylen = ctx->len - off;
+
+	__u32 zero = 0;
+	struct dns_scratch *sc = bpf_map_lookup_elem(&nw_dns_scratch, &zero);
+	if (!sc)
+		return;
+	struct nw_dns_event *e = &sc->e;
+	if (family == AF_INET) {
+		__builtin_memset(e->saddr, 0, 16);
+		__builtin_memset(e->daddr, 0, 16);
+		if (bpf_skb_load_bytes(ctx, 12, e->saddr, 4) || bpf_skb_load_bytes(ctx, 16, e->daddr, 4))
+			return;
+	} else if (bpf_skb_load_bytes(ctx, 8, e->saddr, 16) || bpf_skb_load_bytes(ctx, 24, e->daddr, 16)) {
+		return;
+	}
+	/* -s/-d, -S/-D: local and remote end */
+	if (rx ? !nw_ports_wanted(dport, sport) || !nw_addrs_wanted(family, e->daddr, e->saddr)
+	       : !nw_ports_wanted(sport, dport) || !nw_addrs_wanted(family, e->saddr, e->daddr))
+		return;
+
+	struct sk_buff *k = bpf_cast_to_kern_ctx(ctx);
+	struct sock *sk = k->sk;
+	if (!sk)
+		return;
+	__u64 skey = nw_ptr_num(sk);
+	e->type = NW_EV_DNS;
+	e->rx = rx;
+	e->proto = proto;
+	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	e->sk = skey;
+	e->ts = bpf_ktime_get_ns();
+	e->seq = seq;
+	e->paylen = paylen > 0xffff ? 0xffff : paylen;
+	e->family = family;
+	e->sport = sport;
+	e->dport = dport;
+	__builtin_memset(&e->owner, 0, sizeof(e->owner));
+	if (proto == IPPROTO_TCP) {
+		const struct nw_conn *c = nw_conn_find(skey);
+		if (c && c->owner.pid)
+			e->owner = c->owner;
+	} else if (!rx) {
+		nw_owner_current(&e->owner, NW_OWNER_IO);
+		bpf_map_update_elem(&nw_dns_owner, &skey, &e->owner, BPF_ANY);
+	} else {
+		struct nw_owner *o = bpf_map_lookup_elem(&nw_dns_owner, &skey);
+		if (o)
+			e->owner = *o;
+	}
+
+	__u64 m = paylen - 1;
+	/* clang 14 loses a C-level bound on the way to the call: clamp to
+	 * [0, NW_DNS_MAX-1] in asm so the verifier sees it on this register. */
+	asm volatile("if %[m] <= 511 goto +1\n\t%[m] = 511" : [m] "+r"(m));
+	if (bpf_skb_load_bytes(ctx, off, sc->data, m + 1))
+		return;
+	e->len = m + 1;
+	__u64 size = sizeof(*e) + m + 1;
+	asm volatile("if %[s] <= 608 goto +1\n\t%[s] = 608" : [s] "+r"(size));
+	__u64 avail = bpf_ringbuf_query(&nw_pkt_events, BPF_RB_AVAIL_DATA);
+	if (bpf_ringbuf_output(&nw_pkt_events, sc, size, nw_wake_flag(avail, size)))
+		nw_count(NW_STAT_RB_FULL + NW_EV_DNS);
+}
+
+/* Datagrams and segments sent: process context for UDP. */
+SEC("cgroup_skb/egress")
+int nw_dns_tx(struct __sk_buff *ctx)
+{
+	dns_skb(ctx, false);
+	return 1;
+}
+
+/* Received, per socket (softirq). */
+SEC("cgroup_skb/ingress")
+int nw_dns_rx(struct __sk_buff *ctx)
+{
+	dns_skb(ctx, true);
+	return 1;
+}
+
+/* for bpf2go -type (Go decodes the record through the generated type) */
+const struct nw_dns_event *nw_unused_dns_event __attribute__((unused));
