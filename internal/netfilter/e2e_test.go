@@ -301,3 +301,74 @@ func TestPortFilter(t *testing.T) {
 		}
 	}
 }
+
+// With the seed flags (-tixre -a): TCP segments of a tracked connection
+// carry its conn_id and owner (sent: the socket at LOCAL_OUT; received:
+// the socket early demux found before LOCAL_IN), and the packet records
+// with layer times are still there.
+func TestTCPWithSeedFlags(t *testing.T) {
+	requireNF(t)
+	p := nstest.NewPair(t)
+	r := nwtest.Start(t, "-n", "-tixre", "-a", "-D", p.A4.String(), "-D", p.B4.String())
+	port := lab.RandPort()
+	var ln net.Listener
+	if err := p.B.Do(func() (err error) {
+		ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", port))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			c.Write(buf[:n])
+		}
+	}()
+	dst := netip.AddrPortFrom(p.B4, port)
+	if err := p.A.Do(func() error {
+		c, err := net.Dial("tcp4", dst.String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		buf := make([]byte, 64)
+		for i := 0; i < 10; i++ {
+			if _, err := c.Write([]byte("ping ping ping")); err != nil {
+				return err
+			}
+			if _, err := c.Read(buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	inA, inB := float64(p.A.Inode(t)), float64(p.B.Inode(t))
+	pid := float64(os.Getpid())
+	named := func(ns float64, first, last string) func(nwtest.Ev) bool {
+		return func(e nwtest.Ev) bool {
+			return e.Str("type") == "netfilter" && e.Num("netns") == ns && e.Str("proto") == "tcp" &&
+				hookNs(e, first) >= 0 && hookNs(e, last) >= 0 && e["conn_id"] != nil && e.Num("pid") == pid
+		}
+	}
+	r.WaitFor(10*time.Second, "a sent segment at LOCAL_OUT+POST_ROUTING named by its connection", named(inA, "LOCAL_OUT", "POST_ROUTING"))
+	r.WaitFor(10*time.Second, "a received segment at PRE_ROUTING+LOCAL_IN named by its connection", named(inB, "PRE_ROUTING", "LOCAL_IN"))
+	r.WaitFor(10*time.Second, "a packet record with layer times", func(e nwtest.Ev) bool {
+		return e.Str("type") == "packet" && e.Has("ip_time_ns")
+	})
+	r.Stop()
+	if strings.Contains(r.Stderr(), "feature unavailable") {
+		t.Errorf("a concern failed:\n%s", r.Stderr())
+	}
+}
