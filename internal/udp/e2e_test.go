@@ -64,10 +64,14 @@ func peerMain(mode string) error {
 		}
 		fmt.Println(c.LocalAddr())
 		c.SetDeadline(deadline)
+		sink := os.Getenv("NW_UDP_SINK") == "1"
 		for range n {
 			m, from, err := c.ReadFromUDP(buf)
 			if err != nil {
 				return err
+			}
+			if sink {
+				continue
 			}
 			if _, err := c.WriteToUDP(buf[:reply(m)], from); err != nil {
 				return err
@@ -99,6 +103,10 @@ func peerMain(mode string) error {
 			if err != nil {
 				return err
 			}
+			if os.Getenv("NW_UDP_SINK") == "1" {
+				time.Sleep(time.Millisecond)
+				continue
+			}
 			if _, _, err := c.ReadFromUDP(buf); err != nil {
 				return err
 			}
@@ -118,10 +126,10 @@ type peer struct {
 	addr netip.AddrPort
 }
 
-func startPeer(t *testing.T, ns *nstest.NS, mode, addr string, n int, connected bool) *peer {
+func startPeer(t *testing.T, ns *nstest.NS, mode, addr string, n int, connected bool, env ...string) *peer {
 	t.Helper()
 	cmd := ns.Cmd(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "NW_UDP_PEER="+mode, "NW_UDP_ADDR="+addr, "NW_UDP_N="+strconv.Itoa(n))
+	cmd.Env = append(append(os.Environ(), "NW_UDP_PEER="+mode, "NW_UDP_ADDR="+addr, "NW_UDP_N="+strconv.Itoa(n)), env...)
 	if connected {
 		cmd.Env = append(cmd.Env, "NW_UDP_CONNECTED=1")
 	}
@@ -396,5 +404,51 @@ func TestUDPPortFilter(t *testing.T) {
 	fl := flows(r.Events())
 	if c := fl[key(nsA, cli.addr, srv.addr)]; c == nil || c.tx != n || c.rx != n {
 		t.Errorf("client flow to the filtered port: %+v", c)
+	}
+}
+
+// TestUDPReceiveOnlyOwner: a socket that only receives gets its owner from
+// recvmsg (sock_recv_length), with the tp_btf program and with its raw_tp
+// twin (NW_AVOID=tp_btf, what kernels without BTF-typed tracepoints get):
+// the flow of a sink that never sends names the sink's pid.
+func TestUDPReceiveOnlyOwner(t *testing.T) {
+	nstest.RequireRoot(t)
+	pr := nstest.NewPair(t)
+	nsB := pr.B.Inode(t)
+	for _, avoid := range []string{"", "tp_btf"} {
+		t.Run("avoid="+avoid, func(t *testing.T) {
+			prog := "nw_udp_owner_btf"
+			if avoid != "" {
+				t.Setenv("NW_AVOID", avoid)
+				prog = "nw_udp_owner_raw"
+			}
+			r := nwtest.Start(t, "-u", "-v", "--interval", "200ms")
+			for i := 0; !strings.Contains(r.Stderr(), "prog="+prog); i++ {
+				if i == 100 {
+					t.Fatalf("%s not attached:\n%s", prog, r.Stderr())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			const n = 5
+			sink := startPeer(t, pr.B, "echo", netip.AddrPortFrom(pr.B6, 0).String(), n, false, "NW_UDP_SINK=1")
+			addr := sink.line(t)
+			cli := startPeer(t, pr.A, "client", addr.String(), n, true, "NW_UDP_SINK=1")
+			cli.line(t)
+			cli.wait(t)
+			sink.wait(t)
+			r.WaitFor(5*time.Second, "udp_flow of the sink", func(e nwtest.Ev) bool {
+				return e.Str("type") == "udp_flow" && e.Str("src") == addr.String() && e.Num("rx_dgrams_total") == n
+			})
+			r.Stop()
+			var got []nwtest.Ev
+			for _, e := range r.Events() {
+				if e.Str("type") == "udp_flow" && e.Str("src") == addr.String() && e.Num("netns") == float64(nsB) && e.Str("event") == "exit" {
+					got = append(got, e)
+				}
+			}
+			if len(got) != 1 || got[0].Num("pid") != float64(sink.pid) || got[0].Num("rx_dgrams_total") != n || got[0].Num("tx_dgrams_total") != 0 {
+				t.Fatalf("sink pid %d: exit records %v", sink.pid, got)
+			}
+		})
 	}
 }
