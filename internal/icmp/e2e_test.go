@@ -377,3 +377,30 @@ func TestAddressFilter(t *testing.T) {
 	}
 	r.Stop()
 }
+
+// TestUnansweredEchoIsRecordedLate: with echo replies off in B
+// (icmp_echo_ignore_all), a request that nobody copies or answers waits in
+// the kernel and is recorded by the sweep after PendingMax, its icmp_time
+// missing; the exit stats count it as icmp_unfinished.
+func TestUnansweredEchoIsRecordedLate(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.NewPair(t)
+	p.B.Sysctl(t, "net.ipv4.icmp_echo_ignore_all", "1")
+	r := nwtest.Start(t, "-I", "--no-packets")
+	nsB := p.B.Inode(t)
+	_ = p.A.Cmd("ping", "-n", "-c", "2", "-i", "0.01", "-W", "1", p.B4.String()).Run()
+	got := waitN(t, r, nsB, 2, "unanswered requests", func(e nwtest.Ev) bool {
+		return e.Str("kind") == "echo_request" && e.Num("rx") == 1 && e.Str("dst") == p.A4.String()
+	})
+	for _, e := range got {
+		times(t, "unanswered request", e, "mac_time_ns", "ip_time_ns")
+		if e["icmp_time_ns"] != nil || e["owner"] != nil {
+			t.Fatalf("unanswered request has an end or an owner: %v", e)
+		}
+	}
+	r.Stop()
+	st := r.Find(func(e nwtest.Ev) bool { return e.Str("type") == "stats" })
+	if len(st) != 1 || st[0].Num("icmp_unfinished") < 2 {
+		t.Fatalf("stats: %v, want icmp_unfinished >= 2", st)
+	}
+}
