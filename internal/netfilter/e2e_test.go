@@ -372,3 +372,66 @@ func TestTCPWithSeedFlags(t *testing.T) {
 		t.Errorf("a concern failed:\n%s", r.Stderr())
 	}
 }
+
+// A forwarded packet: A -> R -> C, R forwarding. R's record of each
+// datagram has PRE_ROUTING, FORWARD and POST_ROUTING in one record; an
+// nft forward chain of 1,000 non-matching rules in R makes FORWARD the
+// slow hook.
+func TestForwardedPacket(t *testing.T) {
+	requireNF(t)
+	p := nstest.NewPair(t) // A = p.A, R = p.B
+	c := nstest.NewNS(t)
+	ifR, ifC := fmt.Sprintf("nwfr%d", p.N), fmt.Sprintf("nwfc%d", p.N)
+	(*nstest.NS)(nil).Run(t, "ip", "link", "add", "name", ifR, "netns", p.B.Name, "type", "veth", "peer", "name", ifC, "netns", c.Name)
+	rAddr := netip.AddrFrom4([4]byte{100, 64 + byte(p.N>>8), byte(p.N), 1})
+	cAddr := netip.AddrFrom4([4]byte{100, 64 + byte(p.N>>8), byte(p.N), 2})
+	p.B.Run(t, "ip", "link", "set", ifR, "up")
+	c.Run(t, "ip", "link", "set", ifC, "up")
+	p.B.Run(t, "ip", "addr", "add", rAddr.String()+"/24", "dev", ifR)
+	c.Run(t, "ip", "addr", "add", cAddr.String()+"/24", "dev", ifC)
+	c.Run(t, "ip", "route", "add", "default", "via", rAddr.String())
+	p.A.Run(t, "ip", "route", "add", cAddr.String()+"/32", "via", p.B4.String())
+	p.B.Sysctl(t, "net.ipv4.ip_forward", "1")
+	rules := make([]string, 1000)
+	for i := range rules {
+		rules[i] = fmt.Sprintf("udp dport %d counter", 1+i)
+	}
+	var b strings.Builder
+	b.WriteString("table inet nwt_nf {\n chain forwarded {\n  type filter hook forward priority 0; policy accept;\n")
+	for _, r := range rules {
+		b.WriteString("  " + r + "\n")
+	}
+	b.WriteString(" }\n}\n")
+	script := filepath.Join(t.TempDir(), "fwd.nft")
+	if err := os.WriteFile(script, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.B.Run(t, "nft", "-f", script)
+
+	r := nwtest.Start(t, "-n", "-D", cAddr.String())
+	port := lab.RandPort()
+	udpSink(t, c, port)
+	dst := netip.AddrPortFrom(cAddr, port)
+	const n = 50
+	sendUDP(t, p.A, dst, n)
+	evs := waitRecords(t, r, p.B.Inode(t), dst, n)
+	var fwd, pre, post []float64
+	for _, e := range evs {
+		if e.Str("verdict") != "accept" || hookNs(e, "LOCAL_IN") >= 0 {
+			t.Errorf("forwarded record: %v", e)
+			break
+		}
+		fwd, pre, post = append(fwd, hookNs(e, "FORWARD")), append(pre, hookNs(e, "PRE_ROUTING")), append(post, hookNs(e, "POST_ROUTING"))
+	}
+	t.Logf("%d records in R; medians: PRE_ROUTING %.0f ns, FORWARD %.0f ns, POST_ROUTING %.0f ns", len(evs), median(pre), median(fwd), median(post))
+	if len(evs) != n || slices.Min(pre) < 0 || slices.Min(fwd) < 0 || slices.Min(post) < 0 {
+		t.Fatalf("%d records with all three hooks, want %d", len(evs), n)
+	}
+	if median(fwd) < 5*median(pre) || median(fwd) < 5*median(post) {
+		t.Errorf("FORWARD (1,000 rules) median %.0f ns is not 5x PRE_ROUTING's %.0f or POST_ROUTING's %.0f", median(fwd), median(pre), median(post))
+	}
+	// C received them: its own records, PRE_ROUTING + LOCAL_IN
+	if got := waitRecords(t, r, c.Inode(t), dst, n); len(got) != n {
+		t.Errorf("%d records in C, want %d", len(got), n)
+	}
+}
