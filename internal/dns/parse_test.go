@@ -45,7 +45,9 @@ func TestParse(t *testing.T) {
 		check func(*Msg) bool
 	}{
 		{"query A", msg(0x1234, 0x0100, 1, 0, wire("a.nwtest."), q(1)), nil, "a.nwtest.", 1,
-			func(m *Msg) bool { return m.ID == 0x1234 && !m.Response() && m.Opcode() == 0 && m.HasQuestion && m.QClass == 1 }},
+			func(m *Msg) bool {
+				return m.ID == 0x1234 && !m.Response() && m.Opcode() == 0 && m.HasQuestion && m.QClass == 1
+			}},
 		{"response NXDOMAIN", msg(7, 0x8183, 1, 0, wire("nope.nwtest."), q(28)), nil, "nope.nwtest.", 28,
 			func(m *Msg) bool { return m.Response() && m.Rcode() == 3 && !m.TC() }},
 		{"response TC with answers", msg(7, 0x8380, 1, 3, wire("big.nwtest."), q(16)), nil, "big.nwtest.", 16,

@@ -55,9 +55,12 @@ type fifoEnt struct {
 	ts  uint64
 }
 
+// flowKey: one direction of a TCP connection (the socket's memory is
+// reused by the next connection at once: the addresses tell them apart).
 type flowKey struct {
-	sk uint64
-	rx bool
+	sk       uint64
+	rx       bool
+	src, dst netip.AddrPort
 }
 
 // flowState: where the next message of a TCP direction starts.
@@ -118,7 +121,7 @@ func seqBefore(a, b uint32) bool { return int32(a-b) < 0 }
 // starts (flows) is trusted; a direction seen for the first time, or whose
 // bytes were missed, is assumed to start with a length prefix.
 func (t *Tracker) tcp(ev *event.Event, d *event.DNSInfo, emit func(*Result)) {
-	k := flowKey{ev.Conn.Sock, d.Rx}
+	k := flowKey{ev.Conn.Sock, d.Rx, d.Src, d.Dst}
 	data := d.Payload()
 	P, S := uint32(d.PayLen), d.Seq
 	o, body := uint32(0), uint32(0)
@@ -225,7 +228,11 @@ func (t *Tracker) response(ev *event.Event, d *event.DNSInfo, m *Msg, emit func(
 	r := &t.res
 	*r = Result{Kind: Unmatched, Side: side, TCP: d.TCP, TS: ev.TS, Conn: ev.Conn, ID: m.ID,
 		Rcode: m.Rcode(), Answers: m.ANCount, TC: m.TC(), Name: m.QName(), HasQuestion: m.HasQuestion, QType: m.QType}
-	r.Conn.Src, r.Conn.Dst = d.Dst, d.Src // local end first
+	if side == Client { // local end first
+		r.Conn.Src, r.Conn.Dst = d.Dst, d.Src
+	} else {
+		r.Conn.Src, r.Conn.Dst = d.Src, d.Dst
+	}
 	p, ok := t.pending[k]
 	if ok {
 		delete(t.pending, k)
