@@ -216,6 +216,25 @@ func nfSumKind(s *event.NFSummary) string {
 	return "interval"
 }
 
+type nfStatVal struct {
+	k string
+	v uint64
+}
+
+// nfStats are a summary's p50, p99, mean and max (ns).
+func nfStats(s *event.NFSummary) [4]nfStatVal {
+	return [4]nfStatVal{{"p50", uint64(s.QuantileNs(0.5))}, {"p99", uint64(s.QuantileNs(0.99))}, {"mean", uint64(s.MeanNs())}, {"max", s.MaxNs}}
+}
+
+// nfStat appends v in µs, or none when the summary has no traversal (only
+// drops): the times are not known.
+func nfStat(b []byte, s *event.NFSummary, v uint64, none string) []byte {
+	if s.Count() == 0 {
+		return append(b, none...)
+	}
+	return nfUs(b, v)
+}
+
 func (p *Printer) nfSummary(b []byte, ev *event.Event) []byte {
 	s := &ev.Ext.NF.Sum
 	if p.JSON {
@@ -229,14 +248,12 @@ func (p *Printer) nfSummary(b []byte, ev *event.Event) []byte {
 		b = append(b, '"')
 		b = jU(b, "count", s.Count())
 		b = jU(b, "drops", s.Drops)
-		b = append(b, `,"p50_us":`...)
-		b = nfUs(b, uint64(s.QuantileNs(0.5)))
-		b = append(b, `,"p99_us":`...)
-		b = nfUs(b, uint64(s.QuantileNs(0.99)))
-		b = append(b, `,"mean_us":`...)
-		b = nfUs(b, uint64(s.MeanNs()))
-		b = append(b, `,"max_us":`...)
-		b = nfUs(b, s.MaxNs)
+		for _, q := range nfStats(s) {
+			b = append(b, `,"`...)
+			b = append(b, q.k...)
+			b = append(b, `_us":`...)
+			b = nfStat(b, s, q.v, "null")
+		}
 		b = append(b, `,"buckets":[`...)
 		for i, c := range s.Buckets {
 			if i > 0 {
@@ -255,15 +272,16 @@ func (p *Printer) nfSummary(b []byte, ev *event.Event) []byte {
 	b = append(b, nfHookName(s.Hook)...)
 	b = append(b, " packets = "...)
 	b = strconv.AppendUint(b, s.Count(), 10)
-	b = append(b, " p50 = "...)
-	b = nfUs(b, uint64(s.QuantileNs(0.5)))
-	b = append(b, "us p99 = "...)
-	b = nfUs(b, uint64(s.QuantileNs(0.99)))
-	b = append(b, "us mean = "...)
-	b = nfUs(b, uint64(s.MeanNs()))
-	b = append(b, "us max = "...)
-	b = nfUs(b, s.MaxNs)
-	b = append(b, "us drops = "...)
+	for _, q := range nfStats(s) {
+		b = append(b, ' ')
+		b = append(b, q.k...)
+		b = append(b, " = "...)
+		b = nfStat(b, s, q.v, "-")
+		if s.Count() > 0 {
+			b = append(b, "us"...)
+		}
+	}
+	b = append(b, " drops = "...)
 	b = strconv.AppendUint(b, s.Drops, 10)
 	return append(b, '\n')
 }
@@ -288,12 +306,9 @@ func AppendNFLog(b []byte, ev *event.Event) []byte {
 		b = append(b, '"')
 		b = kvU(b, "count", s.Count())
 		b = kvU(b, "drops", s.Drops)
-		for _, q := range [...]struct {
-			k string
-			v uint64
-		}{{"p50", uint64(s.QuantileNs(0.5))}, {"p99", uint64(s.QuantileNs(0.99))}, {"mean", uint64(s.MeanNs())}, {"max", s.MaxNs}} {
+		for _, q := range nfStats(s) {
 			b = kv(b, q.k, false)
-			b = nfUs(b, q.v)
+			b = nfStat(b, s, q.v, "-")
 			b = append(b, '"')
 		}
 		return append(b, "}\n"...)

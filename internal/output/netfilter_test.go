@@ -108,3 +108,25 @@ func TestNFJSON(t *testing.T) {
 		t.Errorf("json summary %v", m)
 	}
 }
+
+// A hook whose only packets were dropped in it: no time is known.
+func TestNFSummaryDropsOnly(t *testing.T) {
+	ev := nfSum(true)
+	ev.Ext.NF.Sum.Buckets = [event.NFSlots]uint64{}
+	ev.Ext.NF.Sum.SumNs, ev.Ext.NF.Sum.MaxNs = 0, 0
+	if got := string(AppendNFLog(nil, ev)); !strings.Contains(got, `count="0",drops="1",p50="-",p99="-",mean="-",max="-"}`) {
+		t.Errorf("log: %s", got)
+	}
+	p := Printer{Clock: NewClock(nil)}
+	if got := string(p.NF(nil, ev)); !strings.HasSuffix(got, "packets = 0 p50 = - p99 = - mean = - max = - drops = 1\n") {
+		t.Errorf("console: %s", got)
+	}
+	p.JSON = true
+	var m map[string]any
+	if err := json.Unmarshal(p.NF(nil, ev), &m); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := m["p50_us"]; !ok || v != nil || m["max_us"] != nil || m["drops"] != 1.0 {
+		t.Errorf("json: %v", m)
+	}
+}
