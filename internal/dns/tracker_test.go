@@ -47,9 +47,9 @@ func TestPairUDPBothSides(t *testing.T) {
 	query := msg(0x1234, 0x0100, 1, 0, wire("a.nwtest."), q(1))
 	resp := msg(0x1234, 0x8183, 1, 0, wire("a.nwtest."), q(1))
 	tr.Packet(rec(100, false, false, cli, srv, 0xc1, 11, 0, query), got.emit) // client sends
-	tr.Packet(rec(150, true, false, cli, srv, 0x51, 0, 0, query), got.emit)  // server receives (owner not known yet)
-	tr.Packet(rec(180, false, false, srv, cli, 0x51, 22, 0, resp), got.emit) // server answers
-	tr.Packet(rec(260, true, false, srv, cli, 0xc1, 11, 0, resp), got.emit)  // client receives
+	tr.Packet(rec(150, true, false, cli, srv, 0x51, 0, 0, query), got.emit)   // server receives (owner not known yet)
+	tr.Packet(rec(180, false, false, srv, cli, 0x51, 22, 0, resp), got.emit)  // server answers
+	tr.Packet(rec(260, true, false, srv, cli, 0xc1, 11, 0, resp), got.emit)   // client receives
 	if len(got) != 2 {
 		t.Fatalf("results %+v", got)
 	}
