@@ -27,6 +27,13 @@ type UDPInfo struct {
 	RxDgrams, RxBytes, TxDgrams, TxBytes                     uint64
 	RxDgramsTotal, RxBytesTotal, TxDgramsTotal, TxBytesTotal uint64
 	FirstNs, LastNs                                          uint64
+	// RxDrops, RxDropsTotal: datagrams the kernel dropped for the socket
+	// from this peer (receive buffer full, bad checksum, socket filter):
+	// counted in Rx* too when they were dropped after the UDP hook (the
+	// usual case), so Rx - RxDrops were delivered. HasDrops: counted at all
+	// (kfree_skb names the socket from Linux 6.11).
+	RxDrops, RxDropsTotal uint64
+	HasDrops              bool
 	// Why a flow record was made: UDPInterval (the flow changed since its
 	// previous record), UDPIdle (its last record: idle, it leaves the
 	// kernel's table), UDPExit (its last record: netwatcher stops).

@@ -31,8 +31,10 @@ func udpDir(u *event.UDPInfo) string {
 // udp_flow): the connection fields (conn_id null: not a TCP connection;
 // src local, dst remote), event (interval, idle, exit), datagrams and
 // payload bytes per direction since the flow's previous record and since
-// its first datagram (*_total), first_ns/last_ns (monotonic ns of its
-// first and latest datagram).
+// its first datagram (*_total), rx_drops (datagrams the kernel dropped for
+// the socket, counted in rx_dgrams too when dropped after the UDP hook;
+// null before Linux 6.11), first_ns/last_ns (monotonic ns of its first and
+// latest datagram).
 func (p *Printer) UDPFlow(b []byte, ev *event.Event) []byte {
 	u := &ev.Ext.UDP
 	if p.JSON {
@@ -43,10 +45,12 @@ func (p *Printer) UDPFlow(b []byte, ev *event.Event) []byte {
 		b = append(b, '"')
 		b = jU(b, "rx_dgrams", u.RxDgrams)
 		b = jU(b, "rx_bytes", u.RxBytes)
+		b = jDrops(b, "rx_drops", u.RxDrops, u.HasDrops)
 		b = jU(b, "tx_dgrams", u.TxDgrams)
 		b = jU(b, "tx_bytes", u.TxBytes)
 		b = jU(b, "rx_dgrams_total", u.RxDgramsTotal)
 		b = jU(b, "rx_bytes_total", u.RxBytesTotal)
+		b = jDrops(b, "rx_drops_total", u.RxDropsTotal, u.HasDrops)
 		b = jU(b, "tx_dgrams_total", u.TxDgramsTotal)
 		b = jU(b, "tx_bytes_total", u.TxBytesTotal)
 		b = jU(b, "first_ns", u.FirstNs)
@@ -77,6 +81,13 @@ func (p *Printer) UDPFlow(b []byte, ev *event.Event) []byte {
 	b = append(b, '/')
 	b = strconv.AppendUint(b, u.TxBytesTotal, 10)
 	b = append(b, 'B')
+	if u.HasDrops && u.RxDropsTotal > 0 {
+		b = append(b, " rx drops = "...)
+		b = strconv.AppendUint(b, u.RxDrops, 10)
+		b = append(b, " (total "...)
+		b = strconv.AppendUint(b, u.RxDropsTotal, 10)
+		b = append(b, ')')
+	}
 	b = appendOwnerText(b, &ev.Conn)
 	return append(b, '\n')
 }
@@ -120,7 +131,7 @@ func (p *Printer) UDPDatagram(b []byte, ev *event.Event) []byte {
 
 // AppendUDPLog appends one udp.log line. Flows:
 //
-//	udp{event="interval",sock="0x…",src="ip:port",dst="ip:port",netns="…",pid="…",comm="…",rx_dgrams="…",rx_bytes="…",tx_dgrams="…",tx_bytes="…",rx_dgrams_total="…",rx_bytes_total="…",tx_dgrams_total="…",tx_bytes_total="…",conn_id="-"}
+//	udp{event="interval",sock="0x…",src="ip:port",dst="ip:port",netns="…",pid="…",comm="…",rx_dgrams="…",rx_bytes="…",rx_drops="…",tx_dgrams="…",tx_bytes="…",rx_dgrams_total="…",rx_bytes_total="…",rx_drops_total="…",tx_dgrams_total="…",tx_bytes_total="…",conn_id="-"}
 //
 // datagrams (-t), times in µs, "-" when not observed:
 //
@@ -159,10 +170,12 @@ func AppendUDPLog(b []byte, ev *event.Event) []byte {
 	} else {
 		b = kvU(b, "rx_dgrams", u.RxDgrams)
 		b = kvU(b, "rx_bytes", u.RxBytes)
+		b = kvDrops(b, "rx_drops", u.RxDrops, u.HasDrops)
 		b = kvU(b, "tx_dgrams", u.TxDgrams)
 		b = kvU(b, "tx_bytes", u.TxBytes)
 		b = kvU(b, "rx_dgrams_total", u.RxDgramsTotal)
 		b = kvU(b, "rx_bytes_total", u.RxBytesTotal)
+		b = kvDrops(b, "rx_drops_total", u.RxDropsTotal, u.HasDrops)
 		b = kvU(b, "tx_dgrams_total", u.TxDgramsTotal)
 		b = kvU(b, "tx_bytes_total", u.TxBytesTotal)
 	}
@@ -177,4 +190,21 @@ func udpLayer(b []byte, ns uint64, missing bool) []byte {
 		b = append(b, "us"...)
 	}
 	return b
+}
+
+func jDrops(b []byte, k string, v uint64, known bool) []byte {
+	if !known {
+		b = append(b, ',', '"')
+		b = append(b, k...)
+		return append(b, `":null`...)
+	}
+	return jU(b, k, v)
+}
+
+func kvDrops(b []byte, k string, v uint64, known bool) []byte {
+	if !known {
+		b = kv(b, k, false)
+		return append(b, '-', '"')
+	}
+	return kvU(b, k, v)
 }

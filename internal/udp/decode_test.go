@@ -2,6 +2,7 @@ package udp
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -75,7 +76,7 @@ func TestDiff(t *testing.T) {
 	f.Owner.Pid = 42
 	comm(&f.Owner.Comm, "dig")
 	ev := event.Event{Ext: new(event.Ext)}
-	if !Diff(&k, &f, &udpNwUdpFlow{}, 100, event.UDPInterval, &ev) {
+	if !Diff(&k, &f, &udpNwUdpFlow{}, 100, event.UDPInterval, true, &ev) {
 		t.Fatal("a new flow made no record")
 	}
 	u := ev.Ext.UDP
@@ -86,14 +87,14 @@ func TestDiff(t *testing.T) {
 		t.Errorf("new flow: %+v %+v", ev.Conn, u)
 	}
 	prev := f
-	if Diff(&k, &f, &prev, 200, event.UDPInterval, &ev) {
+	if Diff(&k, &f, &prev, 200, event.UDPInterval, true, &ev) {
 		t.Error("an unchanged flow made a periodic record")
 	}
-	if !Diff(&k, &f, &prev, 200, event.UDPExit, &ev) || ev.Ext.UDP.RxDgrams != 0 || ev.Ext.UDP.RxDgramsTotal != 5 || ev.Ext.UDP.Why != event.UDPExit {
+	if !Diff(&k, &f, &prev, 200, event.UDPExit, true, &ev) || ev.Ext.UDP.RxDgrams != 0 || ev.Ext.UDP.RxDgramsTotal != 5 || ev.Ext.UDP.Why != event.UDPExit {
 		t.Errorf("exit record of an unchanged flow: %+v", ev.Ext.UDP)
 	}
 	f.TxDgrams, f.TxBytes = 4, 200
-	if !Diff(&k, &f, &prev, 300, event.UDPInterval, &ev) || ev.Ext.UDP.TxDgrams != 1 || ev.Ext.UDP.TxBytes != 80 || ev.Ext.UDP.RxDgrams != 0 {
+	if !Diff(&k, &f, &prev, 300, event.UDPInterval, true, &ev) || ev.Ext.UDP.TxDgrams != 1 || ev.Ext.UDP.TxBytes != 80 || ev.Ext.UDP.RxDgrams != 0 {
 		t.Errorf("delta: %+v", ev.Ext.UDP)
 	}
 }
@@ -104,7 +105,7 @@ func TestDiff(t *testing.T) {
 // twin), with and without -t.
 func TestEveryCandidateLoads(t *testing.T) {
 	nstest.RequireRoot(t)
-	all := append(append([]string{BRx, BTx, BOwner}, timeBoundaries...), nsBoundaries...)
+	all := append(append([]string{BRx, BTx, BOwner, BDrop}, timeBoundaries...), nsBoundaries...)
 	for _, cfg := range []*config.Config{{Time: true}, {}} {
 		cp, err := conn.Load(conn.Options{})
 		if err != nil {
@@ -118,7 +119,7 @@ func TestEveryCandidateLoads(t *testing.T) {
 		n := 0
 		for _, name := range all {
 			for _, cand := range kernel.Hooks[name].Candidates {
-				if !cfg.Time && (cand.Kind == kernel.Netfilter || name == BRxLink || name == BRxCopy || name == BTxQueue || name == BTxXmit) {
+				if !cfg.Time && (cand.Kind == kernel.Netfilter || slices.Contains(timeBoundaries, name)) {
 					continue
 				}
 				if cand.Kind == kernel.Netfilter && netfilterAvailable() != nil {

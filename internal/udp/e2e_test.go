@@ -65,6 +65,20 @@ func peerMain(mode string) error {
 		fmt.Println(c.LocalAddr())
 		c.SetDeadline(deadline)
 		sink := os.Getenv("NW_UDP_SINK") == "1"
+		if os.Getenv("NW_UDP_LATE") == "1" {
+			// a small receive buffer, read late: most datagrams are dropped
+			// (UdpRcvbufErrors); print the size of each one received
+			c.SetReadBuffer(4096)
+			time.Sleep(500 * time.Millisecond)
+			c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+			for {
+				m, _, err := c.ReadFromUDP(buf)
+				if err != nil {
+					return nil
+				}
+				fmt.Println(m)
+			}
+		}
 		for range n {
 			m, from, err := c.ReadFromUDP(buf)
 			if err != nil {
@@ -189,6 +203,7 @@ func session(t *testing.T, pr *nstest.Pair, server netip.Addr, n int, connected 
 
 type flowTotals struct {
 	rx, rxb, tx, txb     float64 // from the exit record
+	drops                float64
 	drx, drxb, dtx, dtxb float64 // sums of the deltas of every record
 	pid                  float64
 	records              int
@@ -214,6 +229,7 @@ func flows(evs []nwtest.Ev) map[string]*flowTotals {
 		f.dtxb += e.Num("tx_bytes")
 		if e.Str("event") == "exit" {
 			f.rx, f.rxb, f.tx, f.txb = e.Num("rx_dgrams_total"), e.Num("rx_bytes_total"), e.Num("tx_dgrams_total"), e.Num("tx_bytes_total")
+			f.drops = e.Num("rx_drops_total")
 			f.pid = e.Num("pid")
 		}
 	}
@@ -347,7 +363,7 @@ func TestUDPFlowsAgainstNstat(t *testing.T) {
 			if is6 != (c.family == "6") {
 				continue
 			}
-			rx += f.rx
+			rx += f.rx - f.drops
 			tx += f.tx
 		}
 		in := oracle.Delta(c.before, c.after, c.prefix+"InDatagrams")
@@ -451,4 +467,64 @@ func TestUDPReceiveOnlyOwner(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUDPReceiveDrops: a receiver with a small buffer that reads late, so
+// most datagrams are dropped after the UDP hook (UdpRcvbufErrors). With
+// -t, the datagrams it received have records with the copy time, in the
+// order it got them and with their sizes (a dropped datagram's stamps
+// leave the socket's FIFO: kfree_skb's rx_sk, 6.11+); the dropped ones
+// have none; the flow counts what passed the UDP hook (the drops too:
+// what UdpInDatagrams + UdpRcvbufErrors count).
+func TestUDPReceiveDrops(t *testing.T) {
+	nstest.RequireRoot(t)
+	pr := nstest.NewPair(t)
+	nsB := pr.B.Inode(t)
+	r := nwtest.Start(t, "-u", "-t", "--interval", "200ms")
+	before := oracle.Nstat(t, pr.B)
+	const n = 40
+	sink := startPeer(t, pr.B, "echo", netip.AddrPortFrom(pr.B4, 0).String(), 0, false, "NW_UDP_LATE=1")
+	addr := sink.line(t)
+	cli := startPeer(t, pr.A, "client", addr.String(), n, true, "NW_UDP_SINK=1")
+	cli.line(t)
+	cli.wait(t)
+	var got []int
+	for sink.out.Scan() {
+		v, err := strconv.Atoi(strings.TrimSpace(sink.out.Text()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, v)
+	}
+	sink.wait(t)
+	after := oracle.Nstat(t, pr.B)
+	in, drops := oracle.Delta(before, after, "UdpInDatagrams"), oracle.Delta(before, after, "UdpRcvbufErrors")
+	if drops == 0 || int(in) != len(got) || in+drops != n {
+		t.Fatalf("want drops: received %d (UdpInDatagrams %d), UdpRcvbufErrors %d, sent %d", len(got), in, drops, n)
+	}
+	r.WaitFor(5*time.Second, "udp_flow of the sink", func(e nwtest.Ev) bool {
+		return e.Str("type") == "udp_flow" && e.Str("src") == addr.String() && e.Num("rx_dgrams_total") == n
+	})
+	r.Stop()
+	fl := flows(r.Events())
+	f := fl[key(nsB, addr, cli.addr)]
+	if f == nil || f.rx != n || f.drops != float64(drops) || f.rx-f.drops != float64(in) {
+		t.Errorf("sink flow: %+v, want rx %d drops %d (UdpRcvbufErrors), delivered %d (UdpInDatagrams)", f, n, drops, in)
+	}
+	var copied []int
+	uncopied := 0
+	for _, e := range r.Events() {
+		if e.Str("type") != "udp" || e.Str("src") != addr.String() || e.Num("netns") != float64(nsB) {
+			continue
+		}
+		if e.Num("udp_time_ns") < 0 {
+			uncopied++
+			continue
+		}
+		copied = append(copied, int(e.Num("len")))
+	}
+	if !slices.Equal(copied, got) || uncopied != 0 {
+		t.Errorf("records with a copy time: sizes %v, received %v; %d records without", copied, got, uncopied)
+	}
+	t.Logf("sent %d, received %d, dropped %d: %d records, sizes as received", n, len(got), drops, len(copied))
 }

@@ -49,6 +49,7 @@
 char LICENSE[] SEC("license") = "GPL";
 
 volatile const bool cfg_time = false; /* -t: per-datagram records */
+volatile const bool cfg_rx_sk = false; /* skb/kfree_skb has rx_sk (6.11+) */
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
@@ -72,6 +73,7 @@ struct nw_udp_flow {
 	__u64 rx_bytes;  /* payload bytes */
 	__u64 tx_dgrams;
 	__u64 tx_bytes;
+	__u64 rx_drops;  /* datagrams the kernel dropped for the socket (6.11+) */
 	__u32 netns;
 	__u16 lport;     /* local port, host order */
 	__u16 _pad;
@@ -307,6 +309,7 @@ static __always_inline struct rx_cur *rx_find(struct rx_curs *rc, __u64 skb)
  * memory, net.core.optmem_max, so it stays small: 32 x 72 bytes). */
 #define RXQ 32
 struct rxq_ent {
+	__u64 skb;      /* receive: the skb (a drop after UDP entry removes it); 0: dropped */
 	__u64 t[3];
 	__u32 len;
 	__u16 family;
@@ -377,13 +380,14 @@ static __always_inline void rx_keep(struct __sk_buff *ctx, bool kern, __u64 sk, 
 		return;
 	en->t[0] = en->t[1] = 0;
 	en->t[2] = now;
+	__u64 skb;
+	if (kern)
+		skb = nw_ptr_num(bpf_cast_to_kern_ctx(ctx));
+	else
+		skb = nw_ptr_num(ctx); /* the context is the kernel's sk_buff */
+	en->skb = skb;
 	struct rx_curs *rc = rx_ring();
 	if (rc) {
-		__u64 skb;
-		if (kern)
-			skb = nw_ptr_num(bpf_cast_to_kern_ctx(ctx));
-		else
-			skb = nw_ptr_num(ctx); /* the context is the kernel's sk_buff */
 		struct rx_cur *c = rx_find(rc, skb);
 		if (c) {
 			en->t[0] = c->mac;
@@ -499,10 +503,15 @@ int BPF_PROG(nw_udp_rx_copy, struct sock *sk, int ret, int flags)
 		return 0;
 	bool got = false;
 	bpf_spin_lock(&q->lock);
-	if (q->head != q->tail) {
-		*en = q->e[q->head & (RXQ - 1)];
+	/* the oldest datagram not dropped since its UDP entry */
+	for (int i = 0; i < RXQ && q->head != q->tail; i++) {
+		struct rxq_ent *h = &q->e[q->head & (RXQ - 1)];
 		q->head++;
-		got = true;
+		if (h->skb) {
+			*en = *h;
+			got = true;
+			break;
+		}
 	}
 	bpf_spin_unlock(&q->lock);
 	if (!got)
@@ -510,6 +519,60 @@ int BPF_PROG(nw_udp_rx_copy, struct sock *sk, int ret, int flags)
 	struct nw_owner o = {};
 	nw_owner_current(&o, NW_OWNER_IO);
 	emit_dgram(en, nw_ptr_num(sk), true, bpf_ktime_get_ns(), &o);
+	return 0;
+}
+
+/* A datagram the kernel dropped for a UDP socket (receive buffer full,
+ * bad checksum, socket filter, ...): kfree_skb names the socket (rx_sk,
+ * 6.11+). It counts in the flow's rx_drops; with -t its entry leaves the
+ * socket's FIFO, so that the next recvmsg is matched with the next
+ * datagram. Before 6.11 (no rx_sk) drops are not counted, and such a drop
+ * shifts the socket's later receive records by one until its FIFO empties
+ * (README). */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(nw_udp_rx_drop, struct sk_buff *skb, void *location, int reason)
+{
+	if (!cfg_rx_sk)
+		return 0;
+	struct sock *sk = (struct sock *)ctx[3];
+	if (!sk || sk->sk_protocol != IPPROTO_UDP)
+		return 0;
+	struct nw_udp_key key = {};
+	struct nw_skb_ip ip = {};
+	__u8 daddr[16];
+	if (!nw_skb_ip(skb, &ip, key.raddr, daddr, true) && ip.proto == IPPROTO_UDP && !ip.later_frag) {
+		__u16 sport = 0;
+		if (!bpf_probe_read_kernel(&sport, sizeof(sport), ip.head + ip.toff)) {
+			key.cookie = bpf_get_socket_cookie(sk);
+			key.rport = bpf_ntohs(sport);
+			key.family = ip.family;
+			struct nw_udp_flow *f = bpf_map_lookup_elem(&nw_udp_flows, &key);
+			if (f)
+				__sync_fetch_and_add(&f->rx_drops, 1);
+		}
+	}
+	if (!cfg_time)
+		return 0;
+	struct rxq *q = bpf_sk_storage_get(&nw_udp_rxq, sk, 0, 0);
+	if (!q)
+		return 0;
+	__u64 k = nw_ptr_num(skb);
+	bpf_spin_lock(&q->lock);
+	/* newest first: the drop follows its UDP entry closely */
+	for (int i = 1; i <= RXQ; i++) {
+		__u32 at = q->tail - i;
+		if ((__s32)(at - q->head) < 0)
+			break;
+		struct rxq_ent *e = &q->e[at & (RXQ - 1)];
+		if (e->skb == k) {
+			if (i == 1)
+				q->tail--; /* the newest (usual: dropped right after its entry) */
+			else
+				e->skb = 0; /* skipped by the next recvmsg */
+			break;
+		}
+	}
+	bpf_spin_unlock(&q->lock);
 	return 0;
 }
 

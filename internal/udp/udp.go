@@ -41,6 +41,7 @@ const (
 	BRxLink  = kernel.UDPRxLink
 	BRxIP    = kernel.UDPRxIP
 	BRxCopy  = kernel.UDPRxCopy
+	BDrop    = kernel.UDPDrop
 	BTxIP    = kernel.UDPTxIP
 	BTxQueue = kernel.UDPTxQueue
 	BTxXmit  = kernel.UDPTxXmit
@@ -69,6 +70,8 @@ type Concern struct {
 	cfg *config.Config
 	log *slog.Logger
 	ns  *netns.Manager
+	// rxSk: kfree_skb names the socket of a drop (6.11+): rx_drops counted
+	rxSk bool
 
 	// pipeline goroutine (Tick, Finish)
 	last    map[udpNwUdpKey]*snap
@@ -143,6 +146,17 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err := spec.Variables["cfg_time"].Set(cfg.Time); err != nil {
 		return fmt.Errorf("udp: set cfg_time: %w", err)
 	}
+	c.rxSk = false
+	if kb, err := kernel.KernelBTF(); err == nil {
+		c.rxSk = kernel.TracepointArgs(kb, "kfree_skb") >= 4
+	}
+	if err := spec.Variables["cfg_rx_sk"].Set(c.rxSk); err != nil {
+		return fmt.Errorf("udp: set cfg_rx_sk: %w", err)
+	}
+	if !cfg.Time {
+		// only -t uses it: no 1 MiB table for nothing
+		spec.Maps["nw_udp_txpend"].MaxEntries = 1
+	}
 	if cfg.MaxConns > 0 {
 		spec.Maps["nw_udp_flows"].MaxEntries = cfg.MaxConns
 	}
@@ -179,6 +193,12 @@ func (c *Concern) Attach(log *slog.Logger) error {
 	}
 	if _, err := c.Live.Attach(log, BOwner); err != nil {
 		log.Warn("owner of UDP sockets that only receive unknown (pid -)", "err", oneLine(err))
+	}
+	if !c.rxSk {
+		log.Warn("UDP receive drops not counted (rx_drops null): kfree_skb names no socket before Linux 6.11")
+	} else if _, err := c.Live.Attach(log, BDrop); err != nil {
+		log.Warn("UDP receive drops not counted (rx_drops null)", "err", oneLine(err))
+		c.rxSk = false
 	}
 	if !c.cfg.Time {
 		return nil
@@ -281,7 +301,7 @@ func (c *Concern) read(now uint64, emit func(*event.Event), final bool) {
 			what = event.UDPIdle
 			c.del = append(c.del, *k)
 		}
-		if Diff(k, f, &prev.f, now, what, &ev) {
+		if Diff(k, f, &prev.f, now, what, c.rxSk, &ev) {
 			emit(&ev)
 		}
 		prev.f = *f
@@ -339,10 +359,11 @@ func (c *Concern) batch(m *ebpf.Map, fn func(*udpNwUdpKey, *udpNwUdpFlow)) error
 // Diff fills ev with flow f's record at now (prev: its values at the
 // previous record, zero for a new flow). false when nothing changed and
 // the record is periodic.
-func Diff(k *udpNwUdpKey, f, prev *udpNwUdpFlow, now uint64, what uint8, ev *event.Event) bool {
+func Diff(k *udpNwUdpKey, f, prev *udpNwUdpFlow, now uint64, what uint8, hasDrops bool, ev *event.Event) bool {
 	rx, rxb := f.RxDgrams-prev.RxDgrams, f.RxBytes-prev.RxBytes
 	tx, txb := f.TxDgrams-prev.TxDgrams, f.TxBytes-prev.TxBytes
-	if what == event.UDPInterval && rx == 0 && tx == 0 {
+	drops := f.RxDrops - prev.RxDrops
+	if what == event.UDPInterval && rx == 0 && tx == 0 && drops == 0 {
 		return false
 	}
 	x := ev.Ext
@@ -354,6 +375,7 @@ func Diff(k *udpNwUdpKey, f, prev *udpNwUdpFlow, now uint64, what uint8, ev *eve
 		Src: src, Dst: dst,
 		RxDgrams: rx, RxBytes: rxb, TxDgrams: tx, TxBytes: txb,
 		RxDgramsTotal: f.RxDgrams, RxBytesTotal: f.RxBytes, TxDgramsTotal: f.TxDgrams, TxBytesTotal: f.TxBytes,
+		RxDrops: drops, RxDropsTotal: f.RxDrops, HasDrops: hasDrops,
 		FirstNs: f.FirstNs, LastNs: f.LastNs, Why: what,
 	}
 	return true

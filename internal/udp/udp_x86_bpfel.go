@@ -85,6 +85,7 @@ type udpNwUdpFlow struct {
 	RxBytes  uint64
 	TxDgrams uint64
 	TxBytes  uint64
+	RxDrops  uint64
 	Netns    uint32
 	Lport    uint16
 	Pad      uint16
@@ -127,6 +128,7 @@ type udpRxq struct {
 
 type udpRxqEnt struct {
 	_      structs.HostLayout
+	Skb    uint64
 	T      [3]uint64
 	Len    uint32
 	Family uint16
@@ -169,6 +171,7 @@ const (
 	udpProgNwUdpRx          = "nw_udp_rx"
 	udpProgNwUdpRxCopy      = "nw_udp_rx_copy"
 	udpProgNwUdpRxCtx       = "nw_udp_rx_ctx"
+	udpProgNwUdpRxDrop      = "nw_udp_rx_drop"
 	udpProgNwUdpRxIp        = "nw_udp_rx_ip"
 	udpProgNwUdpRxLink      = "nw_udp_rx_link"
 	udpProgNwUdpTx          = "nw_udp_tx"
@@ -179,6 +182,7 @@ const (
 	udpVarCfgConnMask       = "cfg_conn_mask"
 	udpVarCfgDport          = "cfg_dport"
 	udpVarCfgDstNets        = "cfg_dst_nets"
+	udpVarCfgRxSk           = "cfg_rx_sk"
 	udpVarCfgSport          = "cfg_sport"
 	udpVarCfgSrcNets        = "cfg_src_nets"
 	udpVarCfgTime           = "cfg_time"
@@ -235,6 +239,7 @@ type udpProgramSpecs struct {
 	NwUdpRx       *ebpf.ProgramSpec `ebpf:"nw_udp_rx"`
 	NwUdpRxCopy   *ebpf.ProgramSpec `ebpf:"nw_udp_rx_copy"`
 	NwUdpRxCtx    *ebpf.ProgramSpec `ebpf:"nw_udp_rx_ctx"`
+	NwUdpRxDrop   *ebpf.ProgramSpec `ebpf:"nw_udp_rx_drop"`
 	NwUdpRxIp     *ebpf.ProgramSpec `ebpf:"nw_udp_rx_ip"`
 	NwUdpRxLink   *ebpf.ProgramSpec `ebpf:"nw_udp_rx_link"`
 	NwUdpTx       *ebpf.ProgramSpec `ebpf:"nw_udp_tx"`
@@ -273,6 +278,7 @@ type udpVariableSpecs struct {
 	CfgConnMask       *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgDport          *ebpf.VariableSpec `ebpf:"cfg_dport"`
 	CfgDstNets        *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
+	CfgRxSk           *ebpf.VariableSpec `ebpf:"cfg_rx_sk"`
 	CfgSport          *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
 	CfgTime           *ebpf.VariableSpec `ebpf:"cfg_time"`
@@ -348,6 +354,7 @@ type udpVariables struct {
 	CfgConnMask       *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgDport          *ebpf.Variable `ebpf:"cfg_dport"`
 	CfgDstNets        *ebpf.Variable `ebpf:"cfg_dst_nets"`
+	CfgRxSk           *ebpf.Variable `ebpf:"cfg_rx_sk"`
 	CfgSport          *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.Variable `ebpf:"cfg_src_nets"`
 	CfgTime           *ebpf.Variable `ebpf:"cfg_time"`
@@ -366,6 +373,7 @@ type udpPrograms struct {
 	NwUdpRx       *ebpf.Program `ebpf:"nw_udp_rx"`
 	NwUdpRxCopy   *ebpf.Program `ebpf:"nw_udp_rx_copy"`
 	NwUdpRxCtx    *ebpf.Program `ebpf:"nw_udp_rx_ctx"`
+	NwUdpRxDrop   *ebpf.Program `ebpf:"nw_udp_rx_drop"`
 	NwUdpRxIp     *ebpf.Program `ebpf:"nw_udp_rx_ip"`
 	NwUdpRxLink   *ebpf.Program `ebpf:"nw_udp_rx_link"`
 	NwUdpTx       *ebpf.Program `ebpf:"nw_udp_tx"`
@@ -382,6 +390,7 @@ func (p *udpPrograms) Close() error {
 		p.NwUdpRx,
 		p.NwUdpRxCopy,
 		p.NwUdpRxCtx,
+		p.NwUdpRxDrop,
 		p.NwUdpRxIp,
 		p.NwUdpRxLink,
 		p.NwUdpTx,
