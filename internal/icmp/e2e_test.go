@@ -404,3 +404,29 @@ func TestUnansweredEchoIsRecordedLate(t *testing.T) {
 		t.Fatalf("stats: %v, want icmp_unfinished >= 2", st)
 	}
 }
+
+// TestPortFilterOnQuotedFlow: -s applies to the local port of the flow an
+// error quotes. With -s 40123 and a datagram from port 40123 to a closed
+// port: the error received by the sender (the quoted packet's source port
+// is its own) is recorded, the one the other side sends (its local port
+// is 9) is not; echoes, which have no ports, are recorded on both sides.
+func TestPortFilterOnQuotedFlow(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.NewPair(t)
+	r := nwtest.Start(t, "-I", "--no-packets", "-s", "40123")
+	nsA, nsB := p.A.Inode(t), p.B.Inode(t)
+	p.A.Run(t, "ping", "-n", "-c", "1", p.B4.String())
+	udpTo(t, p.A, netip.AddrPortFrom(p.A4, 40123), netip.AddrPortFrom(p.B4, 9))
+	waitN(t, r, nsA, 1, "port unreachable received", func(e nwtest.Ev) bool {
+		return e.Str("kind") == "port_unreachable" && e.Str("inner_src") == netip.AddrPortFrom(p.A4, 40123).String()
+	})
+	for _, ns := range []uint64{nsA, nsB} {
+		if got := icmpOf(r, ns, func(e nwtest.Ev) bool { return e.Str("kind") == "echo_reply" }); len(got) != 1 {
+			t.Fatalf("netns %d: %d echo replies, want 1 (echoes have no ports)", ns, len(got))
+		}
+	}
+	if got := icmpOf(r, nsB, func(e nwtest.Ev) bool { return e.Str("kind") == "port_unreachable" }); len(got) != 0 {
+		t.Fatalf("-s 40123 let B's port unreachable (local port 9) through: %v", got)
+	}
+	r.Stop()
+}
