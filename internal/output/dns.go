@@ -98,7 +98,7 @@ func (p *Printer) DNS(b []byte, r *event.DNSResult) []byte {
 		return append(b, "}\n"...)
 	}
 	b = p.Clock.AppendTable(b, r.TS)
-	b = append(b, " [N] dns "...)
+	b = append(b, " [Q] dns "...)
 	b = append(b, r.Side.String()...)
 	b = append(b, ' ')
 	b = append(b, dnsProto(r)...)
@@ -262,7 +262,7 @@ func (p *Printer) DNSCounters(b []byte, ts uint64, c *event.DNSProcCounters, fin
 		return append(b, "}}\n"...)
 	}
 	b = p.Clock.AppendTable(b, ts)
-	b = append(b, " [N] dns counters ("...)
+	b = append(b, " [Q] dns counters ("...)
 	b = append(b, dnsCounterEvent(final)...)
 	b = append(b, "): pid = "...)
 	if c.Pid == 0 {

@@ -42,11 +42,11 @@ func TestDNSLogLine(t *testing.T) {
 func TestDNSConsoleAndJSON(t *testing.T) {
 	p := Printer{Clock: NewClock(nil)}
 	r := dnsResult()
-	if got := string(p.DNS(nil, r)); !strings.Contains(got, ` [N] dns client udp AAAA a\"b.nwtest. NXDOMAIN answers = 0 latency = 312.512us id = 4242: conn = - sock = 0xffff888145528000 198.19.250.1:34718 -> 198.19.250.2:53 pid = 24952 comm = dig`+"\n") {
+	if got := string(p.DNS(nil, r)); !strings.Contains(got, ` [Q] dns client udp AAAA a\"b.nwtest. NXDOMAIN answers = 0 latency = 312.512us id = 4242: conn = - sock = 0xffff888145528000 198.19.250.1:34718 -> 198.19.250.2:53 pid = 24952 comm = dig`+"\n") {
 		t.Errorf("console %q", got)
 	}
 	r.Kind = event.DNSUnanswered
-	if got := string(p.DNS(nil, r)); !strings.Contains(got, " [N] dns client udp AAAA a\\\"b.nwtest. unanswered id = 4242: ") {
+	if got := string(p.DNS(nil, r)); !strings.Contains(got, " [Q] dns client udp AAAA a\\\"b.nwtest. unanswered id = 4242: ") {
 		t.Errorf("console %q", got)
 	}
 	r.Kind, r.TC = event.DNSUnmatched, true
@@ -92,7 +92,7 @@ func TestDNSConsoleAndJSON(t *testing.T) {
 		t.Errorf("counters %v %v", m, err)
 	}
 	p.JSON = false
-	if got := string(p.DNSCounters(nil, 1, &pc, false)); !strings.Contains(got, " [N] dns counters (interval): pid = - side = server queries = 0 answered = 0 unanswered = 0 unmatched = 1 rcodes = SERVFAIL:1\n") {
+	if got := string(p.DNSCounters(nil, 1, &pc, false)); !strings.Contains(got, " [Q] dns counters (interval): pid = - side = server queries = 0 answered = 0 unanswered = 0 unmatched = 1 rcodes = SERVFAIL:1\n") {
 		t.Errorf("counters console %q", got)
 	}
 }
