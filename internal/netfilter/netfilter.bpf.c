@@ -167,7 +167,9 @@ static __always_inline bool nf_parse(const struct sk_buff *skb, struct nw_nf_pkt
 		return false;
 	p->family = ip.family;
 	p->proto = ip.proto;
-	if (!ip.later_frag) {
+	/* the transport header, when it is in the linear part already (at
+	 * PRE_ROUTING only the IP header is sure to be pulled) */
+	if (!ip.later_frag && (__u32)ip.toff + 4 <= skb->tail) {
 		__u16 toff = ip.toff;
 		__u8 l4[4];
 		switch (ip.proto) {

@@ -63,8 +63,15 @@ func (c *Concern) Types() []event.Type { return []event.Type{event.NF} }
 func (c *Concern) LogNames() []string { return []string{output.NFLogName} }
 
 // PacketRingBytes implements engine.PacketRinger: the records go on the
-// packet ring (~200 bytes each), also with --no-packets.
-func (c *Concern) PacketRingBytes() uint32 { return 8 << 20 }
+// packet ring (160 bytes each, 168 with the ring header: 8 MiB hold
+// ~50,000); with --no-packets
+// there are none (summaries only).
+func (c *Concern) PacketRingBytes() uint32 {
+	if c.cfg != nil && c.cfg.NoPackets {
+		return 0
+	}
+	return 8 << 20
+}
 
 // Available reports whether this kernel has netfilter BPF links (6.4+).
 func Available() error {
