@@ -64,8 +64,7 @@ func (c *Concern) LogNames() []string { return []string{output.NFLogName} }
 
 // PacketRingBytes implements engine.PacketRinger: the records go on the
 // packet ring (160 bytes each, 168 with the ring header: 8 MiB hold
-// ~50,000); with --no-packets
-// there are none (summaries only).
+// ~50,000); with --no-packets there are none (summaries only).
 func (c *Concern) PacketRingBytes() uint32 {
 	if c.cfg != nil && c.cfg.NoPackets {
 		return 0
