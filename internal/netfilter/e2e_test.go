@@ -435,3 +435,43 @@ func TestForwardedPacket(t *testing.T) {
 		t.Errorf("%d records in C, want %d", len(got), n)
 	}
 }
+
+// --no-packets: the summaries only, counted in the kernel: with -D the
+// pair's address, the exit summaries count exactly the datagrams sent,
+// once at each of the four hooks they cross; no per-packet record.
+func TestSummariesOnly(t *testing.T) {
+	requireNF(t)
+	p := nstest.NewPair(t)
+	r := nwtest.Start(t, "-n", "--no-packets", "--interval", "200ms", "-D", p.B4.String())
+	port := lab.RandPort()
+	udpSink(t, p.B, port)
+	const n = 30
+	sendUDP(t, p.A, netip.AddrPortFrom(p.B4, port), n)
+	intervals := func() (sum float64) {
+		for _, e := range r.Find(func(e nwtest.Ev) bool {
+			return e.Str("type") == "netfilter_summary" && e.Str("event") == "interval" && e.Str("hook") == "LOCAL_IN" && e.Str("family") == "ipv4"
+		}) {
+			sum += e.Num("count")
+		}
+		return sum
+	}
+	for deadline := time.Now().Add(10 * time.Second); intervals() < n && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // more intervals: nothing more
+	r.Stop()
+	if recs := r.Find(func(e nwtest.Ev) bool { return e.Str("type") == "netfilter" }); len(recs) > 0 {
+		t.Errorf("%d per-packet records with --no-packets: %v", len(recs), recs[0])
+	}
+	for _, hook := range []string{"LOCAL_OUT", "POST_ROUTING", "PRE_ROUTING", "LOCAL_IN"} {
+		s := r.Find(func(e nwtest.Ev) bool {
+			return e.Str("type") == "netfilter_summary" && e.Str("event") == "exit" && e.Str("family") == "ipv4" && e.Str("hook") == hook
+		})
+		if len(s) != 1 || s[0].Num("count") != n || s[0].Num("drops") != 0 {
+			t.Errorf("%s exit summary %v, want count %d", hook, s, n)
+		}
+	}
+	if interval := intervals(); interval != n {
+		t.Errorf("LOCAL_IN interval summaries count %v, want %d", interval, n)
+	}
+}
