@@ -127,3 +127,44 @@ func TestEveryCandidateLoads(t *testing.T) {
 		}
 	}
 }
+
+// Finish records every message still waiting, whatever its age; Tick
+// only those older than PendingMax.
+func TestSweepAtTickAndExit(t *testing.T) {
+	nstest.RequireRoot(t)
+	cfg := &config.Config{ICMP: true}
+	c := New(cfg)
+	ringtest.Load(t, conn.Options{}, cfg, c)
+	var v icmpNwIcmpEvent
+	v.Hdr.Type, v.Rx, v.Family, v.IcmpType = uint8(event.ICMP), 1, unix.AF_INET, 8
+	now := uint64(10e9)
+	v.T = [4]uint64{now - 2e9, now - 2e9, now - 2e9, 0} // waited 2 s
+	old := icmpNwIcmpEchoKey{Netns: 1, Family: unix.AF_INET, Type: 8, Seq: 1}
+	if err := c.Coll.Maps["nw_icmp_rxpend"].Put(&old, &v); err != nil {
+		t.Fatal(err)
+	}
+	v.T = [4]uint64{now - 1e6, now - 1e6, now - 1e6, 0} // 1 ms
+	v.Seq = 2
+	fresh := icmpNwIcmpEchoKey{Netns: 1, Family: unix.AF_INET, Type: 8, Seq: 2}
+	if err := c.Coll.Maps["nw_icmp_rxpend"].Put(&fresh, &v); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint16
+	emit := func(ev *event.Event) {
+		if ev.Type != event.ICMP || ev.Ext.ICMP.Missing&event.MissingTCP == 0 {
+			t.Errorf("swept record %+v", ev.Ext.ICMP)
+		}
+		seqs = append(seqs, ev.Ext.ICMP.Seq)
+	}
+	c.Tick(now, emit)
+	if len(seqs) != 1 || seqs[0] != 0 {
+		t.Fatalf("Tick recorded seqs %v, want the old one (its record has seq 0)", seqs)
+	}
+	c.Finish(now, emit)
+	if len(seqs) != 2 || seqs[1] != 2 {
+		t.Fatalf("Finish recorded seqs %v, want the fresh one too", seqs)
+	}
+	if got := c.Counters(); got["icmp_unfinished"] != 2 || got["icmp_pending_at_exit"] != 0 {
+		t.Errorf("counters %v", got)
+	}
+}

@@ -254,7 +254,14 @@ func (c *Concern) Interval() time.Duration { return c.cfg.Interval }
 // a sent message that never reached a driver) are recorded as they are,
 // that boundary missing. The kernel and Tick both delete before they
 // record: whoever deletes records, once.
-func (c *Concern) Tick(now uint64, emit func(*event.Event)) {
+func (c *Concern) Tick(now uint64, emit func(*event.Event)) { c.sweep(now, uint64(PendingMax), emit) }
+
+// Finish implements the engine's Finisher: at exit (the hooks detached,
+// the rings drained) every message still waiting is recorded as it is.
+func (c *Concern) Finish(now uint64, emit func(*event.Event)) { c.sweep(now, 0, emit) }
+
+// sweep records the messages that have waited longer than age (ns).
+func (c *Concern) sweep(now, age uint64, emit func(*event.Event)) {
 	if c.Coll == nil {
 		return
 	}
@@ -263,7 +270,7 @@ func (c *Concern) Tick(now uint64, emit func(*event.Event)) {
 		for _, s := range v.T {
 			newest = max(newest, s)
 		}
-		return newest != 0 && now > newest && now-newest > uint64(PendingMax)
+		return age == 0 || newest != 0 && now > newest && now-newest > age
 	}
 	ev := event.Event{Ext: &c.ext}
 	if m := c.Coll.Maps["nw_icmp_rxpend"]; m != nil {
@@ -302,8 +309,9 @@ func (c *Concern) Tick(now uint64, emit func(*event.Event)) {
 
 // Counters implements engine.CounterSource: records made without their
 // last boundary because a kernel table was full (or the same echo was
-// still waiting), records made late by Tick, and messages still waiting
-// at exit (no record).
+// still waiting), records made late by Tick or at exit by Finish
+// (icmp_unfinished), and messages still waiting when the stats were taken
+// (no record: only where the engine has no Finisher).
 func (c *Concern) Counters() map[string]uint64 {
 	out := map[string]uint64{
 		"icmp_rx_pending_full": 0, "icmp_tx_pending_full": 0,
