@@ -102,6 +102,13 @@ type udpNwUdpKey struct {
 	Pad    uint32
 }
 
+type udpOwnerLast struct {
+	_      structs.HostLayout
+	Cookie uint64
+	Pid    uint32
+	Pad    uint32
+}
+
 type udpRxCurs struct {
 	_    structs.HostLayout
 	Next uint32
@@ -161,6 +168,7 @@ const (
 	udpMapNwStats           = "nw_stats"
 	udpMapNwUdpFlows        = "nw_udp_flows"
 	udpMapNwUdpOwner        = "nw_udp_owner"
+	udpMapNwUdpOwnerLast    = "nw_udp_owner_last"
 	udpMapNwUdpRxcur        = "nw_udp_rxcur"
 	udpMapNwUdpRxq          = "nw_udp_rxq"
 	udpMapNwUdpScratch      = "nw_udp_scratch"
@@ -264,6 +272,7 @@ type udpMapSpecs struct {
 	NwStats        *ebpf.MapSpec `ebpf:"nw_stats"`
 	NwUdpFlows     *ebpf.MapSpec `ebpf:"nw_udp_flows"`
 	NwUdpOwner     *ebpf.MapSpec `ebpf:"nw_udp_owner"`
+	NwUdpOwnerLast *ebpf.MapSpec `ebpf:"nw_udp_owner_last"`
 	NwUdpRxcur     *ebpf.MapSpec `ebpf:"nw_udp_rxcur"`
 	NwUdpRxq       *ebpf.MapSpec `ebpf:"nw_udp_rxq"`
 	NwUdpScratch   *ebpf.MapSpec `ebpf:"nw_udp_scratch"`
@@ -319,6 +328,7 @@ type udpMaps struct {
 	NwStats        *ebpf.Map `ebpf:"nw_stats"`
 	NwUdpFlows     *ebpf.Map `ebpf:"nw_udp_flows"`
 	NwUdpOwner     *ebpf.Map `ebpf:"nw_udp_owner"`
+	NwUdpOwnerLast *ebpf.Map `ebpf:"nw_udp_owner_last"`
 	NwUdpRxcur     *ebpf.Map `ebpf:"nw_udp_rxcur"`
 	NwUdpRxq       *ebpf.Map `ebpf:"nw_udp_rxq"`
 	NwUdpScratch   *ebpf.Map `ebpf:"nw_udp_scratch"`
@@ -339,6 +349,7 @@ func (m *udpMaps) Close() error {
 		m.NwStats,
 		m.NwUdpFlows,
 		m.NwUdpOwner,
+		m.NwUdpOwnerLast,
 		m.NwUdpRxcur,
 		m.NwUdpRxq,
 		m.NwUdpScratch,
