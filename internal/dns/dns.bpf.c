@@ -23,7 +23,8 @@
  * before the socket sent anything: user space names a pair after its
  * egress side). TCP: the connection tracker's owner.
  *
- * Needs bpf_cast_to_kern_ctx (6.2+) for the socket and its namespace.
+ * No kfunc, no BTF pointer: cgroup_skb, the BPF ring buffer (5.8+) and
+ * probe reads are all it needs.
  */
 #include "nw.h"
 
@@ -32,8 +33,6 @@ char LICENSE[] SEC("license") = "GPL";
 volatile const __u16 cfg_dns_port = 53;
 
 #define NW_DNS_MAX 512
-
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
 /* NW_EV_DNS, followed by len payload bytes (the record is
  * sizeof(struct nw_dns_event) + len bytes). */
@@ -142,11 +141,15 @@ static __always_inline void dns_skb(struct __sk_buff *ctx, bool rx)
 	       : !nw_ports_wanted(sport, dport) || !nw_addrs_wanted(family, e->saddr, e->daddr))
 		return;
 
-	struct sk_buff *k = bpf_cast_to_kern_ctx(ctx);
-	struct sock *sk = k->sk;
-	if (!sk)
+	/* the local socket: the context's (the kernel's struct sock, seen
+	 * through the bpf_sock view); its namespace by probe reads (a few
+	 * tens of ns, for DNS packets only) rather than through
+	 * bpf_cast_to_kern_ctx, a 6.2+ kfunc */
+	struct bpf_sock *bsk = ctx->sk;
+	if (!bsk)
 		return;
-	__u64 skey = nw_ptr_num(sk);
+	__u64 skey = nw_ptr_num(bsk);
+	const struct sock *sk = (const struct sock *)skey;
 	e->type = NW_EV_DNS;
 	e->rx = rx;
 	e->proto = proto;
