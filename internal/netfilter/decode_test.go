@@ -55,6 +55,12 @@ func TestDecode(t *testing.T) {
 		t.Errorf("drop decoded %+v %+v", ev.Conn, n)
 	}
 
+	// seen by the nf_hook_slow return only (no reason before 5.17)
+	r.Reason = 0
+	if !c.Decode(record(&r), &ev) || ev.Ext.NF.Name != "NETFILTER_DROP" {
+		t.Errorf("verdict-only drop named %q", ev.Ext.NF.Name)
+	}
+
 	raw := record(&r)
 	if Decode(raw[:RecordSize-1], &ev) {
 		t.Error("a short record decoded")

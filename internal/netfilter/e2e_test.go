@@ -24,8 +24,8 @@ func requireNF(t *testing.T) {
 	t.Helper()
 	nstest.RequireRoot(t)
 	nstest.RequireTools(t, "nft")
-	if err := netfilter.Available(); err != nil {
-		t.Skip(err)
+	if !netfilter.ByLinks() {
+		t.Skip("no netfilter BPF links (6.4+) on this kernel: these tests time the links' hooks")
 	}
 }
 

@@ -160,16 +160,16 @@ static __always_inline int nf_find(struct nw_nf_percpu *c, __u32 set, __u64 skb)
 
 /* Network and transport headers of skb into p; false when the packet is
  * not wanted (not IP, or left out by -S/-D/-s/-d). */
-static __always_inline bool nf_parse(const struct sk_buff *skb, struct nw_nf_pkt *p)
+static __always_inline bool nf_parse(const struct sk_buff *skb, struct nw_nf_pkt *p, bool direct)
 {
 	struct nw_skb_ip ip;
-	if (nw_skb_ip(skb, &ip, p->saddr, p->daddr, true))
+	if (nw_skb_ip(skb, &ip, p->saddr, p->daddr, direct))
 		return false;
 	p->family = ip.family;
 	p->proto = ip.proto;
 	/* the transport header, when it is in the linear part already (at
 	 * PRE_ROUTING only the IP header is sure to be pulled) */
-	if (!ip.later_frag && (__u32)ip.toff + 4 <= skb->tail) {
+	if (!ip.later_frag && (__u32)ip.toff + 4 <= NW_RD(direct, skb, tail)) {
 		__u16 toff = ip.toff;
 		__u8 l4[4];
 		switch (ip.proto) {
@@ -249,6 +249,79 @@ static __always_inline __u32 nf_log2(__u64 v)
 	return r;
 }
 
+/* A hook's start for skb (key: its address): a later hook of a packet
+ * already wanted continues its pending entry; else the packet is parsed and,
+ * when wanted, gets one. Returns whether the traversal is timed. */
+static __always_inline bool nf_enter(struct nw_nf_percpu *c, const struct sk_buff *skb, __u64 key, __u8 hook,
+				     __u32 netns, bool direct)
+{
+	__u32 set = nf_set(key);
+	int w = nf_find(c, set, key);
+	if (w >= 0 && w < NW_NF_WAYS && set < NW_NF_SETS && nf_continues(hook, c->pend[set][w].hooks))
+		return true; /* a later hook of a packet already wanted */
+	struct nw_nf_pkt p = {};
+	if (!nf_parse(skb, &p, direct))
+		return false;
+	if (set >= NW_NF_SETS)
+		return false;
+	if (w < 0) {
+		/* a free way, else evict the set's next victim */
+#pragma unroll
+		for (int i = 0; i < NW_NF_WAYS; i++) {
+			if (w < 0 && !c->pend[set][i].skb)
+				w = i;
+		}
+		if (w < 0) {
+			w = c->next[set] & (NW_NF_WAYS - 1);
+			c->next[set] = w + 1;
+			nw_count(NW_STAT_NF_EVICTED);
+		}
+	} else {
+		nw_count(NW_STAT_NF_EVICTED); /* the same skb, an unfinished earlier packet */
+	}
+	if (w < 0 || w >= NW_NF_WAYS)
+		return false;
+	p.skb = key;
+	p.netns = netns;
+	p.start = bpf_ktime_get_ns();
+	c->pend[set][w] = p;
+	return true;
+}
+
+/* A hook's end for a timed traversal (t0: its start): histogram, pending
+ * entry, and the record when it is the packet's final hook. */
+static __always_inline void nf_leave(struct nw_nf_percpu *c, __u64 key, __u8 hook, __u32 fam, __u64 t0, __u64 now,
+				     __u64 sk)
+{
+	if (hook >= NW_NF_HOOKS)
+		return;
+	__u64 d = now - t0;
+	__u32 hi = fam * NW_NF_HOOKS + hook;
+	struct nw_nf_hook_hist *h = bpf_map_lookup_elem(&nw_nf_hist, &hi);
+	if (h) {
+		__u32 b = nf_log2(d);
+		if (b >= NW_NF_SLOTS)
+			b = NW_NF_SLOTS - 1;
+		h->buckets[b]++;
+		h->sum_ns += d;
+		if (d > h->max_ns)
+			h->max_ns = d;
+	}
+	__u32 set = nf_set(key);
+	int w = nf_find(c, set, key);
+	if (w < 0 || w >= NW_NF_WAYS || set >= NW_NF_SETS)
+		return;
+	struct nw_nf_pkt *p = &c->pend[set][w];
+	p->dur[hook] = d > 0xffffffffULL ? 0xffffffffU : (__u32)d;
+	p->hooks |= 1 << hook;
+	p->sk = sk;
+	if (hook == NW_NF_IN || hook == NW_NF_POST) {
+		if (cfg_records)
+			nf_emit(p, now, 0, 0, 0);
+		p->skb = 0;
+	}
+}
+
 SEC("netfilter")
 int nw_nf_first(struct bpf_nf_ctx *ctx)
 {
@@ -260,39 +333,9 @@ int nw_nf_first(struct bpf_nf_ctx *ctx)
 	if (!c || hook >= NW_NF_HOOKS)
 		return 1;
 	__u64 key = nw_ptr_num(skb);
-	__u32 set = nf_set(key);
-	int w = nf_find(c, set, key);
-	if (w >= 0 && w < NW_NF_WAYS && set < NW_NF_SETS && nf_continues(hook, c->pend[set][w].hooks)) {
-		/* a later hook of a packet already wanted */
-	} else {
-		struct nw_nf_pkt p = {};
-		if (!nf_parse(skb, &p)) {
-			c->cur[fam][hook].skb = 0;
-			return 1;
-		}
-		if (w < 0) {
-			/* a free way, else evict the set's next victim */
-			if (set >= NW_NF_SETS)
-				return 1;
-#pragma unroll
-			for (int i = 0; i < NW_NF_WAYS; i++) {
-				if (w < 0 && !c->pend[set][i].skb)
-					w = i;
-			}
-			if (w < 0) {
-				w = c->next[set] & (NW_NF_WAYS - 1);
-				c->next[set] = w + 1;
-				nw_count(NW_STAT_NF_EVICTED);
-			}
-		} else {
-			nw_count(NW_STAT_NF_EVICTED); /* the same skb, an unfinished earlier packet */
-		}
-		if (w < 0 || w >= NW_NF_WAYS || set >= NW_NF_SETS)
-			return 1;
-		p.skb = key;
-		p.netns = BPF_CORE_READ(st, net, ns.inum);
-		p.start = bpf_ktime_get_ns();
-		c->pend[set][w] = p;
+	if (!nf_enter(c, skb, key, hook, BPF_CORE_READ(st, net, ns.inum), true)) {
+		c->cur[fam][hook].skb = 0;
+		return 1;
 	}
 	c->cur[fam][hook].skb = key;
 	c->cur[fam][hook].t0 = bpf_ktime_get_ns(); /* last: our own work is not the hook's */
@@ -318,33 +361,132 @@ int nw_nf_last(struct bpf_nf_ctx *ctx)
 		return 1;
 	}
 	cur->skb = 0;
-	__u64 d = now - cur->t0;
-	__u32 hi = fam * NW_NF_HOOKS + hook;
-	struct nw_nf_hook_hist *h = bpf_map_lookup_elem(&nw_nf_hist, &hi);
-	if (h) {
-		__u32 b = nf_log2(d);
-		if (b >= NW_NF_SLOTS)
-			b = NW_NF_SLOTS - 1;
-		h->buckets[b]++;
-		h->sum_ns += d;
-		if (d > h->max_ns)
-			h->max_ns = d;
-	}
-	__u32 set = nf_set(key);
-	int w = nf_find(c, set, key);
-	if (w < 0 || w >= NW_NF_WAYS || set >= NW_NF_SETS)
-		return 1;
-	struct nw_nf_pkt *p = &c->pend[set][w];
-	p->dur[hook] = d > 0xffffffffULL ? 0xffffffffU : (__u32)d;
-	p->hooks |= 1 << hook;
 	struct sock *sk = skb->sk;
-	p->sk = sk ? nw_ptr_num(sk) : 0;
-	if (hook == NW_NF_IN || hook == NW_NF_POST) {
+	nf_leave(c, key, hook, fam, cur->t0, now, sk ? nw_ptr_num(sk) : 0);
+	return 1;
+}
+
+/*
+ * Before netfilter BPF links (6.4): the whole traversal of a hook,
+ * nf_hook_slow(skb, state, entries, start) from entry to return (kprobe
+ * and kretprobe), host-wide. The kernel calls it only where a hook has
+ * functions, so a namespace without any costs nothing and has no record;
+ * the time includes every function of the hook. Its return says the
+ * verdict: 1 go on, < 0 dropped (NF_DROP), 0 stolen or queued. The
+ * kretprobe has no arguments: the traversals in progress of each task are a
+ * small stack (a softirq may run one inside another on the same task).
+ */
+#define NW_NF_DEPTH 4
+
+struct nw_nf_frame {
+	__u64 skb;
+	__u64 t0;
+	__u8 hook;
+	__u8 fam;
+	__u8 timed;
+	__u8 _pad[5];
+};
+
+struct nw_nf_task {
+	struct nw_nf_frame f[NW_NF_DEPTH];
+	__u32 depth; /* may exceed NW_NF_DEPTH: those frames are not kept */
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* task_struct address */
+	__type(value, struct nw_nf_task);
+} nw_nf_tasks SEC(".maps");
+
+SEC("kprobe/nf_hook_slow")
+int BPF_KPROBE(nw_nf_slow_kp, struct sk_buff *skb, const struct nf_hook_state *st)
+{
+	__u64 task = bpf_get_current_task();
+	struct nw_nf_task *t = bpf_map_lookup_elem(&nw_nf_tasks, &task);
+	if (!t) {
+		struct nw_nf_task z = {};
+		bpf_map_update_elem(&nw_nf_tasks, &task, &z, BPF_NOEXIST);
+		t = bpf_map_lookup_elem(&nw_nf_tasks, &task);
+		if (!t)
+			return 0;
+	}
+	__u32 d = t->depth++;
+	if (d >= NW_NF_DEPTH)
+		return 0;
+	struct nw_nf_frame *f = &t->f[d];
+	f->timed = 0;
+	__u8 pf = BPF_CORE_READ(st, pf);
+	__u8 hook = BPF_CORE_READ(st, hook);
+	struct nw_nf_percpu *c = nf_cpu();
+	if (!c || (pf != 2 && pf != NW_NFPROTO_IPV6) || hook >= NW_NF_HOOKS)
+		return 0;
+	__u32 fam = pf == NW_NFPROTO_IPV6;
+	__u64 key = (__u64)skb;
+	if (!nf_enter(c, skb, key, hook, BPF_CORE_READ(st, net, ns.inum), false))
+		return 0;
+	f->skb = key;
+	f->hook = hook;
+	f->fam = fam;
+	f->timed = 1;
+	f->t0 = bpf_ktime_get_ns();
+	c->cur[fam][hook].skb = key; /* for a drop: kfree_skb looks here */
+	c->cur[fam][hook].t0 = f->t0;
+	return 0;
+}
+
+SEC("kretprobe/nf_hook_slow")
+int BPF_KRETPROBE(nw_nf_slow_ret_kp, int ret)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u64 task = bpf_get_current_task();
+	struct nw_nf_task *t = bpf_map_lookup_elem(&nw_nf_tasks, &task);
+	if (!t || !t->depth)
+		return 0;
+	__u32 d = --t->depth;
+	if (d >= NW_NF_DEPTH)
+		return 0;
+	struct nw_nf_frame *f = &t->f[d];
+	if (!f->timed)
+		return 0;
+	f->timed = 0;
+	struct nw_nf_percpu *c = nf_cpu();
+	if (!c)
+		return 0;
+	__u8 hook = f->hook;
+	__u32 fam = f->fam & 1;
+	__u64 key = f->skb;
+	if (hook >= NW_NF_HOOKS)
+		return 0;
+	struct nw_nf_cur *cur = &c->cur[fam][hook];
+	bool mine = cur->skb == key;
+	if (mine)
+		cur->skb = 0;
+	if (ret == 1) {
+		/* the skb goes on: its socket is still there to read */
+		struct sock *sk = BPF_CORE_READ((struct sk_buff *)key, sk);
+		nf_leave(c, key, hook, fam, f->t0, now, (__u64)sk);
+	} else if (ret < 0 && mine) {
+		/* dropped, and kfree_skb did not see it (no drop reason before
+		 * 5.17): a rule's verdict, reason unknown (0) */
+		__u32 set = nf_set(key);
+		int w = nf_find(c, set, key);
+		if (w < 0 || w >= NW_NF_WAYS || set >= NW_NF_SETS)
+			return 0;
+		struct nw_nf_pkt *p = &c->pend[set][w];
+		__u64 dd = now - f->t0;
+		p->dur[hook] = dd > 0xffffffffULL ? 0xffffffffU : (__u32)dd;
+		p->hooks |= 1 << hook;
+		__u32 hi = fam * NW_NF_HOOKS + hook;
+		struct nw_nf_hook_hist *h = bpf_map_lookup_elem(&nw_nf_hist, &hi);
+		if (h)
+			h->drops++;
 		if (cfg_records)
-			nf_emit(p, now, 0, 0, 0);
+			nf_emit(p, now, 1, hook, 0);
 		p->skb = 0;
 	}
-	return 1;
+	return 0;
 }
 
 /* A dropped skb: inside a hook (a rule's verdict), or between two. */

@@ -72,13 +72,29 @@ func (c *Concern) PacketRingBytes() uint32 {
 	return 8 << 20
 }
 
-// Available reports whether this kernel has netfilter BPF links (6.4+).
+// linksAvailable: can the per-namespace links work here (6.4+)?
+func linksAvailable() error { return kernel.Available(kernel.Hooks[kernel.NfPreFirst].Candidates[0]) }
+
+// Available reports whether -n can work on this kernel: netfilter BPF
+// links (6.4+), else kprobes on nf_hook_slow.
 func Available() error {
-	if err := kernel.Available(kernel.Hooks[kernel.NfPreFirst].Candidates[0]); err != nil {
-		return fmt.Errorf("netfilter hook times (-n) need netfilter BPF links (Linux 6.4+): %w", err)
+	lerr := linksAvailable()
+	if lerr == nil {
+		return nil
 	}
-	return nil
+	kerr := kernel.Available(kernel.Hooks[kernel.NfSlow].Candidates[0])
+	if kerr == nil {
+		kerr = kernel.Available(kernel.Hooks[kernel.NfSlowRet].Candidates[0])
+	}
+	if kerr == nil {
+		return nil
+	}
+	return fmt.Errorf("netfilter hook times (-n) need netfilter BPF links (Linux 6.4+) or kprobes on nf_hook_slow: %v; %v", lerr, kerr)
 }
+
+// ByLinks reports whether -n uses the netfilter links (else the
+// nf_hook_slow kprobes).
+func ByLinks() bool { return linksAvailable() == nil }
 
 // Load implements engine.Concern.
 func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
@@ -105,6 +121,19 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err != nil {
 		return fmt.Errorf("netfilter: parse object: %w", err)
 	}
+	if nargs < 3 {
+		// kfree_skb has no drop reason (before 5.17): the programs would
+		// not load; the kretprobe sees drops by their verdict
+		delete(spec.Programs, "nw_nf_kfree_btf")
+		delete(spec.Programs, "nw_nf_kfree_raw")
+	}
+	if !ByLinks() {
+		for name, p := range spec.Programs {
+			if p.Type == ebpf.Netfilter {
+				delete(spec.Programs, name)
+			}
+		}
+	}
 	for name, v := range map[string]any{"cfg_records": !cfg.NoPackets, "cfg_first_drop": first} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return fmt.Errorf("netfilter: set %s: %w", name, err)
@@ -120,11 +149,24 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 }
 
 // Attach implements engine.Concern: the drop hook (host-wide), then both
-// programs at every hook of every network namespace, new ones too.
+// programs at every hook of every network namespace, new ones too; before
+// netfilter links, the nf_hook_slow kprobes (host-wide).
 func (c *Concern) Attach(log *slog.Logger) error {
 	c.log = log
-	if _, err := c.Live.Attach(log, kernel.NfDrop); err != nil {
-		log.Warn("netfilter drops not seen (-n: no drop records)", "err", err)
+	if c.Coll.Programs["nw_nf_kfree_btf"] != nil || c.Coll.Programs["nw_nf_kfree_raw"] != nil {
+		if _, err := c.Live.Attach(log, kernel.NfDrop); err != nil {
+			log.Warn("-n: drops inside a hook have no reason (kfree_skb not attached)", "err", err)
+		}
+	}
+	if !ByLinks() {
+		for _, b := range []string{kernel.NfSlowRet, kernel.NfSlow} {
+			if _, err := c.Live.Attach(log, b); err != nil {
+				c.Live.Detach()
+				return fmt.Errorf("netfilter: %w", err)
+			}
+		}
+		log.Info("-n: no netfilter BPF links (Linux 6.4+): whole hook traversals from nf_hook_slow, only where a hook has functions")
+		return nil
 	}
 	c.ns = netns.New(c.attachNetns, netns.Options{Log: log})
 	if err := c.ns.Start(); err != nil {
@@ -188,8 +230,15 @@ func (c *Concern) Decode(raw []byte, ev *event.Event) bool {
 	if !Decode(raw, ev) {
 		return false
 	}
-	if n := &ev.Ext.NF; n.Dropped && c.reasons != nil && int(n.Reason) < len(c.reasons.Kernel) {
-		n.Name = c.reasons.Kernel[n.Reason]
+	if n := &ev.Ext.NF; n.Dropped {
+		switch {
+		case n.Reason == 0:
+			// the nf_hook_slow return saw the drop, kfree_skb did not (no
+			// reason before 5.17): a netfilter verdict
+			n.Name = "NETFILTER_DROP"
+		case c.reasons != nil && int(n.Reason) < len(c.reasons.Kernel):
+			n.Name = c.reasons.Kernel[n.Reason]
+		}
 	}
 	return true
 }

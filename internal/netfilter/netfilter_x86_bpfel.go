@@ -128,6 +128,21 @@ type netfilterNwNfPercpu struct {
 	Next [32]uint8
 }
 
+type netfilterNwNfTask struct {
+	_ structs.HostLayout
+	F [4]struct {
+		_     structs.HostLayout
+		Skb   uint64
+		T0    uint64
+		Hook  uint8
+		Fam   uint8
+		Timed uint8
+		Pad   [5]uint8
+	}
+	Depth uint32
+	Pad   uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -140,6 +155,7 @@ const (
 	netfilterMapNwEvents        = "nw_events"
 	netfilterMapNwNfCpu         = "nw_nf_cpu"
 	netfilterMapNwNfHist        = "nw_nf_hist"
+	netfilterMapNwNfTasks       = "nw_nf_tasks"
 	netfilterMapNwPktEvents     = "nw_pkt_events"
 	netfilterMapNwSrcNets       = "nw_src_nets"
 	netfilterMapNwStats         = "nw_stats"
@@ -147,6 +163,8 @@ const (
 	netfilterProgNwNfKfreeBtf   = "nw_nf_kfree_btf"
 	netfilterProgNwNfKfreeRaw   = "nw_nf_kfree_raw"
 	netfilterProgNwNfLast       = "nw_nf_last"
+	netfilterProgNwNfSlowKp     = "nw_nf_slow_kp"
+	netfilterProgNwNfSlowRetKp  = "nw_nf_slow_ret_kp"
 	netfilterVarCfgConnMask     = "cfg_conn_mask"
 	netfilterVarCfgDport        = "cfg_dport"
 	netfilterVarCfgDstNets      = "cfg_dst_nets"
@@ -200,10 +218,12 @@ type netfilterSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netfilterProgramSpecs struct {
-	NwNfFirst    *ebpf.ProgramSpec `ebpf:"nw_nf_first"`
-	NwNfKfreeBtf *ebpf.ProgramSpec `ebpf:"nw_nf_kfree_btf"`
-	NwNfKfreeRaw *ebpf.ProgramSpec `ebpf:"nw_nf_kfree_raw"`
-	NwNfLast     *ebpf.ProgramSpec `ebpf:"nw_nf_last"`
+	NwNfFirst     *ebpf.ProgramSpec `ebpf:"nw_nf_first"`
+	NwNfKfreeBtf  *ebpf.ProgramSpec `ebpf:"nw_nf_kfree_btf"`
+	NwNfKfreeRaw  *ebpf.ProgramSpec `ebpf:"nw_nf_kfree_raw"`
+	NwNfLast      *ebpf.ProgramSpec `ebpf:"nw_nf_last"`
+	NwNfSlowKp    *ebpf.ProgramSpec `ebpf:"nw_nf_slow_kp"`
+	NwNfSlowRetKp *ebpf.ProgramSpec `ebpf:"nw_nf_slow_ret_kp"`
 }
 
 // netfilterMapSpecs contains maps before they are loaded into the kernel.
@@ -218,6 +238,7 @@ type netfilterMapSpecs struct {
 	NwEvents    *ebpf.MapSpec `ebpf:"nw_events"`
 	NwNfCpu     *ebpf.MapSpec `ebpf:"nw_nf_cpu"`
 	NwNfHist    *ebpf.MapSpec `ebpf:"nw_nf_hist"`
+	NwNfTasks   *ebpf.MapSpec `ebpf:"nw_nf_tasks"`
 	NwPktEvents *ebpf.MapSpec `ebpf:"nw_pkt_events"`
 	NwSrcNets   *ebpf.MapSpec `ebpf:"nw_src_nets"`
 	NwStats     *ebpf.MapSpec `ebpf:"nw_stats"`
@@ -266,6 +287,7 @@ type netfilterMaps struct {
 	NwEvents    *ebpf.Map `ebpf:"nw_events"`
 	NwNfCpu     *ebpf.Map `ebpf:"nw_nf_cpu"`
 	NwNfHist    *ebpf.Map `ebpf:"nw_nf_hist"`
+	NwNfTasks   *ebpf.Map `ebpf:"nw_nf_tasks"`
 	NwPktEvents *ebpf.Map `ebpf:"nw_pkt_events"`
 	NwSrcNets   *ebpf.Map `ebpf:"nw_src_nets"`
 	NwStats     *ebpf.Map `ebpf:"nw_stats"`
@@ -281,6 +303,7 @@ func (m *netfilterMaps) Close() error {
 		m.NwEvents,
 		m.NwNfCpu,
 		m.NwNfHist,
+		m.NwNfTasks,
 		m.NwPktEvents,
 		m.NwSrcNets,
 		m.NwStats,
@@ -306,10 +329,12 @@ type netfilterVariables struct {
 //
 // It can be passed to loadNetfilterObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netfilterPrograms struct {
-	NwNfFirst    *ebpf.Program `ebpf:"nw_nf_first"`
-	NwNfKfreeBtf *ebpf.Program `ebpf:"nw_nf_kfree_btf"`
-	NwNfKfreeRaw *ebpf.Program `ebpf:"nw_nf_kfree_raw"`
-	NwNfLast     *ebpf.Program `ebpf:"nw_nf_last"`
+	NwNfFirst     *ebpf.Program `ebpf:"nw_nf_first"`
+	NwNfKfreeBtf  *ebpf.Program `ebpf:"nw_nf_kfree_btf"`
+	NwNfKfreeRaw  *ebpf.Program `ebpf:"nw_nf_kfree_raw"`
+	NwNfLast      *ebpf.Program `ebpf:"nw_nf_last"`
+	NwNfSlowKp    *ebpf.Program `ebpf:"nw_nf_slow_kp"`
+	NwNfSlowRetKp *ebpf.Program `ebpf:"nw_nf_slow_ret_kp"`
 }
 
 func (p *netfilterPrograms) Close() error {
@@ -318,6 +343,8 @@ func (p *netfilterPrograms) Close() error {
 		p.NwNfKfreeBtf,
 		p.NwNfKfreeRaw,
 		p.NwNfLast,
+		p.NwNfSlowKp,
+		p.NwNfSlowRetKp,
 	)
 }
 
