@@ -279,8 +279,10 @@ func TestDNSAgainstDig(t *testing.T) {
 // client ends only) and the seed flags -tixre, a TXT answer too big for a
 // 512-byte UDP response (dig +noedns) comes back with TC set, and dig asks
 // again over TCP: one UDP pair with tc 1 and one TCP pair with the answer
-// (one TXT record of three strings: a response longer than the 512 bytes the kernel copies: its
-// header and question are in them); no server-side record.
+// (one TXT record of three strings: a response longer than the 512 bytes
+// the kernel copies, its header and question in them); no server-side
+// record. A query to an address where nothing listens is reported
+// unanswered at exit, and counted so.
 func TestDNSTruncatedFilteredWithSeedFlags(t *testing.T) {
 	nstest.RequireRoot(t)
 	nstest.RequireTools(t, "dnsmasq", "dig")
@@ -299,12 +301,28 @@ func TestDNSTruncatedFilteredWithSeedFlags(t *testing.T) {
 		return e.Str("type") == "dns" && (e.Num("netns") == nsA || e.Num("netns") == nsB)
 	}
 	nw.WaitFor(15*time.Second, "both pairs", func(nwtest.Ev) bool { return len(nw.Find(ours)) >= 2 })
+	// A query nobody answers (an address of B's where nothing listens:
+	// the port unreachable ends dig): reported unanswered at exit.
+	silent := p.B4.Next()
+	p.B.Run(t, "ip", "addr", "add", silent.String()+"/24", "dev", p.IfB)
+	lost := p.A.Cmd("dig", "+tries=1", "+time=1", "@"+silent.String(), "h.nwtest", "A")
+	lost.Run() // fails: no server
 	time.Sleep(200 * time.Millisecond)
 	nw.Stop()
 	evs := nw.Find(ours)
-	if len(evs) != 2 {
-		t.Fatalf("%d records, want 2: %v", len(evs), evs)
+	if len(evs) != 3 {
+		t.Fatalf("%d records, want 3: %v", len(evs), evs)
 	}
+	if u := evs[2]; u.Str("event") != "unanswered" || u.Str("side") != "client" || u.Num("pid") != float64(lost.Process.Pid) ||
+		u.Str("dst") != netip.AddrPortFrom(silent, 53).String() || u.Str("qname") != "h.nwtest." || u.Has("rcode") || u["latency_ns"] != nil {
+		t.Errorf("unanswered %v", u)
+	}
+	for _, e := range nw.Find(func(e nwtest.Ev) bool { return e.Str("type") == "dns_counters" && e.Str("event") == "exit" }) {
+		if e.Num("pid") == float64(lost.Process.Pid) && (e.Num("queries") != 1 || e.Num("unanswered") != 1 || e.Num("answered") != 0) {
+			t.Errorf("counters of the unanswered dig: %v", e)
+		}
+	}
+	evs = evs[:2]
 	for _, e := range evs {
 		tc := e.Str("proto") == "udp"
 		if e.Str("side") != "client" || e.Num("netns") != nsA || e.Str("event") != "answer" || e.Num("pid") != pid ||
