@@ -115,7 +115,13 @@ func (p *Printer) UDPDatagram(b []byte, ev *event.Event) []byte {
 	b = append(b, udpDir(u)...)
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, uint64(u.Len), 10)
-	b = append(b, "B: sock = "...)
+	b = append(b, 'B')
+	if u.Dgrams > 1 {
+		b = append(b, " ("...)
+		b = strconv.AppendUint(b, uint64(u.Dgrams), 10)
+		b = append(b, " datagrams)"...)
+	}
+	b = append(b, ": sock = "...)
 	b = appendHex(b, ev.Conn.Sock)
 	b = append(b, ' ')
 	b = appendFlowText(b, u.Src, u.Dst)
@@ -135,7 +141,7 @@ func (p *Printer) UDPDatagram(b []byte, ev *event.Event) []byte {
 //
 // datagrams (-t), times in µs, "-" when not observed:
 //
-//	udp{event="rx",sock="0x…",src=…,dst=…,netns=…,pid=…,comm=…,len="…",mac_time="…",ip_time="…",udp_time="…",conn_id="-"}
+//	udp{event="rx",sock="0x…",src=…,dst=…,netns=…,pid=…,comm=…,len="…",dgrams="…",mac_time="…",ip_time="…",udp_time="…",conn_id="-"}
 func AppendUDPLog(b []byte, ev *event.Event) []byte {
 	u := &ev.Ext.UDP
 	b = append(b, `udp{event="`...)
@@ -158,6 +164,7 @@ func AppendUDPLog(b []byte, ev *event.Event) []byte {
 	b = kvOwner(b, ev.Conn.Pid, &ev.Conn.Comm, false)
 	if ev.Type == event.UDP {
 		b = kvU(b, "len", uint64(u.Len))
+		b = kvU(b, "dgrams", uint64(u.Dgrams))
 		b = kv(b, "mac_time", false)
 		b = layerUs(b, u.MacNs, u.Missing&event.MissingMac != 0)
 		b = append(b, '"')

@@ -34,7 +34,7 @@ func TestUDPLogLines(t *testing.T) {
 	}
 	ev := udpDgramEvent()
 	got = string(AppendUDPLog(nil, ev))
-	want = `udp{event="rx",sock="0xffff888172830a80",src="198.18.0.1:40000",dst="198.18.0.2:5353",netns="4026532177",pid="24152",comm="udp.test",len="137",mac_time="2.203",ip_time="5.398",udp_time="21",conn_id="-"}` + "\n"
+	want = `udp{event="rx",sock="0xffff888172830a80",src="198.18.0.1:40000",dst="198.18.0.2:5353",netns="4026532177",pid="24152",comm="udp.test",len="137",dgrams="1",mac_time="2.203",ip_time="5.398",udp_time="21",conn_id="-"}` + "\n"
 	if got != want {
 		t.Errorf("datagram:\ngot  %s\nwant %s", got, want)
 	}
@@ -64,6 +64,11 @@ func TestUDPConsoleAndJSON(t *testing.T) {
 	}
 	ev := udpDgramEvent()
 	ev.Ext.UDP.Missing = event.MissingMac
+	ev.Ext.UDP.Dgrams = 3
+	if line := string(p.UDPDatagram(nil, ev)); !strings.Contains(line, " [U] udp rx 137B (3 datagrams): sock = ") {
+		t.Errorf("GSO datagram console: %q", line)
+	}
+	ev.Ext.UDP.Dgrams = 1
 	if line := string(p.UDPDatagram(nil, ev)); !strings.Contains(line, " [U] udp rx 137B: sock = 0xffff888172830a80 198.18.0.1:40000 -> 198.18.0.2:5353 mac = - ip = 5.398us udp = 21us pid = 24152 comm = udp.test\n") {
 		t.Errorf("datagram console: %q", line)
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
@@ -108,6 +110,25 @@ func peerMain(mode string) error {
 			return err
 		}
 		c.SetDeadline(deadline)
+		if g, _ := strconv.Atoi(os.Getenv("NW_UDP_GSO")); g > 0 {
+			// one send of n datagrams of g bytes (UDP_SEGMENT)
+			rc, err := c.SyscallConn()
+			if err != nil {
+				return err
+			}
+			var serr error
+			if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, g) }); err != nil {
+				return err
+			}
+			if serr != nil {
+				return serr
+			}
+			if _, err := c.Write(buf[:n*g]); err != nil {
+				return err
+			}
+			fmt.Println(c.LocalAddr())
+			return nil
+		}
 		for i := range n {
 			if connected {
 				_, err = c.Write(buf[:size(i)])
@@ -527,4 +548,45 @@ func TestUDPReceiveDrops(t *testing.T) {
 		t.Errorf("records with a copy time: sizes %v, received %v; %d records without", copied, got, uncopied)
 	}
 	t.Logf("sent %d, received %d, dropped %d: %d records, sizes as received", n, len(got), drops, len(copied))
+}
+
+// TestUDPSegmentOffload: one send of 3 x 1000 bytes with UDP_SEGMENT is
+// one skb through the sender's hooks and 3 datagrams on the wire: the
+// flows count 3 datagrams and 3000 bytes on both sides (the receiver's
+// UdpInDatagrams agrees), the -t send record says 3 datagrams.
+func TestUDPSegmentOffload(t *testing.T) {
+	nstest.RequireRoot(t)
+	pr := nstest.NewPair(t)
+	nsA, nsB := pr.A.Inode(t), pr.B.Inode(t)
+	r := nwtest.Start(t, "-u", "-t", "--interval", "200ms")
+	before := oracle.Nstat(t, pr.B)
+	const n, g = 3, 1000
+	sink := startPeer(t, pr.B, "echo", netip.AddrPortFrom(pr.B4, 0).String(), n, false, "NW_UDP_SINK=1")
+	addr := sink.line(t)
+	cli := startPeer(t, pr.A, "client", addr.String(), n, true, "NW_UDP_SINK=1", "NW_UDP_GSO="+strconv.Itoa(g))
+	cli.line(t)
+	cli.wait(t)
+	sink.wait(t)
+	after := oracle.Nstat(t, pr.B)
+	r.WaitFor(5*time.Second, "udp_flow of the sink", func(e nwtest.Ev) bool {
+		return e.Str("type") == "udp_flow" && e.Str("src") == addr.String() && e.Num("rx_dgrams_total") == n
+	})
+	r.Stop()
+	fl := flows(r.Events())
+	c, s := fl[key(nsA, cli.addr, addr)], fl[key(nsB, addr, cli.addr)]
+	if c == nil || s == nil || c.tx != n || c.txb != n*g || s.rx != n || s.rxb != n*g {
+		t.Fatalf("flows: client %+v server %+v, want %d datagrams of %d bytes", c, s, n, g)
+	}
+	if in := oracle.Delta(before, after, "UdpInDatagrams"); in != n {
+		t.Errorf("UdpInDatagrams %d, want %d", in, n)
+	}
+	var sent []nwtest.Ev
+	for _, e := range r.Events() {
+		if e.Str("type") == "udp" && e.Str("src") == cli.addr.String() && e.Num("rx") == 0 {
+			sent = append(sent, e)
+		}
+	}
+	if len(sent) != 1 || sent[0].Num("len") != n*g || sent[0].Num("dgrams") != n {
+		t.Errorf("send records %v, want one of %d bytes, %d datagrams", sent, n*g, n)
+	}
 }
