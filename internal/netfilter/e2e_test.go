@@ -272,25 +272,37 @@ func TestDropRuleRecords(t *testing.T) {
 }
 
 // -d keeps UDP/TCP packets with that port either way round, and nothing
-// else: datagrams to another port and pings make no record.
+// else: datagrams to another port and pings make no record. The
+// namespaces are made after netwatcher started: their hooks are attached
+// when they appear.
 func TestPortFilter(t *testing.T) {
 	requireNF(t)
-	p := nstest.NewPair(t)
 	port, other := lab.RandPort(), lab.RandPort()
 	for other == port {
 		other = lab.RandPort()
 	}
 	r := nwtest.Start(t, "-n", "-d", strconv.Itoa(int(port)))
+	p := nstest.NewPair(t)
 	udpSink(t, p.B, port)
 	udpSink(t, p.B, other)
 	inode := p.B.Inode(t)
 	want := netip.AddrPortFrom(p.B4, port)
+	// the new namespaces are hooked by the next scan (every 500 ms)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(nfRecords(r, inode, want)) == 0 && time.Now().Before(deadline) {
+		sendUDP(t, p.A, want, 1)
+		time.Sleep(100 * time.Millisecond)
+	}
+	base := len(nfRecords(r, inode, want))
+	if base == 0 {
+		t.Fatal("the namespaces made after start were not hooked within 5 s")
+	}
 	sendUDP(t, p.A, netip.AddrPortFrom(p.B4, other), 10)
 	p.A.Run(t, "ping", "-c", "2", "-i", "0.2", p.B4.String())
 	sendUDP(t, p.A, want, 10)
-	evs := waitRecords(t, r, inode, want, 10)
-	if len(evs) != 10 {
-		t.Errorf("%d records to %s, want 10", len(evs), want)
+	evs := waitRecords(t, r, inode, want, base+10)
+	if len(evs) != base+10 {
+		t.Errorf("%d records to %s, want %d", len(evs), want, base+10)
 	}
 	for _, e := range r.Find(func(e nwtest.Ev) bool { return e.Str("type") == "netfilter" }) {
 		s, _ := netip.ParseAddrPort(e.Str("src"))
