@@ -18,6 +18,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
+	nwpeer "github.com/netwatcher/netwatcher/internal/testsupport/peer"
 )
 
 // The test binary is also the UDP peer (a process of its own, so each side
@@ -588,5 +589,47 @@ func TestUDPSegmentOffload(t *testing.T) {
 	}
 	if len(sent) != 1 || sent[0].Num("len") != n*g || sent[0].Num("dgrams") != n {
 		t.Errorf("send records %v, want one of %d bytes, %d datagrams", sent, n*g, n)
+	}
+}
+
+// TestUDPWithSeedFlags: -u next to the seed flags (-tixre -a): a TCP
+// connection and a UDP session at the same time; the TCP connection has
+// its open record and timed packet records, the UDP flows are exact and
+// timed, and the run ends cleanly with both.
+func TestUDPWithSeedFlags(t *testing.T) {
+	nstest.RequireRoot(t)
+	pr := nstest.NewPair(t)
+	nsA := pr.A.Inode(t)
+	r := nwtest.Start(t, "-u", "-tixre", "-a", "--interval", "200ms")
+	sp, addr := nwpeer.Serve(t, pr.B, "-l", netip.AddrPortFrom(pr.B4, 0).String(), "--echo")
+	cp := nwpeer.Start(t, pr.A, "connect", "-r", addr, "--send", "3000", "--hold", "--stdin-exit")
+	local := strings.Fields(cp.Expect("CONNECTED", 10*time.Second))[1]
+	const n = 6
+	cli, srv := session(t, pr, pr.B4, n, false)
+	cp.CloseStdin()
+	cp.Expect("CLOSED", 10*time.Second)
+	r.WaitFor(5*time.Second, "udp_flow of the server", func(e nwtest.Ev) bool {
+		return e.Str("type") == "udp_flow" && e.Str("src") == srv.addr.String() && e.Num("rx_dgrams_total") == n
+	})
+	r.WaitFor(5*time.Second, "the TCP connection's close", func(e nwtest.Ev) bool {
+		return e.Str("type") == "connection" && e.Str("event") == "close" && e.Str("src") == local
+	})
+	r.Stop()
+	_ = sp
+	fl := flows(r.Events())
+	if c := fl[key(nsA, cli.addr, srv.addr)]; c == nil || c.tx != n || c.rx != n || c.pid != float64(cli.pid) {
+		t.Errorf("UDP client flow: %+v", c)
+	}
+	var tcpTimed, udpTimed int
+	for _, e := range r.Events() {
+		switch {
+		case e.Str("type") == "packet" && e.Str("src") == local && e.Num("tcp_time_ns") >= 0 && e.Num("ip_time_ns") >= 0:
+			tcpTimed++
+		case e.Str("type") == "udp" && e.Str("src") == cli.addr.String() && e.Num("ip_time_ns") >= 0 && e.Num("mac_time_ns") >= 0:
+			udpTimed++
+		}
+	}
+	if tcpTimed == 0 || udpTimed != 2*n {
+		t.Errorf("timed records: %d TCP packets of %s, %d UDP datagrams of %s (want %d)", tcpTimed, local, udpTimed, cli.addr, 2*n)
 	}
 }

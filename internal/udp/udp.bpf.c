@@ -444,9 +444,11 @@ static __always_inline void rx_keep(struct __sk_buff *ctx, bool kern, __u64 sk, 
 	}
 	if (full) {
 		/* the application does not read (or no room for a queue):
-		 * recorded now, copy time missing */
+		 * recorded now, copy time missing, the socket's owner as
+		 * last seen in process context */
 		nw_count(NW_STAT_UDP_RX_UNREAD);
-		emit_dgram(en, sk, true, 0, 0);
+		__u64 cookie = bpf_get_socket_cookie(ctx);
+		emit_dgram(en, sk, true, 0, bpf_map_lookup_elem(&nw_udp_owner, &cookie));
 	}
 }
 
