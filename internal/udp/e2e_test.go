@@ -3,6 +3,7 @@ package udp_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -69,10 +70,13 @@ func peerMain(mode string) error {
 		c.SetDeadline(deadline)
 		sink := os.Getenv("NW_UDP_SINK") == "1"
 		if os.Getenv("NW_UDP_LATE") == "1" {
-			// a small receive buffer, read late: most datagrams are dropped
-			// (UdpRcvbufErrors); print the size of each one received
+			// a small receive buffer, read late (when stdin says so): most
+			// datagrams are dropped (UdpRcvbufErrors); print the size of
+			// each one received
 			c.SetReadBuffer(4096)
-			time.Sleep(500 * time.Millisecond)
+			if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+				return err
+			}
 			c.SetDeadline(time.Now().Add(300 * time.Millisecond))
 			for {
 				m, _, err := c.ReadFromUDP(buf)
@@ -157,6 +161,7 @@ func peerMain(mode string) error {
 // an address.
 type peer struct {
 	cmd  *exec.Cmd
+	in   io.WriteCloser
 	out  *bufio.Scanner
 	pid  int
 	addr netip.AddrPort
@@ -174,10 +179,14 @@ func startPeer(t *testing.T, ns *nstest.NS, mode, addr string, n int, connected 
 	if err != nil {
 		t.Fatal(err)
 	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return &peer{cmd: cmd, out: bufio.NewScanner(out), pid: cmd.Process.Pid}
+	return &peer{cmd: cmd, in: in, out: bufio.NewScanner(out), pid: cmd.Process.Pid}
 }
 
 // line reads the peer's address line.
@@ -298,7 +307,7 @@ func TestUDPFlowsAgainstNstat(t *testing.T) {
 	afterA, afterB := oracle.Nstat(t, pr.A), oracle.Nstat(t, pr.B)
 	// the last periodic read sees everything, then the exit records
 	last := runs[len(runs)-1]
-	r.WaitFor(5*time.Second, "udp_flow of the last server", func(e nwtest.Ev) bool {
+	r.WaitFor(10*time.Second, "udp_flow of the last server", func(e nwtest.Ev) bool {
 		return e.Str("type") == "udp_flow" && e.Str("src") == last.srv.addr.String() && e.Num("rx_dgrams_total") == n
 	})
 	r.Stop()
@@ -424,7 +433,7 @@ func TestUDPPortFilter(t *testing.T) {
 	cli.wait(t)
 	srv.wait(t)
 	other, _ := session(t, pr, pr.B4, n, true)
-	r.WaitFor(5*time.Second, "udp_flow to the filtered port", func(e nwtest.Ev) bool {
+	r.WaitFor(10*time.Second, "udp_flow to the filtered port", func(e nwtest.Ev) bool {
 		return e.Str("type") == "udp_flow" && e.Str("dst") == srv.addr.String() && e.Num("rx_dgrams_total") == n
 	})
 	r.Stop()
@@ -474,7 +483,7 @@ func TestUDPReceiveOnlyOwner(t *testing.T) {
 			cli.line(t)
 			cli.wait(t)
 			sink.wait(t)
-			r.WaitFor(5*time.Second, "udp_flow of the sink", func(e nwtest.Ev) bool {
+			r.WaitFor(10*time.Second, "udp_flow of the sink", func(e nwtest.Ev) bool {
 				return e.Str("type") == "udp_flow" && e.Str("src") == addr.String() && e.Num("rx_dgrams_total") == n
 			})
 			r.Stop()
@@ -510,6 +519,8 @@ func TestUDPReceiveDrops(t *testing.T) {
 	cli := startPeer(t, pr.A, "client", addr.String(), n, true, "NW_UDP_SINK=1")
 	cli.line(t)
 	cli.wait(t)
+	time.Sleep(100 * time.Millisecond) // the last datagrams reach the sink's socket
+	io.WriteString(sink.in, "read\n")
 	var got []int
 	for sink.out.Scan() {
 		v, err := strconv.Atoi(strings.TrimSpace(sink.out.Text()))
@@ -524,7 +535,7 @@ func TestUDPReceiveDrops(t *testing.T) {
 	if drops == 0 || int(in) != len(got) || in+drops != n {
 		t.Fatalf("want drops: received %d (UdpInDatagrams %d), UdpRcvbufErrors %d, sent %d", len(got), in, drops, n)
 	}
-	r.WaitFor(5*time.Second, "udp_flow of the sink", func(e nwtest.Ev) bool {
+	r.WaitFor(10*time.Second, "udp_flow of the sink", func(e nwtest.Ev) bool {
 		return e.Str("type") == "udp_flow" && e.Str("src") == addr.String() && e.Num("rx_dgrams_total") == n
 	})
 	r.Stop()
@@ -569,7 +580,7 @@ func TestUDPSegmentOffload(t *testing.T) {
 	cli.wait(t)
 	sink.wait(t)
 	after := oracle.Nstat(t, pr.B)
-	r.WaitFor(5*time.Second, "udp_flow of the sink", func(e nwtest.Ev) bool {
+	r.WaitFor(10*time.Second, "udp_flow of the sink", func(e nwtest.Ev) bool {
 		return e.Str("type") == "udp_flow" && e.Str("src") == addr.String() && e.Num("rx_dgrams_total") == n
 	})
 	r.Stop()
@@ -608,10 +619,10 @@ func TestUDPWithSeedFlags(t *testing.T) {
 	cli, srv := session(t, pr, pr.B4, n, false)
 	cp.CloseStdin()
 	cp.Expect("CLOSED", 10*time.Second)
-	r.WaitFor(5*time.Second, "udp_flow of the server", func(e nwtest.Ev) bool {
+	r.WaitFor(10*time.Second, "udp_flow of the server", func(e nwtest.Ev) bool {
 		return e.Str("type") == "udp_flow" && e.Str("src") == srv.addr.String() && e.Num("rx_dgrams_total") == n
 	})
-	r.WaitFor(5*time.Second, "the TCP connection's close", func(e nwtest.Ev) bool {
+	r.WaitFor(10*time.Second, "the TCP connection's close", func(e nwtest.Ev) bool {
 		return e.Str("type") == "connection" && e.Str("event") == "close" && e.Str("src") == local
 	})
 	r.Stop()
