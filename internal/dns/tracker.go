@@ -31,6 +31,11 @@ const (
 	maxFlows          = 4096
 )
 
+type procKey struct {
+	pid  uint32
+	side Side
+}
+
 type pairKey struct {
 	netns          uint32
 	side           Side
@@ -81,7 +86,7 @@ type Tracker struct {
 	fifo    []fifoEnt
 	head    int
 	flows   map[flowKey]flowState
-	procs   map[ProcKey]*ProcCounters
+	procs   map[procKey]*ProcCounters
 	msg     Msg
 	res     Result
 	order   []*ProcCounters
@@ -100,7 +105,7 @@ type Tracker struct {
 // NewTracker returns a Tracker with the default timeout and bound.
 func NewTracker() *Tracker {
 	return &Tracker{TimeoutNs: DefaultTimeoutNs, MaxPending: DefaultMaxPending,
-		pending: map[pairKey]pend{}, flows: map[flowKey]flowState{}, procs: map[ProcKey]*ProcCounters{}}
+		pending: map[pairKey]pend{}, flows: map[flowKey]flowState{}, procs: map[procKey]*ProcCounters{}}
 }
 
 // Packet handles one DNS record (ev.Ext.DNS, owner and socket in ev.Conn):
@@ -263,15 +268,18 @@ func (t *Tracker) response(ev *event.Event, d *event.DNSInfo, m *Msg, emit func(
 	emit(r)
 }
 
+// proc is the counters of c's process (its pid: a process's threads
+// have names of their own, and the comm shown is the last one seen) at
+// side; pid 0, the owner unknown, is one bucket.
 func (t *Tracker) proc(c *event.Conn, side Side) *ProcCounters {
-	k := ProcKey{Pid: c.Pid, Side: side}
-	if c.Pid != 0 {
-		k.Comm = c.Comm
-	}
+	k := procKey{c.Pid, side}
 	pc := t.procs[k]
 	if pc == nil {
-		pc = &ProcCounters{DNSProcKey: k}
+		pc = &ProcCounters{DNSProcKey: ProcKey{Pid: c.Pid, Side: side}}
 		t.procs[k] = pc
+	}
+	if c.Pid != 0 {
+		pc.Comm = c.Comm
 	}
 	pc.Changed = true
 	return pc
@@ -351,7 +359,7 @@ func (t *Tracker) Flush(emit func(*Result)) {
 // Pending is the number of queries waiting for a response.
 func (t *Tracker) Pending() int { return len(t.pending) }
 
-// Procs calls fn for each process's counters (by pid, comm, side), all of
+// Procs calls fn for each process's counters (by pid, side), all of
 // them or only those changed since the last call that asked so.
 func (t *Tracker) Procs(changedOnly bool, fn func(*ProcCounters)) {
 	t.order = t.order[:0]
@@ -361,11 +369,8 @@ func (t *Tracker) Procs(changedOnly bool, fn func(*ProcCounters)) {
 		}
 	}
 	slices.SortFunc(t.order, func(a, b *ProcCounters) int {
-		switch {
-		case a.Pid != b.Pid:
+		if a.Pid != b.Pid {
 			return int(int64(a.Pid) - int64(b.Pid))
-		case a.Comm != b.Comm:
-			return slices.Compare(a.Comm[:], b.Comm[:])
 		}
 		return int(a.Side) - int(b.Side)
 	})

@@ -90,7 +90,7 @@ type DNSResult struct {
 // DNSProcKey names a process at one side.
 type DNSProcKey struct {
 	Pid  uint32 // 0: owner unknown
-	Comm Comm
+	Comm Comm   // the name of the process's thread that sent last
 	Side DNSSide
 }
 
