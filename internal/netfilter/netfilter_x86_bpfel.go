@@ -126,6 +126,25 @@ type netfilterNwNfPercpu struct {
 		Daddr    [16]uint8
 	}
 	Next [32]uint8
+	New  struct {
+		_        structs.HostLayout
+		Skb      uint64
+		Start    uint64
+		Sk       uint64
+		Dur      [5]uint32
+		Netns    uint32
+		Family   uint16
+		Sport    uint16
+		Dport    uint16
+		Proto    uint8
+		Hooks    uint8
+		IcmpType uint8
+		IcmpCode uint8
+		Pad      [6]uint8
+		Saddr    [16]uint8
+		Daddr    [16]uint8
+	}
+	Hdr [48]uint8
 }
 
 type netfilterNwNfTask struct {
