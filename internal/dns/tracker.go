@@ -70,8 +70,10 @@ type flowKey struct {
 
 // flowState: where the next message of a TCP direction starts.
 type flowState struct {
-	next uint32 // sequence number of the next length prefix (or body)
-	body uint16 // > 0: at next comes a message body of this length (its prefix came alone)
+	next  uint32 // sequence number of the next length prefix (or body)
+	body  uint16 // > 0: at next comes a message body of this length (its prefix came alone)
+	hi    uint8  // hasHi: the prefix's first byte ended the last segment; at next comes its second
+	hasHi bool
 }
 
 // Tracker takes DNS messages out of the kernel's records (TCP: out of the
@@ -129,11 +131,14 @@ func (t *Tracker) tcp(ev *event.Event, d *event.DNSInfo, emit func(*Result)) {
 	k := flowKey{ev.Conn.Sock, d.Rx, d.Src, d.Dst}
 	data := d.Payload()
 	P, S := uint32(d.PayLen), d.Seq
-	o, body := uint32(0), uint32(0)
+	o, body, hi := uint32(0), uint32(0), -1
 	if st, ok := t.flows[k]; ok {
 		switch gap := st.next - S; {
 		case gap == 0:
 			body = uint32(st.body)
+			if st.hasHi {
+				hi = int(st.hi)
+			}
 		case gap < P:
 			o, body = gap, uint32(st.body) // the next message starts inside this segment
 		case gap < 65538 && gap >= P:
@@ -146,16 +151,24 @@ func (t *Tracker) tcp(ev *event.Event, d *event.DNSInfo, emit func(*Result)) {
 		L := body
 		body = 0
 		if L == 0 {
-			if o+2 > uint32(len(data)) {
-				// the prefix is not in the captured bytes (or split
-				// over two segments): the stream is lost until a
-				// segment starts with one
+			switch {
+			case hi >= 0 && o < uint32(len(data)): // the prefix's second byte
+				L = uint32(hi)<<8 | uint32(data[o])
+				o++
+				hi = -1
+			case hi < 0 && o+1 == P && o < uint32(len(data)): // its first byte ends the segment
+				t.setFlow(k, flowState{next: S + P, hi: data[o], hasHi: true})
+				return
+			case hi < 0 && o+2 <= uint32(len(data)):
+				L = uint32(be16(data[o:]))
+				o += 2
+			default:
+				// the prefix is not in the captured bytes: the stream
+				// is lost until a segment starts with one
 				t.TCPSkipped++
 				delete(t.flows, k)
 				return
 			}
-			L = uint32(be16(data[o:]))
-			o += 2
 			if L == 0 {
 				continue
 			}
