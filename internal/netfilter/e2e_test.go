@@ -487,3 +487,28 @@ func TestSummariesOnly(t *testing.T) {
 		t.Errorf("LOCAL_IN interval summaries count %v, want %d", interval, n)
 	}
 }
+
+// Two netwatchers with -n at once: the kernel refuses a second BPF link at
+// a priority a hook already has (EBUSY); the second takes the next one
+// toward 0, and both see every datagram.
+func TestTwoInstances(t *testing.T) {
+	requireNF(t)
+	p := nstest.NewPair(t)
+	r1 := nwtest.Start(t, "-n", "-D", p.B4.String())
+	r2 := nwtest.Start(t, "-n", "-D", p.B4.String())
+	port := lab.RandPort()
+	udpSink(t, p.B, port)
+	dst := netip.AddrPortFrom(p.B4, port)
+	const n = 10
+	sendUDP(t, p.A, dst, n)
+	inode := p.B.Inode(t)
+	for i, r := range []*nwtest.Run{r1, r2} {
+		if evs := waitRecords(t, r, inode, dst, n); len(evs) != n {
+			t.Errorf("instance %d: %d records, want %d", i+1, len(evs), n)
+		}
+		r.Stop()
+		if strings.Contains(r.Stderr(), "level=WARN") {
+			t.Errorf("instance %d warned:\n%s", i+1, r.Stderr())
+		}
+	}
+}
