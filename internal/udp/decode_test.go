@@ -105,7 +105,7 @@ func TestDiff(t *testing.T) {
 // twin), with and without -t.
 func TestEveryCandidateLoads(t *testing.T) {
 	nstest.RequireRoot(t)
-	all := append(append([]string{BRx, BTx, BOwner, BDrop}, timeBoundaries...), nsBoundaries...)
+	all := append(append([]string{BRx, BTx, BOwner, BOwnerTx, BDrop}, timeBoundaries...), nsBoundaries...)
 	for _, cfg := range []*config.Config{{Time: true}, {}} {
 		cp, err := conn.Load(conn.Options{})
 		if err != nil {

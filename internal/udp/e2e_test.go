@@ -454,27 +454,32 @@ func TestUDPPortFilter(t *testing.T) {
 	}
 }
 
-// TestUDPReceiveOnlyOwner: a socket that only receives gets its owner from
-// recvmsg (sock_recv_length), with the tp_btf program and with its raw_tp
-// twin (NW_AVOID=tp_btf, what kernels without BTF-typed tracepoints get):
-// the flow of a sink that never sends names the sink's pid.
+// TestUDPReceiveOnlyOwner: owners come from the socket calls in process
+// context: a socket that only receives gets its owner from recvmsg
+// (sock_recv_length), one that only sends from sendmsg
+// (sock_send_length), with the tp_btf programs and with their raw_tp twins
+// (NW_AVOID=tp_btf, what kernels without BTF-typed tracepoints get): the
+// flow of a sink that never sends names the sink's pid, the flow of its
+// client that never receives the client's.
 func TestUDPReceiveOnlyOwner(t *testing.T) {
 	nstest.RequireRoot(t)
 	pr := nstest.NewPair(t)
-	nsB := pr.B.Inode(t)
+	nsA, nsB := pr.A.Inode(t), pr.B.Inode(t)
 	for _, avoid := range []string{"", "tp_btf"} {
 		t.Run("avoid="+avoid, func(t *testing.T) {
-			prog := "nw_udp_owner_btf"
+			progs := []string{"nw_udp_owner_btf", "nw_udp_owner_tx_btf"}
 			if avoid != "" {
 				t.Setenv("NW_AVOID", avoid)
-				prog = "nw_udp_owner_raw"
+				progs = []string{"nw_udp_owner_raw", "nw_udp_owner_tx_raw"}
 			}
 			r := nwtest.Start(t, "-u", "-v", "--interval", "200ms")
-			for i := 0; !strings.Contains(r.Stderr(), "prog="+prog); i++ {
-				if i == 100 {
-					t.Fatalf("%s not attached:\n%s", prog, r.Stderr())
+			for _, prog := range progs {
+				for i := 0; !strings.Contains(r.Stderr(), "prog="+prog); i++ {
+					if i == 100 {
+						t.Fatalf("%s not attached:\n%s", prog, r.Stderr())
+					}
+					time.Sleep(50 * time.Millisecond)
 				}
-				time.Sleep(50 * time.Millisecond)
 			}
 			const n = 5
 			sink := startPeer(t, pr.B, "echo", netip.AddrPortFrom(pr.B6, 0).String(), n, false, "NW_UDP_SINK=1")
@@ -487,14 +492,23 @@ func TestUDPReceiveOnlyOwner(t *testing.T) {
 				return e.Str("type") == "udp_flow" && e.Str("src") == addr.String() && e.Num("rx_dgrams_total") == n
 			})
 			r.Stop()
-			var got []nwtest.Ev
+			var got, sent []nwtest.Ev
 			for _, e := range r.Events() {
-				if e.Str("type") == "udp_flow" && e.Str("src") == addr.String() && e.Num("netns") == float64(nsB) && e.Str("event") == "exit" {
+				if e.Str("type") != "udp_flow" || e.Str("event") != "exit" {
+					continue
+				}
+				if e.Str("src") == addr.String() && e.Num("netns") == float64(nsB) {
 					got = append(got, e)
+				}
+				if e.Str("src") == cli.addr.String() && e.Num("netns") == float64(nsA) {
+					sent = append(sent, e)
 				}
 			}
 			if len(got) != 1 || got[0].Num("pid") != float64(sink.pid) || got[0].Num("rx_dgrams_total") != n || got[0].Num("tx_dgrams_total") != 0 {
-				t.Fatalf("sink pid %d: exit records %v", sink.pid, got)
+				t.Errorf("sink pid %d: exit records %v", sink.pid, got)
+			}
+			if len(sent) != 1 || sent[0].Num("pid") != float64(cli.pid) || sent[0].Num("tx_dgrams_total") != n || sent[0].Num("rx_dgrams_total") != 0 {
+				t.Errorf("client pid %d: exit records %v", cli.pid, sent)
 			}
 		})
 	}

@@ -18,14 +18,13 @@
  *     datagram, after IP reassembly: one call per datagram, the whole
  *     datagram. Softirq: the owner is not the current task there; it comes
  *     from nw_udp_owner (below).
- *   cgroup_skb egress (ip_finish_output, before fragmentation): UDP sends in
- *     the sender's process context (udp_sendmsg -> ip_send_skb -> ... ->
- *     ip_finish_output), so the current task is the owner; it is kept in
- *     the flow and in nw_udp_owner.
- *   sock/sock_recv_length (6.3+, process context, end of every recvmsg):
- *     the receiving process, in nw_udp_owner by socket cookie, so a socket
- *     that only receives gets an owner (its flows' first datagram may come
- *     before it: user space looks the owner up at the next read).
+ *   cgroup_skb egress (ip_finish_output, before fragmentation).
+ *   sock/sock_recv_length, sock/sock_send_length (6.3+, process context,
+ *     the end of every recvmsg/sendmsg): the process, in nw_udp_owner by
+ *     socket cookie; a flow takes it at its next datagram, and user space
+ *     takes the socket's latest owner for each record it prints. Before
+ *     6.3 the sender is the current task at egress (cfg_owner_egress),
+ *     and a socket that only receives has no owner.
  * A UDP_SEGMENT (GSO) send or a UDP_GRO receive is one skb of several
  * datagrams: it counts gso_segs datagrams and all their payload.
  *
@@ -50,6 +49,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 volatile const bool cfg_time = false; /* -t: per-datagram records */
 volatile const bool cfg_rx_sk = false; /* skb/kfree_skb has rx_sk (6.11+) */
+/* No sock_send_length tracepoint (before 6.3): the sender's owner is the
+ * current task at egress (process context for UDP's own sends; not for a
+ * datagram an NFQUEUE daemon reinjects or async IPsec resumes). */
+volatile const bool cfg_owner_egress = false;
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
@@ -233,7 +236,7 @@ static __always_inline __u32 flow_add(struct __sk_buff *ctx, bool rx, __u64 sk, 
 	key.rport = rx ? d->sport : d->dport;
 	key.family = d->family;
 	__builtin_memcpy(key.raddr, raddr, 16);
-	__u32 pid = rx ? 0 : bpf_get_current_pid_tgid() >> 32;
+	__u32 pid = !rx && cfg_owner_egress ? bpf_get_current_pid_tgid() >> 32 : 0;
 
 	struct nw_udp_flow *f = bpf_map_lookup_elem(&nw_udp_flows, &key);
 	if (!f) {
@@ -263,14 +266,15 @@ static __always_inline __u32 flow_add(struct __sk_buff *ctx, bool rx, __u64 sk, 
 				return n.netns;
 		}
 	}
+	if (!f->owner.pid && !pid) {
+		/* until the socket's first send or receive returned */
+		struct nw_owner *o = bpf_map_lookup_elem(&nw_udp_owner, &key.cookie);
+		if (o)
+			f->owner = *o;
+	}
 	if (rx) {
 		__sync_fetch_and_add(&f->rx_dgrams, d->segs);
 		__sync_fetch_and_add(&f->rx_bytes, d->len);
-		if (!f->owner.pid) {
-			struct nw_owner *o = bpf_map_lookup_elem(&nw_udp_owner, &key.cookie);
-			if (o)
-				f->owner = *o;
-		}
 	} else {
 		__sync_fetch_and_add(&f->tx_dgrams, d->segs);
 		__sync_fetch_and_add(&f->tx_bytes, d->len);
@@ -598,9 +602,9 @@ int BPF_PROG(nw_udp_rx_drop, struct sk_buff *skb, void *location, int reason)
 	return 0;
 }
 
-/* Owner of a receiving socket (process context, every recvmsg of a UDP
- * socket): kept by cookie when it changed. */
-NW_TP_TWINS(sock_recv_length, nw_udp_owner_btf, nw_udp_owner_raw, struct sock *sk, int ret, int flags)
+/* The owner of a UDP socket: the process whose sendmsg/recvmsg on it just
+ * returned (process context), kept by cookie when it changed. */
+static __always_inline int owner_io(struct sock *sk, bool direct)
 {
 	if (NW_RD(direct, sk, sk_protocol) != IPPROTO_UDP)
 		return 0;
@@ -608,7 +612,8 @@ NW_TP_TWINS(sock_recv_length, nw_udp_owner_btf, nw_udp_owner_raw, struct sock *s
 	if (direct)
 		cookie = bpf_get_socket_cookie(sk);
 	else
-		cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter); /* set by the ingress hook's cookie call */
+		/* made by the cgroup hooks' cookie call, which saw the datagram first */
+		cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	if (!cookie)
 		return 0;
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
@@ -629,6 +634,16 @@ NW_TP_TWINS(sock_recv_length, nw_udp_owner_btf, nw_udp_owner_raw, struct sock *s
 	nw_owner_current(&n, NW_OWNER_IO);
 	owner_note(cookie, &n);
 	return 0;
+}
+
+NW_TP_TWINS(sock_recv_length, nw_udp_owner_btf, nw_udp_owner_raw, struct sock *sk, int ret, int flags)
+{
+	return owner_io(sk, direct);
+}
+
+NW_TP_TWINS(sock_send_length, nw_udp_owner_tx_btf, nw_udp_owner_tx_raw, struct sock *sk, int ret, int flags)
+{
+	return owner_io(sk, direct);
 }
 
 /* ---- -t, send ---- */

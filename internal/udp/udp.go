@@ -38,6 +38,7 @@ const (
 	BRx      = kernel.UDPRx
 	BTx      = kernel.UDPTx
 	BOwner   = kernel.UDPOwner
+	BOwnerTx = kernel.UDPOwnerTx
 	BRxLink  = kernel.UDPRxLink
 	BRxIP    = kernel.UDPRxIP
 	BRxCopy  = kernel.UDPRxCopy
@@ -121,6 +122,16 @@ func (c *Concern) PacketRingBytes() uint32 {
 	return 0
 }
 
+// anyAvailable: this kernel offers one of the boundary's candidates.
+func anyAvailable(b string) bool {
+	for _, cand := range kernel.Hooks[b].Candidates {
+		if kernel.Available(cand) == nil {
+			return true
+		}
+	}
+	return false
+}
+
 func netfilterAvailable() error { return kernel.Available(kernel.Hooks[BRxIP].Candidates[0]) }
 
 // Load loads the object with the connection object's shared maps; the
@@ -149,6 +160,11 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	c.rxSk = false
 	if kb, err := kernel.KernelBTF(); err == nil {
 		c.rxSk = kernel.TracepointArgs(kb, "kfree_skb") >= 4
+	}
+	// owners from sendmsg/recvmsg where the tracepoints exist, else the
+	// sender at egress
+	if err := spec.Variables["cfg_owner_egress"].Set(!anyAvailable(BOwnerTx)); err != nil {
+		return fmt.Errorf("udp: set cfg_owner_egress: %w", err)
 	}
 	if err := spec.Variables["cfg_rx_sk"].Set(c.rxSk); err != nil {
 		return fmt.Errorf("udp: set cfg_rx_sk: %w", err)
@@ -193,6 +209,9 @@ func (c *Concern) Attach(log *slog.Logger) error {
 	}
 	if _, err := c.Live.Attach(log, BOwner); err != nil {
 		log.Warn("owner of UDP sockets that only receive unknown (pid -)", "err", oneLine(err))
+	}
+	if _, err := c.Live.Attach(log, BOwnerTx); err != nil {
+		log.Warn("owner of sending UDP sockets taken at IP output (the current task there)", "err", oneLine(err))
 	}
 	if !c.rxSk {
 		log.Warn("UDP receive drops not counted (rx_drops null): kfree_skb names no socket before Linux 6.11")
@@ -290,9 +309,6 @@ func (c *Concern) read(now uint64, emit func(*event.Event), final bool) {
 		}
 		prev.gen = c.gen
 		idle := !final && now > f.LastNs && now-f.LastNs >= uint64(FlowIdle)
-		if f.Owner.Pid == 0 {
-			c.owner(k.Cookie, f)
-		}
 		what := uint8(event.UDPInterval)
 		switch {
 		case final:
@@ -302,6 +318,7 @@ func (c *Concern) read(now uint64, emit func(*event.Event), final bool) {
 			c.del = append(c.del, *k)
 		}
 		if Diff(k, f, &prev.f, now, what, c.rxSk, &ev) {
+			c.owner(k.Cookie, &ev)
 			emit(&ev)
 		}
 		prev.f = *f
@@ -323,16 +340,19 @@ func (c *Concern) read(now uint64, emit func(*event.Event), final bool) {
 	}
 }
 
-// owner fills a flow's owner from the owners by socket (a socket that only
-// receives: its owner comes from recvmsg, after its first datagrams).
-func (c *Concern) owner(cookie uint64, f *udpNwUdpFlow) {
+// owner gives a record its socket's latest owner (the process whose
+// sendmsg/recvmsg on it returned last: the flow's own copy is the first
+// one it saw, and a socket's first datagram may come before any); the
+// flow's copy stays when the socket's entry is gone (LRU). One lookup per
+// record printed.
+func (c *Concern) owner(cookie uint64, ev *event.Event) {
 	m := c.Coll.Maps["nw_udp_owner"]
 	if m == nil {
 		return
 	}
 	var o udpNwOwner
-	if m.Lookup(&cookie, &o) == nil {
-		f.Owner = o
+	if m.Lookup(&cookie, &o) == nil && o.Pid != 0 {
+		ev.Conn.SetOwner(o.Pid, o.Src, &o.Comm)
 	}
 }
 

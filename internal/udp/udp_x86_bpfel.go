@@ -176,6 +176,8 @@ const (
 	udpMapNwUdpTxscratch    = "nw_udp_txscratch"
 	udpProgNwUdpOwnerBtf    = "nw_udp_owner_btf"
 	udpProgNwUdpOwnerRaw    = "nw_udp_owner_raw"
+	udpProgNwUdpOwnerTxBtf  = "nw_udp_owner_tx_btf"
+	udpProgNwUdpOwnerTxRaw  = "nw_udp_owner_tx_raw"
 	udpProgNwUdpRx          = "nw_udp_rx"
 	udpProgNwUdpRxCopy      = "nw_udp_rx_copy"
 	udpProgNwUdpRxCtx       = "nw_udp_rx_ctx"
@@ -190,6 +192,7 @@ const (
 	udpVarCfgConnMask       = "cfg_conn_mask"
 	udpVarCfgDport          = "cfg_dport"
 	udpVarCfgDstNets        = "cfg_dst_nets"
+	udpVarCfgOwnerEgress    = "cfg_owner_egress"
 	udpVarCfgRxSk           = "cfg_rx_sk"
 	udpVarCfgSport          = "cfg_sport"
 	udpVarCfgSrcNets        = "cfg_src_nets"
@@ -242,19 +245,21 @@ type udpSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type udpProgramSpecs struct {
-	NwUdpOwnerBtf *ebpf.ProgramSpec `ebpf:"nw_udp_owner_btf"`
-	NwUdpOwnerRaw *ebpf.ProgramSpec `ebpf:"nw_udp_owner_raw"`
-	NwUdpRx       *ebpf.ProgramSpec `ebpf:"nw_udp_rx"`
-	NwUdpRxCopy   *ebpf.ProgramSpec `ebpf:"nw_udp_rx_copy"`
-	NwUdpRxCtx    *ebpf.ProgramSpec `ebpf:"nw_udp_rx_ctx"`
-	NwUdpRxDrop   *ebpf.ProgramSpec `ebpf:"nw_udp_rx_drop"`
-	NwUdpRxIp     *ebpf.ProgramSpec `ebpf:"nw_udp_rx_ip"`
-	NwUdpRxLink   *ebpf.ProgramSpec `ebpf:"nw_udp_rx_link"`
-	NwUdpTx       *ebpf.ProgramSpec `ebpf:"nw_udp_tx"`
-	NwUdpTxCtx    *ebpf.ProgramSpec `ebpf:"nw_udp_tx_ctx"`
-	NwUdpTxIp     *ebpf.ProgramSpec `ebpf:"nw_udp_tx_ip"`
-	NwUdpTxQueue  *ebpf.ProgramSpec `ebpf:"nw_udp_tx_queue"`
-	NwUdpTxXmit   *ebpf.ProgramSpec `ebpf:"nw_udp_tx_xmit"`
+	NwUdpOwnerBtf   *ebpf.ProgramSpec `ebpf:"nw_udp_owner_btf"`
+	NwUdpOwnerRaw   *ebpf.ProgramSpec `ebpf:"nw_udp_owner_raw"`
+	NwUdpOwnerTxBtf *ebpf.ProgramSpec `ebpf:"nw_udp_owner_tx_btf"`
+	NwUdpOwnerTxRaw *ebpf.ProgramSpec `ebpf:"nw_udp_owner_tx_raw"`
+	NwUdpRx         *ebpf.ProgramSpec `ebpf:"nw_udp_rx"`
+	NwUdpRxCopy     *ebpf.ProgramSpec `ebpf:"nw_udp_rx_copy"`
+	NwUdpRxCtx      *ebpf.ProgramSpec `ebpf:"nw_udp_rx_ctx"`
+	NwUdpRxDrop     *ebpf.ProgramSpec `ebpf:"nw_udp_rx_drop"`
+	NwUdpRxIp       *ebpf.ProgramSpec `ebpf:"nw_udp_rx_ip"`
+	NwUdpRxLink     *ebpf.ProgramSpec `ebpf:"nw_udp_rx_link"`
+	NwUdpTx         *ebpf.ProgramSpec `ebpf:"nw_udp_tx"`
+	NwUdpTxCtx      *ebpf.ProgramSpec `ebpf:"nw_udp_tx_ctx"`
+	NwUdpTxIp       *ebpf.ProgramSpec `ebpf:"nw_udp_tx_ip"`
+	NwUdpTxQueue    *ebpf.ProgramSpec `ebpf:"nw_udp_tx_queue"`
+	NwUdpTxXmit     *ebpf.ProgramSpec `ebpf:"nw_udp_tx_xmit"`
 }
 
 // udpMapSpecs contains maps before they are loaded into the kernel.
@@ -287,6 +292,7 @@ type udpVariableSpecs struct {
 	CfgConnMask       *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgDport          *ebpf.VariableSpec `ebpf:"cfg_dport"`
 	CfgDstNets        *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
+	CfgOwnerEgress    *ebpf.VariableSpec `ebpf:"cfg_owner_egress"`
 	CfgRxSk           *ebpf.VariableSpec `ebpf:"cfg_rx_sk"`
 	CfgSport          *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
@@ -365,6 +371,7 @@ type udpVariables struct {
 	CfgConnMask       *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgDport          *ebpf.Variable `ebpf:"cfg_dport"`
 	CfgDstNets        *ebpf.Variable `ebpf:"cfg_dst_nets"`
+	CfgOwnerEgress    *ebpf.Variable `ebpf:"cfg_owner_egress"`
 	CfgRxSk           *ebpf.Variable `ebpf:"cfg_rx_sk"`
 	CfgSport          *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.Variable `ebpf:"cfg_src_nets"`
@@ -379,25 +386,29 @@ type udpVariables struct {
 //
 // It can be passed to loadUdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type udpPrograms struct {
-	NwUdpOwnerBtf *ebpf.Program `ebpf:"nw_udp_owner_btf"`
-	NwUdpOwnerRaw *ebpf.Program `ebpf:"nw_udp_owner_raw"`
-	NwUdpRx       *ebpf.Program `ebpf:"nw_udp_rx"`
-	NwUdpRxCopy   *ebpf.Program `ebpf:"nw_udp_rx_copy"`
-	NwUdpRxCtx    *ebpf.Program `ebpf:"nw_udp_rx_ctx"`
-	NwUdpRxDrop   *ebpf.Program `ebpf:"nw_udp_rx_drop"`
-	NwUdpRxIp     *ebpf.Program `ebpf:"nw_udp_rx_ip"`
-	NwUdpRxLink   *ebpf.Program `ebpf:"nw_udp_rx_link"`
-	NwUdpTx       *ebpf.Program `ebpf:"nw_udp_tx"`
-	NwUdpTxCtx    *ebpf.Program `ebpf:"nw_udp_tx_ctx"`
-	NwUdpTxIp     *ebpf.Program `ebpf:"nw_udp_tx_ip"`
-	NwUdpTxQueue  *ebpf.Program `ebpf:"nw_udp_tx_queue"`
-	NwUdpTxXmit   *ebpf.Program `ebpf:"nw_udp_tx_xmit"`
+	NwUdpOwnerBtf   *ebpf.Program `ebpf:"nw_udp_owner_btf"`
+	NwUdpOwnerRaw   *ebpf.Program `ebpf:"nw_udp_owner_raw"`
+	NwUdpOwnerTxBtf *ebpf.Program `ebpf:"nw_udp_owner_tx_btf"`
+	NwUdpOwnerTxRaw *ebpf.Program `ebpf:"nw_udp_owner_tx_raw"`
+	NwUdpRx         *ebpf.Program `ebpf:"nw_udp_rx"`
+	NwUdpRxCopy     *ebpf.Program `ebpf:"nw_udp_rx_copy"`
+	NwUdpRxCtx      *ebpf.Program `ebpf:"nw_udp_rx_ctx"`
+	NwUdpRxDrop     *ebpf.Program `ebpf:"nw_udp_rx_drop"`
+	NwUdpRxIp       *ebpf.Program `ebpf:"nw_udp_rx_ip"`
+	NwUdpRxLink     *ebpf.Program `ebpf:"nw_udp_rx_link"`
+	NwUdpTx         *ebpf.Program `ebpf:"nw_udp_tx"`
+	NwUdpTxCtx      *ebpf.Program `ebpf:"nw_udp_tx_ctx"`
+	NwUdpTxIp       *ebpf.Program `ebpf:"nw_udp_tx_ip"`
+	NwUdpTxQueue    *ebpf.Program `ebpf:"nw_udp_tx_queue"`
+	NwUdpTxXmit     *ebpf.Program `ebpf:"nw_udp_tx_xmit"`
 }
 
 func (p *udpPrograms) Close() error {
 	return _UdpClose(
 		p.NwUdpOwnerBtf,
 		p.NwUdpOwnerRaw,
+		p.NwUdpOwnerTxBtf,
+		p.NwUdpOwnerTxRaw,
 		p.NwUdpRx,
 		p.NwUdpRxCopy,
 		p.NwUdpRxCtx,
