@@ -41,7 +41,11 @@
  * A stamp of 0 is "not seen". The UDP receive queue is FIFO, so the n-th
  * datagram the socket's recvmsg returns is the n-th that passed its ingress
  * hook, unless one was dropped in between (receive buffer full, bad
- * checksum): see the README for that limit.
+ * checksum): skb/kfree_skb names the socket of such a drop (rx_sk, 6.11+)
+ * and its entry leaves the FIFO; before 6.11 see the README for the limit.
+ *
+ * skb/kfree_skb (rx_sk, 6.11+): a datagram dropped for a UDP socket counts
+ * in its flow's rx_drops.
  */
 #include "nw.h"
 
