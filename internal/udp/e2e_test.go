@@ -658,3 +658,33 @@ func TestUDPWithSeedFlags(t *testing.T) {
 		t.Errorf("timed records: %d TCP packets of %s, %d UDP datagrams of %s (want %d)", tcpTimed, local, udpTimed, cli.addr, 2*n)
 	}
 }
+
+// TestUDPAddrFilter: with -D (remote address) only the flows whose peer is
+// in it are seen: the clients' flows to the IPv4 server, not the server's
+// (its peer is the client), nor the IPv6 session's.
+func TestUDPAddrFilter(t *testing.T) {
+	nstest.RequireRoot(t)
+	pr := nstest.NewPair(t)
+	nsA := pr.A.Inode(t)
+	r := nwtest.Start(t, "-u", "-D", pr.B4.String()+"/32", "--interval", "200ms")
+	const n = 4
+	cli4, srv4 := session(t, pr, pr.B4, n, true)
+	cli6, srv6 := session(t, pr, pr.B6, n, true)
+	r.WaitFor(10*time.Second, "udp_flow to the IPv4 server", func(e nwtest.Ev) bool {
+		return e.Str("type") == "udp_flow" && e.Str("src") == cli4.addr.String() && e.Num("rx_dgrams_total") == n
+	})
+	r.Stop()
+	for _, e := range r.Events() {
+		if e.Str("type") != "udp_flow" {
+			continue
+		}
+		for _, out := range []netip.AddrPort{srv4.addr, cli6.addr, srv6.addr} {
+			if e.Str("src") == out.String() {
+				t.Errorf("flow left out by -D was recorded: %v", e)
+			}
+		}
+	}
+	if c := flows(r.Events())[key(nsA, cli4.addr, srv4.addr)]; c == nil || c.tx != n || c.rx != n {
+		t.Errorf("client flow to %s: %+v", srv4.addr, c)
+	}
+}
