@@ -688,3 +688,35 @@ func TestUDPAddrFilter(t *testing.T) {
 		t.Errorf("client flow to %s: %+v", srv4.addr, c)
 	}
 }
+
+// TestUDPTimesWithoutRecvHook: where the recvmsg hook is missing (here
+// NW_AVOID=tp_btf: socket storage needs tp_btf), every received datagram
+// still has its record, made at UDP entry without the copy time, with the
+// socket's owner as last seen in process context (none for the first).
+func TestUDPTimesWithoutRecvHook(t *testing.T) {
+	nstest.RequireRoot(t)
+	pr := nstest.NewPair(t)
+	t.Setenv("NW_AVOID", "tp_btf")
+	r := nwtest.Start(t, "-u", "-t", "--interval", "200ms")
+	const n = 5
+	cli, srv := session(t, pr, pr.B4, n, true)
+	r.WaitFor(10*time.Second, "udp_flow of the server", func(e nwtest.Ev) bool {
+		return e.Str("type") == "udp_flow" && e.Str("src") == srv.addr.String() && e.Num("rx_dgrams_total") == n
+	})
+	r.Stop()
+	var rx []int
+	for _, e := range r.Events() {
+		if e.Str("type") == "udp" && e.Str("src") == srv.addr.String() && e.Num("rx") == 1 {
+			rx = append(rx, int(e.Num("len")))
+			// the owner as last seen in process context: none yet for
+			// the socket's first datagram
+			if e.Num("udp_time_ns") != -1 || (e.Num("pid") != float64(srv.pid) && e.Num("len") != float64(size(0))) {
+				t.Errorf("received without the recvmsg hook: %v", e)
+			}
+		}
+	}
+	slices.Sort(rx)
+	if !slices.Equal(rx, sizes(n)) {
+		t.Errorf("server's receive records %v, want %v (client %s)", rx, sizes(n), cli.addr)
+	}
+}

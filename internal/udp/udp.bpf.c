@@ -57,6 +57,9 @@ volatile const bool cfg_rx_sk = false; /* skb/kfree_skb has rx_sk (6.11+) */
  * current task at egress (process context for UDP's own sends; not for a
  * datagram an NFQUEUE daemon reinjects or async IPsec resumes). */
 volatile const bool cfg_owner_egress = false;
+/* -t: the recvmsg hook (udp/rx-copy) exists: received datagrams wait for it
+ * in their socket's FIFO; else they are recorded at UDP entry. */
+volatile const bool cfg_rx_copy = false;
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
@@ -433,6 +436,13 @@ static __always_inline void rx_keep(struct __sk_buff *ctx, bool kern, __u64 sk, 
 	__builtin_memcpy(en->laddr, d->daddr, 16);
 	__builtin_memcpy(en->raddr, d->saddr, 16);
 
+	__u64 cookie;
+	if (!cfg_rx_copy) {
+		/* no recvmsg hook on this kernel: recorded now, copy time missing */
+		cookie = bpf_get_socket_cookie(ctx);
+		emit_dgram(en, sk, true, 0, bpf_map_lookup_elem(&nw_udp_owner, &cookie));
+		return;
+	}
 	struct bpf_sock *bsk = ctx->sk;
 	if (bsk)
 		bsk = bpf_sk_fullsock(bsk);
@@ -455,7 +465,7 @@ static __always_inline void rx_keep(struct __sk_buff *ctx, bool kern, __u64 sk, 
 		 * recorded now, copy time missing, the socket's owner as
 		 * last seen in process context */
 		nw_count(NW_STAT_UDP_RX_UNREAD);
-		__u64 cookie = bpf_get_socket_cookie(ctx);
+		cookie = bpf_get_socket_cookie(ctx);
 		emit_dgram(en, sk, true, 0, bpf_map_lookup_elem(&nw_udp_owner, &cookie));
 	}
 }

@@ -166,6 +166,9 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err := spec.Variables["cfg_owner_egress"].Set(!anyAvailable(BOwnerTx)); err != nil {
 		return fmt.Errorf("udp: set cfg_owner_egress: %w", err)
 	}
+	if err := spec.Variables["cfg_rx_copy"].Set(anyAvailable(BRxCopy)); err != nil {
+		return fmt.Errorf("udp: set cfg_rx_copy: %w", err)
+	}
 	if err := spec.Variables["cfg_rx_sk"].Set(c.rxSk); err != nil {
 		return fmt.Errorf("udp: set cfg_rx_sk: %w", err)
 	}

@@ -193,6 +193,7 @@ const (
 	udpVarCfgDport          = "cfg_dport"
 	udpVarCfgDstNets        = "cfg_dst_nets"
 	udpVarCfgOwnerEgress    = "cfg_owner_egress"
+	udpVarCfgRxCopy         = "cfg_rx_copy"
 	udpVarCfgRxSk           = "cfg_rx_sk"
 	udpVarCfgSport          = "cfg_sport"
 	udpVarCfgSrcNets        = "cfg_src_nets"
@@ -293,6 +294,7 @@ type udpVariableSpecs struct {
 	CfgDport          *ebpf.VariableSpec `ebpf:"cfg_dport"`
 	CfgDstNets        *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
 	CfgOwnerEgress    *ebpf.VariableSpec `ebpf:"cfg_owner_egress"`
+	CfgRxCopy         *ebpf.VariableSpec `ebpf:"cfg_rx_copy"`
 	CfgRxSk           *ebpf.VariableSpec `ebpf:"cfg_rx_sk"`
 	CfgSport          *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
@@ -372,6 +374,7 @@ type udpVariables struct {
 	CfgDport          *ebpf.Variable `ebpf:"cfg_dport"`
 	CfgDstNets        *ebpf.Variable `ebpf:"cfg_dst_nets"`
 	CfgOwnerEgress    *ebpf.Variable `ebpf:"cfg_owner_egress"`
+	CfgRxCopy         *ebpf.Variable `ebpf:"cfg_rx_copy"`
 	CfgRxSk           *ebpf.Variable `ebpf:"cfg_rx_sk"`
 	CfgSport          *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.Variable `ebpf:"cfg_src_nets"`
