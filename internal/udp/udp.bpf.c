@@ -215,13 +215,16 @@ static __always_inline __u64 udp_sock(struct __sk_buff *ctx, bool kern)
 			return 0;
 		if (sk->sk_protocol != IPPROTO_UDP || sk->sk_type != 2 /* SOCK_DGRAM */)
 			return 0;
+		__u16 fam = sk->__sk_common.skc_family;
+		if (fam != AF_INET && fam != AF_INET6)
+			return 0;
 		return nw_ptr_num(sk);
 	}
 	struct bpf_sock *bsk = ctx->sk;
 	if (!bsk)
 		return 0;
 	bsk = bpf_sk_fullsock(bsk);
-	if (!bsk || bsk->protocol != IPPROTO_UDP || bsk->type != 2)
+	if (!bsk || bsk->protocol != IPPROTO_UDP || bsk->type != 2 || (bsk->family != AF_INET && bsk->family != AF_INET6))
 		return 0;
 	return nw_ptr_num(bsk);
 }
@@ -691,7 +694,8 @@ static __always_inline bool is_udp_sock(const struct sock *sk)
 	__u8 st = sk->__sk_common.skc_state;
 	if (st == TCP_NEW_SYN_RECV || st == TCP_TIME_WAIT)
 		return false;
-	return sk->sk_protocol == IPPROTO_UDP && sk->sk_type == 2;
+	__u16 fam = sk->__sk_common.skc_family;
+	return sk->sk_protocol == IPPROTO_UDP && sk->sk_type == 2 && (fam == AF_INET || fam == AF_INET6);
 }
 
 /* t[1] IP entry of a datagram a UDP socket sends (netfilter LOCAL_OUT, in
