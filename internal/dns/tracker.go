@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/l7cap/stream"
 )
 
 // The Tracker's results are event types (the sinks format them).
@@ -28,7 +29,6 @@ const (
 const (
 	DefaultTimeoutNs  = 10e9
 	DefaultMaxPending = 65536
-	maxFlows          = 4096
 )
 
 type procKey struct {
@@ -60,22 +60,6 @@ type fifoEnt struct {
 	ts  uint64
 }
 
-// flowKey: one direction of a TCP connection (the socket's memory is
-// reused by the next connection at once: the addresses tell them apart).
-type flowKey struct {
-	sk       uint64
-	rx       bool
-	src, dst netip.AddrPort
-}
-
-// flowState: where the next message of a TCP direction starts.
-type flowState struct {
-	next  uint32 // sequence number of the next length prefix (or body)
-	body  uint16 // > 0: at next comes a message body of this length (its prefix came alone)
-	hi    uint8  // hasHi: the prefix's first byte ended the last segment; at next comes its second
-	hasHi bool
-}
-
 // Tracker takes DNS messages out of the kernel's records (TCP: out of the
 // byte stream, by sequence number), pairs queries with responses by
 // (namespace, side, transport, client address:port, server address:port,
@@ -87,7 +71,10 @@ type Tracker struct {
 	pending map[pairKey]pend
 	fifo    []fifoEnt
 	head    int
-	flows   map[flowKey]flowState
+	streams *stream.Follower
+	cur     pkt           // the record whose TCP messages are being handled (a copy: no pointer kept)
+	emit    func(*Result) // its emit
+	onMsg   func([]byte, bool, uint64)
 	procs   map[procKey]*ProcCounters
 	msg     Msg
 	res     Result
@@ -99,103 +86,59 @@ type Tracker struct {
 	BadQuestion uint64 // a question that is malformed or cut off (paired by header only)
 	Evicted     uint64 // queries pushed out of the full pending table
 	Repeats     uint64 // a query repeated (same id and flow) before its response: latency from the last one
-	TCPResync   uint64 // a TCP direction whose bytes were missed: reparsed from a segment start
-	TCPSkipped  uint64 // TCP messages whose start was beyond the captured bytes
-	FlowsReset  uint64 // TCP stream states forgotten (more than maxFlows directions)
+	// TCP streams: Streams' counters (bytes missed, a message start beyond
+	// the captured bytes, directions forgotten).
 }
 
 // NewTracker returns a Tracker with the default timeout and bound.
 func NewTracker() *Tracker {
-	return &Tracker{TimeoutNs: DefaultTimeoutNs, MaxPending: DefaultMaxPending,
-		pending: map[pairKey]pend{}, flows: map[flowKey]flowState{}, procs: map[procKey]*ProcCounters{}}
+	t := &Tracker{TimeoutNs: DefaultTimeoutNs, MaxPending: DefaultMaxPending,
+		pending: map[pairKey]pend{}, streams: stream.New(), procs: map[procKey]*ProcCounters{}}
+	t.onMsg = t.tcpMessage
+	return t
 }
 
-// Packet handles one DNS record (ev.Ext.DNS, owner and socket in ev.Conn):
+// Streams is the TCP stream follower (its counters).
+func (t *Tracker) Streams() *stream.Follower { return t.streams }
+
+// Packet handles one DNS record (ev.Ext.App, owner and socket in ev.Conn):
 // each message in it is paired or kept, and emit gets each result.
 func (t *Tracker) Packet(ev *event.Event, emit func(*Result)) {
-	d := &ev.Ext.DNS
+	d := &ev.Ext.App
+	t.cur = pkt{conn: ev.Conn, rx: d.Rx, tcp: d.TCP, src: d.Src, dst: d.Dst}
 	if !d.TCP {
-		t.message(ev, d.Payload(), emit)
+		t.message(&t.cur, d.Payload(), ev.TS, emit)
 		return
 	}
-	t.tcp(ev, d, emit)
+	// over TCP each message is a 2-byte length and the message
+	t.emit = emit
+	t.streams.Segment(stream.Key{Sock: ev.Conn.Sock, Rx: d.Rx, Src: d.Src, Dst: d.Dst}, d.Seq, int(d.PayLen), d.Payload(), ev.TS, frame, t.onMsg)
+	t.emit = nil
 }
 
-func seqBefore(a, b uint32) bool { return int32(a-b) < 0 }
-
-// tcp takes the messages out of a segment: each is a 2-byte length and
-// the message. Where the direction's previous segment said the next one
-// starts (flows) is trusted; a direction seen for the first time, or whose
-// bytes were missed, is assumed to start with a length prefix.
-func (t *Tracker) tcp(ev *event.Event, d *event.DNSInfo, emit func(*Result)) {
-	k := flowKey{ev.Conn.Sock, d.Rx, d.Src, d.Dst}
-	data := d.Payload()
-	P, S := uint32(d.PayLen), d.Seq
-	o, body, hi := uint32(0), uint32(0), -1
-	if st, ok := t.flows[k]; ok {
-		switch gap := st.next - S; {
-		case gap == 0:
-			body = uint32(st.body)
-			if st.hasHi {
-				hi = int(st.hi)
-			}
-		case gap < P:
-			o, body = gap, uint32(st.body) // the next message starts inside this segment
-		case gap < 65538 && gap >= P:
-			return // inside a message seen already (or a retransmission)
-		default:
-			t.TCPResync++ // bytes missed, or a new connection on the socket's memory
-		}
-	}
-	for o < P {
-		L := body
-		body = 0
-		if L == 0 {
-			switch {
-			case hi >= 0 && o < uint32(len(data)): // the prefix's second byte
-				L = uint32(hi)<<8 | uint32(data[o])
-				o++
-				hi = -1
-			case hi < 0 && o+1 == P && o < uint32(len(data)): // its first byte ends the segment
-				t.setFlow(k, flowState{next: S + P, hi: data[o], hasHi: true})
-				return
-			case hi < 0 && o+2 <= uint32(len(data)):
-				L = uint32(be16(data[o:]))
-				o += 2
-			default:
-				// the prefix is not in the captured bytes: the stream
-				// is lost until a segment starts with one
-				t.TCPSkipped++
-				delete(t.flows, k)
-				return
-			}
-			if L == 0 {
-				continue
-			}
-			if o == P { // the prefix came alone: the message is the next segment
-				t.setFlow(k, flowState{next: S + P, body: uint16(L)})
-				return
-			}
-		}
-		if o < uint32(len(data)) {
-			t.message(ev, data[o:min(o+L, uint32(len(data)))], emit)
-		} else {
-			t.TCPSkipped++
-		}
-		o += L
-	}
-	t.setFlow(k, flowState{next: S + o})
+// pkt is what the pairing needs of a record.
+type pkt struct {
+	conn     event.Conn
+	rx, tcp  bool
+	src, dst netip.AddrPort
 }
 
-func (t *Tracker) setFlow(k flowKey, st flowState) {
-	if _, ok := t.flows[k]; !ok && len(t.flows) >= maxFlows {
-		clear(t.flows) // stream states have no end we see: bound them
-		t.FlowsReset++
+// frame is DNS over TCP's stream.Framer: a 2-byte length, the message.
+func frame(b []byte, _ uint32) (int, uint32, stream.Status) {
+	if len(b) < 2 {
+		return 0, 0, stream.More
 	}
-	t.flows[k] = st
+	return 2 + int(be16(b)), 0, stream.OK
 }
 
-func (t *Tracker) message(ev *event.Event, b []byte, emit func(*Result)) {
+func (t *Tracker) tcpMessage(b []byte, _ bool, ts uint64) {
+	if len(b) <= 2 {
+		return // an empty message
+	}
+	t.message(&t.cur, b[2:], ts, t.emit)
+}
+
+func (t *Tracker) message(ev *pkt, b []byte, ts uint64, emit func(*Result)) {
 	m := &t.msg
 	switch err := Parse(b, m); err {
 	case nil:
@@ -206,20 +149,19 @@ func (t *Tracker) message(ev *event.Event, b []byte, emit func(*Result)) {
 		t.BadQuestion++
 	}
 	t.Messages++
-	d := &ev.Ext.DNS
 	if !m.Response() {
-		t.query(ev, d, m, emit)
+		t.query(ev, m, ts, emit)
 	} else {
-		t.response(ev, d, m, emit)
+		t.response(ev, m, ts, emit)
 	}
 }
 
-func (t *Tracker) query(ev *event.Event, d *event.DNSInfo, m *Msg, emit func(*Result)) {
+func (t *Tracker) query(d *pkt, m *Msg, ts uint64, emit func(*Result)) {
 	side := Client
-	if d.Rx {
+	if d.rx {
 		side = Server
 	}
-	k := pairKey{netns: ev.Conn.Netns, side: side, tcp: d.TCP, client: d.Src, server: d.Dst, id: m.ID}
+	k := pairKey{netns: d.conn.Netns, side: side, tcp: d.tcp, client: d.src, server: d.dst, id: m.ID}
 	p, ok := t.pending[k]
 	if ok {
 		t.Repeats++
@@ -229,34 +171,34 @@ func (t *Tracker) query(ev *event.Event, d *event.DNSInfo, m *Msg, emit func(*Re
 		}
 		p.name = string(m.QName())
 	}
-	p.ts, p.sock, p.qtype, p.hasQ = ev.TS, ev.Conn.Sock, m.QType, m.HasQuestion
-	if ev.Conn.Pid != 0 || !ok {
-		p.pid, p.comm, p.osrc = ev.Conn.Pid, ev.Conn.Comm, ev.Conn.OwnerSrc
+	p.ts, p.sock, p.qtype, p.hasQ = ts, d.conn.Sock, m.QType, m.HasQuestion
+	if d.conn.Pid != 0 || !ok {
+		p.pid, p.comm, p.osrc = d.conn.Pid, d.conn.Comm, d.conn.OwnerSrc
 	}
 	t.pending[k] = p
-	t.fifo = append(t.fifo, fifoEnt{k, ev.TS})
+	t.fifo = append(t.fifo, fifoEnt{k, ts})
 }
 
-func (t *Tracker) response(ev *event.Event, d *event.DNSInfo, m *Msg, emit func(*Result)) {
+func (t *Tracker) response(d *pkt, m *Msg, ts uint64, emit func(*Result)) {
 	side := Server
-	if d.Rx {
+	if d.rx {
 		side = Client
 	}
-	k := pairKey{netns: ev.Conn.Netns, side: side, tcp: d.TCP, client: d.Dst, server: d.Src, id: m.ID}
+	k := pairKey{netns: d.conn.Netns, side: side, tcp: d.tcp, client: d.dst, server: d.src, id: m.ID}
 	r := &t.res
-	*r = Result{Kind: Unmatched, Side: side, TCP: d.TCP, TS: ev.TS, Conn: ev.Conn, ID: m.ID,
+	*r = Result{Kind: Unmatched, Side: side, TCP: d.tcp, TS: ts, Conn: d.conn, ID: m.ID,
 		Rcode: m.Rcode(), Answers: m.ANCount, TC: m.TC(), Name: m.QName(), HasQuestion: m.HasQuestion, QType: m.QType}
 	if side == Client { // local end first
-		r.Conn.Src, r.Conn.Dst = d.Dst, d.Src
+		r.Conn.Src, r.Conn.Dst = d.dst, d.src
 	} else {
-		r.Conn.Src, r.Conn.Dst = d.Src, d.Dst
+		r.Conn.Src, r.Conn.Dst = d.src, d.dst
 	}
 	p, ok := t.pending[k]
 	if ok {
 		delete(t.pending, k)
 		r.Kind = Answer
-		if ev.TS > p.ts {
-			r.LatencyNs = ev.TS - p.ts
+		if ts > p.ts {
+			r.LatencyNs = ts - p.ts
 		}
 		// The owner is the egress side's (learned in process context):
 		// the client's query, the server's response.
@@ -399,7 +341,7 @@ func (t *Tracker) Procs(changedOnly bool, fn func(*ProcCounters)) {
 func (t *Tracker) Counters() map[string]uint64 {
 	return map[string]uint64{
 		"dns_messages": t.Messages, "dns_unparsed": t.Unparsed, "dns_bad_question": t.BadQuestion,
-		"dns_pending_evicted": t.Evicted, "dns_query_repeats": t.Repeats, "dns_tcp_resync": t.TCPResync,
-		"dns_tcp_skipped": t.TCPSkipped, "dns_tcp_flows_reset": t.FlowsReset,
+		"dns_pending_evicted": t.Evicted, "dns_query_repeats": t.Repeats, "dns_tcp_resync": t.streams.Resync,
+		"dns_tcp_skipped": t.streams.Uncaptured + t.streams.BadStart + t.streams.CarryFull, "dns_tcp_flows_reset": t.streams.FlowsReset,
 	}
 }

@@ -18,7 +18,7 @@ var (
 func rec(ts uint64, rx, tcp bool, src, dst netip.AddrPort, sk uint64, pid uint32, seq uint32, b []byte) *event.Event {
 	ev := &event.Event{Type: event.DNS, TS: ts, Conn: event.Conn{Sock: sk, Netns: 7, Pid: pid}, Ext: &event.Ext{}}
 	copy(ev.Conn.Comm[:], "proc")
-	d := &ev.Ext.DNS
+	d := &ev.Ext.App
 	d.Rx, d.TCP, d.Src, d.Dst, d.Seq, d.PayLen = rx, tcp, src, dst, seq, uint16(len(b))
 	d.Len = uint16(copy(d.Data[:], b))
 	return ev
@@ -129,11 +129,11 @@ func TestTCPStream(t *testing.T) {
 	seq -= uint32(len(long) - 20) // a retransmission of the continuation
 	send(long[20:])
 	send(framed(m(6, "f.")))
-	if tr.Pending() != 6 || tr.TCPResync != 0 || tr.TCPSkipped != 0 {
-		t.Fatalf("pending %d resync %d skipped %d", tr.Pending(), tr.TCPResync, tr.TCPSkipped)
+	if tr.Pending() != 6 || tr.streams.Resync != 0 || tr.streams.Uncaptured != 0 {
+		t.Fatalf("pending %d resync %d skipped %d", tr.Pending(), tr.streams.Resync, tr.streams.Uncaptured)
 	}
-	// the split message counts as a query with its header only (name cut)
-	if tr.BadQuestion != 1 {
+	// the split message is kept until whole (its name read)
+	if tr.BadQuestion != 0 || tr.pending[pairKey{netns: 7, tcp: true, client: cli, server: srv, id: 5}].name != "e." {
 		t.Errorf("bad questions %d", tr.BadQuestion)
 	}
 	// a new connection from another port, on the same socket memory
@@ -141,18 +141,18 @@ func TestTCPStream(t *testing.T) {
 	tr.Packet(rec(2, false, true, other, srv, 9, 3, 77, framed(m(7, "g."))), got.emit)
 	// a jump in the stream (bytes missed): resynchronised on a segment start
 	tr.Packet(rec(3, false, true, cli, srv, 9, 3, seq+5000, framed(m(8, "h."))), got.emit)
-	if tr.Pending() != 8 || tr.TCPResync != 1 {
-		t.Errorf("pending %d resync %d", tr.Pending(), tr.TCPResync)
+	if tr.Pending() != 8 || tr.streams.Resync != 1 {
+		t.Errorf("pending %d resync %d", tr.Pending(), tr.streams.Resync)
 	}
 	// a segment whose second message starts after the copied bytes
 	first := make([]byte, 520) // a query padded past the copy
 	copy(first, m(9, "i."))
 	big := framed(first, m(10, "j."))
 	ev := rec(4, false, true, netip.MustParseAddrPort("10.0.0.1:40002"), srv, 10, 3, 1, big)
-	ev.Ext.DNS.PayLen, ev.Ext.DNS.Len = uint16(len(big)), event.DNSMax
+	ev.Ext.App.PayLen, ev.Ext.App.Len = uint16(len(big)), event.DNSMax
 	tr.Packet(ev, got.emit)
-	if tr.Pending() != 9 || tr.TCPSkipped != 1 {
-		t.Errorf("pending %d skipped %d", tr.Pending(), tr.TCPSkipped)
+	if tr.Pending() != 9 || tr.streams.Uncaptured != 1 {
+		t.Errorf("pending %d skipped %d", tr.Pending(), tr.streams.Uncaptured)
 	}
 	// the response to 4 pairs (another direction of the same connection)
 	tr.Packet(rec(5, true, true, srv, cli, 9, 3, 500, framed(msg(4, 0x8180, 1, 1, wire("d."), q(28)))), got.emit)
@@ -177,10 +177,9 @@ func TestPacketNoAlloc(t *testing.T) {
 
 // FuzzTCPStream: five queries over one TCP direction, cut into segments
 // anywhere (cuts: each byte a segment length, 1..64 bytes, cycled).
-// Every message is either paired-ready (pending, with its own name when
-// its question came whole in the segment where it starts) or, when that
-// segment holds less than its header, counted unparsed: never lost
-// silently, never misread, and the stream never loses its place.
+// Every message is pending with its own name (a message split over
+// segments is kept until whole): never lost, never misread, and the stream
+// never loses its place.
 func FuzzTCPStream(f *testing.F) {
 	f.Add([]byte{1})
 	f.Add([]byte{2, 1, 13})
@@ -204,12 +203,12 @@ func FuzzTCPStream(f *testing.F) {
 			off += n
 			seq += uint32(n)
 		}
-		if len(got) != 0 || tr.TCPSkipped != 0 || tr.TCPResync != 0 || tr.Pending()+int(tr.Unparsed) != len(names) {
-			t.Fatalf("pending %d unparsed %d skipped %d resync %d results %d", tr.Pending(), tr.Unparsed, tr.TCPSkipped, tr.TCPResync, len(got))
+		if len(got) != 0 || tr.streams.Uncaptured != 0 || tr.streams.Resync != 0 || tr.Pending() != len(names) || tr.Unparsed != 0 {
+			t.Fatalf("pending %d unparsed %d skipped %d resync %d results %d", tr.Pending(), tr.Unparsed, tr.streams.Uncaptured, tr.streams.Resync, len(got))
 		}
 		for k, p := range tr.pending {
 			i := int(k.id) - 100
-			if i < 0 || i >= len(names) || p.hasQ && p.name != names[i] {
+			if i < 0 || i >= len(names) || !p.hasQ || p.name != names[i] {
 				t.Fatalf("query %d: %+v", k.id, p)
 			}
 		}

@@ -17,17 +17,15 @@ type dnsState struct {
 	emit    func(*event.DNSResult)
 }
 
-// dnsTracker is what the -N concern offers the pipeline.
+// dnsTracker is what the -N protocol (l7cap) offers the pipeline.
 type dnsTracker interface{ Tracker() *dns.Tracker }
 
 func (p *pipeline) dnsInit() bool {
 	d := &p.dns
 	if !d.started {
 		d.started = true
-		for _, c := range p.concerns {
-			if dt, ok := c.(dnsTracker); ok {
-				d.t = dt.Tracker()
-			}
+		if dt, ok := p.l7proto(event.DNS).(dnsTracker); ok {
+			d.t = dt.Tracker()
 		}
 		d.log = p.files.Log(output.DNSLogName)
 		d.emit = p.dnsResult
@@ -43,7 +41,7 @@ func (p *pipeline) dnsEvent(ev *event.Event) {
 		return
 	}
 	d := &p.dns
-	if ev.Ext.DNS.Tick {
+	if ev.Ext.App.Tick {
 		d.t.Expire(ev.TS, d.emit)
 		p.dnsCounters(ev.TS, false)
 		return

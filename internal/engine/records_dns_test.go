@@ -10,6 +10,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/dns"
 	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/l7cap"
 )
 
 // DNS records through the pipeline: a TCP query and its response at the
@@ -20,7 +21,7 @@ func TestDNSPipeline(t *testing.T) {
 	var out bytes.Buffer
 	cfg := &config.Config{Output: config.JSON, DNS: true}
 	p := testPipeline(t, cfg, &out)
-	p.concerns = []Concern{dns.New(cfg)}
+	p.concerns = []Concern{l7cap.New(cfg, dns.New(cfg))}
 	const sk = 0xffff888109534440
 	c := event.Conn{Sock: sk, Netns: 4026532457, Pid: 4632, EstNs: 1_000,
 		Src: netip.MustParseAddrPort("[fd00::1]:45543"), Dst: netip.MustParseAddrPort("[fd00::2]:53")}
@@ -35,7 +36,7 @@ func TestDNSPipeline(t *testing.T) {
 	}
 	rec := func(ts uint64, rx bool, seq uint32, b []byte) event.Event {
 		ev := event.Event{Type: event.DNS, TS: ts, Conn: event.Conn{Sock: sk, Netns: c.Netns, Pid: c.Pid, Comm: c.Comm}, Ext: &event.Ext{}}
-		d := &ev.Ext.DNS
+		d := &ev.Ext.App
 		d.Rx, d.TCP, d.Seq, d.PayLen = rx, true, seq, uint16(len(b))
 		d.Src, d.Dst = c.Src, c.Dst
 		if rx {
@@ -48,7 +49,7 @@ func TestDNSPipeline(t *testing.T) {
 		{Type: event.ConnOpen, TS: 1_000, Conn: c},
 		rec(2_000, false, 100, msg(8160, 0x0100)),
 		rec(469_233, true, 500, msg(8160, 0x8180)),
-		{Type: event.DNS, TS: 500_000, Ext: &event.Ext{DNS: event.DNSInfo{Tick: true}}},
+		{Type: event.DNS, TS: 500_000, Ext: &event.Ext{App: event.AppInfo{Tick: true}}},
 		rec(600_000, false, 100+uint32(len(msg(1, 0))), msg(9, 0x0100)), // never answered
 	}
 	for i := range evs {

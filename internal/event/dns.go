@@ -1,31 +1,8 @@
 package event
 
-import "net/netip"
-
-// DNSMax is how many bytes of a DNS packet's payload the kernel copies
-// (NW_DNS_MAX in internal/dns/dns.bpf.c).
+// DNSMax is how many bytes of a DNS packet's payload the application
+// capture copies (internal/l7cap; DNS packets arrive as AppInfo).
 const DNSMax = 512
-
-// DNSInfo is one UDP datagram or TCP segment to or from the DNS port
-// (internal/dns, -N), as the kernel saw it: the packet's addresses, and
-// the first bytes of its payload (TCP: with the 2-byte length prefixes).
-// The pipeline takes the messages out of it (internal/dns.Parse) and pairs
-// queries with responses.
-type DNSInfo struct {
-	Rx       bool           // received (ingress), else sent
-	TCP      bool           // TCP segment, else UDP datagram
-	Src, Dst netip.AddrPort // the packet's source and destination
-	Seq      uint32         // TCP: sequence number of the payload's first byte
-	PayLen   uint16         // payload bytes in the packet
-	Len      uint16         // of them copied into Data (at most DNSMax)
-	// Tick: no packet; made every --interval by the concern (engine.Ticker):
-	// the pipeline expires unanswered queries and prints counters.
-	Tick bool
-	Data [DNSMax]byte
-}
-
-// Payload is the copied part of the payload.
-func (d *DNSInfo) Payload() []byte { return d.Data[:d.Len] }
 
 // DNSSide says which end of a DNS exchange a pair was seen at. A host that
 // runs both ends (loopback, namespaces of one host) sees each exchange

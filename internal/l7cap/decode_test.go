@@ -1,4 +1,4 @@
-package dns
+package l7cap
 
 import (
 	"net/netip"
@@ -7,11 +7,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/event"
 )
 
 func TestDecode(t *testing.T) {
-	var r dnsNwDnsEvent
+	var r l7capNwL7Event
 	r.Type, r.Rx, r.Proto, r.Netns, r.Sk, r.Ts = uint8(event.DNS), 1, unix.IPPROTO_TCP, 4026531840, 0xffff888145661280, 123
 	r.Seq, r.Paylen, r.Family, r.Sport, r.Dport = 77, 600, unix.AF_INET6, 53, 40000
 	r.Saddr[15], r.Daddr[15] = 2, 1
@@ -19,7 +20,7 @@ func TestDecode(t *testing.T) {
 	for i, c := range "dig" {
 		r.Owner.Comm[i] = int8(c)
 	}
-	payload := make([]byte, event.DNSMax)
+	payload := make([]byte, event.AppMax)
 	for i := range payload {
 		payload[i] = byte(i)
 	}
@@ -29,7 +30,7 @@ func TestDecode(t *testing.T) {
 	if !Decode(raw, &ev) {
 		t.Fatal("not decoded")
 	}
-	d := &ev.Ext.DNS
+	d := &ev.Ext.App
 	if ev.Type != event.DNS || ev.TS != 123 || ev.Conn.Sock != r.Sk || ev.Conn.Netns != r.Netns || !d.Rx || !d.TCP || d.Tick ||
 		d.Src != netip.MustParseAddrPort("[::2]:53") || d.Dst != netip.MustParseAddrPort("[::1]:40000") ||
 		d.Seq != 77 || d.PayLen != 600 || string(d.Payload()) != string(payload) ||
@@ -39,15 +40,20 @@ func TestDecode(t *testing.T) {
 	if Decode(raw[:len(raw)-1], &ev) {
 		t.Error("a record shorter than its len decoded")
 	}
-	r.Len = event.DNSMax + 1
-	if Decode(append(unsafe.Slice((*byte)(unsafe.Pointer(&r)), RecordSize), make([]byte, 600)...), &ev) {
-		t.Error("a record with len over DNSMax decoded")
+	r.Len = event.AppMax + 1
+	if Decode(append(unsafe.Slice((*byte)(unsafe.Pointer(&r)), RecordSize), make([]byte, event.AppMax+1)...), &ev) {
+		t.Error("a record with len over AppMax decoded")
 	}
-	raw[0] = byte(event.Error)
-	if Decode(raw, &ev) {
-		t.Error("a record of another type decoded")
+	c := New(&config.Config{}, testProto{event.DNS, []uint16{53}, 512})
+	raw[0] = byte(event.Redis)
+	if c.Decode(raw, &ev) {
+		t.Error("a record of a protocol that is off decoded")
 	}
-	if a := testing.AllocsPerRun(100, func() { raw[0] = byte(event.DNS); Decode(raw, &ev) }); a != 0 {
+	raw[0] = byte(event.DNS)
+	if !c.Decode(raw, &ev) {
+		t.Error("not decoded by the concern")
+	}
+	if a := testing.AllocsPerRun(100, func() { c.Decode(raw, &ev) }); a != 0 {
 		t.Errorf("%v allocations per Decode", a)
 	}
 }

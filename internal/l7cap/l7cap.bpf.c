@@ -2,23 +2,29 @@
 
 // SPDX-License-Identifier: GPL-2.0
 /*
- * -N: DNS messages over UDP and TCP, both directions, every namespace.
+ * Application capture (internal/l7cap): the first bytes of the payload of
+ * every packet a local socket sends or receives to or from an application
+ * port (DNS 53, Redis 6379, MySQL 3306, ...), both directions, every
+ * namespace, for the protocol parsers in user space (-N, -R, -M).
  *
  * Two cgroup_skb programs on the cgroup v2 root (they run for every socket
  * of every network namespace, the local socket in skb->sk): egress at
  * ip_finish_output()/ip6_finish_output() (every datagram or segment a local
  * socket sends) and ingress at sk_filter() (UDP: udp_queue_rcv_one_skb,
- * TCP: tcp_filter, each segment before the socket backlog). A UDP datagram
- * or TCP segment with a payload and port cfg_dns_port (53) on either side
- * makes one NW_EV_DNS record on the packet ring: the packet's addresses and
- * ports, direction, the socket, its namespace, the TCP sequence number, and
- * the first NW_DNS_MAX bytes of the L4 payload (a TCP payload still has the
- * 2-byte length prefixes: user space takes messages apart, see
- * internal/dns). Everything else costs two or three bpf_skb_load_bytes.
+ * TCP: tcp_filter, each segment before the socket backlog). The port test
+ * is a lookup in nw_l7_ports (port -> the protocol's record type, 0: none)
+ * on the local port, then the remote one. A TCP segment with a payload, or
+ * a UDP datagram of a protocol that has UDP (DNS), makes one nw_l7_event
+ * record on the packet ring: type = the protocol's record type (NW_EV_DNS,
+ * NW_EV_REDIS, NW_EV_MYSQL), the packet's addresses and ports, direction,
+ * the socket, its namespace, the TCP sequence number, and the first
+ * nw_l7_caps[type] (at most NW_L7_MAX) bytes of the L4 payload: user space
+ * follows the TCP streams (internal/l7cap/stream) and parses. Every other
+ * packet costs its header reads and two array lookups.
  *
  * Owner, never the softirq's task: an egress UDP datagram is sent in its
  * process's context (udp_sendmsg runs down to the output hook), so the
- * current task is its owner, remembered by socket in nw_dns_owner; an
+ * current task is its owner, remembered by socket in nw_l7_owner; an
  * ingress datagram (softirq) takes its socket's owner from there (none
  * before the socket sent anything: user space names a pair after its
  * egress side). TCP: the connection tracker's owner.
@@ -30,14 +36,14 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-volatile const __u16 cfg_dns_port = 53;
+/* Bytes of payload copied at most (a record is at most
+ * sizeof(struct nw_l7_event) + NW_L7_MAX); event.AppMax in Go. */
+#define NW_L7_MAX 2048
 
-#define NW_DNS_MAX 512
-
-/* NW_EV_DNS, followed by len payload bytes (the record is
- * sizeof(struct nw_dns_event) + len bytes). */
-struct nw_dns_event {
-	__u8 type;     /* NW_EV_DNS */
+/* One packet, followed by len payload bytes (the record is
+ * sizeof(struct nw_l7_event) + len bytes). */
+struct nw_l7_event {
+	__u8 type;     /* the protocol's record type (nw_l7_ports) */
 	__u8 rx;       /* 1: received (ingress) */
 	__u8 proto;    /* IPPROTO_UDP, IPPROTO_TCP */
 	__u8 _pad0;
@@ -56,28 +62,45 @@ struct nw_dns_event {
 	struct nw_owner owner;
 };
 
-struct dns_scratch {
-	struct nw_dns_event e;
-	__u8 data[NW_DNS_MAX];
+struct l7_scratch {
+	struct nw_l7_event e;
+	__u8 data[NW_L7_MAX];
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct dns_scratch);
-} nw_dns_scratch SEC(".maps");
+	__type(value, struct l7_scratch);
+} nw_l7_scratch SEC(".maps");
 
-/* UDP socket -> the process that last sent DNS from it (process context). */
+/* Port (host order) -> the record type of the protocol served there, 0:
+ * none. Filled by user space at load (each protocol that is on). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} nw_l7_ports SEC(".maps");
+
+/* Record type -> payload bytes to copy (at most NW_L7_MAX; 0: NW_L7_MAX). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 32);
+	__type(key, __u32);
+	__type(value, __u16);
+} nw_l7_caps SEC(".maps");
+
+/* UDP socket -> the process that last sent from it (process context). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct nw_owner);
-} nw_dns_owner SEC(".maps");
+} nw_l7_owner SEC(".maps");
 
-/* The IP and L4 headers' first words, as dns_skb needs them. */
-struct dns_hdrs {
+/* The IP and L4 headers' first words, as l7_skb needs them. */
+struct l7_hdrs {
 	__u32 iphl;
 	__u16 family;
 	__u8 proto;
@@ -86,12 +109,12 @@ struct dns_hdrs {
 };
 
 /* Read through direct packet access (no helper call: ~40% of the cost
- * of the programs for the packets that are not DNS, measured with
+ * of the programs for the packets that are not captured, measured with
  * kernel.bpf_stats_enabled): 1 parsed, 0 not ours (no record), -1 the
  * headers are not all in the linear part: read them with
- * bpf_skb_load_bytes (dns_hdrs_load). The stack has pulled the IP and L4
+ * bpf_skb_load_bytes (l7_hdrs_load). The stack has pulled the IP and L4
  * headers into the linear part by both hooks, so -1 is rare. */
-static __always_inline int dns_hdrs_direct(struct __sk_buff *ctx, struct dns_hdrs *h)
+static __always_inline int l7_hdrs_direct(struct __sk_buff *ctx, struct l7_hdrs *h)
 {
 	__u8 *d = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
 	if (d + 40 > end)
@@ -121,7 +144,7 @@ static __always_inline int dns_hdrs_direct(struct __sk_buff *ctx, struct dns_hdr
 }
 
 /* The same with bpf_skb_load_bytes (headers outside the linear part). */
-static __always_inline int dns_hdrs_load(struct __sk_buff *ctx, struct dns_hdrs *h)
+static __always_inline int l7_hdrs_load(struct __sk_buff *ctx, struct l7_hdrs *h)
 {
 	__u8 vhl = 0;
 	if (bpf_skb_load_bytes(ctx, 0, &vhl, 1))
@@ -147,20 +170,34 @@ static __always_inline int dns_hdrs_load(struct __sk_buff *ctx, struct dns_hdrs 
 	return !bpf_skb_load_bytes(ctx, h->iphl, h->ports, sizeof(h->ports));
 }
 
-static __always_inline void dns_skb(struct __sk_buff *ctx, bool rx)
+/* The protocol at a port, 0: none. */
+static __always_inline __u8 l7_type(__u16 port)
 {
-	struct dns_hdrs h = {};
-	int got = dns_hdrs_direct(ctx, &h);
+	__u32 k = port;
+	__u8 *t = bpf_map_lookup_elem(&nw_l7_ports, &k);
+	return t ? *t : 0;
+}
+
+static __always_inline void l7_skb(struct __sk_buff *ctx, bool rx)
+{
+	struct l7_hdrs h = {};
+	int got = l7_hdrs_direct(ctx, &h);
 	if (got < 0)
-		got = dns_hdrs_load(ctx, &h);
+		got = l7_hdrs_load(ctx, &h);
 	if (got <= 0)
 		return;
 	__u16 sport = bpf_ntohs(h.ports[0]), dport = bpf_ntohs(h.ports[1]);
-	if (sport != cfg_dns_port && dport != cfg_dns_port)
+	/* the local port first: a server's socket is named by its service */
+	__u8 type = l7_type(rx ? dport : sport);
+	if (!type)
+		type = l7_type(rx ? sport : dport);
+	if (!type || type >= 32)
 		return;
 	__u32 iphl = h.iphl;
 	__u8 proto = h.proto;
 	__u16 family = h.family;
+	if (proto == IPPROTO_UDP && type != NW_EV_DNS)
+		return; /* UDP: DNS only */
 
 	__u32 off = iphl + 8, seq = 0;
 	if (proto == IPPROTO_TCP) {
@@ -175,11 +212,13 @@ static __always_inline void dns_skb(struct __sk_buff *ctx, bool rx)
 		return; /* no payload (TCP: a bare ACK, SYN, FIN) */
 	__u32 paylen = ctx->len - off;
 
-	__u32 zero = 0;
-	struct dns_scratch *sc = bpf_map_lookup_elem(&nw_dns_scratch, &zero);
+	__u32 zero = 0, tk = type;
+	__u16 *capp = bpf_map_lookup_elem(&nw_l7_caps, &tk);
+	__u32 cap = capp && *capp ? *capp : NW_L7_MAX;
+	struct l7_scratch *sc = bpf_map_lookup_elem(&nw_l7_scratch, &zero);
 	if (!sc)
 		return;
-	struct nw_dns_event *e = &sc->e;
+	struct nw_l7_event *e = &sc->e;
 	if (family == AF_INET) {
 		__builtin_memset(e->saddr, 0, 16);
 		__builtin_memset(e->daddr, 0, 16);
@@ -195,14 +234,14 @@ static __always_inline void dns_skb(struct __sk_buff *ctx, bool rx)
 
 	/* the local socket: the context's (the kernel's struct sock, seen
 	 * through the bpf_sock view); its namespace by probe reads (a few
-	 * tens of ns, for DNS packets only) rather than through
+	 * tens of ns, for captured packets only) rather than through
 	 * bpf_cast_to_kern_ctx, a 6.2+ kfunc */
 	struct bpf_sock *bsk = ctx->sk;
 	if (!bsk)
 		return;
 	__u64 skey = nw_ptr_num(bsk);
 	const struct sock *sk = (const struct sock *)skey;
-	e->type = NW_EV_DNS;
+	e->type = type;
 	e->rx = rx;
 	e->proto = proto;
 	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
@@ -220,42 +259,42 @@ static __always_inline void dns_skb(struct __sk_buff *ctx, bool rx)
 			e->owner = c->owner;
 	} else if (!rx) {
 		nw_owner_current(&e->owner, NW_OWNER_IO);
-		bpf_map_update_elem(&nw_dns_owner, &skey, &e->owner, BPF_ANY);
+		bpf_map_update_elem(&nw_l7_owner, &skey, &e->owner, BPF_ANY);
 	} else {
-		struct nw_owner *o = bpf_map_lookup_elem(&nw_dns_owner, &skey);
+		struct nw_owner *o = bpf_map_lookup_elem(&nw_l7_owner, &skey);
 		if (o)
 			e->owner = *o;
 	}
 
-	__u64 m = paylen - 1;
+	__u64 m = (paylen < cap ? paylen : cap) - 1;
 	/* clang 14 loses a C-level bound on the way to the call: clamp to
-	 * [0, NW_DNS_MAX-1] in asm so the verifier sees it on this register. */
-	asm volatile("if %[m] <= 511 goto +1\n\t%[m] = 511" : [m] "+r"(m));
+	 * [0, NW_L7_MAX-1] in asm so the verifier sees it on this register. */
+	asm volatile("if %[m] <= 2047 goto +1\n\t%[m] = 2047" : [m] "+r"(m));
 	if (bpf_skb_load_bytes(ctx, off, sc->data, m + 1))
 		return;
 	e->len = m + 1;
 	__u64 size = sizeof(*e) + m + 1;
-	asm volatile("if %[s] <= 608 goto +1\n\t%[s] = 608" : [s] "+r"(size));
+	asm volatile("if %[s] <= 2144 goto +1\n\t%[s] = 2144" : [s] "+r"(size));
 	__u64 avail = bpf_ringbuf_query(&nw_pkt_events, BPF_RB_AVAIL_DATA);
 	if (bpf_ringbuf_output(&nw_pkt_events, sc, size, nw_wake_flag(avail, size)))
-		nw_count(NW_STAT_RB_FULL + NW_EV_DNS);
+		nw_count(NW_STAT_RB_FULL + (type & 31));
 }
 
 /* Datagrams and segments sent: process context for UDP. */
 SEC("cgroup_skb/egress")
-int nw_dns_tx(struct __sk_buff *ctx)
+int nw_l7_tx(struct __sk_buff *ctx)
 {
-	dns_skb(ctx, false);
+	l7_skb(ctx, false);
 	return 1;
 }
 
 /* Received, per socket (softirq). */
 SEC("cgroup_skb/ingress")
-int nw_dns_rx(struct __sk_buff *ctx)
+int nw_l7_rx(struct __sk_buff *ctx)
 {
-	dns_skb(ctx, true);
+	l7_skb(ctx, true);
 	return 1;
 }
 
 /* for bpf2go -type (Go decodes the record through the generated type) */
-const struct nw_dns_event *nw_unused_dns_event __attribute__((unused));
+const struct nw_l7_event *nw_unused_l7_event __attribute__((unused));
