@@ -6,11 +6,15 @@ import (
 	"github.com/netwatcher/netwatcher/internal/dropreason"
 	"github.com/netwatcher/netwatcher/internal/drops"
 	"github.com/netwatcher/netwatcher/internal/engine"
+	"github.com/netwatcher/netwatcher/internal/icmp"
+	"github.com/netwatcher/netwatcher/internal/l7cap"
+	"github.com/netwatcher/netwatcher/internal/netfilter"
 	"github.com/netwatcher/netwatcher/internal/packet"
 	"github.com/netwatcher/netwatcher/internal/retrans"
 	"github.com/netwatcher/netwatcher/internal/rst"
 	"github.com/netwatcher/netwatcher/internal/rtt"
 	"github.com/netwatcher/netwatcher/internal/tcpstate"
+	"github.com/netwatcher/netwatcher/internal/udp"
 )
 
 // concerns lists the kernel concerns of a run, in one place: adding a
@@ -32,5 +36,12 @@ func concerns(cfg *config.Config) []engine.Concern {
 	add(cfg.DropReason, func() engine.Concern { return dropreason.New(cfg) })
 	add(cfg.Rtt, func() engine.Concern { return rtt.New(cfg) }) // --rtt: RTT sample histograms per connection
 	add(cfg.Rst, func() engine.Concern { return rst.New(cfg) }) // --rst: resets sent/received, state, reason
+	add(cfg.UDP, func() engine.Concern { return udp.New(cfg) }) // -u: UDP flows, -t datagram layer times
+	// -I: ICMP/ICMPv6 messages, layer times, echo round trips
+	add(cfg.ICMP, func() engine.Concern { return icmp.New(cfg) })
+	// -N, -R, -M: one application capture for every protocol that is on (l7.go)
+	add(len(l7protocols(cfg)) > 0, func() engine.Concern { return l7cap.New(cfg, l7protocols(cfg)...) })
+	// -n: per packet, the time in each netfilter hook; per-hook summaries
+	add(cfg.NetFilter, func() engine.Concern { return netfilter.New(cfg) })
 	return cs
 }

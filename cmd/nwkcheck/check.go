@@ -81,6 +81,21 @@ type record struct {
 
 	Count *uint64  `json:"count"` // rtt
 	P50Us *float64 `json:"p50_us"`
+
+	Verdict string            `json:"verdict"` // netfilter (-n)
+	Hooks   map[string]uint64 `json:"hooks"`
+
+	ICMPTime json.RawMessage `json:"icmp_time_ns"` // icmp (-I); rx, kind, mac/ip times above
+	RttNs    json.RawMessage `json:"rtt_ns"`
+
+	Side  string  `json:"side"` // dns (-N); event, proto, latency_ns above
+	QName *string `json:"qname"`
+	QType *string `json:"qtype"`
+	Rcode string  `json:"rcode"`
+
+	RxDgramsTotal *uint64         `json:"rx_dgrams_total"` // udp (-u); event, pid, rx, mac/ip times above
+	TxDgramsTotal *uint64         `json:"tx_dgrams_total"`
+	UDPTime       json.RawMessage `json:"udp_time_ns"`
 }
 
 // readRun loads one run directory. A missing out.json is not an error: a

@@ -8,6 +8,8 @@
 //	nwpeer rr       -r ADDR:PORT -c CONC --size B --duration D
 //	nwpeer bulk     -r ADDR:PORT --bytes N
 //	nwpeer http-get -r ADDR:PORT -n N --path P [--close|--http10]
+//	nwpeer dns-serve -l ADDR:PORT           (UDP and TCP; see dns.go)
+//	nwpeer dns-query -r ADDR:PORT -n N [--tcp]
 //
 // serve without a mode reads and discards what it receives, silently.
 // serve --handoff creates the listener but leaves accepting and serving to
@@ -67,7 +69,7 @@ func (e usageError) Error() string { return e.msg }
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage: nwpeer SUBCOMMAND [flags]
-subcommands: serve, connect, churn, rr, bulk, http-get
+subcommands: serve, connect, churn, rr, bulk, http-get, dns-serve, dns-query
 run "nwpeer SUBCOMMAND -h" for the flags of one
 `)
 }
@@ -134,6 +136,10 @@ func run(sub string, args []string) error {
 		return cmdBulk(args)
 	case "http-get":
 		return cmdHTTPGet(args)
+	case "dns-serve":
+		return cmdDNSServe(args)
+	case "dns-query":
+		return cmdDNSQuery(args)
 	case "-h", "-help", "--help", "help":
 		usage()
 		return nil

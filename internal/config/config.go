@@ -39,6 +39,12 @@ type Config struct {
 	State   bool   // -P: TCP state transitions
 	Rst     bool   // --rst (alias --rst_counters): TCP resets sent and received
 	Rtt     bool   // --rtt: per-connection RTT histograms
+	UDP     bool   // -u: UDP flows (and datagram layer times with -t)
+	ICMP    bool   // -I (alias --icmptime): ICMP/ICMPv6 messages with layer times, echo round trips
+	DNS     bool   // -N: DNS queries/responses over UDP and TCP, paired, per-process counters
+	// -n (alias --net_filter): per packet, the time in each netfilter hook
+	// it crosses; per-hook summaries every --interval and at exit.
+	NetFilter bool
 	// --interval: how often periodic records (--rtt) are printed
 	// (default 1s, at least MinInterval).
 	Interval time.Duration
@@ -72,7 +78,7 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
-const usageLine = "Usage: netwatcher [-aeiPrtx?qv] [-d DPORT] [-s SPORT] [-D CIDR]... [-S CIDR]... [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--max-conns=N] [--max-closed=N] [--sample=N] [-k [-F] [-A]] [--rst] [--rtt] [--interval=D] [--help] [--usage]"
+const usageLine = "Usage: netwatcher [-aeiINnPrtux?qv] [-d DPORT] [-s SPORT] [-D CIDR]... [-S CIDR]... [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--max-conns=N] [--max-closed=N] [--sample=N] [-k [-F] [-A]] [--rst] [--rtt] [--interval=D] [--help] [--usage]"
 
 // portValue is -d/-s. The kernel filter holds one port, and pflag keeps the
 // last of repeated flags, so `-d 80 -d 81` would silently trace 81 only:
@@ -241,8 +247,16 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.BoolVar(&c.AddrToFunc, "addr_to_func", false, "alias of --addr-to-func")
 	_ = fs.MarkHidden("addr_to_func")
 	fs.BoolVarP(&c.Stack, "stack", "A", false, "kernel stack of each drop, symbolised, 16 frames at most (implies -k)")
+	fs.BoolVarP(&c.DNS, "dns", "N", false, "trace DNS over UDP and TCP (port 53), both ends: qname, qtype, rcode, answers, query -> response latency; per-process counters every --interval and at exit (dns.log)")
+	fs.BoolVarP(&c.ICMP, "icmp", "I", false, "trace ICMP/ICMPv6 messages host-wide: echo requests/replies with layer times and the round trip the kernel saw; other types with the flow they refer to (icmp.log)")
+	fs.BoolVar(&c.ICMP, "icmptime", false, "alias of --icmp")
+	_ = fs.MarkHidden("icmptime")
+	fs.BoolVarP(&c.UDP, "udp", "u", false, "trace UDP flows host-wide: owner, datagrams and bytes per direction every --interval and at exit; with -t each datagram's layer times (udp.log)")
 	fs.BoolVar(&c.Rtt, "rtt", false, "per-connection RTT distribution of the kernel's RTT samples (log2 histogram, p50/p99), every --interval and at close (rtt.log)")
-	fs.Var(durValue{&c.Interval}, "interval", "period of the --rtt records (Go duration, at least 100ms)")
+	fs.BoolVarP(&c.NetFilter, "net-filter", "n", false, "per packet, the time spent in each netfilter hook it crosses (v4/v6, every namespace), the hook of a drop; per-hook summary every --interval and at exit (netfilter.log)")
+	fs.BoolVar(&c.NetFilter, "net_filter", false, "alias of --net-filter")
+	_ = fs.MarkHidden("net_filter")
+	fs.Var(durValue{&c.Interval}, "interval", "period of the --rtt records, -u flow records, -N counters and -n summaries (Go duration, at least 100ms)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for connects.log, packets.log, err.log (created 0700)")
 	fs.Var(durValue{&c.Duration}, "duration", "stop by itself after this Go duration (10s, 2m)")
 	fs.VarP(outValue{&c.Output}, "output", "o", "console format: table or json")

@@ -32,7 +32,14 @@ func TestParseGNUStyle(t *testing.T) {
 		{[]string{"--sample", "1", "--no-packets"}, Config{NoPackets: true}},
 		{[]string{"--rst"}, Config{Rst: true}},
 		{[]string{"--rst_counters"}, Config{Rst: true}}, // alias (hidden)
+		{[]string{"-n"}, Config{NetFilter: true}},
+		{[]string{"--net_filter", "--no-packets"}, Config{NetFilter: true, NoPackets: true}}, // alias (hidden); summaries only
 		{[]string{"--rtt", "--interval=250ms"}, Config{Rtt: true, Interval: 250 * time.Millisecond}},
+		{[]string{"-ut", "--udp"}, Config{UDP: true, Time: true}},
+		{[]string{"-I"}, Config{ICMP: true}},
+		{[]string{"-N", "--interval=5s"}, Config{DNS: true, Interval: 5 * time.Second}},
+		{[]string{"--dns", "-d", "53"}, Config{DNS: true, Dport: 53}},
+		{[]string{"--icmptime", "--no-packets"}, Config{ICMP: true, NoPackets: true}}, // alias (hidden)
 		{[]string{"-S", "10.0.0.0/8", "--src-ip=fd00::1", "-D", "192.0.2.7/24", "-D::ffff:198.51.100.0/120"}, Config{
 			SrcNets: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::1/128")},
 			DstNets: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.0/24")}}},

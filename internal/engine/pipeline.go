@@ -45,6 +45,8 @@ type pipeline struct {
 	lastAdhoc       time.Time     // last sample made for an unmatched error (-q)
 	drop            *dropState    // -k (records_dropreason.go)
 	lis             listenState   // -x listening sockets (records_listener.go)
+	icmp            icmpTrack     // -I: icmp.log, echo pairing (records_icmp.go)
+	dns             dnsState      // -N (records_dns.go)
 }
 
 // consoleFlusher is what the console offers beyond io.Writer: a buffer to
@@ -240,6 +242,14 @@ func (p *pipeline) handle(ev *event.Event) {
 		p.rstEvent(ev)
 	case event.Rtt:
 		p.rttEvent(ev)
+	case event.ICMP:
+		p.icmpEvent(ev)
+	case event.UDP, event.UDPFlow:
+		p.udpEvent(ev)
+	case event.DNS:
+		p.dnsEvent(ev)
+	case event.NF:
+		p.nfEvent(ev)
 	}
 }
 
@@ -383,6 +393,8 @@ func (p *pipeline) extraCounters() map[string]uint64 {
 func (p *pipeline) finish(ctr *Counters) {
 	p.refresh()
 	p.dropFinish()
+	p.dnsFinish()
+	p.finishConcerns()
 	s := p.bpfStats()
 	r, q, t := p.lost(ctr)
 	extra := p.extraCounters()

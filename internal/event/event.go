@@ -25,7 +25,14 @@ const (
 	Retrans   = Type(eventNwEventTypeNW_EV_RETRANS)
 	Cong      = Type(eventNwEventTypeNW_EV_CONG)
 	Error     = Type(eventNwEventTypeNW_EV_ERROR)
-	Drop      = Type(eventNwEventTypeNW_EV_DROP) // internal/dropreason (-k)
+	Drop      = Type(eventNwEventTypeNW_EV_DROP)     // internal/dropreason (-k)
+	UDP       = Type(eventNwEventTypeNW_EV_UDP)      // internal/udp (-u -t): a datagram, packet ring
+	UDPFlow   = Type(eventNwEventTypeNW_EV_UDP_FLOW) // internal/udp (-u): a flow's counters (made in user space)
+	NF        = Type(eventNwEventTypeNW_EV_NF)       // internal/netfilter (-n), packet ring
+	DNS       = Type(eventNwEventTypeNW_EV_DNS)      // internal/dns (-N), packet ring
+	Redis     = Type(eventNwEventTypeNW_EV_REDIS)    // internal/redis (-R): application capture, packet ring
+	MySQL     = Type(eventNwEventTypeNW_EV_MYSQL)    // internal/mysql (-M): application capture, packet ring
+	ICMP      = Type(eventNwEventTypeNW_EV_ICMP)     // internal/icmp (-I), packet ring
 	// ConnExisting is produced in user space by the start-up walk, never
 	// by the ring buffer.
 	ConnExisting Type = 101
@@ -36,15 +43,22 @@ const MaxRingType = 32
 
 // Stat indices are enum nw_stat (untyped: they index arrays of any type).
 const (
-	StatRingFull      = 0 // + event type
-	StatConnMapFull   = 32
-	StatConnFiltered  = 33 // connections -s/-d/-S/-D left out
-	StatPktMapFull    = 34 // -t: sent-segment stamps, table full
-	StatPktQueueAlloc = 35 // -t: a socket's stamp queue could not be made
-	StatPktRxUnread   = 36 // -t: receive stamps queue full (application not reading)
-	StatPktTxChunks   = 37 // -t: send chunk ring full
-	StatListenMapFull = 38 // -x: a listener the listener table refused
-	StatMax           = 64
+	StatRingFull       = 0 // + event type
+	StatConnMapFull    = 32
+	StatConnFiltered   = 33 // connections -s/-d/-S/-D left out
+	StatPktMapFull     = 34 // -t: sent-segment stamps, table full
+	StatPktQueueAlloc  = 35 // -t: a socket's stamp queue could not be made
+	StatPktRxUnread    = 36 // -t: receive stamps queue full (application not reading)
+	StatPktTxChunks    = 37 // -t: send chunk ring full
+	StatListenMapFull  = 38 // -x: a listener the listener table refused
+	StatUDPFlowFull    = 39 // -u: a UDP flow the flow table refused
+	StatUDPRxUnread    = 40 // -u -t: a socket's receive FIFO full
+	StatUDPTxFull      = 41 // -u -t: sent-datagram stamps table full
+	StatICMPRxPendFull = 42 // -I: a received echo recorded without its end (table full, duplicate)
+	StatICMPTxPendFull = 43 // -I: a sent ICMP message recorded without queue/driver stamps (table full)
+	StatNfUnmatched    = 48 // -n: a hook end that found another packet's start stamp
+	StatNfEvicted      = 49 // -n: a packet's pending hook times evicted (no record)
+	StatMax            = 64
 )
 
 // The untyped constants above must equal the generated ones: a constant
@@ -59,6 +73,13 @@ var (
 	_ = [1]struct{}{}[StatPktRxUnread-int(eventNwStatNW_STAT_PKT_RX_UNREAD)]
 	_ = [1]struct{}{}[StatPktTxChunks-int(eventNwStatNW_STAT_PKT_TX_CHUNKS)]
 	_ = [1]struct{}{}[StatListenMapFull-int(eventNwStatNW_STAT_LISTEN_MAP_FULL)]
+	_ = [1]struct{}{}[StatUDPFlowFull-int(eventNwStatNW_STAT_UDP_FLOW_FULL)]
+	_ = [1]struct{}{}[StatUDPRxUnread-int(eventNwStatNW_STAT_UDP_RX_UNREAD)]
+	_ = [1]struct{}{}[StatUDPTxFull-int(eventNwStatNW_STAT_UDP_TX_FULL)]
+	_ = [1]struct{}{}[StatICMPRxPendFull-int(eventNwStatNW_STAT_ICMP_RX_PEND_FULL)]
+	_ = [1]struct{}{}[StatICMPTxPendFull-int(eventNwStatNW_STAT_ICMP_TX_PEND_FULL)]
+	_ = [1]struct{}{}[StatNfUnmatched-int(eventNwStatNW_STAT_NF_UNMATCHED)]
+	_ = [1]struct{}{}[StatNfEvicted-int(eventNwStatNW_STAT_NF_EVICTED)]
 	_ = [1]struct{}{}[StatMax-int(eventNwStatNW_STAT__MAX)]
 )
 
@@ -182,6 +203,10 @@ type Ext struct {
 	Rst   RstInfo
 	Drop  DropInfo
 	Rtt   RttInfo
+	UDP   UDPInfo
+	NF    NFInfo
+	App   AppInfo // internal/l7cap: DNS, Redis, MySQL packets (event.DNS, Redis, MySQL)
+	ICMP  ICMPInfo
 }
 
 // PacketInfo is one TCP data segment (internal/packet).

@@ -27,6 +27,8 @@ const (
 	eventNwEventTypeNW_EV_ICMP       eventNwEventType = 13
 	eventNwEventTypeNW_EV_DNS        eventNwEventType = 14
 	eventNwEventTypeNW_EV_NF         eventNwEventType = 15
+	eventNwEventTypeNW_EV_REDIS      eventNwEventType = 16
+	eventNwEventTypeNW_EV_MYSQL      eventNwEventType = 17
 	eventNwEventTypeNW_EV_RETRANS    eventNwEventType = 20
 	eventNwEventTypeNW_EV_CONG       eventNwEventType = 21
 	eventNwEventTypeNW_EV_ERROR      eventNwEventType = 30
@@ -47,15 +49,22 @@ const (
 type eventNwStat uint32
 
 const (
-	eventNwStatNW_STAT_RB_FULL         eventNwStat = 0
-	eventNwStatNW_STAT_CONN_MAP_FULL   eventNwStat = 32
-	eventNwStatNW_STAT_CONN_FILTERED   eventNwStat = 33
-	eventNwStatNW_STAT_PKT_MAP_FULL    eventNwStat = 34
-	eventNwStatNW_STAT_PKT_QUEUE_ALLOC eventNwStat = 35
-	eventNwStatNW_STAT_PKT_RX_UNREAD   eventNwStat = 36
-	eventNwStatNW_STAT_PKT_TX_CHUNKS   eventNwStat = 37
-	eventNwStatNW_STAT_LISTEN_MAP_FULL eventNwStat = 38
-	eventNwStatNW_STAT__MAX            eventNwStat = 64
+	eventNwStatNW_STAT_RB_FULL           eventNwStat = 0
+	eventNwStatNW_STAT_CONN_MAP_FULL     eventNwStat = 32
+	eventNwStatNW_STAT_CONN_FILTERED     eventNwStat = 33
+	eventNwStatNW_STAT_PKT_MAP_FULL      eventNwStat = 34
+	eventNwStatNW_STAT_PKT_QUEUE_ALLOC   eventNwStat = 35
+	eventNwStatNW_STAT_PKT_RX_UNREAD     eventNwStat = 36
+	eventNwStatNW_STAT_PKT_TX_CHUNKS     eventNwStat = 37
+	eventNwStatNW_STAT_LISTEN_MAP_FULL   eventNwStat = 38
+	eventNwStatNW_STAT_UDP_FLOW_FULL     eventNwStat = 39
+	eventNwStatNW_STAT_UDP_RX_UNREAD     eventNwStat = 40
+	eventNwStatNW_STAT_UDP_TX_FULL       eventNwStat = 41
+	eventNwStatNW_STAT_ICMP_RX_PEND_FULL eventNwStat = 42
+	eventNwStatNW_STAT_ICMP_TX_PEND_FULL eventNwStat = 43
+	eventNwStatNW_STAT_NF_UNMATCHED      eventNwStat = 48
+	eventNwStatNW_STAT_NF_EVICTED        eventNwStat = 49
+	eventNwStatNW_STAT__MAX              eventNwStat = 64
 )
 
 type eventTcpCaState uint32

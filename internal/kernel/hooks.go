@@ -2,9 +2,11 @@ package kernel
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,6 +18,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // Kind is how a candidate hook attaches.
@@ -57,6 +60,8 @@ type Candidate struct {
 	// a helper); where one is missing the program cannot even load, so
 	// Prune removes it and the next candidate (another variant) is used.
 	Needs []Feature
+	// Priority: a netfilter candidate's hook priority (0: NetfilterPriority).
+	Priority int32
 }
 
 // Feature is something a program needs beyond its attach point (a kfunc, a
@@ -385,9 +390,24 @@ func attachOne(prog *ebpf.Program, c Candidate) (io.Closer, error) {
 		// one link per family, closed together
 		var ls multiLink
 		for _, fam := range []link.NetfilterProtocolFamily{link.NetfilterProtoIPv4, link.NetfilterProtoIPv6} {
-			l, err := link.AttachNetfilter(link.NetfilterOptions{
-				Program: prog, ProtocolFamily: fam, Hook: nfHooks[c.Target], Priority: NetfilterPriority,
-			})
+			// The kernel refuses a second BPF link at the same priority
+			// of a hook (EBUSY): another netwatcher, or another tool, may
+			// hold it. Then the next one toward 0, a few times.
+			prio := cmp.Or(c.Priority, NetfilterPriority)
+			step := int32(1)
+			if prio > 0 {
+				step = -1
+			}
+			var l link.Link
+			var err error
+			for try := 0; try < nfBusyTries; try, prio = try+1, prio+step {
+				l, err = link.AttachNetfilter(link.NetfilterOptions{
+					Program: prog, ProtocolFamily: fam, Hook: nfHooks[c.Target], Priority: prio,
+				})
+				if !errors.Is(err, unix.EBUSY) {
+					break
+				}
+			}
 			if err != nil {
 				ls.Close()
 				return nil, fmt.Errorf("family %d: %w", fam, err)
@@ -402,6 +422,16 @@ func attachOne(prog *ebpf.Program, c Candidate) (io.Closer, error) {
 // NetfilterPriority runs netwatcher's netfilter programs before conntrack
 // and defragmentation (-400), so a stamp is the layer's entry.
 const NetfilterPriority = -450
+
+// nfBusyTries bounds the priorities tried when one is taken (EBUSY).
+const nfBusyTries = 16
+
+// The first and the last priority a netfilter BPF link may take: the
+// kernel refuses NF_IP_PRI_FIRST (INT_MIN) and NF_IP_PRI_LAST (INT_MAX).
+const (
+	NfFirstPriority = math.MinInt32 + 1
+	NfLastPriority  = math.MaxInt32 - 1
+)
 
 var nfHooks = map[string]link.NetfilterInetHook{
 	"PRE_ROUTING":  link.NetfilterInetPreRouting,

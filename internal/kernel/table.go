@@ -61,7 +61,55 @@ const (
 
 	// dropreason (-k).
 	DropReason = "dropreason/kfree_skb" // every dropped packet, any protocol
+
+	// l7cap (-N, -R, -M): every UDP datagram / TCP segment to or from an
+	// application port (DNS, Redis, MySQL).
+	L7Egress  = "l7cap/egress"  // sent by a local socket (UDP: the sender's process context)
+	L7Ingress = "l7cap/ingress" // received by a local socket
+
+	// udp (-u): flows ...
+	UDPRx      = "udp/rx"       // receive: UDP entry (flows)
+	UDPTx      = "udp/tx"       // send: IP output (flows)
+	UDPOwner   = "udp/owner"    // owner of a socket: recvmsg returned
+	UDPOwnerTx = "udp/owner-tx" // owner of a socket: sendmsg returned
+	UDPDrop    = "udp/drop"     // a datagram dropped for a socket
+	// ... and with -t the layer boundaries of each datagram
+	UDPRxLink  = "udp/rx-link"  // receive: link arrival
+	UDPRxIP    = "udp/rx-ip"    // receive: IP entry (per netns)
+	UDPRxCopy  = "udp/rx-copy"  // receive: recvmsg returned the datagram
+	UDPTxIP    = "udp/tx-ip"    // send: IP entry (per netns)
+	UDPTxQueue = "udp/tx-queue" // send: device queue
+	UDPTxXmit  = "udp/tx-xmit"  // send: driver transmit
+
+	// netfilter (-n): each hook's first and last BPF-link priority (per
+	// network namespace), and drops inside a hook.
+	NfPreFirst  = "netfilter/PRE_ROUTING-first"
+	NfPreLast   = "netfilter/PRE_ROUTING-last"
+	NfInFirst   = "netfilter/LOCAL_IN-first"
+	NfInLast    = "netfilter/LOCAL_IN-last"
+	NfFwdFirst  = "netfilter/FORWARD-first"
+	NfFwdLast   = "netfilter/FORWARD-last"
+	NfOutFirst  = "netfilter/LOCAL_OUT-first"
+	NfOutLast   = "netfilter/LOCAL_OUT-last"
+	NfPostFirst = "netfilter/POST_ROUTING-first"
+	NfPostLast  = "netfilter/POST_ROUTING-last"
+	NfDrop      = "netfilter/kfree_skb"
+	NfSlow      = "netfilter/hook-slow"     // before netfilter links: a hook's traversal, entry ...
+	NfSlowRet   = "netfilter/hook-slow-ret" // ... and return (verdict)
+
+	// icmp (-I): receive ...
+	ICMPRxLink = "icmp/rx-link" // link arrival
+	ICMPRxIP   = "icmp/rx-ip"   // IP entry (per netns)
+	ICMPRxICMP = "icmp/rx-icmp" // ICMP entry (per netns): makes received records
+	ICMPRxCopy = "icmp/rx-copy" // an echo copied to an application
+	// ... and send
+	ICMPTxIP    = "icmp/tx-ip"    // IP entry (per netns): makes sent records; the kernel's echo replies
+	ICMPTxQueue = "icmp/tx-queue" // device queue
+	ICMPTxXmit  = "icmp/tx-xmit"  // driver transmit
 )
+
+// UDPNetfilterPriority: udp's netfilter links (-u -t), after packet's.
+const UDPNetfilterPriority = NetfilterPriority + 5
 
 // Features some programs need beyond their attach point.
 var (
@@ -178,6 +226,96 @@ var table = []Boundary{
 	{DropReason, []Candidate{
 		{Kind: TpBTF, Target: "kfree_skb", Prog: "nw_dropr_btf"},
 		{Kind: RawTP, Target: "kfree_skb", Prog: "nw_dropr_raw"},
+	}},
+
+	// l7cap: cgroup_skb on the cgroup v2 root (every namespace, the local
+	// socket in the context); no kfunc: one candidate for every kernel
+	{L7Egress, []Candidate{{Kind: CgroupSKB, Target: "egress", Prog: "nw_l7_tx"}}},
+	{L7Ingress, []Candidate{{Kind: CgroupSKB, Target: "ingress", Prog: "nw_l7_rx"}}},
+
+	// udp: cgroup_skb on the cgroup v2 root sees every namespace; UDP runs
+	// the ingress program for the receiving socket (sk_filter in
+	// udp_queue_rcv_one_skb), the egress one in ip_finish_output in the
+	// sender's context. Variants as for packet/rx-tcp.
+	{UDPRx, []Candidate{
+		{Kind: CgroupSKB, Target: "ingress", Prog: "nw_udp_rx", Needs: []Feature{castCtx}},
+		{Kind: CgroupSKB, Target: "ingress", Prog: "nw_udp_rx_ctx"},
+	}},
+	{UDPTx, []Candidate{
+		{Kind: CgroupSKB, Target: "egress", Prog: "nw_udp_tx", Needs: []Feature{castCtx}},
+		{Kind: CgroupSKB, Target: "egress", Prog: "nw_udp_tx_ctx"},
+	}},
+	// sock_recv_length and sock_send_length are 6.3+; before, the sender
+	// is the current task at egress and a socket that only receives has
+	// no owner
+	{UDPOwner, []Candidate{
+		{Kind: TpBTF, Target: "sock_recv_length", Prog: "nw_udp_owner_btf"},
+		{Kind: RawTP, Target: "sock_recv_length", Prog: "nw_udp_owner_raw"},
+	}},
+	{UDPOwnerTx, []Candidate{
+		{Kind: TpBTF, Target: "sock_send_length", Prog: "nw_udp_owner_tx_btf"},
+		{Kind: RawTP, Target: "sock_send_length", Prog: "nw_udp_owner_tx_raw"},
+	}},
+	// a datagram dropped for a socket: the flow's rx_drops, and with -t
+	// it leaves the socket's FIFO (kfree_skb's rx_sk, 6.11+, names the
+	// socket; socket storage needs tp_btf)
+	{UDPDrop, []Candidate{{Kind: TpBTF, Target: "kfree_skb", Prog: "nw_udp_rx_drop"}}},
+	{UDPRxLink, []Candidate{{Kind: TpBTF, Target: "netif_receive_skb", Prog: "nw_udp_rx_link"}}},
+	// netfilter BPF links of one hook may not share a priority (EBUSY):
+	// packet's are at NetfilterPriority, udp's just after (still before
+	// defragmentation and conntrack)
+	{UDPRxIP, []Candidate{{Kind: Netfilter, Target: "PRE_ROUTING", Prog: "nw_udp_rx_ip", Priority: UDPNetfilterPriority}}},
+	// the datagram's copy ends recvmsg: UDP copies linear skbs without the
+	// skb_copy_datagram_iovec tracepoint (copy_linear_skb); socket storage
+	// (the FIFO) needs tp_btf
+	{UDPRxCopy, []Candidate{{Kind: TpBTF, Target: "sock_recv_length", Prog: "nw_udp_rx_copy"}}},
+	{UDPTxIP, []Candidate{{Kind: Netfilter, Target: "LOCAL_OUT", Prog: "nw_udp_tx_ip", Priority: UDPNetfilterPriority}}},
+	{UDPTxQueue, []Candidate{{Kind: TpBTF, Target: "net_dev_queue", Prog: "nw_udp_tx_queue"}}},
+	{UDPTxXmit, []Candidate{{Kind: TpBTF, Target: "net_dev_start_xmit", Prog: "nw_udp_tx_xmit"}}},
+
+	// netfilter: the same two programs at every hook, v4 and v6, at the
+	// first and the last priority a BPF link may take (NF_IP_PRI_FIRST and
+	// NF_IP_PRI_LAST themselves are refused); netfilter links are 6.4+
+	{NfPreFirst, []Candidate{{Kind: Netfilter, Target: "PRE_ROUTING", Prog: "nw_nf_first", Priority: NfFirstPriority}}},
+	{NfPreLast, []Candidate{{Kind: Netfilter, Target: "PRE_ROUTING", Prog: "nw_nf_last", Priority: NfLastPriority}}},
+	{NfInFirst, []Candidate{{Kind: Netfilter, Target: "LOCAL_IN", Prog: "nw_nf_first", Priority: NfFirstPriority}}},
+	{NfInLast, []Candidate{{Kind: Netfilter, Target: "LOCAL_IN", Prog: "nw_nf_last", Priority: NfLastPriority}}},
+	{NfFwdFirst, []Candidate{{Kind: Netfilter, Target: "FORWARD", Prog: "nw_nf_first", Priority: NfFirstPriority}}},
+	{NfFwdLast, []Candidate{{Kind: Netfilter, Target: "FORWARD", Prog: "nw_nf_last", Priority: NfLastPriority}}},
+	{NfOutFirst, []Candidate{{Kind: Netfilter, Target: "LOCAL_OUT", Prog: "nw_nf_first", Priority: NfFirstPriority}}},
+	{NfOutLast, []Candidate{{Kind: Netfilter, Target: "LOCAL_OUT", Prog: "nw_nf_last", Priority: NfLastPriority}}},
+	{NfPostFirst, []Candidate{{Kind: Netfilter, Target: "POST_ROUTING", Prog: "nw_nf_first", Priority: NfFirstPriority}}},
+	{NfPostLast, []Candidate{{Kind: Netfilter, Target: "POST_ROUTING", Prog: "nw_nf_last", Priority: NfLastPriority}}},
+	{NfDrop, []Candidate{
+		{Kind: TpBTF, Target: "kfree_skb", Prog: "nw_nf_kfree_btf"},
+		{Kind: RawTP, Target: "kfree_skb", Prog: "nw_nf_kfree_raw"},
+	}},
+	// before 6.4 (no netfilter links): nf_hook_slow, host-wide, entry and
+	// return: the whole traversal of a hook that has functions
+	{NfSlow, []Candidate{{Kind: Kprobe, Target: "nf_hook_slow", Prog: "nw_nf_slow_kp"}}},
+	{NfSlowRet, []Candidate{{Kind: Kretprobe, Target: "nf_hook_slow", Prog: "nw_nf_slow_ret_kp"}}},
+
+	// icmp: there is no tracepoint at IP or ICMP entry nor at IP output:
+	// netfilter links (6.4+), one set per network namespace; without
+	// them -I does not run.
+	{ICMPRxLink, []Candidate{
+		{Kind: TpBTF, Target: "netif_receive_skb", Prog: "nw_icmp_rx_link"},
+		{Kind: RawTP, Target: "netif_receive_skb", Prog: "nw_icmp_rx_link_raw"},
+	}},
+	{ICMPRxIP, []Candidate{{Kind: Netfilter, Target: "PRE_ROUTING", Prog: "nw_icmp_rx_ip"}}},
+	{ICMPRxICMP, []Candidate{{Kind: Netfilter, Target: "LOCAL_IN", Prog: "nw_icmp_rx_icmp"}}},
+	{ICMPRxCopy, []Candidate{
+		{Kind: TpBTF, Target: "skb_copy_datagram_iovec", Prog: "nw_icmp_rx_copy"},
+		{Kind: RawTP, Target: "skb_copy_datagram_iovec", Prog: "nw_icmp_rx_copy_raw"},
+	}},
+	{ICMPTxIP, []Candidate{{Kind: Netfilter, Target: "LOCAL_OUT", Prog: "nw_icmp_tx_ip"}}},
+	{ICMPTxQueue, []Candidate{
+		{Kind: TpBTF, Target: "net_dev_queue", Prog: "nw_icmp_tx_queue"},
+		{Kind: RawTP, Target: "net_dev_queue", Prog: "nw_icmp_tx_queue_raw"},
+	}},
+	{ICMPTxXmit, []Candidate{
+		{Kind: TpBTF, Target: "net_dev_start_xmit", Prog: "nw_icmp_tx_xmit"},
+		{Kind: RawTP, Target: "net_dev_start_xmit", Prog: "nw_icmp_tx_xmit_raw"},
 	}},
 }
 

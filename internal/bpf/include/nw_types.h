@@ -24,6 +24,8 @@ enum nw_event_type {
 	NW_EV_ICMP = 13,       /* internal/icmp (-I): an ICMP message (packet ring) */
 	NW_EV_DNS = 14,        /* internal/dns (-N): a DNS message (packet ring) */
 	NW_EV_NF = 15,         /* internal/netfilter (-n): a packet's netfilter hook times (packet ring) */
+	NW_EV_REDIS = 16,      /* -R: a Redis payload (application capture, packet ring) */
+	NW_EV_MYSQL = 17,      /* -M: a MySQL/MariaDB payload (application capture, packet ring) */
 	NW_EV_RETRANS = 20,    /* internal/retrans */
 	NW_EV_CONG = 21,       /* internal/retrans */
 	NW_EV_ERROR = 30,      /* internal/drops */
@@ -42,6 +44,15 @@ enum nw_stat {
 	NW_STAT_PKT_RX_UNREAD = 36,    /* a socket's receive stamps queue full: the application does not read */
 	NW_STAT_PKT_TX_CHUNKS = 37,    /* a socket's send chunk ring full: the oldest chunk's time forgotten */
 	NW_STAT_LISTEN_MAP_FULL = 38,  /* internal/conn: a listener not in nw_listen_socks (-x lines): map full */
+	NW_STAT_UDP_FLOW_FULL = 39,    /* internal/udp (-u): a UDP flow not counted: nw_udp_flows full */
+	NW_STAT_UDP_RX_UNREAD = 40,    /* -u -t: a socket's receive FIFO full (or not made): record without copy time */
+	NW_STAT_UDP_TX_FULL = 41,      /* -u -t: a sent datagram's stamps not kept: nw_udp_txpend full */
+	/* internal/icmp (-I): */
+	NW_STAT_ICMP_RX_PEND_FULL = 42, /* a received echo recorded at ICMP entry, without its end: nw_icmp_rxpend full (or a duplicate waiting) */
+	NW_STAT_ICMP_TX_PEND_FULL = 43, /* a sent ICMP message recorded at IP entry, without queue/driver stamps: nw_icmp_txpend full */
+	/* internal/netfilter (-n): */
+	NW_STAT_NF_UNMATCHED = 48,     /* a hook's end found another packet's start stamp (nested or migrated traversal): not timed */
+	NW_STAT_NF_EVICTED = 49,       /* a packet's pending hook times evicted before its last hook or a drop: no record */
 	NW_STAT__MAX = 64,
 };
 
