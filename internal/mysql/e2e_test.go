@@ -207,7 +207,7 @@ func TestServerCountersMatch(t *testing.T) {
 			// first session's COM_QUIT). SQL PREPARE/EXECUTE/DEALLOCATE also
 			// count in Com_stmt_*: their Com_*_sql are taken off.
 			for _, c := range []struct {
-				what       string
+				what      string
 				got, want int64
 			}{
 				{"Questions - 2", n["COM_QUERY"] + n["COM_INIT_DB"] + n["COM_STMT_EXECUTE"] + n["COM_QUIT"], d("Questions") - 2},
