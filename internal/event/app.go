@@ -23,8 +23,22 @@ type AppInfo struct {
 	// (engine.Ticker) for each protocol that is on: the pipeline expires
 	// what waits too long and prints counters or summaries.
 	Tick bool
-	Data [AppMax]byte
+	// Final (with Tick): the run's end (l7cap.Finisher): the pipeline
+	// gives up what still waits and prints the exit summaries.
+	Final bool
+	Data  [AppMax]byte
 }
 
 // Payload is the copied part of the payload.
 func (d *AppInfo) Payload() []byte { return d.Data[:d.Len] }
+
+// AppSide: which end of an application exchange a record was seen at (a
+// host that runs both ends sees each exchange twice): the client's socket
+// sends requests and receives responses, the server's (its local port is
+// the service port) the other way round. DNSSide is the same type.
+type AppSide = DNSSide
+
+const (
+	AppClient = DNSClient
+	AppServer = DNSServer
+)

@@ -81,8 +81,13 @@ type Protocol interface {
 // of its type with App.Tick set, handled by its records_<proto>.go).
 type Ticker interface{ Ticks() bool }
 
-// Concern implements engine.Concern (and engine.Ticker, engine.LogNamer,
-// engine.PacketRinger, engine.CounterSource) for every protocol that is on.
+// Finisher is a Protocol that wants a last tick record at exit (App.Tick
+// and App.Final set), after the rings are drained.
+type Finisher interface{ Finishes() bool }
+
+// Concern implements engine.Concern (and engine.Ticker, engine.Finisher,
+// engine.LogNamer, engine.PacketRinger, engine.CounterSource) for every
+// protocol that is on.
 type Concern struct {
 	kernel.Live
 	interval time.Duration
@@ -174,6 +179,18 @@ func (c *Concern) Tick(now uint64, emit func(*event.Event)) {
 		if t, ok := p.(Ticker); ok && t.Ticks() {
 			x := new(event.Ext)
 			x.App.Tick = true
+			emit(&event.Event{Type: p.Type(), TS: now, Ext: x})
+		}
+	}
+}
+
+// Finish implements engine.Finisher: one final tick record per protocol
+// that wants it (Finisher).
+func (c *Concern) Finish(now uint64, emit func(*event.Event)) {
+	for _, p := range c.protos {
+		if f, ok := p.(Finisher); ok && f.Finishes() {
+			x := new(event.Ext)
+			x.App.Tick, x.App.Final = true, true
 			emit(&event.Event{Type: p.Type(), TS: now, Ext: x})
 		}
 	}

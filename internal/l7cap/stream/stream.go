@@ -70,6 +70,12 @@ type Follower struct {
 	flows map[Key]*flow
 	free  []*flow
 
+	// OnLoss, if set, is called when direction k loses its place (bytes
+	// missed, a message beyond the capture, not a message start, carry
+	// full): before any later message of k is handed over (a protocol
+	// that pairs in order gives up what waits).
+	OnLoss func(k Key)
+
 	// Counters (exit stats).
 	Resync     uint64 // bytes missed (a ring loss, a gap): taken up again at a segment start
 	Uncaptured uint64 // a message (or its continuation) began beyond the bytes captured: stream lost until a segment start
@@ -142,6 +148,7 @@ func (f *Follower) Segment(k Key, seq uint32, payLen int, data []byte, ts uint64
 		case d > 0: // bytes missed
 			if !st.lost {
 				f.Resync++
+				f.loss(k)
 			}
 			st.lost = true
 		case int32(seq+P-st.next) <= 0:
@@ -181,6 +188,7 @@ func (f *Follower) Segment(k Key, seq uint32, payLen int, data []byte, ts uint64
 		if len(w) == 0 {
 			f.Uncaptured++
 			st.lost = true
+			f.loss(k)
 			return
 		}
 		n, next, s := fr(w, st.cont)
@@ -188,6 +196,7 @@ func (f *Follower) Segment(k Key, seq uint32, payLen int, data []byte, ts uint64
 		case s == Bad:
 			f.BadStart++
 			st.lost = true
+			f.loss(k)
 			return
 		case s == More || n < held:
 			if !whole || len(w) >= MaxCarry || s != More {
@@ -197,6 +206,7 @@ func (f *Follower) Segment(k Key, seq uint32, payLen int, data []byte, ts uint64
 					f.Uncaptured++
 				}
 				st.lost = true
+				f.loss(k)
 				return
 			}
 			f.keep(st, w, held, mts)
@@ -218,6 +228,12 @@ func (f *Follower) Segment(k Key, seq uint32, payLen int, data []byte, ts uint64
 			st.skip = uint32(min(end-uint64(P), 1<<31))
 			pos = P
 		}
+	}
+}
+
+func (f *Follower) loss(k Key) {
+	if f.OnLoss != nil {
+		f.OnLoss(k)
 	}
 }
 
