@@ -173,8 +173,11 @@ func appendMySQLResp(b []byte, r *event.MySQLResult) []byte {
 			b = append(b, ')')
 		}
 	case event.MySQLOK:
-		b = append(b, "ok affected = "...)
-		b = strconv.AppendUint(b, r.Affected, 10)
+		b = append(b, "ok"...)
+		if r.Command != event.MySQLHandshake {
+			b = append(b, " affected = "...)
+			b = strconv.AppendUint(b, r.Affected, 10)
+		}
 	case event.MySQLRows:
 		b = append(b, "rows = "...)
 		if r.Truncated {
