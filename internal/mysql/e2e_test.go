@@ -19,7 +19,7 @@ import (
 )
 
 // server bootstraps MariaDB into a temporary directory and runs it in
-// p.B on B4:3306 (killed at cleanup); it returns its unix socket, the
+// p.B on port 3306 of its addresses, v4 and v6 (killed at cleanup); it returns its unix socket, the
 // oracle's way in (not TCP: netwatcher does not see it).
 func server(t *testing.T, p *nstest.Pair) string {
 	t.Helper()
@@ -33,7 +33,7 @@ func server(t *testing.T, p *nstest.Pair) string {
 	}
 	var log bytes.Buffer
 	cmd := p.B.Cmd("mariadbd", "--no-defaults", "--datadir="+data, "--user=root", "--socket="+sock,
-		"--port=3306", "--bind-address="+p.B4.String(), "--skip-log-bin", "--innodb-buffer-pool-size=16M")
+		"--port=3306", "--bind-address="+p.B4.String()+","+p.B6.String(), "--skip-log-bin", "--innodb-buffer-pool-size=16M")
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -92,12 +92,13 @@ SELECT seq FROM seq_1_to_50;
 `
 
 // binary runs the binary protocol from p.A (myclient: mariadb has no
-// --ps-protocol): COM_INIT_DB, COM_PING, COM_STMT_PREPARE, two
-// COM_STMT_EXECUTE, COM_STMT_RESET, COM_STMT_CLOSE, a COM_QUERY, COM_QUIT.
+// --ps-protocol) to the server's IPv6 address: COM_INIT_DB, COM_PING,
+// COM_STMT_PREPARE, two COM_STMT_EXECUTE, COM_STMT_RESET, COM_STMT_CLOSE,
+// a COM_QUERY, COM_QUIT.
 func binary(t *testing.T, p *nstest.Pair, db string) {
 	t.Helper()
 	err := p.A.Do(func() error {
-		c, err := myclient.Dial(netip.AddrPortFrom(p.B4, 3306).String(), "nw", 0)
+		c, err := myclient.Dial(netip.AddrPortFrom(p.B6, 3306).String(), "nw", 0)
 		if err != nil {
 			return err
 		}
@@ -265,18 +266,28 @@ func TestServerCountersMatch(t *testing.T) {
 				}
 			}
 			// identity: both ends, owners, connection numbers
-			server := netip.AddrPortFrom(p.B4, 3306)
+			v4, v6 := 0, 0
 			for _, e := range append(cli, srv...) {
 				src, _ := netip.ParseAddrPort(e.Str("src"))
 				dst, _ := netip.ParseAddrPort(e.Str("dst"))
-				okEnd, comm := dst == server && src.Addr() == p.A4, e.Str("comm")
+				server, client := netip.AddrPortFrom(p.B4, 3306), p.A4
+				if src.Addr().Is6() {
+					server, client = netip.AddrPortFrom(p.B6, 3306), p.A6
+					v6++
+				} else {
+					v4++
+				}
+				okEnd, comm := dst == server && src.Addr() == client, e.Str("comm")
 				okComm := comm == "mariadb" || comm == filepath.Base(os.Args[0])[:min(15, len(filepath.Base(os.Args[0])))]
 				if e.Str("side") == "server" {
-					okEnd, okComm = src == server && dst.Addr() == p.A4, comm == "mariadbd"
+					okEnd, okComm = src == server && dst.Addr() == client, comm == "mariadbd"
 				}
 				if !okEnd || !okComm || e["conn_id"] == nil || e["pid"] == nil || e["thread_id"] == nil {
 					t.Errorf("identity: %v", e)
 				}
+			}
+			if v4 == 0 || v6 != 2*10 { // the binary session: 10 records at each end
+				t.Errorf("%d IPv4 records, %d IPv6 (want 20)", v4, v6)
 			}
 			// mysql.log: one line a record, well formed
 			lines := strings.Split(strings.TrimSpace(nw.File("mysql.log")), "\n")
@@ -304,14 +315,14 @@ func TestServerCountersMatch(t *testing.T) {
 }
 
 // The address filters apply: -D (remote address) with the server's
-// address keeps the client's socket (remote: the server) and leaves the
-// server's out (remote: the client).
+// IPv6 address keeps the client's socket (remote: the server) and leaves
+// the server's out (remote: the client).
 func TestAddressFilter(t *testing.T) {
 	nstest.RequireRoot(t)
 	p := nstest.NewPair(t)
 	sock := server(t, p)
 	nsA, nsB := float64(p.A.Inode(t)), float64(p.B.Inode(t))
-	nw := nwtest.Start(t, "-M", "-D", p.B4.String()+"/32")
+	nw := nwtest.Start(t, "-M", "-D", p.B6.String()+"/128")
 	if out, err := exec.Command("mariadb", "--no-defaults", "--socket="+sock, "-uroot", "-e", "CREATE DATABASE f").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
@@ -326,6 +337,6 @@ func TestAddressFilter(t *testing.T) {
 	cli := nw.Find(func(e nwtest.Ev) bool { return e.Str("type") == "mysql" && e.Num("netns") == nsA })
 	srv := nw.Find(func(e nwtest.Ev) bool { return e.Str("type") == "mysql" && e.Num("netns") == nsB })
 	if len(cli) != 10 || len(srv) != 0 { // handshake, INIT_DB, PING, PREPARE, 2 EXECUTE, RESET, CLOSE, QUERY, QUIT
-		t.Errorf("-D %s: %d client records (want 10), %d server records (want 0)", p.B4, len(cli), len(srv))
+		t.Errorf("-D %s: %d client records (want 10), %d server records (want 0)", p.B6, len(cli), len(srv))
 	}
 }

@@ -2,10 +2,12 @@ package mysql
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/event"
 )
 
@@ -172,8 +174,6 @@ func resplit(segs []seg, rng *rand.Rand, maxLen int) []seg {
 	}
 	return out
 }
-
-func stripLatency(rs []event.MySQLResult) []string { return summaries(rs) }
 
 // Any segmentation (a packet split over segments, several packets in one,
 // one byte a segment) reads the same requests and responses.
@@ -358,5 +358,33 @@ func TestNoAllocs(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("%v allocations per session", n)
+	}
+}
+
+// --mysql-port: the capture's port, and the side (the socket whose local
+// port it is: the server's).
+func TestServicePort(t *testing.T) {
+	p := New(&config.Config{MySQLPort: 3307})
+	if got := p.Ports(); len(got) != 1 || got[0] != 3307 || p.Type() != event.MySQL || p.CapLen() != event.AppMax {
+		t.Fatalf("ports %v type %v caplen %d", got, p.Type(), p.CapLen())
+	}
+	if got := New(&config.Config{}).Ports(); got[0] != DefaultPort {
+		t.Fatalf("default port %v", got)
+	}
+	f := newFeeder(0)
+	f.t = p.Tracker()
+	srv := netip.AddrPortFrom(srvAP.Addr(), 3307)
+	for _, s := range loadSegs(t, "multi.txt") {
+		a := &f.x.App
+		*a = event.AppInfo{TCP: true, Rx: s.client, Src: srv, Dst: cliAP, Seq: s.seq, PayLen: uint16(len(s.data))}
+		if s.client {
+			a.Src, a.Dst = cliAP, srv
+		}
+		a.Len = uint16(copy(a.Data[:], s.data))
+		f.ev = event.Event{Type: event.MySQL, TS: s.ts, Conn: event.Conn{Sock: 2}, Ext: &f.x}
+		f.t.Packet(&f.ev, f.emit)
+	}
+	if len(f.out) != 5 || f.out[1].Side != event.MySQLServer || f.out[1].Conn.Src != srv || !f.out[1].Conn.IsServer {
+		t.Errorf("%d results, first request %+v", len(f.out), f.out[1])
 	}
 }
