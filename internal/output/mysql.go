@@ -181,7 +181,7 @@ func appendMySQLResp(b []byte, r *event.MySQLResult) []byte {
 	case event.MySQLRows:
 		b = append(b, "rows = "...)
 		if r.Truncated {
-			b = append(b, ">= "...)
+			b = append(b[:len(b)-2], ">= "...) // a lower bound
 		}
 		b = strconv.AppendUint(b, r.Rows, 10)
 		b = append(b, " columns = "...)

@@ -70,3 +70,11 @@ func TestMySQLFormatNoAllocs(t *testing.T) {
 		}
 	}
 }
+
+func TestMySQLTruncatedRows(t *testing.T) {
+	p := Printer{Clock: NewClock(nil)}
+	r := &event.MySQLResult{Command: 3, Query: []byte("SELECT 1"), QueryLen: 8, Resp: event.MySQLRows, Rows: 259, Columns: 1, Truncated: true, LatencyNs: 1000}
+	if l := string(p.MySQL(nil, r)); !strings.Contains(l, `COM_QUERY "SELECT 1" -> rows >= 259 columns = 1 latency = 1us`) {
+		t.Errorf("%s", l)
+	}
+}
