@@ -32,14 +32,17 @@ type pendReq struct {
 }
 
 type rconn struct {
-	side   event.AppSide
-	conn   event.Conn // Src local, Dst remote; the owner last seen
-	q      []pendReq
-	head   int
-	push   bool // SUBSCRIBE/MONITOR seen: replies are pushes, not paired
-	last   uint64
-	keys   [2]stream.Key // the stream directions (requests, replies)
-	hasKey [2]bool
+	side event.AppSide
+	conn event.Conn // Src local, Dst remote; the owner last seen
+	q    []pendReq
+	head int
+	push bool // SUBSCRIBE/MONITOR seen: replies are pushes, not paired
+	// replyLost: the reply direction lost its place; its segments are
+	// skipped until the next request
+	replyLost bool
+	last      uint64
+	keys      [2]stream.Key // the stream directions (requests, replies)
+	hasKey    [2]bool
 }
 
 type cmdStats struct {
@@ -81,6 +84,7 @@ type Tracker struct {
 	Push                  uint64 // replies not paired: RESP3 pushes, a subscribed or monitoring connection
 	BadRequest, BadReply  uint64 // messages framed but not understood
 	DesyncDropped         uint64 // requests given up when a direction of their connection lost bytes
+	SkippedSegments       uint64 // reply segments skipped after their direction lost its place (until the next request)
 	ConnsReset            uint64
 }
 
@@ -136,6 +140,10 @@ func (t *Tracker) Packet(ev *event.Event, emit func(*event.RedisResult)) {
 		dir, fr = 0, FrameRequest
 	}
 	c.keys[dir], c.hasKey[dir] = sk, true
+	if !isReq && c.replyLost {
+		t.SkippedSegments++ // the rest of a reply not followed: skipped until the next request
+		return
+	}
 	t.cur, t.curReq, t.emit = c, isReq, emit
 	t.streams.Segment(sk, d.Seq, int(d.PayLen), d.Payload(), ev.TS, fr, t.onMsg)
 	t.cur, t.emit = nil, nil
@@ -144,10 +152,23 @@ func (t *Tracker) Packet(ev *event.Event, emit func(*event.RedisResult)) {
 // loss: a direction of the current connection lost its place (bytes
 // missed, not followed): replies could now pair with the wrong requests,
 // so what waits is given up (counted), before any later message.
-func (t *Tracker) loss(stream.Key) {
-	if c := t.cur; c != nil && c.head < len(c.q) {
+//
+// A reply direction that lost its place (a long aggregate reply whose
+// elements run past the bytes captured of a large segment) is not followed
+// again until the client's next request: a client that waits for each
+// reply sends it once the last reply is whole, so the next reply segment
+// starts a reply (the segments in between are skipped and counted).
+func (t *Tracker) loss(k stream.Key) {
+	c := t.cur
+	if c == nil {
+		return
+	}
+	if c.head < len(c.q) {
 		t.DesyncDropped += uint64(len(c.q) - c.head)
 		t.clearQ(c)
+	}
+	if !t.curReq {
+		c.replyLost = true
 	}
 }
 
@@ -219,6 +240,10 @@ func (t *Tracker) request(c *rconn, b []byte, ts uint64) {
 		return
 	}
 	t.Requests++
+	if c.replyLost && c.hasKey[1] {
+		c.replyLost = false
+		t.streams.Forget(c.keys[1]) // its next segment starts a reply
+	}
 	cmd := t.command(r.Command())
 	if c.push {
 		// a subscribed connection: replies are messages; counted, not paired
@@ -384,7 +409,9 @@ func (t *Tracker) Counters() map[string]uint64 {
 		"redis_requests": t.Requests, "redis_replies": t.Replies, "redis_unmatched": t.Unmatched,
 		"redis_unanswered": t.Unanswered, "redis_pending_evicted": t.Evicted, "redis_push": t.Push,
 		"redis_bad_request": t.BadRequest, "redis_bad_reply": t.BadReply, "redis_desync_dropped": t.DesyncDropped,
-		"redis_stream_resync": s.Resync, "redis_stream_lost": s.Uncaptured + s.BadStart + s.CarryFull,
-		"redis_flows_reset": s.FlowsReset, "redis_conns_reset": t.ConnsReset,
+		"redis_reply_segments_skipped": t.SkippedSegments,
+		"redis_stream_resync":          s.Resync, "redis_stream_uncaptured": s.Uncaptured, "redis_stream_bad_start": s.BadStart,
+		"redis_stream_carry_full": s.CarryFull,
+		"redis_flows_reset":       s.FlowsReset, "redis_conns_reset": t.ConnsReset,
 	}
 }

@@ -200,3 +200,30 @@ func TestPacketNoAlloc(t *testing.T) {
 		t.Errorf("%d pairs, %d unmatched", n, tr.Unmatched)
 	}
 }
+
+// TestReplyPastCapture: a long array reply in large segments whose
+// elements run past the bytes captured: its request is paired (the reply
+// typed by its first line), the rest of the reply is skipped, and the next
+// request's reply pairs with it (not with a piece of the long reply).
+func TestReplyPastCapture(t *testing.T) {
+	tr := NewTracker(Port)
+	var got results
+	c := &conv{t: tr, got: &got, client: true, sk: 1, cliA: cli, srvA: srv}
+	c.req(cmd("COMMAND", "DOCS"))
+	var long []byte
+	long = append(long, "*300\r\n"...)
+	for i := 0; i < 300; i++ {
+		long = append(long, "*2\r\n$60\r\n"...)
+		long = append(long, make([]byte, 60)...)
+		long = append(long, "\r\n*1\r\n:1\r\n"...)
+	}
+	for off := 0; off < len(long); off += 7000 {
+		c.rep(long[off:min(off+7000, len(long))])
+	}
+	c.req(cmd("GET", "k"))
+	c.rep([]byte("$1\r\nv\r\n"))
+	if len(got) != 2 || string(got[0].Cmd) != "COMMAND" || got[0].Reply != '*' || string(got[1].Cmd) != "GET" || got[1].Reply != '$' ||
+		tr.Unmatched != 0 || tr.SkippedSegments == 0 || tr.Streams().Uncaptured != 1 {
+		t.Fatalf("skipped %d uncaptured %d: %+v", tr.SkippedSegments, tr.Streams().Uncaptured, got)
+	}
+}
