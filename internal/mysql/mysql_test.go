@@ -392,3 +392,28 @@ func TestServicePort(t *testing.T) {
 		t.Errorf("%d results, first request %+v", len(f.out), f.out[1])
 	}
 }
+
+// BenchmarkSession: one recorded binary-protocol session (29 segments,
+// both directions) through the tracker at the server's socket.
+func BenchmarkSession(b *testing.B) {
+	segs := loadSegs(b, "stmt.txt")
+	f := newFeeder(0)
+	emit := func(*event.MySQLResult) {}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		for _, s := range segs {
+			a := &f.x.App
+			*a = event.AppInfo{TCP: true, Rx: s.client, Src: srvAP, Dst: cliAP, Seq: s.seq, PayLen: uint16(len(s.data))}
+			if s.client {
+				a.Src, a.Dst = cliAP, srvAP
+			}
+			a.Len = uint16(copy(a.Data[:], s.data))
+			f.ev.TS, f.ev.Conn = s.ts, event.Conn{Sock: uint64(i), Netns: 7}
+			f.t.Packet(&f.ev, emit)
+		}
+		if i%1000 == 999 {
+			f.t.Expire(1<<62, emit) // forget the quit connections
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(segs)), "ns/segment")
+}
