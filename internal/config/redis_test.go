@@ -2,7 +2,7 @@ package config
 
 import (
 	"bytes"
-	"strings"
+	"regexp"
 	"testing"
 )
 
@@ -20,7 +20,7 @@ func TestParseRedis(t *testing.T) {
 	}
 	var out bytes.Buffer
 	Parse([]string{"--usage"}, &out)
-	if !strings.Contains(out.String(), "R") {
+	if !regexp.MustCompile(`\[-[a-zA-Z?]*R[a-zA-Z?]*\]`).MatchString(out.String()) {
 		t.Errorf("usage %q", out.String())
 	}
 }
