@@ -258,3 +258,33 @@ func median(v []float64) float64 {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// TestRedisPortFilter: -s 6379 keeps the server's ends only (the filter
+// applies in the kernel to the local port): the script's pairs are all
+// seen at the server, none at the client.
+func TestRedisPortFilter(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := nstest.NewPair(t)
+	server(t, p)
+	r := nwtest.Start(t, "-R", "--no-packets", "-s", "6379")
+	var in strings.Builder
+	for _, s := range script {
+		in.WriteString(s.cmd + "\n")
+	}
+	cli := p.A.Cmd("redis-cli", "-h", p.B4.String())
+	cli.Stdin = strings.NewReader(in.String())
+	if out, err := cli.CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli script: %v\n%s", err, out)
+	}
+	r.WaitFor(30*time.Second, "the script's last pair", func(e nwtest.Ev) bool {
+		return e.Str("type") == "redis" && e.Str("cmd") == "PING" && e.Str("side") == "server"
+	})
+	r.Stop()
+	sides := map[string]int{}
+	for _, e := range r.Find(func(e nwtest.Ev) bool { return e.Str("type") == "redis" && e.Str("event") == "answer" }) {
+		sides[e.Str("side")]++
+	}
+	if sides["server"] < len(script) || sides["client"] != 0 { // (+ redis-cli's COMMAND DOCS)
+		t.Errorf("pairs by side %v, want %d at the server only", sides, len(script))
+	}
+}
