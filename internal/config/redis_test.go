@@ -15,8 +15,16 @@ func TestParseRedis(t *testing.T) {
 		}
 	}
 	c, err := Parse(nil, &bytes.Buffer{})
-	if err != nil || c.Redis {
-		t.Errorf("default: redis %v, %v", c.Redis, err)
+	if err != nil || c.Redis || c.RedisPort != 0 {
+		t.Errorf("default: redis %v port %d, %v", c.Redis, c.RedisPort, err)
+	}
+	if c, err := Parse([]string{"-R", "--redis-port", "6380"}, &bytes.Buffer{}); err != nil || c.RedisPort != 6380 {
+		t.Errorf("--redis-port: %v %v", c, err)
+	}
+	for _, bad := range []string{"0", "65536", "x"} {
+		if _, err := Parse([]string{"--redis-port", bad}, &bytes.Buffer{}); err == nil {
+			t.Errorf("--redis-port %s accepted", bad)
+		}
 	}
 	var out bytes.Buffer
 	Parse([]string{"--usage"}, &out)

@@ -18,18 +18,24 @@ import (
 	"github.com/netwatcher/netwatcher/internal/output"
 )
 
-// Port is the Redis port watched.
+// Port is the Redis port watched by default (--redis-port).
 const Port = 6379
 
 // Proto implements l7cap.Protocol (and l7cap.Ticker) for -R.
 type Proto struct {
 	interval time.Duration
+	port     uint16
 	tracker  *Tracker
 }
 
-// New returns the -R protocol.
+// New returns the -R protocol (service port: cfg.RedisPort, 6379 by
+// default).
 func New(cfg *config.Config) *Proto {
-	return &Proto{interval: cfg.Interval, tracker: NewTracker(Port)}
+	port := cfg.RedisPort
+	if port == 0 {
+		port = Port
+	}
+	return &Proto{interval: cfg.Interval, port: port, tracker: NewTracker(port)}
 }
 
 // Name implements l7cap.Protocol.
@@ -39,7 +45,7 @@ func (c *Proto) Name() string { return "Redis (-R)" }
 func (c *Proto) Type() event.Type { return event.Redis }
 
 // Ports implements l7cap.Protocol.
-func (c *Proto) Ports() []uint16 { return []uint16{Port} }
+func (c *Proto) Ports() []uint16 { return []uint16{c.port} }
 
 // CapLen implements l7cap.Protocol: a pipeline of small commands fills
 // segments; every request's head must be seen to count it, so the

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/event"
 )
 
@@ -225,5 +226,25 @@ func TestReplyPastCapture(t *testing.T) {
 	if len(got) != 2 || string(got[0].Cmd) != "COMMAND" || got[0].Reply != '*' || string(got[1].Cmd) != "GET" || got[1].Reply != '$' ||
 		tr.Unmatched != 0 || tr.SkippedSegments == 0 || tr.Streams().Uncaptured != 1 {
 		t.Fatalf("skipped %d uncaptured %d: %+v", tr.SkippedSegments, tr.Streams().Uncaptured, got)
+	}
+}
+
+// TestRedisPort: --redis-port is the capture's port and names the sides
+// (the socket whose local port it is is the server's).
+func TestRedisPort(t *testing.T) {
+	p := New(&config.Config{RedisPort: 7000})
+	if ps := p.Ports(); len(ps) != 1 || ps[0] != 7000 {
+		t.Fatalf("ports %v", ps)
+	}
+	if ps := New(&config.Config{}).Ports(); len(ps) != 1 || ps[0] != Port {
+		t.Fatalf("default ports %v", ps)
+	}
+	var got results
+	s := netip.MustParseAddrPort("10.0.0.2:7000")
+	c := &conv{t: p.Tracker(), got: &got, client: false, sk: 1, cliA: cli, srvA: s}
+	c.req(cmd("GET", "k"))
+	c.rep([]byte("$-1\r\n"))
+	if len(got) != 1 || got[0].Side != event.AppServer || got[0].Conn.Src != s {
+		t.Fatalf("%+v", got)
 	}
 }
