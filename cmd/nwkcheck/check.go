@@ -93,6 +93,9 @@ type record struct {
 	QType *string `json:"qtype"`
 	Rcode string  `json:"rcode"`
 
+	Cmd   *string `json:"cmd"` // redis (-R); event, side, pid, latency_ns above
+	Reply *string `json:"reply"`
+
 	RxDgramsTotal *uint64         `json:"rx_dgrams_total"` // udp (-u); event, pid, rx, mac/ip times above
 	TxDgramsTotal *uint64         `json:"tx_dgrams_total"`
 	UDPTime       json.RawMessage `json:"udp_time_ns"`
@@ -220,7 +223,7 @@ const (
 )
 
 // featureNames is the order of the FEATURE lines (and of the table rows).
-var featureNames = []string{"start", "lost", "conn_owner", "conn_extra", "packets", "layer_times", "http", "retrans", "errors", "tcpstate", "rst", "drops", "rtt"}
+var featureNames = []string{"start", "lost", "conn_owner", "conn_extra", "packets", "layer_times", "http", "retrans", "errors", "tcpstate", "rst", "drops", "rtt", "udp", "udp_times", "icmp", "dns", "netfilter"}
 
 // tableRows are the rows of expect.tsv and of the table: the features of
 // check, then the one the kernel log gives (kernel_warn).
@@ -251,6 +254,11 @@ func check(runs []*runDir, w *workload) (feats []feature, notes []string) {
 		checkRst(recs),
 		checkDrops(recs),
 		checkRtt(recs),
+		checkUDP(recs),
+		checkUDPTimes(recs),
+		checkICMP(recs),
+		checkDNS(recs),
+		checkNetfilter(recs, nfFallback(runs)),
 	}
 	return feats, collectNotes(runs)
 }

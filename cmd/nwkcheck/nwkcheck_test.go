@@ -349,6 +349,11 @@ func TestTableCells(t *testing.T) {
 | rst | no result | no result |
 | drops | no result | no result |
 | rtt | no result | no result |
+| udp | no result | no result |
+| udp_times | no result | no result |
+| icmp | no result | no result |
+| dns | no result | no result |
+| netfilter | no result | no result |
 | kernel_warn | ok | ok |
 `
 	if out.String() != want {

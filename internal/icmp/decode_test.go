@@ -168,3 +168,19 @@ func TestSweepAtTickAndExit(t *testing.T) {
 		t.Errorf("counters %v", got)
 	}
 }
+
+// A message an application's socket sent where netfilter programs may not
+// call the task helpers (pid unknown): still the application's, not the
+// kernel's.
+func TestDecodeSentOwnerUnknown(t *testing.T) {
+	var r icmpNwIcmpEvent
+	r.Hdr.Type, r.Hdr.Sk = uint8(event.ICMP), 0xffff888100caf600
+	r.Family, r.IcmpType = unix.AF_INET, 8
+	ev := event.Event{Ext: new(event.Ext)}
+	if !Decode(record(&r), &ev) {
+		t.Fatal("not decoded")
+	}
+	if ev.Ext.ICMP.Kernel || ev.Conn.Pid != 0 {
+		t.Errorf("kernel %v pid %d", ev.Ext.ICMP.Kernel, ev.Conn.Pid)
+	}
+}

@@ -50,6 +50,12 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* The task helpers netfilter programs may call on this kernel
+ * (kernel.TaskHelpers: bpf_get_current_pid_tgid 6.10+, bpf_get_current_comm
+ * later): without them a sent record's owner is partly or wholly unknown. */
+volatile const bool cfg_nf_pid = false;
+volatile const bool cfg_nf_comm = false;
+
 #define NW_ETH_P_IP 0x0800
 #define NW_ETH_P_IPV6 0x86DD
 #define NW_IPPROTO_ICMPV6 58 /* a #define in the kernel: not in vmlinux.h */
@@ -466,7 +472,7 @@ static __always_inline void tx_owner(struct nw_icmp_event *e, const struct sk_bu
 	if (!so || !BPF_CORE_READ(so, file))
 		return;
 	e->hdr.sk = nw_ptr_num(sk);
-	nw_owner_current(&e->owner, NW_OWNER_IO);
+	nw_owner_current_if(&e->owner, NW_OWNER_IO, cfg_nf_pid, cfg_nf_comm);
 }
 
 /* t1 IP entry (LOCAL_OUT, every namespace): the record, waiting for the
@@ -488,7 +494,7 @@ int nw_icmp_tx_ip(struct bpf_nf_ctx *ctx)
 	if (icmp_parse(e, skb->head, skb->network_header, family))
 		return 1;
 	tx_owner(e, skb);
-	if (!e->owner.pid && icmp_is_echo(family, e->icmp_type) && !icmp_is_request(family, e->icmp_type)) {
+	if (!e->hdr.sk && icmp_is_echo(family, e->icmp_type) && !icmp_is_request(family, e->icmp_type)) {
 		/* the kernel's answer: its request ends here (same stamp) */
 		struct nw_icmp_echo_key k;
 		echo_key(&k, e, family == AF_INET ? 8 : 128, e->daddr);

@@ -102,6 +102,9 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err != nil {
 		return fmt.Errorf("icmp: parse object: %w", err)
 	}
+	if err := kernel.SetTaskHelpers(spec, ebpf.Netfilter, "cfg_nf_pid", "cfg_nf_comm"); err != nil {
+		return fmt.Errorf("icmp: %w", err)
+	}
 	coll, err := conn.LoadShared(spec, cfg, shared)
 	if err != nil {
 		return fmt.Errorf("icmp: %w", err)
@@ -240,9 +243,10 @@ func fill(r *icmpNwIcmpEvent, ev *event.Event, ts uint64) {
 	if r.Owner.Pid != 0 {
 		ev.Conn.SetOwner(r.Owner.Pid, r.Owner.Src, &r.Owner.Comm)
 	}
-	// the kernel made the message (sent without an application's socket)
-	// or answered it (a request ended by the kernel's reply)
-	i.Kernel = i.Rx && i.End == event.ICMPEndKernel || !i.Rx && r.Owner.Pid == 0
+	// the kernel made the message (sent without an application's socket:
+	// no sock; the owner may be unknown where netfilter programs lack the
+	// task helpers) or answered it (a request ended by the kernel's reply)
+	i.Kernel = i.Rx && i.End == event.ICMPEndKernel || !i.Rx && r.Hdr.Sk == 0
 }
 
 // Interval implements engine.Ticker: the --interval of the other periodic

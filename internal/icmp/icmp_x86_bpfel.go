@@ -141,6 +141,8 @@ const (
 	icmpVarCfgConnMask         = "cfg_conn_mask"
 	icmpVarCfgDport            = "cfg_dport"
 	icmpVarCfgDstNets          = "cfg_dst_nets"
+	icmpVarCfgNfComm           = "cfg_nf_comm"
+	icmpVarCfgNfPid            = "cfg_nf_pid"
 	icmpVarCfgSport            = "cfg_sport"
 	icmpVarCfgSrcNets          = "cfg_src_nets"
 	icmpVarNwUnusedIcmpEchoKey = "nw_unused_icmp_echo_key"
@@ -228,6 +230,8 @@ type icmpVariableSpecs struct {
 	CfgConnMask         *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgDport            *ebpf.VariableSpec `ebpf:"cfg_dport"`
 	CfgDstNets          *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
+	CfgNfComm           *ebpf.VariableSpec `ebpf:"cfg_nf_comm"`
+	CfgNfPid            *ebpf.VariableSpec `ebpf:"cfg_nf_pid"`
 	CfgSport            *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets          *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
 	NwUnusedIcmpEchoKey *ebpf.VariableSpec `ebpf:"nw_unused_icmp_echo_key"`
@@ -294,6 +298,8 @@ type icmpVariables struct {
 	CfgConnMask         *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgDport            *ebpf.Variable `ebpf:"cfg_dport"`
 	CfgDstNets          *ebpf.Variable `ebpf:"cfg_dst_nets"`
+	CfgNfComm           *ebpf.Variable `ebpf:"cfg_nf_comm"`
+	CfgNfPid            *ebpf.Variable `ebpf:"cfg_nf_pid"`
 	CfgSport            *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets          *ebpf.Variable `ebpf:"cfg_src_nets"`
 	NwUnusedIcmpEchoKey *ebpf.Variable `ebpf:"nw_unused_icmp_echo_key"`

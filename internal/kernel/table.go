@@ -66,6 +66,7 @@ const (
 	// application port (DNS, Redis, MySQL).
 	L7Egress  = "l7cap/egress"  // sent by a local socket (UDP: the sender's process context)
 	L7Ingress = "l7cap/ingress" // received by a local socket
+	L7Owner   = "l7cap/owner"   // UDP sendmsg entry: the sender (where cgroup_skb lacks bpf_get_current_comm)
 
 	// udp (-u): flows ...
 	UDPRx      = "udp/rx"       // receive: UDP entry (flows)
@@ -232,6 +233,9 @@ var table = []Boundary{
 	// socket in the context); no kfunc: one candidate for every kernel
 	{L7Egress, []Candidate{{Kind: CgroupSKB, Target: "egress", Prog: "nw_l7_tx"}}},
 	{L7Ingress, []Candidate{{Kind: CgroupSKB, Target: "ingress", Prog: "nw_l7_rx"}}},
+	// the sender of a UDP datagram where cgroup_skb may not call
+	// bpf_get_current_comm (before 6.18): kprobes (not on every kernel)
+	{L7Owner, []Candidate{{Kind: Kprobe, Target: "udp_sendmsg,udpv6_sendmsg", Prog: "nw_l7_owner_kp"}}},
 
 	// udp: cgroup_skb on the cgroup v2 root sees every namespace; UDP runs
 	// the ingress program for the receiving socket (sk_filter in
@@ -245,16 +249,18 @@ var table = []Boundary{
 		{Kind: CgroupSKB, Target: "egress", Prog: "nw_udp_tx", Needs: []Feature{castCtx}},
 		{Kind: CgroupSKB, Target: "egress", Prog: "nw_udp_tx_ctx"},
 	}},
-	// sock_recv_length and sock_send_length are 6.3+; before, the sender
-	// is the current task at egress and a socket that only receives has
-	// no owner
+	// sock_recv_length and sock_send_length are 6.3+; before, kprobes at
+	// the entry of UDP's recvmsg/sendmsg (where the kernel has kprobes; a
+	// socket's first send has no cookie yet: noted from the next one on)
 	{UDPOwner, []Candidate{
 		{Kind: TpBTF, Target: "sock_recv_length", Prog: "nw_udp_owner_btf"},
 		{Kind: RawTP, Target: "sock_recv_length", Prog: "nw_udp_owner_raw"},
+		{Kind: Kprobe, Target: "udp_recvmsg,udpv6_recvmsg", Prog: "nw_udp_owner_kp"},
 	}},
 	{UDPOwnerTx, []Candidate{
 		{Kind: TpBTF, Target: "sock_send_length", Prog: "nw_udp_owner_tx_btf"},
 		{Kind: RawTP, Target: "sock_send_length", Prog: "nw_udp_owner_tx_raw"},
+		{Kind: Kprobe, Target: "udp_sendmsg,udpv6_sendmsg", Prog: "nw_udp_owner_tx_kp"},
 	}},
 	// a datagram dropped for a socket: the flow's rx_drops, and with -t
 	// it leaves the socket's FIFO (kfree_skb's rx_sk, 6.11+, names the

@@ -36,6 +36,13 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* The task helpers cgroup_skb programs may call on this kernel
+ * (kernel.TaskHelpers: bpf_get_current_pid_tgid 6.10+,
+ * bpf_get_current_comm later). Without comm, a UDP sender's owner is the
+ * one nw_l7_owner_kp noted (kprobes), else its pid alone or unknown. */
+volatile const bool cfg_skb_pid = false;
+volatile const bool cfg_skb_comm = false;
+
 /* Bytes of payload copied at most (a record is at most
  * sizeof(struct nw_l7_event) + NW_L7_MAX); event.AppMax in Go. */
 #define NW_L7_MAX 2048
@@ -257,9 +264,16 @@ static __always_inline void l7_skb(struct __sk_buff *ctx, bool rx)
 		const struct nw_conn *c = nw_conn_find(skey);
 		if (c && c->owner.pid)
 			e->owner = c->owner;
-	} else if (!rx) {
-		nw_owner_current(&e->owner, NW_OWNER_IO);
+	} else if (!rx && cfg_skb_comm) {
+		nw_owner_current_if(&e->owner, NW_OWNER_IO, cfg_skb_pid, true);
 		bpf_map_update_elem(&nw_l7_owner, &skey, &e->owner, BPF_ANY);
+	} else if (!rx) {
+		struct nw_owner *o = bpf_map_lookup_elem(&nw_l7_owner, &skey);
+		nw_owner_current_if(&e->owner, NW_OWNER_IO, cfg_skb_pid, false);
+		if (o && (!e->owner.pid || o->pid == e->owner.pid))
+			e->owner = *o; /* nw_l7_owner_kp's, with comm */
+		else if (e->owner.pid)
+			bpf_map_update_elem(&nw_l7_owner, &skey, &e->owner, BPF_ANY);
 	} else {
 		struct nw_owner *o = bpf_map_lookup_elem(&nw_l7_owner, &skey);
 		if (o)
@@ -294,6 +308,29 @@ int nw_l7_rx(struct __sk_buff *ctx)
 {
 	l7_skb(ctx, true);
 	return 1;
+}
+
+/* Where cgroup_skb may not call bpf_get_current_comm: the process
+ * entering udp_sendmsg/udpv6_sendmsg on a socket of an application port
+ * (kprobe, process context; attached only then), for the egress above. A
+ * socket not connected to the port sends to it from an ephemeral one: not
+ * noted. */
+SEC("kprobe/udp_sendmsg")
+int BPF_KPROBE(nw_l7_owner_kp, struct sock *sk)
+{
+	__u32 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u32 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u8 *t = bpf_map_lookup_elem(&nw_l7_ports, &lport);
+	if (!t || !*t) {
+		t = bpf_map_lookup_elem(&nw_l7_ports, &rport);
+		if (!t || !*t)
+			return 0;
+	}
+	__u64 skey = (__u64)sk;
+	struct nw_owner o = {};
+	nw_owner_current(&o, NW_OWNER_IO);
+	bpf_map_update_elem(&nw_l7_owner, &skey, &o, BPF_ANY);
+	return 0;
 }
 
 /* for bpf2go -type (Go decodes the record through the generated type) */

@@ -219,6 +219,9 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 		}
 		caps.Contents = append(caps.Contents, ebpf.MapKV{Key: t, Value: uint16(min(max(p.CapLen(), 1), event.AppMax))})
 	}
+	if err := kernel.SetTaskHelpers(spec, ebpf.CGroupSKB, "cfg_skb_pid", "cfg_skb_comm"); err != nil {
+		return fmt.Errorf("l7cap: %w", err)
+	}
 	coll, err := conn.LoadShared(spec, cfg, shared)
 	if err != nil {
 		return fmt.Errorf("l7cap: %w", err)
@@ -233,6 +236,17 @@ func (c *Concern) Attach(log *slog.Logger) error {
 		if _, err := c.Live.Attach(log, b); err != nil {
 			c.Live.Detach()
 			return fmt.Errorf("l7cap: %w", err)
+		}
+	}
+	// cgroup_skb without bpf_get_current_comm (before 6.18): a UDP
+	// sender's owner from a kprobe, else its pid alone (6.10+) or unknown
+	if pid, comm := kernel.TaskHelpers(ebpf.CGroupSKB); !comm {
+		if _, err := c.Live.Attach(log, kernel.L7Owner); err != nil {
+			what := "unknown (pid -)"
+			if pid {
+				what = "its pid without comm"
+			}
+			log.Warn("owner of a UDP datagram sent: "+what, "err", strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
 	}
 	return nil

@@ -96,11 +96,14 @@ const (
 	l7capMapNwPktEvents     = "nw_pkt_events"
 	l7capMapNwSrcNets       = "nw_src_nets"
 	l7capMapNwStats         = "nw_stats"
+	l7capProgNwL7OwnerKp    = "nw_l7_owner_kp"
 	l7capProgNwL7Rx         = "nw_l7_rx"
 	l7capProgNwL7Tx         = "nw_l7_tx"
 	l7capVarCfgConnMask     = "cfg_conn_mask"
 	l7capVarCfgDport        = "cfg_dport"
 	l7capVarCfgDstNets      = "cfg_dst_nets"
+	l7capVarCfgSkbComm      = "cfg_skb_comm"
+	l7capVarCfgSkbPid       = "cfg_skb_pid"
 	l7capVarCfgSport        = "cfg_sport"
 	l7capVarCfgSrcNets      = "cfg_src_nets"
 	l7capVarNwUnusedL7Event = "nw_unused_l7_event"
@@ -148,8 +151,9 @@ type l7capSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type l7capProgramSpecs struct {
-	NwL7Rx *ebpf.ProgramSpec `ebpf:"nw_l7_rx"`
-	NwL7Tx *ebpf.ProgramSpec `ebpf:"nw_l7_tx"`
+	NwL7OwnerKp *ebpf.ProgramSpec `ebpf:"nw_l7_owner_kp"`
+	NwL7Rx      *ebpf.ProgramSpec `ebpf:"nw_l7_rx"`
+	NwL7Tx      *ebpf.ProgramSpec `ebpf:"nw_l7_tx"`
 }
 
 // l7capMapSpecs contains maps before they are loaded into the kernel.
@@ -178,6 +182,8 @@ type l7capVariableSpecs struct {
 	CfgConnMask     *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgDport        *ebpf.VariableSpec `ebpf:"cfg_dport"`
 	CfgDstNets      *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
+	CfgSkbComm      *ebpf.VariableSpec `ebpf:"cfg_skb_comm"`
+	CfgSkbPid       *ebpf.VariableSpec `ebpf:"cfg_skb_pid"`
 	CfgSport        *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets      *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
 	NwUnusedL7Event *ebpf.VariableSpec `ebpf:"nw_unused_l7_event"`
@@ -243,6 +249,8 @@ type l7capVariables struct {
 	CfgConnMask     *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgDport        *ebpf.Variable `ebpf:"cfg_dport"`
 	CfgDstNets      *ebpf.Variable `ebpf:"cfg_dst_nets"`
+	CfgSkbComm      *ebpf.Variable `ebpf:"cfg_skb_comm"`
+	CfgSkbPid       *ebpf.Variable `ebpf:"cfg_skb_pid"`
 	CfgSport        *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets      *ebpf.Variable `ebpf:"cfg_src_nets"`
 	NwUnusedL7Event *ebpf.Variable `ebpf:"nw_unused_l7_event"`
@@ -252,12 +260,14 @@ type l7capVariables struct {
 //
 // It can be passed to loadL7capObjects or ebpf.CollectionSpec.LoadAndAssign.
 type l7capPrograms struct {
-	NwL7Rx *ebpf.Program `ebpf:"nw_l7_rx"`
-	NwL7Tx *ebpf.Program `ebpf:"nw_l7_tx"`
+	NwL7OwnerKp *ebpf.Program `ebpf:"nw_l7_owner_kp"`
+	NwL7Rx      *ebpf.Program `ebpf:"nw_l7_rx"`
+	NwL7Tx      *ebpf.Program `ebpf:"nw_l7_tx"`
 }
 
 func (p *l7capPrograms) Close() error {
 	return _L7capClose(
+		p.NwL7OwnerKp,
 		p.NwL7Rx,
 		p.NwL7Tx,
 	)

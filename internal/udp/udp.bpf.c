@@ -23,8 +23,11 @@
  *     the end of every recvmsg/sendmsg): the process, in nw_udp_owner by
  *     socket cookie; a flow takes it at its next datagram, and user space
  *     takes the socket's latest owner for each record it prints. Before
- *     6.3 the sender is the current task at egress (cfg_owner_egress),
- *     and a socket that only receives has no owner.
+ *     6.3: kprobes at the entry of udp_recvmsg/udp_sendmsg (and v6) where
+ *     the kernel has kprobes; else the sender is the current task at
+ *     egress (cfg_owner_egress, where cgroup_skb may call
+ *     bpf_get_current_pid_tgid: 6.10+, i.e. never in practice) and the
+ *     owner is unknown.
  * A UDP_SEGMENT (GSO) send or a UDP_GRO receive is one skb of several
  * datagrams: it counts gso_segs datagrams and all their payload.
  *
@@ -60,6 +63,14 @@ volatile const bool cfg_owner_egress = false;
 /* -t: the recvmsg hook (udp/rx-copy) exists: received datagrams wait for it
  * in their socket's FIFO; else they are recorded at UDP entry. */
 volatile const bool cfg_rx_copy = false;
+/* The task helpers the cgroup_skb (skb_*) and netfilter (nf_*) programs may
+ * call on this kernel (kernel.TaskHelpers: bpf_get_current_pid_tgid 6.10+,
+ * bpf_get_current_comm later); without them the owner comes from the
+ * process-context hooks only (nw_owner_current_if). */
+volatile const bool cfg_skb_pid = false;
+volatile const bool cfg_skb_comm = false;
+volatile const bool cfg_nf_pid = false;
+volatile const bool cfg_nf_comm = false;
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
@@ -246,7 +257,7 @@ static __always_inline __u32 flow_add(struct __sk_buff *ctx, bool rx, __u64 sk, 
 	key.rport = rx ? d->sport : d->dport;
 	key.family = d->family;
 	__builtin_memcpy(key.raddr, raddr, 16);
-	__u32 pid = !rx && cfg_owner_egress ? bpf_get_current_pid_tgid() >> 32 : 0;
+	__u32 pid = !rx && cfg_owner_egress && cfg_skb_pid ? bpf_get_current_pid_tgid() >> 32 : 0;
 
 	struct nw_udp_flow *f = bpf_map_lookup_elem(&nw_udp_flows, &key);
 	if (!f) {
@@ -257,7 +268,7 @@ static __always_inline __u32 flow_add(struct __sk_buff *ctx, bool rx, __u64 sk, 
 		n.lport = lport;
 		__builtin_memcpy(n.laddr, laddr, 16);
 		if (pid) {
-			nw_owner_current(&n.owner, NW_OWNER_IO);
+			nw_owner_current_if(&n.owner, NW_OWNER_IO, cfg_skb_pid, cfg_skb_comm);
 			owner_note(key.cookie, &n.owner);
 		} else {
 			struct nw_owner *o = bpf_map_lookup_elem(&nw_udp_owner, &key.cookie);
@@ -290,7 +301,7 @@ static __always_inline __u32 flow_add(struct __sk_buff *ctx, bool rx, __u64 sk, 
 		__sync_fetch_and_add(&f->tx_bytes, d->len);
 		if (pid && f->owner.pid != pid) {
 			/* another process sends on the socket now (fork, passed fd) */
-			nw_owner_current(&f->owner, NW_OWNER_IO);
+			nw_owner_current_if(&f->owner, NW_OWNER_IO, cfg_skb_pid, cfg_skb_comm);
 			owner_note(key.cookie, &f->owner);
 		}
 	}
@@ -663,6 +674,23 @@ NW_TP_TWINS(sock_send_length, nw_udp_owner_tx_btf, nw_udp_owner_tx_raw, struct s
 	return owner_io(sk, direct);
 }
 
+/* Before 6.3 (no sock_recv_length/sock_send_length): the same at the entry
+ * of UDP's recvmsg and sendmsg (kprobes, v4 and v6, process context). The
+ * cookie is made by the cgroup hooks at the socket's first datagram: a
+ * socket's first sendmsg notes nothing (its flow takes the owner at a later
+ * datagram; user space takes the socket's latest owner for each record). */
+SEC("kprobe/udp_recvmsg")
+int BPF_KPROBE(nw_udp_owner_kp, struct sock *sk)
+{
+	return owner_io(sk, false);
+}
+
+SEC("kprobe/udp_sendmsg")
+int BPF_KPROBE(nw_udp_owner_tx_kp, struct sock *sk)
+{
+	return owner_io(sk, false);
+}
+
 /* ---- -t, send ---- */
 
 /* A sent datagram between IP entry and the driver, by skb. A hash (not a
@@ -733,7 +761,7 @@ int nw_udp_tx_ip(struct bpf_nf_ctx *ctx)
 	p->en.t[0] = 0;
 	p->en.t[1] = bpf_ktime_get_ns();
 	p->en.t[2] = 0;
-	nw_owner_current(&p->owner, NW_OWNER_IO);
+	nw_owner_current_if(&p->owner, NW_OWNER_IO, cfg_nf_pid, cfg_nf_comm);
 	__u64 k = (__u64)skb;
 	if (bpf_map_update_elem(&nw_udp_txpend, &k, p, BPF_ANY))
 		nw_count(NW_STAT_UDP_TX_FULL);

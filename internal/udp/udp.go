@@ -172,6 +172,13 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err := spec.Variables["cfg_rx_sk"].Set(c.rxSk); err != nil {
 		return fmt.Errorf("udp: set cfg_rx_sk: %w", err)
 	}
+	// the task helpers cgroup_skb and netfilter programs may call here
+	if err := kernel.SetTaskHelpers(spec, ebpf.CGroupSKB, "cfg_skb_pid", "cfg_skb_comm"); err != nil {
+		return fmt.Errorf("udp: %w", err)
+	}
+	if err := kernel.SetTaskHelpers(spec, ebpf.Netfilter, "cfg_nf_pid", "cfg_nf_comm"); err != nil {
+		return fmt.Errorf("udp: %w", err)
+	}
 	if !cfg.Time {
 		// only -t uses it: no 1 MiB table for nothing
 		spec.Maps["nw_udp_txpend"].MaxEntries = 1
@@ -214,7 +221,11 @@ func (c *Concern) Attach(log *slog.Logger) error {
 		log.Warn("owner of UDP sockets that only receive unknown (pid -)", "err", oneLine(err))
 	}
 	if _, err := c.Live.Attach(log, BOwnerTx); err != nil {
-		log.Warn("owner of sending UDP sockets taken at IP output (the current task there)", "err", oneLine(err))
+		if pid, _ := kernel.TaskHelpers(ebpf.CGroupSKB); pid {
+			log.Warn("owner of sending UDP sockets taken at IP output (the current task there)", "err", oneLine(err))
+		} else {
+			log.Warn("owner of sending UDP sockets unknown (pid -)", "err", oneLine(err))
+		}
 	}
 	if !c.rxSk {
 		log.Warn("UDP receive drops not counted (rx_drops null): kfree_skb names no socket before Linux 6.11")

@@ -175,8 +175,10 @@ const (
 	udpMapNwUdpTxpend       = "nw_udp_txpend"
 	udpMapNwUdpTxscratch    = "nw_udp_txscratch"
 	udpProgNwUdpOwnerBtf    = "nw_udp_owner_btf"
+	udpProgNwUdpOwnerKp     = "nw_udp_owner_kp"
 	udpProgNwUdpOwnerRaw    = "nw_udp_owner_raw"
 	udpProgNwUdpOwnerTxBtf  = "nw_udp_owner_tx_btf"
+	udpProgNwUdpOwnerTxKp   = "nw_udp_owner_tx_kp"
 	udpProgNwUdpOwnerTxRaw  = "nw_udp_owner_tx_raw"
 	udpProgNwUdpRx          = "nw_udp_rx"
 	udpProgNwUdpRxCopy      = "nw_udp_rx_copy"
@@ -192,9 +194,13 @@ const (
 	udpVarCfgConnMask       = "cfg_conn_mask"
 	udpVarCfgDport          = "cfg_dport"
 	udpVarCfgDstNets        = "cfg_dst_nets"
+	udpVarCfgNfComm         = "cfg_nf_comm"
+	udpVarCfgNfPid          = "cfg_nf_pid"
 	udpVarCfgOwnerEgress    = "cfg_owner_egress"
 	udpVarCfgRxCopy         = "cfg_rx_copy"
 	udpVarCfgRxSk           = "cfg_rx_sk"
+	udpVarCfgSkbComm        = "cfg_skb_comm"
+	udpVarCfgSkbPid         = "cfg_skb_pid"
 	udpVarCfgSport          = "cfg_sport"
 	udpVarCfgSrcNets        = "cfg_src_nets"
 	udpVarCfgTime           = "cfg_time"
@@ -247,8 +253,10 @@ type udpSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type udpProgramSpecs struct {
 	NwUdpOwnerBtf   *ebpf.ProgramSpec `ebpf:"nw_udp_owner_btf"`
+	NwUdpOwnerKp    *ebpf.ProgramSpec `ebpf:"nw_udp_owner_kp"`
 	NwUdpOwnerRaw   *ebpf.ProgramSpec `ebpf:"nw_udp_owner_raw"`
 	NwUdpOwnerTxBtf *ebpf.ProgramSpec `ebpf:"nw_udp_owner_tx_btf"`
+	NwUdpOwnerTxKp  *ebpf.ProgramSpec `ebpf:"nw_udp_owner_tx_kp"`
 	NwUdpOwnerTxRaw *ebpf.ProgramSpec `ebpf:"nw_udp_owner_tx_raw"`
 	NwUdpRx         *ebpf.ProgramSpec `ebpf:"nw_udp_rx"`
 	NwUdpRxCopy     *ebpf.ProgramSpec `ebpf:"nw_udp_rx_copy"`
@@ -293,9 +301,13 @@ type udpVariableSpecs struct {
 	CfgConnMask       *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
 	CfgDport          *ebpf.VariableSpec `ebpf:"cfg_dport"`
 	CfgDstNets        *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
+	CfgNfComm         *ebpf.VariableSpec `ebpf:"cfg_nf_comm"`
+	CfgNfPid          *ebpf.VariableSpec `ebpf:"cfg_nf_pid"`
 	CfgOwnerEgress    *ebpf.VariableSpec `ebpf:"cfg_owner_egress"`
 	CfgRxCopy         *ebpf.VariableSpec `ebpf:"cfg_rx_copy"`
 	CfgRxSk           *ebpf.VariableSpec `ebpf:"cfg_rx_sk"`
+	CfgSkbComm        *ebpf.VariableSpec `ebpf:"cfg_skb_comm"`
+	CfgSkbPid         *ebpf.VariableSpec `ebpf:"cfg_skb_pid"`
 	CfgSport          *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
 	CfgTime           *ebpf.VariableSpec `ebpf:"cfg_time"`
@@ -373,9 +385,13 @@ type udpVariables struct {
 	CfgConnMask       *ebpf.Variable `ebpf:"cfg_conn_mask"`
 	CfgDport          *ebpf.Variable `ebpf:"cfg_dport"`
 	CfgDstNets        *ebpf.Variable `ebpf:"cfg_dst_nets"`
+	CfgNfComm         *ebpf.Variable `ebpf:"cfg_nf_comm"`
+	CfgNfPid          *ebpf.Variable `ebpf:"cfg_nf_pid"`
 	CfgOwnerEgress    *ebpf.Variable `ebpf:"cfg_owner_egress"`
 	CfgRxCopy         *ebpf.Variable `ebpf:"cfg_rx_copy"`
 	CfgRxSk           *ebpf.Variable `ebpf:"cfg_rx_sk"`
+	CfgSkbComm        *ebpf.Variable `ebpf:"cfg_skb_comm"`
+	CfgSkbPid         *ebpf.Variable `ebpf:"cfg_skb_pid"`
 	CfgSport          *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.Variable `ebpf:"cfg_src_nets"`
 	CfgTime           *ebpf.Variable `ebpf:"cfg_time"`
@@ -390,8 +406,10 @@ type udpVariables struct {
 // It can be passed to loadUdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type udpPrograms struct {
 	NwUdpOwnerBtf   *ebpf.Program `ebpf:"nw_udp_owner_btf"`
+	NwUdpOwnerKp    *ebpf.Program `ebpf:"nw_udp_owner_kp"`
 	NwUdpOwnerRaw   *ebpf.Program `ebpf:"nw_udp_owner_raw"`
 	NwUdpOwnerTxBtf *ebpf.Program `ebpf:"nw_udp_owner_tx_btf"`
+	NwUdpOwnerTxKp  *ebpf.Program `ebpf:"nw_udp_owner_tx_kp"`
 	NwUdpOwnerTxRaw *ebpf.Program `ebpf:"nw_udp_owner_tx_raw"`
 	NwUdpRx         *ebpf.Program `ebpf:"nw_udp_rx"`
 	NwUdpRxCopy     *ebpf.Program `ebpf:"nw_udp_rx_copy"`
@@ -409,8 +427,10 @@ type udpPrograms struct {
 func (p *udpPrograms) Close() error {
 	return _UdpClose(
 		p.NwUdpOwnerBtf,
+		p.NwUdpOwnerKp,
 		p.NwUdpOwnerRaw,
 		p.NwUdpOwnerTxBtf,
+		p.NwUdpOwnerTxKp,
 		p.NwUdpOwnerTxRaw,
 		p.NwUdpRx,
 		p.NwUdpRxCopy,

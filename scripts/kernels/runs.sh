@@ -77,16 +77,18 @@ mkdir -p "$out"
 # one run with every per-packet feature and every other concern, one plain -x run (SPEC §1)
 run tixre -tixreP -k --rst --rtt -a -v
 run ax -ax
+# beyond TCP (issue 14): UDP flows and datagram times, ICMP, DNS, netfilter hooks
+run beyond -t -u -I -N -n -v
 # the fallback candidates: with the tp_btf ones avoided, the raw_tp twins
 # and the accept() hooks run (every candidate of the hook table must run on
 # some kernel of the matrix, not only load; judged by `nwkcheck hooks` on
 # the host). Its records are not judged: boundaries with a tp_btf hook only
 # are missing in it, by design.
-NWK_RUN_ENV="NW_AVOID=tp_btf" run fallback -tixreP -k --rst --rtt -a -v
+NWK_RUN_ENV="NW_AVOID=tp_btf" run fallback -tixreP -k --rst --rtt -u -I -N -n -a -v
 NWK_RUN_ENV=
 
 echo "=== hooks that ran"
 grep -h 'msg=attached' "$out"/*/stderr | sed -n 's/.* prog=\([^ ]*\).*/HOOK \1/p' | sort -u
 
 echo "=== nwkcheck"
-nwkcheck check ${NWK_NETNS:+--netns "$NWK_NETNS"} "$out/tixre" "$out/ax"
+nwkcheck check ${NWK_NETNS:+--netns "$NWK_NETNS"} "$out/tixre" "$out/ax" "$out/beyond"

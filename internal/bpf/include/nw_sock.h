@@ -177,4 +177,19 @@ static __always_inline void nw_owner_current(struct nw_owner *o, __u8 src)
 	bpf_get_current_comm(&o->comm, sizeof(o->comm));
 }
 
+/* The current task as owner in a program whose type may lack the task
+ * helpers (cgroup_skb, netfilter: bpf_get_current_pid_tgid from Linux 6.10,
+ * bpf_get_current_comm later): have_pid/have_comm are the object's volatile
+ * const flags the loader sets from kernel.TaskHelpers, so the verifier never
+ * sees a call its kernel refuses. pid 0 / empty comm: unknown. */
+static __always_inline void nw_owner_current_if(struct nw_owner *o, __u8 src, bool have_pid, bool have_comm)
+{
+	o->pid = have_pid ? bpf_get_current_pid_tgid() >> 32 : 0;
+	o->src = have_pid ? src : NW_OWNER_NONE;
+	if (have_comm)
+		bpf_get_current_comm(&o->comm, sizeof(o->comm));
+	else
+		__builtin_memset(&o->comm, 0, sizeof(o->comm));
+}
+
 #endif /* NW_SOCK_H */
