@@ -191,13 +191,13 @@ func FrameRequest(b []byte, cont uint32) (int, uint32, stream.Status) {
 }
 
 // Request is what is kept of a request: its command (upper case), its
-// first argument (the key of key commands; bounded, escaped: bytes
-// outside printable ASCII, '"' and '\' as \xNN), and its argument count.
+// first argument (the key of key commands; bounded; AppendKey escapes it),
+// and its argument count.
 type Request struct {
 	Cmd    [CmdMax]byte
 	CmdLen uint8
-	Key    [KeyMax * 4]byte
-	KeyLen uint16
+	Key    [KeyMax]byte
+	KeyLen uint8
 	HasKey bool
 	KeyCut bool   // the argument was longer than KeyMax (or cut by the capture)
 	Args   uint32 // arguments after the command
@@ -207,8 +207,21 @@ type Request struct {
 // Command is the command name.
 func (r *Request) Command() []byte { return r.Cmd[:r.CmdLen] }
 
-// KeyBytes is the first argument, escaped.
+// KeyBytes is the first argument as it came (bounded).
 func (r *Request) KeyBytes() []byte { return r.Key[:r.KeyLen] }
+
+// AppendKey appends the first argument escaped for the sinks: bytes
+// outside printable ASCII, '"' and '\' as \xNN (at most 4*KeyMax bytes).
+func (r *Request) AppendKey(b []byte) []byte {
+	for _, c := range r.KeyBytes() {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&15])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return b
+}
 
 // noKey: commands whose first argument is a value or a secret, never kept.
 func noKey(cmd []byte) bool {
@@ -223,17 +236,7 @@ const hexDigits = "0123456789abcdef"
 
 func (r *Request) setKey(a []byte, cut bool) {
 	r.HasKey, r.KeyCut = true, cut || len(a) > KeyMax
-	n := 0
-	for _, c := range a[:min(len(a), KeyMax)] {
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			r.Key[n], r.Key[n+1], r.Key[n+2], r.Key[n+3] = '\\', 'x', hexDigits[c>>4], hexDigits[c&15]
-			n += 4
-		} else {
-			r.Key[n] = c
-			n++
-		}
-	}
-	r.KeyLen = uint16(n)
+	r.KeyLen = uint8(copy(r.Key[:], a))
 }
 
 func (r *Request) setCmd(a []byte) {

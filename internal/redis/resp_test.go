@@ -123,8 +123,8 @@ func TestParseRequest(t *testing.T) {
 			t.Errorf("%q: %v", c.in, err)
 			continue
 		}
-		if string(r.Command()) != c.cmd || string(r.KeyBytes()) != c.key || r.HasKey != c.hasKey || r.KeyCut != c.cut || r.Args != c.args {
-			t.Errorf("%q: %s %q has %v cut %v args %d", c.in, r.Command(), r.KeyBytes(), r.HasKey, r.KeyCut, r.Args)
+		if string(r.Command()) != c.cmd || string(r.AppendKey(nil)) != c.key || r.HasKey != c.hasKey || r.KeyCut != c.cut || r.Args != c.args {
+			t.Errorf("%q: %s %q has %v cut %v args %d", c.in, r.Command(), r.AppendKey(nil), r.HasKey, r.KeyCut, r.Args)
 		}
 	}
 	for _, in := range []string{"", "*0\r\n", "*1\r\n:1\r\n", "*1\r\n$0\r\n\r\n", "*2\r\n$3\r\nGE"} {

@@ -12,7 +12,8 @@ import (
 const (
 	DefaultTimeoutNs = 10e9  // a request unanswered this long is reported unanswered
 	idleNs           = 120e9 // a connection without traffic this long (and nothing pending) is forgotten
-	MaxPending       = 1024  // requests waiting per connection; the oldest is given up past it
+	MaxPending       = 1024  // requests waiting per connection (with their command and key)
+	MaxQueued        = 65536 // requests waiting on all connections
 	MaxConns         = 16384 // connections followed; all are forgotten past it (counted)
 	MaxCommands      = 512   // command names summarised; the others as "OTHER"
 )
@@ -40,9 +41,12 @@ type rconn struct {
 	// replyLost: the reply direction lost its place; its segments are
 	// skipped until the next request
 	replyLost bool
-	last      uint64
-	keys      [2]stream.Key // the stream directions (requests, replies)
-	hasKey    [2]bool
+	// owed: requests counted but not queued (the queue was full, see
+	// request); the replies after the queued ones' are theirs
+	owed   uint64
+	last   uint64
+	keys   [2]stream.Key // the stream directions (requests, replies)
+	hasKey [2]bool
 }
 
 type cmdStats struct {
@@ -62,6 +66,7 @@ type Tracker struct {
 	ports     []uint16
 
 	conns   map[connKey]*rconn
+	queued  int // requests waiting on all connections
 	streams *stream.Follower
 	cmds    map[string]uint16
 	stats   [2][]*cmdStats // by side, then command index
@@ -73,6 +78,7 @@ type Tracker struct {
 	emit   func(*event.RedisResult)
 	onMsg  func([]byte, bool, uint64)
 	res    event.RedisResult
+	keyBuf [4 * KeyMax]byte // the key escaped for the sinks
 	rep    Reply
 	req    Request
 	order  []*cmdStats
@@ -80,7 +86,7 @@ type Tracker struct {
 	// Totals (exit stats).
 	Requests, Replies     uint64
 	Unmatched, Unanswered uint64
-	Evicted               uint64 // requests given up: more than MaxPending waiting on a connection
+	Overflow              uint64 // requests not paired: more than MaxPending waiting on their connection (or MaxQueued on all)
 	Push                  uint64 // replies not paired: RESP3 pushes, a subscribed or monitoring connection
 	BadRequest, BadReply  uint64 // messages framed but not understood
 	DesyncDropped         uint64 // requests given up when a direction of their connection lost bytes
@@ -167,12 +173,14 @@ func (t *Tracker) loss(k stream.Key) {
 		t.DesyncDropped += uint64(len(c.q) - c.head)
 		t.clearQ(c)
 	}
+	c.owed = 0
 	if !t.curReq {
 		c.replyLost = true
 	}
 }
 
 func (t *Tracker) clearQ(c *rconn) {
+	t.queued -= len(c.q) - c.head
 	clear(c.q)
 	c.q, c.head = c.q[:0], 0
 }
@@ -185,6 +193,8 @@ func (t *Tracker) resetConns() {
 }
 
 func (t *Tracker) forget(k connKey, c *rconn) {
+	t.DesyncDropped += uint64(len(c.q) - c.head)
+	t.clearQ(c)
 	for i := range c.keys {
 		if c.hasKey[i] {
 			t.streams.Forget(c.keys[i])
@@ -245,23 +255,27 @@ func (t *Tracker) request(c *rconn, b []byte, ts uint64) {
 		t.streams.Forget(c.keys[1]) // its next segment starts a reply
 	}
 	cmd := t.command(r.Command())
-	if c.push {
-		// a subscribed connection: replies are messages; counted, not paired
+	if c.push || c.owed > 0 || len(c.q)-c.head >= MaxPending || t.queued >= MaxQueued {
+		// counted, not paired: a subscribed connection (replies are
+		// messages), or too many waiting. Replies come in order: the
+		// queued requests' first, then these (owed), so nothing is
+		// evicted from the queue (its reply would pair with the next)
 		st := t.stat(c.side, cmd)
 		st.calls++
 		st.totCalls++
 		st.changed = true
+		if !c.push {
+			c.owed++
+			t.Overflow++
+		}
 		return
-	}
-	if len(c.q)-c.head >= MaxPending {
-		t.Evicted++
-		t.unanswered(c, t.pop(c))
 	}
 	if c.head > 0 && c.head == len(c.q) {
 		c.q, c.head = c.q[:0], 0
 	}
 	c.q = append(c.q, pendReq{ts: ts, cmd: cmd})
 	c.q[len(c.q)-1].req = *r
+	t.queued++
 	switch string(r.Command()) {
 	case "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR":
 		c.push = true // its own reply still pairs; what follows are messages
@@ -271,6 +285,7 @@ func (t *Tracker) request(c *rconn, b []byte, ts uint64) {
 func (t *Tracker) pop(c *rconn) *pendReq {
 	p := &c.q[c.head]
 	c.head++
+	t.queued--
 	return p
 }
 
@@ -292,6 +307,10 @@ func (t *Tracker) reply(c *rconn, b []byte, ts uint64) {
 		res.Err = r.ErrCode()
 	}
 	if c.head == len(c.q) {
+		if c.owed > 0 { // a request counted but not queued
+			c.owed--
+			return
+		}
 		t.Unmatched++
 		t.emit(res)
 		return
@@ -300,7 +319,7 @@ func (t *Tracker) reply(c *rconn, b []byte, ts uint64) {
 	res.Kind = event.RedisAnswer
 	res.Cmd, res.Args = p.req.Command(), p.req.Args
 	if p.req.HasKey {
-		res.Key, res.KeyCut = p.req.KeyBytes(), p.req.KeyCut
+		res.Key, res.KeyCut = p.req.AppendKey(t.keyBuf[:0]), p.req.KeyCut
 	}
 	if ts > p.ts {
 		res.LatencyNs = ts - p.ts
@@ -324,7 +343,7 @@ func (t *Tracker) unanswered(c *rconn, p *pendReq) {
 	*res = event.RedisResult{Kind: event.RedisUnanswered, Side: c.side, TS: p.ts, Conn: c.conn,
 		Cmd: p.req.Command(), Args: p.req.Args}
 	if p.req.HasKey {
-		res.Key, res.KeyCut = p.req.KeyBytes(), p.req.KeyCut
+		res.Key, res.KeyCut = p.req.AppendKey(t.keyBuf[:0]), p.req.KeyCut
 	}
 	st := t.stat(c.side, p.cmd)
 	st.calls++
@@ -407,7 +426,7 @@ func (t *Tracker) Counters() map[string]uint64 {
 	s := t.streams
 	return map[string]uint64{
 		"redis_requests": t.Requests, "redis_replies": t.Replies, "redis_unmatched": t.Unmatched,
-		"redis_unanswered": t.Unanswered, "redis_pending_evicted": t.Evicted, "redis_push": t.Push,
+		"redis_unanswered": t.Unanswered, "redis_pending_overflow": t.Overflow, "redis_push": t.Push,
 		"redis_bad_request": t.BadRequest, "redis_bad_reply": t.BadReply, "redis_desync_dropped": t.DesyncDropped,
 		"redis_reply_segments_skipped": t.SkippedSegments,
 		"redis_stream_resync":          s.Resync, "redis_stream_uncaptured": s.Uncaptured, "redis_stream_bad_start": s.BadStart,

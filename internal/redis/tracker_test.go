@@ -248,3 +248,43 @@ func TestRedisPort(t *testing.T) {
 		t.Fatalf("%+v", got)
 	}
 }
+
+// TestOverflow: more requests in flight on a connection than MaxPending:
+// the ones past it are counted but not paired, their replies skipped in
+// order, and pairing goes on exactly after them (nothing crosses).
+func TestOverflow(t *testing.T) {
+	tr := NewTracker(Port)
+	var got results
+	c := &conv{t: tr, got: &got, client: true, sk: 1, cliA: cli, srvA: srv}
+	var reqs, reps []byte
+	for i := 0; i < MaxPending+6; i++ {
+		reqs = append(reqs, cmd("INCR", "n")...)
+		reps = append(reps, ":1\r\n"...)
+	}
+	for off := 0; off < len(reqs); off += 1400 {
+		c.req(reqs[off:min(off+1400, len(reqs))])
+	}
+	c.req(cmd("GET", "k")) // still owed: after the overflowed ones
+	for off := 0; off < len(reps); off += 1400 {
+		c.rep(reps[off:min(off+1400, len(reps))])
+	}
+	c.rep([]byte("$1\r\nv\r\n"))
+	c.req(cmd("SET", "k", "v"))
+	c.rep([]byte("+OK\r\n"))
+	if tr.Overflow != 7 || tr.Unmatched != 0 || len(got) != MaxPending+1 || tr.Pending() != 0 {
+		t.Fatalf("overflow %d unmatched %d pairs %d pending %d", tr.Overflow, tr.Unmatched, len(got), tr.Pending())
+	}
+	for i, r := range got[:MaxPending] {
+		if string(r.Cmd) != "INCR" || r.Reply != ':' {
+			t.Fatalf("pair %d: %s %c", i, r.Cmd, r.Reply)
+		}
+	}
+	if r := got[MaxPending]; string(r.Cmd) != "SET" || r.Reply != '+' {
+		t.Errorf("after the overflow: %s %c", r.Cmd, r.Reply)
+	}
+	var calls uint64
+	tr.Summaries(true, func(s *event.RedisSummary) { calls += s.Calls })
+	if calls != MaxPending+8 {
+		t.Errorf("calls %d, want %d", calls, MaxPending+8)
+	}
+}
