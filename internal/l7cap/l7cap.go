@@ -9,14 +9,17 @@
 //
 // # Adding a protocol
 //
-//  1. A record type: NW_EV_<PROTO> in internal/bpf/include/nw_types.h (<
-//  32. and its constant in internal/event/event.go (event.Redis,
+//  1. A record type: NW_EV_<PROTO> in internal/bpf/include/nw_types.h
+//     (under 32) and its constant in internal/event/event.go (event.Redis,
 //     event.MySQL are there). The BPF object does not change: the port
 //     map says which type a packet is.
 //  2. A Protocol (below) in internal/<proto>: its record type, service
 //     ports, how many payload bytes its parser needs per packet (at most
 //     event.AppMax), its log files and exit counters. Optional: Ticker
-//     (a tick record every --interval) and Finisher (records at exit).
+//     (a tick record, App.Tick, every --interval) and Finisher (a last
+//     one at exit, App.Tick and App.Final: flush, exit summaries).
+//     internal/redis is the complete example (Proto in redis.go, Tracker
+//     in tracker.go; the pipeline side in engine/records_redis.go).
 //  3. Add it to the list cmd/netwatcher hands New (cmd/netwatcher/l7.go,
 //     one line under the protocol's flag).
 //  4. The pipeline: a `case event.<Proto>:` in pipeline.handle calling
@@ -27,10 +30,15 @@
 //     payload length, the bytes copied); ev.Conn the socket, namespace and
 //     owner. A tick record has App.Tick set and no packet.
 //  5. TCP: follow each direction with a stream.Follower and a Framer
-//     (internal/l7cap/stream); pair requests and responses per
-//     connection (the socket and the addresses); name the connection by
-//     the pipeline's table (p.table.Current(sock): conn_id), the side by
-//     which port is the service port (local: server).
+//     (internal/l7cap/stream: messages in order, split ones kept until
+//     whole, losses counted; Follower.OnLoss tells when a direction lost
+//     its place, before any later message, so that in-order pairing can
+//     give up what waits); pair requests and responses per connection
+//     (the socket and the addresses); name the connection by the
+//     pipeline's table (p.table.Current(sock): conn_id), the side by which
+//     port is the service port (local: server). Keep no pointer to the
+//     event (the pipeline's Ext slots are reused; a stored pointer also
+//     makes every event escape to the heap).
 //
 // Only TCP segments with a payload are captured, and UDP datagrams for
 // DNS only. Bytes beyond a protocol's CapLen in one packet are not seen
