@@ -54,7 +54,7 @@ type Key struct {
 const MaxCarry = 2048
 
 // MaxFlows bounds the directions followed at once.
-const MaxFlows = 4096
+const MaxFlows = 65536
 
 type flow struct {
 	next    uint32 // sequence number of the next byte expected
