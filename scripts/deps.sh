@@ -9,6 +9,9 @@ test)
 	need ip iproute2; need ss iproute2; need nstat iproute2; need tc iproute2
 	need ping iputils-ping; need tcpdump tcpdump; need tshark tshark
 	need dnsmasq dnsmasq-base; need dig bind9-dnsutils
+	# -R and -M tests start their own servers in namespaces
+	need redis-server redis-server; need redis-benchmark redis-tools
+	need mariadbd mariadb-server; need mariadb mariadb-client; need mariadb-install-db mariadb-server
 	need ethtool ethtool; need nft nftables; need sysctl procps
 	need clang-14 clang-14; need llvm-strip-14 llvm-14
 	[ -f /usr/include/bpf/bpf_helpers.h ] || want+=(libbpf-dev)
@@ -40,5 +43,17 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Servers (redis, mariadb) must not start as system services: the tests
+# start their own. policy-rc.d (101: action forbidden) keeps invoke-rc.d
+# from starting them, unless one is already there.
+nopolicy=
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	nopolicy=1
+fi
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+rc=0
+apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null || rc=$?
+[ -n "$nopolicy" ] && rm -f /usr/sbin/policy-rc.d
+exit $rc

@@ -10,6 +10,8 @@
 //	nwpeer http-get -r ADDR:PORT -n N --path P [--close|--http10]
 //	nwpeer dns-serve -l ADDR:PORT           (UDP and TCP; see dns.go)
 //	nwpeer dns-query -r ADDR:PORT -n N [--tcp]
+//	nwpeer redis-serve -l ADDR:PORT         (see redis.go)
+//	nwpeer redis-query -r ADDR:PORT -n N [-P DEPTH]
 //
 // serve without a mode reads and discards what it receives, silently.
 // serve --handoff creates the listener but leaves accepting and serving to
@@ -69,7 +71,7 @@ func (e usageError) Error() string { return e.msg }
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage: nwpeer SUBCOMMAND [flags]
-subcommands: serve, connect, churn, rr, bulk, http-get, dns-serve, dns-query
+subcommands: serve, connect, churn, rr, bulk, http-get, dns-serve, dns-query, redis-serve, redis-query
 run "nwpeer SUBCOMMAND -h" for the flags of one
 `)
 }
@@ -140,6 +142,10 @@ func run(sub string, args []string) error {
 		return cmdDNSServe(args)
 	case "dns-query":
 		return cmdDNSQuery(args)
+	case "redis-serve":
+		return cmdRedisServe(args)
+	case "redis-query":
+		return cmdRedisQuery(args)
 	case "-h", "-help", "--help", "help":
 		usage()
 		return nil

@@ -42,9 +42,16 @@ type Config struct {
 	UDP     bool   // -u: UDP flows (and datagram layer times with -t)
 	ICMP    bool   // -I (alias --icmptime): ICMP/ICMPv6 messages with layer times, echo round trips
 	DNS     bool   // -N: DNS queries/responses over UDP and TCP, paired, per-process counters
+	Redis   bool   // -R: Redis requests/replies (RESP2/3), paired, per-command summaries
+	// RedisPort: --redis-port, the Redis service port (0: 6379).
+	RedisPort uint16
 	// -n (alias --net_filter): per packet, the time in each netfilter hook
 	// it crosses; per-hook summaries every --interval and at exit.
 	NetFilter bool
+	// -M: MySQL/MariaDB requests with their responses at both ends,
+	// latency, per-command counters; MySQLPort: --mysql-port (0: 3306).
+	MySQL     bool
+	MySQLPort uint16
 	// --interval: how often periodic records (--rtt) are printed
 	// (default 1s, at least MinInterval).
 	Interval time.Duration
@@ -67,6 +74,9 @@ type Config struct {
 	MaxConns   uint32 // --max-conns: kernel connection table capacity
 	MaxClosed  uint32 // --max-closed: closed connections -a keeps
 	Sample     uint32 // --sample: packet records for 1 in N data segments (1 = all)
+	// -C (alias --protocol_count): every CountSecs seconds, per protocol and
+	// direction, packets/requests and bytes (0: off).
+	CountSecs uint32
 	CPUProfile string // --cpuprofile: write a Go CPU profile (hidden, for developers)
 }
 
@@ -78,7 +88,7 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
-const usageLine = "Usage: netwatcher [-aeiINnPrtux?qv] [-d DPORT] [-s SPORT] [-D CIDR]... [-S CIDR]... [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--max-conns=N] [--max-closed=N] [--sample=N] [-k [-F] [-A]] [--rst] [--rtt] [--interval=D] [--help] [--usage]"
+const usageLine = "Usage: netwatcher [-aeiINnPRrtux?qv] [-d DPORT] [-s SPORT] [-D CIDR]... [-S CIDR]... [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--max-conns=N] [--max-closed=N] [--sample=N] [-C SECONDS] [-k [-F] [-A]] [--rst] [--rtt] [-M [--mysql-port=PORT]] [-R [--redis-port=PORT]] [--interval=D] [--help] [--usage]"
 
 // portValue is -d/-s. The kernel filter holds one port, and pflag keeps the
 // last of repeated flags, so `-d 80 -d 81` would silently trace 81 only:
@@ -247,6 +257,7 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.BoolVar(&c.AddrToFunc, "addr_to_func", false, "alias of --addr-to-func")
 	_ = fs.MarkHidden("addr_to_func")
 	fs.BoolVarP(&c.Stack, "stack", "A", false, "kernel stack of each drop, symbolised, 16 frames at most (implies -k)")
+	fs.BoolVarP(&c.Redis, "redis", "R", false, "trace Redis over TCP (port 6379), both ends: command + first key (bounded), reply type, error, request -> reply latency, pipelines paired in order; per-command summary (calls, errors, p50/p99) every --interval and at exit (redis.log)")
 	fs.BoolVarP(&c.DNS, "dns", "N", false, "trace DNS over UDP and TCP (port 53), both ends: qname, qtype, rcode, answers, query -> response latency; per-process counters every --interval and at exit (dns.log)")
 	fs.BoolVarP(&c.ICMP, "icmp", "I", false, "trace ICMP/ICMPv6 messages host-wide: echo requests/replies with layer times and the round trip the kernel saw; other types with the flow they refer to (icmp.log)")
 	fs.BoolVar(&c.ICMP, "icmptime", false, "alias of --icmp")
@@ -256,6 +267,11 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.BoolVarP(&c.NetFilter, "net-filter", "n", false, "per packet, the time spent in each netfilter hook it crosses (v4/v6, every namespace), the hook of a drop; per-hook summary every --interval and at exit (netfilter.log)")
 	fs.BoolVar(&c.NetFilter, "net_filter", false, "alias of --net-filter")
 	_ = fs.MarkHidden("net_filter")
+	fs.BoolVarP(&c.MySQL, "mysql", "M", false, "trace MySQL/MariaDB requests over TCP, both ends: command, query text (bounded), OK/ERR/rows, request -> response latency, the connection and process; per-command counters every --interval and at exit (mysql.log)")
+	var nMyPort int
+	fs.Var(portValue{&c.MySQLPort, &nMyPort}, "mysql-port", "the MySQL service port -M watches (default 3306)")
+	var nRedisPort int
+	fs.Var(portValue{&c.RedisPort, &nRedisPort}, "redis-port", "the Redis service port -R watches (default 6379)")
 	fs.Var(durValue{&c.Interval}, "interval", "period of the --rtt records, -u flow records, -N counters and -n summaries (Go duration, at least 100ms)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for connects.log, packets.log, err.log (created 0700)")
 	fs.Var(durValue{&c.Duration}, "duration", "stop by itself after this Go duration (10s, 2m)")
@@ -266,6 +282,9 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.BoolVar(&c.NoPackets, "no-packets", false, "no per-packet records: connection tracking only, the cheapest mode (not with -t or -i)")
 	fs.Var(countValue{&c.MaxClosed, 1, 1 << 20}, "max-closed", "with -a: closed connections kept, newest last; older ones are evicted and counted as closed_evicted")
 	fs.Var(countValue{&c.MaxConns, 64, 1 << 24}, "max-conns", "kernel connection table capacity (preallocated, ~104 bytes each; a connection that does not fit is counted as conn_table_full)")
+	fs.VarP(countValue{&c.CountSecs, 1, 86400}, "count", "C", "every SECONDS, per protocol (tcp, udp, icmp, http, dns, mysql, redis: those whose flags are on) and direction, what its records counted: packets or messages, payload bytes, requests; totals at exit (count.log)")
+	fs.Var(countValue{&c.CountSecs, 1, 86400}, "protocol_count", "alias of --count")
+	_ = fs.MarkHidden("protocol_count")
 	fs.Var(countValue{&c.Sample, 1, MaxSample}, "sample", "packet records (with -t: layer times) for 1 in N TCP data segments, picked by a hash of seq and ports; cheaper (-i still records every segment that may start an HTTP line)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a Go CPU profile of netwatcher itself to this file")
 	fs.Lookup("cpuprofile").Hidden = true

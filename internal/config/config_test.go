@@ -30,6 +30,8 @@ func TestParseGNUStyle(t *testing.T) {
 		{[]string{"-P"}, Config{State: true}},
 		{[]string{"-tixre", "--sample=100"}, Config{Time: true, HTTP: true, Extra: true, Retrans: true, Err: true, Sample: 100}},
 		{[]string{"--sample", "1", "--no-packets"}, Config{NoPackets: true}},
+		{[]string{"-C", "5", "-u"}, Config{CountSecs: 5, UDP: true}},
+		{[]string{"--protocol_count=1"}, Config{CountSecs: 1}}, // alias (hidden)
 		{[]string{"--rst"}, Config{Rst: true}},
 		{[]string{"--rst_counters"}, Config{Rst: true}}, // alias (hidden)
 		{[]string{"-n"}, Config{NetFilter: true}},
@@ -39,6 +41,8 @@ func TestParseGNUStyle(t *testing.T) {
 		{[]string{"-I"}, Config{ICMP: true}},
 		{[]string{"-N", "--interval=5s"}, Config{DNS: true, Interval: 5 * time.Second}},
 		{[]string{"--dns", "-d", "53"}, Config{DNS: true, Dport: 53}},
+		{[]string{"-M"}, Config{MySQL: true}},
+		{[]string{"--mysql", "--mysql-port=3307"}, Config{MySQL: true, MySQLPort: 3307}},
 		{[]string{"--icmptime", "--no-packets"}, Config{ICMP: true, NoPackets: true}}, // alias (hidden)
 		{[]string{"-S", "10.0.0.0/8", "--src-ip=fd00::1", "-D", "192.0.2.7/24", "-D::ffff:198.51.100.0/120"}, Config{
 			SrcNets: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::1/128")},
@@ -77,7 +81,8 @@ func TestParseErrorsAreUsageErrors(t *testing.T) {
 		{"--max-conns=0"}, {"--max-conns=63"}, {"--max-conns=20000000"}, {"--max-conns=lots"},
 		{"--max-closed=0"}, {"--max-closed=2000000"},
 		{"-S", "10.0.0.0/33"}, {"-D", "fe80::1%eth0"}, {"--src-ip=host"}, {"-S"},
-		{"--sample=0"}, {"--sample=-1"}, {"--sample=ten"}, {"--sample=2000000"}, {"--sample"}, {"--sample=10", "--no-packets"},
+		{"-C", "0"}, {"--count=1.5"}, {"--count=86401"}, {"-C"}, {"--sample=0"}, {"--sample=-1"}, {"--sample=ten"}, {"--sample=2000000"}, {"--sample"}, {"--sample=10", "--no-packets"},
+		{"-M", "--mysql-port=0"}, {"--mysql-port=65536"}, {"--mysql-port=mysql"},
 		{"--rtt", "--interval=99ms"}, {"--interval=0"}, {"--interval=1"}, {"--interval=-1s"}, {"--interval=soon"},
 	} {
 		_, err := Parse(args, &bytes.Buffer{})

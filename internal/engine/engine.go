@@ -122,6 +122,9 @@ func Run(ctx context.Context, o Options) (err error) {
 			logs = append(logs, l.LogNames()...)
 		}
 	}
+	if cfg.CountSecs != 0 {
+		logs = append(logs, output.CountLogName) // -C (records_count.go)
+	}
 	files, err := output.OpenFiles(cfg.DataDir, logs...)
 	if err != nil {
 		return err // *output.DataDirError: main exits 2

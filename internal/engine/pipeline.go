@@ -47,6 +47,9 @@ type pipeline struct {
 	lis             listenState   // -x listening sockets (records_listener.go)
 	icmp            icmpTrack     // -I: icmp.log, echo pairing (records_icmp.go)
 	dns             dnsState      // -N (records_dns.go)
+	redis           redisState    // -R (records_redis.go)
+	mysql           mysqlState    // -M (records_mysql.go)
+	count           countState    // -C (records_count.go)
 }
 
 // consoleFlusher is what the console offers beyond io.Writer: a buffer to
@@ -148,6 +151,9 @@ func (p *pipeline) run(queue <-chan *batch, ctr *Counters) error {
 	defer hold.Stop()
 	concernTick, stopTick := p.tickers() // concerns' own periodic records (Ticker)
 	defer stopTick()
+	countTick, stopCount := p.countTicker() // -C lines
+	defer stopCount()
+	p.countInit(output.MonoNow())
 	p.refresh()
 	closed := false
 	drain := func() {
@@ -183,6 +189,9 @@ func (p *pipeline) run(queue <-chan *batch, ctr *Counters) error {
 		case <-concernTick:
 			p.tick()
 			p.flushOut()
+		case <-countTick:
+			p.countLines(output.MonoNow(), false)
+			p.flushOut()
 		case <-tick.C:
 			p.pr.Clock.Sync()
 			p.refresh()
@@ -206,6 +215,9 @@ func (p *pipeline) connLine(what string, ts uint64, e *track.Entry) {
 }
 
 func (p *pipeline) handle(ev *event.Event) {
+	if p.cfg.CountSecs != 0 {
+		p.countEvent(ev)
+	}
 	switch ev.Type {
 	case event.ConnOpen:
 		p.dirty = true
@@ -248,6 +260,10 @@ func (p *pipeline) handle(ev *event.Event) {
 		p.udpEvent(ev)
 	case event.DNS:
 		p.dnsEvent(ev)
+	case event.Redis:
+		p.redisEvent(ev)
+	case event.MySQL:
+		p.mysqlEvent(ev)
 	case event.NF:
 		p.nfEvent(ev)
 	}
@@ -394,7 +410,11 @@ func (p *pipeline) finish(ctr *Counters) {
 	p.refresh()
 	p.dropFinish()
 	p.dnsFinish()
+	p.mysqlFinish()
 	p.finishConcerns()
+	if p.cfg.CountSecs != 0 {
+		p.countLines(output.MonoNow(), true) // after every record, the flows' exit ones too
+	}
 	s := p.bpfStats()
 	r, q, t := p.lost(ctr)
 	extra := p.extraCounters()

@@ -31,6 +31,7 @@ func (p *pipeline) packet(ev *event.Event) {
 		p.out.Write(p.buf)
 	}
 	if line.Kind != httpinfo.None {
+		p.countHTTP(pk.Rx, line.Kind == httpinfo.Request)
 		p.httpPair(ev, line)
 	}
 }

@@ -50,6 +50,9 @@ func (p *pipeline) dnsEvent(ev *event.Event) {
 }
 
 func (p *pipeline) dnsResult(r *event.DNSResult) {
+	if r.Kind != event.DNSUnmatched {
+		p.countRequest(event.CountDNS)
+	}
 	if r.TCP {
 		// the connection's number, when the tracker has its socket
 		if e := p.table.Current(r.Conn.Sock); e != nil {

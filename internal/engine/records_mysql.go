@@ -50,6 +50,9 @@ func (p *pipeline) mysqlEvent(ev *event.Event) {
 }
 
 func (p *pipeline) mysqlResult(r *event.MySQLResult) {
+	if r.Command != event.MySQLHandshake {
+		p.countRequest(event.CountMySQL)
+	}
 	// the connection's number in the table, by its socket
 	if e := p.table.Current(r.Conn.Sock); e != nil && e.Conn.Src == r.Conn.Src && e.Conn.Dst == r.Conn.Dst {
 		r.Conn.ID = e.Conn.ID

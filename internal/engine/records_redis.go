@@ -60,6 +60,9 @@ func (p *pipeline) redisEvent(ev *event.Event) {
 }
 
 func (p *pipeline) redisResult(r *event.RedisResult) {
+	if r.Kind != event.RedisUnmatched {
+		p.countRequest(event.CountRedis)
+	}
 	// the connection's number, when the table has its socket
 	if e := p.table.Current(r.Conn.Sock); e != nil && (e.Conn.Src == r.Conn.Src || e.Conn.Dst == r.Conn.Src) {
 		r.Conn.ID = e.Conn.ID
