@@ -90,6 +90,16 @@ type Ticker interface {
 	Tick(nowNs uint64, emit func(*event.Event))
 }
 
+// Finisher is implemented by a concern that makes records of its own once
+// at exit (-n: the per-hook summaries of the whole run; -u: each flow's
+// last counts; -I: echoes still waiting; -N, -R, -M: what waits for a
+// response, and the exit summaries). Finish runs on the pipeline goroutine
+// after the hooks are detached and the rings drained; its records are
+// handled like ring records of the concern's type.
+type Finisher interface {
+	Finish(nowNs uint64, emit func(*event.Event))
+}
+
 // PacketRinger is implemented by a concern that writes to the packet ring
 // and wants it this large (bytes, power of two).
 type PacketRinger interface {

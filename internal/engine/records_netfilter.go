@@ -7,24 +7,6 @@ import (
 
 // ---- netfilter hook times (-n) ----
 
-// Finisher is implemented by a concern that makes records of its own once
-// at exit (-n: the per-hook summaries of the whole run). Finish runs on the
-// pipeline goroutine after the rings are drained; its records are handled
-// like ring records of the concern's type.
-type Finisher interface {
-	Finish(nowNs uint64, emit func(*event.Event))
-}
-
-// finishConcerns lets every Finisher make its exit records.
-func (p *pipeline) finishConcerns() {
-	now := output.MonoNow()
-	for _, c := range p.concerns {
-		if f, ok := c.(Finisher); ok {
-			f.Finish(now, p.handle)
-		}
-	}
-}
-
 // nfEvent: a packet's netfilter hook times (the ring record), or a hook's
 // summary (made by the concern every --interval and at exit). A packet of
 // a tracked TCP connection is named by its socket and the low bits of the

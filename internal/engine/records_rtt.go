@@ -8,7 +8,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/track"
 )
 
-// ---- concerns' periodic records (Ticker) ----
+// ---- concerns' periodic records (Ticker) and exit records (Finisher) ----
 
 // tickers starts one clock for the concerns that are Tickers, at the
 // shortest of their intervals (nil channel when there are none).
@@ -33,6 +33,16 @@ func (p *pipeline) tick() {
 	for _, c := range p.concerns {
 		if t, ok := c.(Ticker); ok {
 			t.Tick(now, p.handle)
+		}
+	}
+}
+
+// finishConcerns lets every Finisher make its exit records.
+func (p *pipeline) finishConcerns() {
+	now := output.MonoNow()
+	for _, c := range p.concerns {
+		if f, ok := c.(Finisher); ok {
+			f.Finish(now, p.handle)
 		}
 	}
 }
