@@ -762,6 +762,14 @@ int nw_udp_tx_ip(struct bpf_nf_ctx *ctx)
 	p->en.t[1] = bpf_ktime_get_ns();
 	p->en.t[2] = 0;
 	nw_owner_current_if(&p->owner, NW_OWNER_IO, cfg_nf_pid, cfg_nf_comm);
+	if (!cfg_nf_comm) {
+		/* no comm here (6.12 and before): the socket's owner as its
+		 * sendmsg/recvmsg hooks noted it, when it is the sender */
+		__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+		struct nw_owner *o = cookie ? bpf_map_lookup_elem(&nw_udp_owner, &cookie) : 0;
+		if (o && (!p->owner.pid || o->pid == p->owner.pid))
+			p->owner = *o;
+	}
 	__u64 k = (__u64)skb;
 	if (bpf_map_update_elem(&nw_udp_txpend, &k, p, BPF_ANY))
 		nw_count(NW_STAT_UDP_TX_FULL);
