@@ -303,7 +303,7 @@ main() {
 		echo
 		"$WORK/bin/nwkcheck" table "${table_args[@]}"
 		echo
-		echo "Which candidate hook ran where (\`nwkcheck hooks\`; the third run of each kernel avoids tp_btf candidates, \`NW_AVOID=tp_btf\`):"
+		echo "Which candidate hook ran where (\`nwkcheck hooks\`; the last run of each kernel (fallback) avoids tp_btf candidates, \`NW_AVOID=tp_btf\`):"
 		echo
 		cat "$WORK/hooks.md"
 	} >"$WORK/compat.md"
