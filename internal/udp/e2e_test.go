@@ -460,16 +460,21 @@ func TestUDPPortFilter(t *testing.T) {
 // (sock_send_length), with the tp_btf programs and with their raw_tp twins
 // (NW_AVOID=tp_btf, what kernels without BTF-typed tracepoints get): the
 // flow of a sink that never sends names the sink's pid, the flow of its
-// client that never receives the client's.
+// client that never receives the client's. Also with the task helpers
+// refused to cgroup_skb and netfilter programs (NW_AVOID=task_pid,task_comm:
+// what kernels before 6.10 get): the programs still load and the owners
+// still come from the socket calls.
 func TestUDPReceiveOnlyOwner(t *testing.T) {
 	nstest.RequireRoot(t)
 	pr := nstest.NewPair(t)
 	nsA, nsB := pr.A.Inode(t), pr.B.Inode(t)
-	for _, avoid := range []string{"", "tp_btf"} {
+	for _, avoid := range []string{"", "tp_btf", "task_pid,task_comm"} {
 		t.Run("avoid="+avoid, func(t *testing.T) {
 			progs := []string{"nw_udp_owner_btf", "nw_udp_owner_tx_btf"}
 			if avoid != "" {
 				t.Setenv("NW_AVOID", avoid)
+			}
+			if avoid == "tp_btf" {
 				progs = []string{"nw_udp_owner_raw", "nw_udp_owner_tx_raw"}
 			}
 			r := nwtest.Start(t, "-u", "-v", "--interval", "200ms")
