@@ -52,7 +52,7 @@ func kv(b []byte, k string, first bool) []byte {
 }
 
 // kvOwner appends pid="…",comm="…" ("-" for both when the owner is not
-// known).
+// known, for comm alone when only the pid is).
 func kvOwner(b []byte, pid uint32, comm *event.Comm, first bool) []byte {
 	b = kv(b, "pid", first)
 	if pid == 0 {
@@ -62,10 +62,10 @@ func kvOwner(b []byte, pid uint32, comm *event.Comm, first bool) []byte {
 	}
 	b = append(b, '"')
 	b = kv(b, "comm", false)
-	if pid == 0 {
-		b = append(b, '-')
+	if c := comm.Bytes(); pid == 0 || len(c) == 0 {
+		b = append(b, '-') // the pid may be known without its name
 	} else {
-		b = append(b, comm.Bytes()...)
+		b = append(b, c...)
 	}
 	return append(b, '"')
 }

@@ -79,7 +79,14 @@ func jConn(b []byte, c *event.Conn) []byte {
 		b = append(b, `,"pid":null,"comm":null`...)
 	} else {
 		b = jU(b, "pid", uint64(c.Pid))
-		b = jStr(b, "comm", c.Comm.Bytes())
+		if comm := c.Comm.Bytes(); len(comm) > 0 {
+			b = jStr(b, "comm", comm)
+		} else {
+			// the pid without its name: program types that may read
+			// the task's pid but not its comm (cgroup_skb, netfilter
+			// before 6.13)
+			b = append(b, `,"comm":null`...)
+		}
 	}
 	return b
 }
