@@ -223,7 +223,7 @@ const (
 )
 
 // featureNames is the order of the FEATURE lines (and of the table rows).
-var featureNames = []string{"start", "lost", "conn_owner", "conn_extra", "packets", "layer_times", "http", "retrans", "errors", "tcpstate", "rst", "drops", "rtt", "udp", "udp_times", "icmp", "dns", "netfilter"}
+var featureNames = []string{"start", "lost", "conn_owner", "conn_extra", "packets", "layer_times", "http", "retrans", "errors", "tcpstate", "rst", "drops", "rtt", "udp", "udp_times", "icmp", "dns", "redis", "netfilter"}
 
 // tableRows are the rows of expect.tsv and of the table: the features of
 // check, then the one the kernel log gives (kernel_warn).
@@ -258,6 +258,7 @@ func check(runs []*runDir, w *workload) (feats []feature, notes []string) {
 		checkUDPTimes(recs),
 		checkICMP(recs),
 		checkDNS(recs),
+		checkRedis(recs),
 		checkNetfilter(recs, nfFallback(runs)),
 	}
 	return feats, collectNotes(runs)

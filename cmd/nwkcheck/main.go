@@ -82,7 +82,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("nwkcheck check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	netns := fs.Uint64("netns", 0, "only records of this network namespace `INODE` (0: any)")
-	ports := fs.String("ports", "8080,8081,8082,8083,53", "the workload's server `PORTS`")
+	ports := fs.String("ports", "8080,8081,8082,8083,53,6379", "the workload's server `PORTS`")
 	peers := fs.String("nwpeer-servers", "8080,8081,8082", "server `PORTS` whose server is nwpeer (its comm is checked)")
 	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
 		if err == nil {

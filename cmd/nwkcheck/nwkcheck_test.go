@@ -353,6 +353,7 @@ func TestTableCells(t *testing.T) {
 | udp_times | no result | no result |
 | icmp | no result | no result |
 | dns | no result | no result |
+| redis | no result | no result |
 | netfilter | no result | no result |
 | kernel_warn | ok | ok |
 `

@@ -78,13 +78,13 @@ mkdir -p "$out"
 run tixre -tixreP -k --rst --rtt -a -v
 run ax -ax
 # beyond TCP (issue 14): UDP flows and datagram times, ICMP, DNS, netfilter hooks
-run beyond -t -u -I -N -n -v
+run beyond -t -u -I -N -R -n -C 1 -v
 # the fallback candidates: with the tp_btf ones avoided, the raw_tp twins
 # and the accept() hooks run (every candidate of the hook table must run on
 # some kernel of the matrix, not only load; judged by `nwkcheck hooks` on
 # the host). Its records are not judged: boundaries with a tp_btf hook only
 # are missing in it, by design.
-NWK_RUN_ENV="NW_AVOID=tp_btf" run fallback -tixreP -k --rst --rtt -u -I -N -n -a -v
+NWK_RUN_ENV="NW_AVOID=tp_btf" run fallback -tixreP -k --rst --rtt -u -I -N -R -n -a -v
 NWK_RUN_ENV=
 
 echo "=== hooks that ran"

@@ -18,6 +18,7 @@
 #   53    DNS (nwpeer dns-serve, UDP and TCP, 127.0.0.1 and ::1): 8 queries
 #         each way (-N; the UDP ones are -u's flows); and a ping of 127.0.0.1
 #         and ::1 (-I echoes)
+#   6379  Redis (nwpeer redis-serve): 20 commands, 4 in flight (-R)
 # The ports are nwkcheck's defaults (--ports, --nwpeer-servers).
 ip addr add 10.9.9.9/32 dev lo 2>/dev/null
 
@@ -27,6 +28,7 @@ nwpeer serve --echo -l '[::1]:8082' --duration 10s >/dev/null &
 busybox nc -l -p 8083 | sleep 10 &
 nwpeer dns-serve -l 127.0.0.1:53 --duration 10s >/dev/null &
 nwpeer dns-serve -l '[::1]:53' --duration 10s >/dev/null &
+nwpeer redis-serve -l 127.0.0.1:6379 --duration 10s >/dev/null &
 sleep 0.5
 
 nwpeer http-get -r 127.0.0.1:8080 -n 5 >/dev/null
@@ -34,6 +36,7 @@ nwpeer http-get -r 127.0.0.1:8080 -n 3 --close >/dev/null
 nwpeer connect -r '[::1]:8082' --send 4000 >/dev/null
 nwpeer dns-query -r 127.0.0.1:53 -n 8 >/dev/null
 nwpeer dns-query -r '[::1]:53' -n 8 --tcp >/dev/null
+nwpeer redis-query -r 127.0.0.1:6379 -n 20 -P 4 >/dev/null
 ping -c 3 -i 0.2 127.0.0.1 >/dev/null
 ping -6 -c 3 -i 0.2 ::1 >/dev/null 2>&1 || ping6 -c 3 ::1 >/dev/null
 
