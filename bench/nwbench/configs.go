@@ -33,6 +33,14 @@ func allConfigs() []config {
 		{name: "-q -t", kind: kindNW, args: []string{"-q", "-t"}},
 		{name: "-q -tixre", kind: kindNW, args: []string{"-q", "-tixre"}},
 		{name: "-q -tixre --sample 100", kind: kindNW, args: []string{"-q", "-tixre", "--sample", "100"}, optIn: true},
+		// issue 14/15 flags: what they cost TCP traffic they do not record
+		// (every hook runs for every packet and leaves after its check)
+		{name: "-q -u", kind: kindNW, args: []string{"-q", "-u"}, optIn: true},
+		{name: "-q -I", kind: kindNW, args: []string{"-q", "-I"}, optIn: true},
+		{name: "-q -n", kind: kindNW, args: []string{"-q", "-n"}, optIn: true},
+		{name: "-q -n --no-packets", kind: kindNW, args: []string{"-q", "-n", "--no-packets"}, optIn: true},
+		{name: "-q -N -R -M", kind: kindNW, args: []string{"-q", "-N", "-R", "-M"}, optIn: true},
+		{name: "-q -C 1", kind: kindNW, args: []string{"-q", "-C", "1"}, optIn: true},
 		{name: "tcpdump", kind: kindTcpdump},
 		{name: "bpftrace", kind: kindBpftrace, only: "churn"},
 	}

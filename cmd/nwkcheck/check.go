@@ -186,6 +186,12 @@ func port(s *string) (uint16, bool) {
 }
 
 func (w *workload) owns(rec *record) bool {
+	if strings.HasSuffix(rec.Type, "_summary") {
+		// an aggregate (per command, per hook) names no connection nor
+		// namespace: on the host, other processes' traffic may be in it
+		// too, which a check of its presence does not mind
+		return true
+	}
 	if w.netns != 0 && (rec.Netns == nil || *rec.Netns != w.netns) {
 		return false
 	}

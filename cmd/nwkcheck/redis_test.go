@@ -30,3 +30,16 @@ func TestCheckRedis(t *testing.T) {
 		t.Errorf("no summary: %+v", f)
 	}
 }
+
+// Summaries name no namespace or port: they count for the workload (the
+// redis feature needs them), in a guest and on the host alike.
+func TestSummariesAreTheWorkloads(t *testing.T) {
+	for _, netns := range []uint64{0, fixtureNetns} {
+		if !defaultWorkload(netns).owns(&record{Type: "redis_summary"}) {
+			t.Errorf("netns %d: a redis_summary record is not the workload's", netns)
+		}
+		if defaultWorkload(netns).owns(&record{Type: "stats"}) {
+			t.Errorf("netns %d: the stats record is the workload's", netns)
+		}
+	}
+}
