@@ -14,10 +14,8 @@ package icmp
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -28,7 +26,6 @@ import (
 	"github.com/netwatcher/netwatcher/internal/conn"
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/kernel"
-	"github.com/netwatcher/netwatcher/internal/netns"
 	"github.com/netwatcher/netwatcher/internal/output"
 )
 
@@ -59,7 +56,7 @@ type Concern struct {
 	kernel.Live
 	cfg *config.Config
 	log *slog.Logger
-	ns  *netns.Manager
+	ns  *kernel.NetnsHooks
 
 	// pipeline goroutine (Tick)
 	ext   event.Ext
@@ -123,36 +120,17 @@ func (c *Concern) Attach(log *slog.Logger) error {
 			log.Warn("ICMP boundary missing (its layer times reported as -)", "boundary", name, "err", err)
 		}
 	}
-	c.ns = netns.New(c.attachNetns, netns.Options{Log: log})
-	if err := c.ns.Start(); err != nil {
+	var err error
+	if c.ns, err = kernel.StartNetns(c.Coll, log, nsBoundaries); err != nil {
 		c.Live.Detach()
-		return fmt.Errorf("icmp: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return fmt.Errorf("icmp: %w", err)
 	}
 	return nil
 }
 
-// attachNetns attaches the netfilter links inside the current namespace.
-func (c *Concern) attachNetns(ino uint64) ([]io.Closer, error) {
-	var out []io.Closer
-	for _, name := range nsBoundaries {
-		a, err := kernel.AttachNetns(c.Coll, name)
-		if err != nil {
-			for _, o := range out {
-				o.Close()
-			}
-			return nil, err
-		}
-		out = append(out, a.Link)
-		c.log.Debug("attached", "boundary", name, "netns", ino, "kind", a.Cand.Kind, "target", a.Cand.Target, "prog", a.Cand.Prog)
-	}
-	return out, nil
-}
-
 // Detach implements engine.Concern.
 func (c *Concern) Detach() {
-	if c.ns != nil {
-		c.ns.Close() // Known/Poke stay safe for the reader
-	}
+	c.ns.Close() // Seen stays safe for the reader
 	c.Live.Detach()
 }
 
@@ -171,9 +149,7 @@ func (c *Concern) Decode(raw []byte, ev *event.Event) bool {
 	if !Decode(raw, ev) {
 		return false
 	}
-	if c.ns != nil && !c.ns.Known(uint64(ev.Conn.Netns)) {
-		c.ns.Poke()
-	}
+	c.ns.Seen(ev.Conn.Netns)
 	return true
 }
 

@@ -8,10 +8,8 @@ package netfilter
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"time"
 	"unsafe"
 
@@ -22,7 +20,6 @@ import (
 	"github.com/netwatcher/netwatcher/internal/drops"
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/kernel"
-	"github.com/netwatcher/netwatcher/internal/netns"
 	"github.com/netwatcher/netwatcher/internal/output"
 )
 
@@ -39,7 +36,7 @@ type Concern struct {
 	kernel.Live
 	cfg      *config.Config
 	log      *slog.Logger
-	ns       *netns.Manager
+	ns       *kernel.NetnsHooks
 	reasons  *drops.Reasons
 	stats    *ebpf.Map
 	interval time.Duration
@@ -168,39 +165,18 @@ func (c *Concern) Attach(log *slog.Logger) error {
 		log.Info("-n: no netfilter BPF links (Linux 6.4+): whole hook traversals from nf_hook_slow, only where a hook has functions")
 		return nil
 	}
-	c.ns = netns.New(c.attachNetns, netns.Options{Log: log})
-	if err := c.ns.Start(); err != nil {
-		c.ns.Close()
-		c.ns = nil
+	// NsBoundaries: 10 programs, v4 and v6 each: 20 links per namespace.
+	var err error
+	if c.ns, err = kernel.StartNetns(c.Coll, log, NsBoundaries); err != nil {
 		c.Live.Detach()
-		return fmt.Errorf("netfilter: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return fmt.Errorf("netfilter: %w", err)
 	}
 	return nil
 }
 
-// attachNetns attaches the netfilter links inside the current namespace
-// (10 programs, v4 and v6 each: 20 links).
-func (c *Concern) attachNetns(ino uint64) ([]io.Closer, error) {
-	var out []io.Closer
-	for _, name := range NsBoundaries {
-		a, err := kernel.AttachNetns(c.Coll, name)
-		if err != nil {
-			for _, o := range out {
-				o.Close()
-			}
-			return nil, err
-		}
-		out = append(out, a.Link)
-		c.log.Debug("attached", "boundary", name, "netns", ino, "kind", a.Cand.Kind, "target", a.Cand.Target, "prog", a.Cand.Prog)
-	}
-	return out, nil
-}
-
 // Detach implements engine.Concern.
 func (c *Concern) Detach() {
-	if c.ns != nil {
-		c.ns.Close()
-	}
+	c.ns.Close()
 	c.Live.Detach()
 }
 

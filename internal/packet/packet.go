@@ -21,7 +21,6 @@ package packet
 import (
 	"encoding/binary"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -35,7 +34,6 @@ import (
 	"github.com/netwatcher/netwatcher/internal/conn"
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/kernel"
-	"github.com/netwatcher/netwatcher/internal/netns"
 	"github.com/netwatcher/netwatcher/internal/output"
 )
 
@@ -70,14 +68,11 @@ type Concern struct {
 	kernel.Live // the object and its host-wide hooks
 	cfg         *config.Config
 	log         *slog.Logger
-	ns          *netns.Manager
+	ns          *kernel.NetnsHooks // nil without -t or netfilter links
 	gcStop      chan struct{}
 	gcDone      chan struct{}
 
-	// Reader-goroutine state: namespaces already asked about.
-	unknownNS map[uint32]bool
-	lastNS    uint32        // the namespace of the previous record (reader goroutine only)
-	stale     atomic.Uint64 // sent segments dropped before the driver (GC)
+	stale atomic.Uint64 // sent segments dropped before the driver (GC)
 }
 
 // New returns the packet concern (packets are always on).
@@ -178,7 +173,7 @@ func (c *Concern) Attach(log *slog.Logger) error {
 	}
 	for _, name := range tracepointBoundaries {
 		if _, err := c.Live.Attach(log, name); err != nil {
-			log.Warn("layer time boundary missing (reported as -)", "boundary", name, "err", oneLine(err))
+			log.Warn("layer time boundary missing (reported as -)", "boundary", name, "err", kernel.OneLine(err))
 		}
 	}
 	if nferr := netfilterAvailable(); nferr != nil {
@@ -186,7 +181,7 @@ func (c *Concern) Attach(log *slog.Logger) error {
 		var why []string
 		for _, name := range nsBoundaries {
 			if _, err := c.Live.Attach(log, name); err != nil {
-				why = append(why, oneLine(err))
+				why = append(why, kernel.OneLine(err))
 			}
 		}
 		if len(why) > 0 {
@@ -194,39 +189,14 @@ func (c *Concern) Attach(log *slog.Logger) error {
 				"err", strings.Join(why, "; "))
 		}
 	} else {
-		c.ns = netns.New(c.attachNetns, netns.Options{Log: log})
-		if err := c.ns.Start(); err != nil {
-			log.Warn("IP-layer boundaries missing (mac_time and ip_time reported as -)", "err", oneLine(err))
+		var err error
+		if c.ns, err = kernel.StartNetns(c.Coll, log, nsBoundaries); err != nil {
+			log.Warn("IP-layer boundaries missing (mac_time and ip_time reported as -)", "err", err.Error())
 		}
 	}
-	c.unknownNS = map[uint32]bool{}
 	c.gcStop, c.gcDone = make(chan struct{}), make(chan struct{})
 	go c.gc()
 	return nil
-}
-
-// oneLine is err's text as one line, for a warning: slog's TextHandler
-// quotes a value with a newline in it and prints the newline as `\n`. The
-// namespace manager's error when no namespace could be hooked joins one
-// error per namespace with newlines (errors.Join), which printed as one
-// line full of literal \n; each namespace has its own warning already.
-func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
-
-// attachNetns attaches the netfilter links inside the current namespace.
-func (c *Concern) attachNetns(ino uint64) ([]io.Closer, error) {
-	var out []io.Closer
-	for _, name := range nsBoundaries {
-		a, err := kernel.AttachNetns(c.Coll, name)
-		if err != nil {
-			for _, o := range out {
-				o.Close()
-			}
-			return nil, err
-		}
-		out = append(out, a.Link)
-		c.log.Debug("attached", "boundary", name, "netns", ino, "kind", a.Cand.Kind, "target", a.Cand.Target, "prog", a.Cand.Prog)
-	}
-	return out, nil
 }
 
 // StaleAfter is how long a sent segment may wait between IP entry and the
@@ -283,11 +253,9 @@ func (c *Concern) Detach() {
 		<-c.gcDone
 		c.gcStop = nil
 	}
-	if c.ns != nil {
-		// c.ns itself stays: the engine's reader may still call Decode
-		// (Known/Poke are safe on a closed manager).
-		c.ns.Close()
-	}
+	// c.ns itself stays: the engine's reader may still call Decode
+	// (Seen is safe on closed hooks).
+	c.ns.Close()
 	c.Live.Detach()
 }
 
@@ -329,18 +297,7 @@ func (c *Concern) Decode(raw []byte, ev *event.Event) bool {
 	if !Decode(raw, ev) {
 		return false
 	}
-	if ns := ev.Conn.Netns; ns == c.lastNS {
-		return true // records come in runs of one namespace: skip the map
-	}
-	c.lastNS = ev.Conn.Netns
-	if c.ns != nil && c.unknownNS != nil && !c.unknownNS[ev.Conn.Netns] {
-		// A namespace seen for the first time: make sure it is hooked now
-		// rather than at the next poll.
-		c.unknownNS[ev.Conn.Netns] = true
-		if !c.ns.Known(uint64(ev.Conn.Netns)) {
-			c.ns.Poke()
-		}
-	}
+	c.ns.Seen(ev.Conn.Netns)
 	return true
 }
 

@@ -15,10 +15,8 @@ package udp
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -29,7 +27,6 @@ import (
 	"github.com/netwatcher/netwatcher/internal/conn"
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/kernel"
-	"github.com/netwatcher/netwatcher/internal/netns"
 	"github.com/netwatcher/netwatcher/internal/output"
 )
 
@@ -70,7 +67,7 @@ type Concern struct {
 	kernel.Live
 	cfg *config.Config
 	log *slog.Logger
-	ns  *netns.Manager
+	ns  *kernel.NetnsHooks
 	// rxSk: kfree_skb names the socket of a drop (6.11+): rx_drops counted
 	rxSk bool
 
@@ -87,10 +84,6 @@ type Concern struct {
 	txVals  []udpTxPend
 
 	stale atomic.Uint64 // sent datagrams that never reached a driver
-
-	// reader goroutine (Decode)
-	lastNS    uint32
-	unknownNS map[uint32]bool
 }
 
 // snap is a flow as the previous read saw it.
@@ -218,19 +211,19 @@ func (c *Concern) Attach(log *slog.Logger) error {
 		}
 	}
 	if _, err := c.Live.Attach(log, BOwner); err != nil {
-		log.Warn("owner of UDP sockets that only receive unknown (pid -)", "err", oneLine(err))
+		log.Warn("owner of UDP sockets that only receive unknown (pid -)", "err", kernel.OneLine(err))
 	}
 	if _, err := c.Live.Attach(log, BOwnerTx); err != nil {
 		if pid, _ := kernel.TaskHelpers(ebpf.CGroupSKB); pid {
-			log.Warn("owner of sending UDP sockets taken at IP output (the current task there)", "err", oneLine(err))
+			log.Warn("owner of sending UDP sockets taken at IP output (the current task there)", "err", kernel.OneLine(err))
 		} else {
-			log.Warn("owner of sending UDP sockets unknown (pid -)", "err", oneLine(err))
+			log.Warn("owner of sending UDP sockets unknown (pid -)", "err", kernel.OneLine(err))
 		}
 	}
 	if !c.rxSk {
 		log.Warn("UDP receive drops not counted (rx_drops null): kfree_skb names no socket before Linux 6.11")
 	} else if _, err := c.Live.Attach(log, BDrop); err != nil {
-		log.Warn("UDP receive drops not counted (rx_drops null)", "err", oneLine(err))
+		log.Warn("UDP receive drops not counted (rx_drops null)", "err", kernel.OneLine(err))
 		c.rxSk = false
 	}
 	if !c.cfg.Time {
@@ -238,45 +231,23 @@ func (c *Concern) Attach(log *slog.Logger) error {
 	}
 	for _, name := range timeBoundaries {
 		if _, err := c.Live.Attach(log, name); err != nil {
-			log.Warn("UDP layer time boundary missing (reported as -)", "boundary", name, "err", oneLine(err))
+			log.Warn("UDP layer time boundary missing (reported as -)", "boundary", name, "err", kernel.OneLine(err))
 		}
 	}
 	if err := netfilterAvailable(); err != nil {
-		log.Warn("UDP IP-layer boundaries missing (mac_time and ip_time reported as -): they need netfilter BPF links (Linux 6.4+)", "err", oneLine(err))
+		log.Warn("UDP IP-layer boundaries missing (mac_time and ip_time reported as -): they need netfilter BPF links (Linux 6.4+)", "err", kernel.OneLine(err))
 	} else {
-		c.ns = netns.New(c.attachNetns, netns.Options{Log: log})
-		if err := c.ns.Start(); err != nil {
-			log.Warn("UDP IP-layer boundaries missing (mac_time and ip_time reported as -)", "err", oneLine(err))
+		var err error
+		if c.ns, err = kernel.StartNetns(c.Coll, log, nsBoundaries); err != nil {
+			log.Warn("UDP IP-layer boundaries missing (mac_time and ip_time reported as -)", "err", err.Error())
 		}
 	}
-	c.unknownNS = map[uint32]bool{}
 	return nil
-}
-
-func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
-
-// attachNetns attaches the netfilter links inside the current namespace.
-func (c *Concern) attachNetns(ino uint64) ([]io.Closer, error) {
-	var out []io.Closer
-	for _, name := range nsBoundaries {
-		a, err := kernel.AttachNetns(c.Coll, name)
-		if err != nil {
-			for _, o := range out {
-				o.Close()
-			}
-			return nil, err
-		}
-		out = append(out, a.Link)
-		c.log.Debug("attached", "boundary", name, "netns", ino, "kind", a.Cand.Kind, "target", a.Cand.Target, "prog", a.Cand.Prog)
-	}
-	return out, nil
 }
 
 // Detach implements engine.Concern.
 func (c *Concern) Detach() {
-	if c.ns != nil {
-		c.ns.Close()
-	}
+	c.ns.Close()
 	c.Live.Detach()
 }
 
@@ -475,15 +446,7 @@ func (c *Concern) Decode(raw []byte, ev *event.Event) bool {
 	if !Decode(raw, ev) {
 		return false
 	}
-	if ns := ev.Conn.Netns; ns != c.lastNS {
-		c.lastNS = ns
-		if c.ns != nil && c.unknownNS != nil && !c.unknownNS[ns] {
-			c.unknownNS[ns] = true
-			if !c.ns.Known(uint64(ns)) {
-				c.ns.Poke()
-			}
-		}
-	}
+	c.ns.Seen(ev.Conn.Netns)
 	return true
 }
 
