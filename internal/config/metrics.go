@@ -28,7 +28,7 @@ func CheckMetricsAddr(addr string, allowRemote bool) error {
 	a, err := netip.ParseAddr(host)
 	if err != nil || !a.Unmap().IsLoopback() {
 		if host == "" {
-			host = "every address"
+			return fmt.Errorf("--metrics-addr %s listens on every address and the metrics have no authentication: give a loopback HOST (127.0.0.1:%s) or add --metrics-allow-remote", addr, port)
 		}
 		return fmt.Errorf("--metrics-addr %s: %s is not a loopback address and the metrics have no authentication (add --metrics-allow-remote to serve it)", addr, host)
 	}

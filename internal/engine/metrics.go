@@ -51,7 +51,9 @@ func startMetrics(o Options, live []Concern, p *pipeline, ctr *Counters) (stop f
 		}
 	}
 	p.health = metrics.NewHealth(ctr.Events.Load, states, hooks)
-	p.met = metrics.NewRecords(metrics.NewPortClasses(servicePorts(cfg)...))
+	p.met = metrics.NewRecords(metrics.NewPortClasses(servicePorts(cfg)...), metrics.On{
+		Retrans: cfg.Retrans, Rejected: cfg.Err, Drops: cfg.DropReason, Rsts: cfg.Rst, Handshake: cfg.State, Rtt: cfg.Rtt,
+		Requests: [...]bool{metrics.HTTP: cfg.HTTP, metrics.DNS: cfg.DNS, metrics.MySQL: cfg.MySQL, metrics.Redis: cfg.Redis}})
 	reg.MustRegister(p.health)
 	reg.MustRegister(p.met.Collectors()...)
 	for _, c := range live {
@@ -95,4 +97,15 @@ func (p *pipeline) publishStats(ctr *Counters) {
 		Counters:    p.extraCounters(),
 		Connections: p.table.Len(),
 	})
+}
+
+// episodeKind names a retransmission episode as the console does.
+func episodeKind(r *event.RetransInfo) string {
+	switch {
+	case r.PreEst:
+		return "syn"
+	case r.CaState == event.CaLoss:
+		return "timeout"
+	}
+	return "fast"
 }

@@ -38,6 +38,7 @@ var protocolNames = [nProtocols]string{"http", "dns", "mysql", "redis"}
 // concurrently (see the package doc). A nil *Records is metrics off.
 type Records struct {
 	ports *PortClasses
+	on    On
 
 	opened, closed *prometheus.CounterVec
 	active         *prometheus.GaugeVec
@@ -60,7 +61,7 @@ type Records struct {
 	req      [nProtocols][2]prometheus.Observer
 
 	rtt     *log2Hist
-	rttSeen map[rttKey]*[event.RttSlots]uint32
+	rttSeen map[rttKey]*rttSeen
 }
 
 type connKey struct {
@@ -89,11 +90,24 @@ type rttKey struct {
 	estLo uint32
 }
 
+// rttSeen: what a connection's interval records held.
+type rttSeen struct {
+	b     [event.RttSlots]uint32
+	sumUs uint64
+}
+
+// On says which concerns are on: only their metrics are registered (the
+// connection metrics always are).
+type On struct {
+	Retrans, Rejected, Drops, Rsts, Handshake, Rtt bool
+	Requests                                       [nProtocols]bool // by HTTP, DNS, MySQL, Redis
+}
+
 // NewRecords: ports are the port classes of the connection metrics.
-func NewRecords(ports *PortClasses) *Records {
+func NewRecords(ports *PortClasses, on On) *Records {
 	n := func(name string) string { return Namespace + "_" + name }
 	connLabels := []string{"netns", "side", "port"}
-	r := &Records{ports: ports,
+	r := &Records{ports: ports, on: on,
 		opened: prometheus.NewCounterVec(prometheus.CounterOpts{Name: n("connections_opened_total"),
 			Help: "TCP connections established (open records), by network namespace, side and port class (server: local port, client: remote port)."}, connLabels),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: n("connections_closed_total"),
@@ -119,22 +133,38 @@ func NewRecords(ports *PortClasses) *Records {
 			Help: "Request -> response latency of the requests answered, by protocol (-i http, -N dns, -M mysql, -R redis) and the side that saw them.", Buckets: LatencyBuckets}, []string{"protocol", "side"}),
 		rtt: newLog2Hist(prometheus.NewDesc(n("tcp_rtt_seconds"),
 			"The kernel's TCP RTT samples (--rtt), all connections, in the kernel's log2 buckets.", nil, nil), 1e-6),
-		rttSeen: map[rttKey]*[event.RttSlots]uint32{},
+		rttSeen: map[rttKey]*rttSeen{},
 	}
+	// the series of what is on exist from the start (at 0)
 	for i, s := range []string{"client", "server"} {
 		r.hs[i] = r.handshake.WithLabelValues(s)
 		for p := range nProtocols {
-			r.req[p][i] = r.requests.WithLabelValues(protocolNames[p], s)
+			if on.Requests[p] {
+				r.req[p][i] = r.requests.WithLabelValues(protocolNames[p], s)
+			}
 		}
 	}
-	r.segs.Add(0)
+	for _, k := range []string{"fast", "timeout", "syn"} {
+		r.episode[k] = r.episodes.WithLabelValues(k)
+	}
 	return r
 }
 
-// Collectors are what the registry needs.
+// Collectors are what the registry needs: the families of what is on.
 func (r *Records) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{r.opened, r.closed, r.active, r.episodes, r.segs, r.rejected, r.drops, r.rsts,
-		r.handshake, r.requests, r.rtt}
+	cs := []prometheus.Collector{r.opened, r.closed, r.active}
+	for _, c := range []struct {
+		on bool
+		c  []prometheus.Collector
+	}{{r.on.Retrans, []prometheus.Collector{r.episodes, r.segs}}, {r.on.Rejected, []prometheus.Collector{r.rejected}},
+		{r.on.Drops, []prometheus.Collector{r.drops}}, {r.on.Rsts, []prometheus.Collector{r.rsts}},
+		{r.on.Handshake, []prometheus.Collector{r.handshake}}, {r.on.Rtt, []prometheus.Collector{r.rtt}},
+		{r.on.Requests != [nProtocols]bool{}, []prometheus.Collector{r.requests}}} {
+		if c.on {
+			cs = append(cs, c.c...)
+		}
+	}
+	return cs
 }
 
 func side(server bool) string {
@@ -307,7 +337,7 @@ func (r *Records) State(s *event.StateInfo) {
 
 // Request: a request of protocol (HTTP, DNS, ...) answered after ns.
 func (r *Records) Request(protocol int, server bool, ns uint64) {
-	if r == nil {
+	if r == nil || r.req[protocol][0] == nil {
 		return
 	}
 	r.req[protocol][b2i(server)].Observe(float64(ns) / 1e9)
@@ -325,34 +355,27 @@ func (r *Records) Rtt(sock uint64, x *event.RttInfo) {
 	seen := r.rttSeen[k]
 	if x.Close {
 		delete(r.rttSeen, k)
-		var add [event.RttSlots]uint32
-		for i, c := range x.Buckets {
-			if seen != nil {
-				c -= min(c, seen[i])
+		add, sum := x.Buckets, x.SumUs
+		if seen != nil {
+			for i := range add {
+				add[i] -= min(add[i], seen.b[i])
 			}
-			add[i] = c
+			sum -= min(sum, seen.sumUs)
 		}
-		// the sum is the whole life's: scale it to the samples added
-		var n, all uint64
-		for i := range add {
-			n += uint64(add[i])
-			all += uint64(x.Buckets[i])
-		}
-		if n > 0 {
-			r.rtt.add(&add, float64(x.SumUs)*float64(n)/float64(all))
-		}
+		r.rtt.add(&add, float64(sum))
 		return
 	}
 	if seen == nil {
 		if len(r.rttSeen) >= maxRttConns {
 			clear(r.rttSeen) // closes lost: their connections may count twice
 		}
-		seen = new([event.RttSlots]uint32)
+		seen = new(rttSeen)
 		r.rttSeen[k] = seen
 	}
 	for i, c := range x.Buckets {
-		seen[i] += c
+		seen.b[i] += c
 	}
+	seen.sumUs += x.SumUs
 	r.rtt.add(&x.Buckets, float64(x.SumUs))
 }
 
