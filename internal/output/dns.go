@@ -87,11 +87,7 @@ func (p *Printer) DNS(b []byte, r *event.DNSResult) []byte {
 			b = jU(b, "answers", uint64(r.Answers))
 			b = jU(b, "tc", b2u(r.TC))
 		}
-		if r.Kind == event.DNSAnswer {
-			b = jU(b, "latency_ns", r.LatencyNs)
-		} else {
-			b = append(b, `,"latency_ns":null`...)
-		}
+		b = jUOrNull(b, "latency_ns", r.LatencyNs, r.Kind == event.DNSAnswer)
 		if r.Evicted {
 			b = jU(b, "evicted", 1)
 		}
@@ -124,12 +120,7 @@ func (p *Printer) DNS(b []byte, r *event.DNSResult) []byte {
 		if r.TC {
 			b = append(b, " TC"...)
 		}
-		b = append(b, " latency = "...)
-		if r.Kind == event.DNSAnswer {
-			b = appendDurText(b, max(r.LatencyNs, 1))
-		} else {
-			b = append(b, "- (no query seen)"...)
-		}
+		b = appendLatencyText(b, r.LatencyNs, r.Kind == event.DNSAnswer, "- (no query seen)")
 	}
 	b = append(b, " id = "...)
 	b = strconv.AppendUint(b, uint64(r.ID), 10)
@@ -141,28 +132,10 @@ func (p *Printer) DNS(b []byte, r *event.DNSResult) []byte {
 // unanswered query; latency unless answered). latency in µs, 3 decimals.
 func AppendDNSLog(b []byte, r *event.DNSResult) []byte {
 	c := &r.Conn
-	b = append(b, `dns{netns="`...)
-	b = strconv.AppendUint(b, uint64(c.Netns), 10)
-	b = append(b, '"')
-	b = kv(b, "sock", false)
-	b = appendHex(b, c.Sock)
-	b = append(b, '"')
-	b = kv(b, "src", false)
-	b = appendAP(b, c.Src)
-	b = append(b, '"')
-	b = kv(b, "dst", false)
-	b = appendAP(b, c.Dst)
-	b = append(b, '"')
-	b = kvOwner(b, c.Pid, &c.Comm, false)
-	b = kv(b, "event", false)
-	b = append(b, r.Kind.String()...)
-	b = append(b, '"')
-	b = kv(b, "side", false)
-	b = append(b, r.Side.String()...)
-	b = append(b, '"')
-	b = kv(b, "proto", false)
-	b = append(b, dnsProto(r)...)
-	b = append(b, '"')
+	b = appendLogHead(b, "dns", c)
+	b = kvS(b, "event", r.Kind.String())
+	b = kvS(b, "side", r.Side.String())
+	b = kvS(b, "proto", dnsProto(r))
 	b = kvU(b, "id", uint64(r.ID))
 	b = kv(b, "qname", false)
 	if r.HasQuestion {
@@ -181,30 +154,13 @@ func AppendDNSLog(b []byte, r *event.DNSResult) []byte {
 	if r.Kind == event.DNSUnanswered {
 		b = append(b, `,rcode="-",answers="-",tc="-"`...)
 	} else {
-		b = kv(b, "rcode", false)
-		b = append(b, DNSRcodeName(r.Rcode)...)
-		b = append(b, '"')
+		b = kvS(b, "rcode", DNSRcodeName(r.Rcode))
 		b = kvU(b, "answers", uint64(r.Answers))
 		b = kvU(b, "tc", b2u(r.TC))
 	}
-	b = kv(b, "latency", false)
-	if r.Kind == event.DNSAnswer {
-		b = appendUs3(b, r.LatencyNs)
-	} else {
-		b = append(b, '-')
-	}
-	b = append(b, '"')
+	b = kvUs3(b, "latency", r.LatencyNs, r.Kind == event.DNSAnswer)
 	b = kvID(b, c.ID)
 	return append(b, "}\n"...)
-}
-
-// dnsCounterEvent: "interval" (the processes whose counts changed, every
-// --interval) or "exit" (every process, at exit).
-func dnsCounterEvent(final bool) string {
-	if final {
-		return "exit"
-	}
-	return "interval"
 }
 
 func appendRcodes(b []byte, c *event.DNSProcCounters, json bool) []byte {
@@ -242,14 +198,9 @@ func (p *Printer) DNSCounters(b []byte, ts uint64, c *event.DNSProcCounters, fin
 	if p.JSON {
 		b = p.jHead(b, "dns_counters", ts)
 		b = append(b, `,"event":"`...)
-		b = append(b, dnsCounterEvent(final)...)
+		b = append(b, intervalOrExit(final)...)
 		b = append(b, '"')
-		if c.Pid == 0 {
-			b = append(b, `,"pid":null,"comm":null`...)
-		} else {
-			b = jU(b, "pid", uint64(c.Pid))
-			b = jStr(b, "comm", c.Comm.Bytes())
-		}
+		b = jOwner(b, c.Pid, &c.Comm)
 		b = append(b, `,"side":"`...)
 		b = append(b, c.Side.String()...)
 		b = append(b, '"')
@@ -263,7 +214,7 @@ func (p *Printer) DNSCounters(b []byte, ts uint64, c *event.DNSProcCounters, fin
 	}
 	b = p.Clock.AppendTable(b, ts)
 	b = append(b, " [Q] dns counters ("...)
-	b = append(b, dnsCounterEvent(final)...)
+	b = append(b, intervalOrExit(final)...)
 	b = append(b, "): pid = "...)
 	if c.Pid == 0 {
 		b = append(b, '-')
@@ -291,12 +242,8 @@ func (p *Printer) DNSCounters(b []byte, ts uint64, c *event.DNSProcCounters, fin
 func AppendDNSCountersLog(b []byte, c *event.DNSProcCounters, final bool) []byte {
 	b = append(b, "dns_counters{"...)
 	b = kvOwner(b, c.Pid, &c.Comm, true)
-	b = kv(b, "side", false)
-	b = append(b, c.Side.String()...)
-	b = append(b, '"')
-	b = kv(b, "event", false)
-	b = append(b, dnsCounterEvent(final)...)
-	b = append(b, '"')
+	b = kvS(b, "side", c.Side.String())
+	b = kvS(b, "event", intervalOrExit(final))
 	b = kvU(b, "queries", c.Queries)
 	b = kvU(b, "answered", c.Answered)
 	b = kvU(b, "unanswered", c.Unanswered)

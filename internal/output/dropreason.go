@@ -26,18 +26,7 @@ type DropOpts struct {
 func appendProto(b []byte, d *event.DropInfo) []byte {
 	switch {
 	case d.Family != 0:
-		switch d.Proto {
-		case event.ProtoTCP:
-			return append(b, "tcp"...)
-		case event.ProtoUDP:
-			return append(b, "udp"...)
-		case event.ProtoICMP:
-			return append(b, "icmp"...)
-		case event.ProtoICMPv6:
-			return append(b, "icmpv6"...)
-		}
-		b = append(b, "ip-proto-"...)
-		return strconv.AppendUint(b, uint64(d.Proto), 10)
+		return ipProtoName(b, d.Proto)
 	case d.L3 == 0x0806:
 		return append(b, "arp"...)
 	case d.L3 != 0:
@@ -47,18 +36,6 @@ func appendProto(b []byte, d *event.DropInfo) []byte {
 	return append(b, '-')
 }
 
-// appendDropAddr appends ip:port for TCP/UDP, ip for other IP packets,
-// "-" when the packet was not IP.
-func appendDropAddr(b []byte, d *event.DropInfo, ap netip.AddrPort) []byte {
-	switch {
-	case !ap.IsValid():
-		return append(b, '-')
-	case d.HasPorts():
-		return ap.AppendTo(b)
-	}
-	return ap.Addr().AppendTo(b)
-}
-
 func jDropAddr(b []byte, k string, d *event.DropInfo, ap netip.AddrPort) []byte {
 	b = append(b, ',', '"')
 	b = append(b, k...)
@@ -66,18 +43,8 @@ func jDropAddr(b []byte, k string, d *event.DropInfo, ap netip.AddrPort) []byte 
 		return append(b, `":null`...)
 	}
 	b = append(b, `":"`...)
-	b = appendDropAddr(b, d, ap)
+	b = appendPktAddr(b, d.HasPorts(), ap)
 	return append(b, '"')
-}
-
-// appendReason appends the kernel's name, or "reason N" for a code the
-// kernel's BTF does not name (a subsystem's reason).
-func appendReason(b []byte, d *event.DropInfo) []byte {
-	if d.Name != "" {
-		return append(b, d.Name...)
-	}
-	b = append(b, "reason "...)
-	return strconv.AppendUint(b, uint64(d.Reason), 10)
 }
 
 // Drop formats one dropped packet: console line (with -A, one more line
@@ -89,23 +56,11 @@ func (p *Printer) Drop(b []byte, ev *event.Event, o DropOpts) []byte {
 		b = p.jHead(b, "drop", ev.TS)
 		c := &ev.Conn
 		b = jU(b, "netns", uint64(c.Netns))
-		b = append(b, `,"sock":`...)
-		if c.Sock == 0 {
-			b = append(b, "null"...)
-		} else {
-			b = append(b, '"')
-			b = appendHex(b, c.Sock)
-			b = append(b, '"')
-		}
+		b = jSock(b, c.Sock)
 		b = jID(b, c.ID)
 		b = jDropAddr(b, "src", d, d.Src)
 		b = jDropAddr(b, "dst", d, d.Dst)
-		if c.Pid == 0 {
-			b = append(b, `,"pid":null,"comm":null`...)
-		} else {
-			b = jU(b, "pid", uint64(c.Pid))
-			b = jStr(b, "comm", c.Comm.Bytes())
-		}
+		b = jOwner(b, c.Pid, &c.Comm)
 		switch d.Family {
 		case afInet:
 			b = append(b, `,"family":"ipv4"`...)
@@ -117,7 +72,7 @@ func (p *Printer) Drop(b []byte, ev *event.Event, o DropOpts) []byte {
 		b = append(b, `,"proto":"`...)
 		b = appendProto(b, d)
 		b = append(b, `","reason":"`...)
-		b = appendReason(b, d)
+		b = appendDropReason(b, d.Name, d.Reason)
 		b = append(b, '"')
 		b = jU(b, "reason_code", uint64(d.Reason))
 		b = append(b, `,"location":"`...)
@@ -145,29 +100,21 @@ func (p *Printer) Drop(b []byte, ev *event.Event, o DropOpts) []byte {
 	}
 	b = p.Clock.AppendTable(b, ev.TS)
 	b = append(b, " [D] "...)
-	b = appendReason(b, d)
+	b = appendDropReason(b, d.Name, d.Reason)
 	b = append(b, ": "...)
 	b = appendProto(b, d)
 	b = append(b, ' ')
-	b = appendDropAddr(b, d, d.Src)
+	b = appendPktAddr(b, d.HasPorts(), d.Src)
 	b = append(b, " -> "...)
-	b = appendDropAddr(b, d, d.Dst)
+	b = appendPktAddr(b, d.HasPorts(), d.Dst)
 	if isICMP {
-		b = append(b, " type "...)
-		b = strconv.AppendUint(b, uint64(d.ICMPType), 10)
-		b = append(b, " code "...)
-		b = strconv.AppendUint(b, uint64(d.ICMPCode), 10)
+		b = appendICMPTypeText(b, d.ICMPType, d.ICMPCode)
 	}
 	b = append(b, " netns = "...)
 	b = strconv.AppendUint(b, uint64(ev.Conn.Netns), 10)
 	b = append(b, " conn = "...)
 	b = appendIDText(b, ev.Conn.ID)
-	b = append(b, " sock = "...)
-	if ev.Conn.Sock == 0 {
-		b = append(b, '-')
-	} else {
-		b = appendHex(b, ev.Conn.Sock)
-	}
+	b = appendSockText(b, ev.Conn.Sock)
 	b = appendOwnerText(b, &ev.Conn)
 	if o.Location || o.Stack {
 		b = append(b, " at "...)
@@ -211,13 +158,13 @@ func AppendDropLog(b []byte, ev *event.Event, o DropOpts) []byte {
 	b = appendProto(b, d)
 	b = append(b, '"')
 	b = kv(b, "src", false)
-	b = appendDropAddr(b, d, d.Src)
+	b = appendPktAddr(b, d.HasPorts(), d.Src)
 	b = append(b, '"')
 	b = kv(b, "dst", false)
-	b = appendDropAddr(b, d, d.Dst)
+	b = appendPktAddr(b, d.HasPorts(), d.Dst)
 	b = append(b, '"')
 	b = kv(b, "reason", false)
-	b = appendReason(b, d)
+	b = appendDropReason(b, d.Name, d.Reason)
 	b = append(b, '"')
 	b = kv(b, "location", false)
 	b = o.Syms.Append(b, d.Location)
@@ -253,12 +200,7 @@ func (p *Printer) ListenOverflowLine(b []byte, ts uint64, l *ListenOverflow) []b
 		b = jU(b, "netns", uint64(l.Netns))
 		b = jU(b, "port", uint64(l.Port))
 		b = jU(b, "drops", l.Drops)
-		if l.Pid == 0 {
-			b = append(b, `,"pid":null,"comm":null`...)
-		} else {
-			b = jU(b, "pid", uint64(l.Pid))
-			b = jStr(b, "comm", l.Comm.Bytes())
-		}
+		b = jOwner(b, l.Pid, &l.Comm)
 		return append(b, "}\n"...)
 	}
 	b = p.Clock.AppendTable(b, ts)

@@ -186,12 +186,7 @@ func (p *Printer) ICMP(b []byte, ev *event.Event) []byte {
 		b = jID(b, c.ID)
 		b = jAddr(b, "src", i.Local)
 		b = jAddr(b, "dst", i.Remote)
-		if c.Pid == 0 {
-			b = append(b, `,"pid":null,"comm":null`...)
-		} else {
-			b = jU(b, "pid", uint64(c.Pid))
-			b = jStr(b, "comm", c.Comm.Bytes())
-		}
+		b = jOwner(b, c.Pid, &c.Comm)
 		if o := icmpOwner(ev); o == "" {
 			b = append(b, `,"owner":null`...)
 		} else {
@@ -279,12 +274,7 @@ func (p *Printer) ICMP(b []byte, ev *event.Event) []byte {
 	}
 	b = append(b, " netns = "...)
 	b = strconv.AppendUint(b, uint64(c.Netns), 10)
-	b = append(b, " sock = "...)
-	if c.Sock == 0 {
-		b = append(b, '-')
-	} else {
-		b = appendHex(b, c.Sock)
-	}
+	b = appendSockText(b, c.Sock)
 	if i.Kernel {
 		b = append(b, " kernel"...)
 	}
@@ -367,18 +357,10 @@ func AppendICMPLog(b []byte, ev *event.Event) []byte {
 		b = append(b, `,id="-",seq="-"`...)
 	}
 	b = kvU(b, "len", uint64(i.Len))
-	b = kv(b, "mac_time", false)
-	b = layerUs(b, i.MacNs, i.Missing&event.MissingMac != 0)
-	b = append(b, '"')
-	b = kv(b, "ip_time", false)
-	b = layerUs(b, i.IPNs, i.Missing&event.MissingIP != 0)
-	b = append(b, '"')
-	b = kv(b, "icmp_time", false)
-	b = layerUs(b, i.ICMPNs, i.Missing&event.MissingTCP != 0)
-	b = append(b, '"')
-	b = kv(b, "rtt", false)
-	b = layerUs(b, i.RttNs, i.RttNs == 0)
-	b = append(b, '"')
+	b = kvLayer(b, "mac_time", i.MacNs, i.Missing&event.MissingMac != 0)
+	b = kvLayer(b, "ip_time", i.IPNs, i.Missing&event.MissingIP != 0)
+	b = kvLayer(b, "icmp_time", i.ICMPNs, i.Missing&event.MissingTCP != 0)
+	b = kvLayer(b, "rtt", i.RttNs, i.RttNs == 0)
 	if i.InnerProto == 0 {
 		b = append(b, `,inner_proto="-",inner_src="-",inner_dst="-"`...)
 	} else {

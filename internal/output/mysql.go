@@ -81,11 +81,7 @@ func (p *Printer) MySQL(b []byte, r *event.MySQLResult) []byte {
 		} else {
 			b = append(b, `,"query":null,"query_len":null`...)
 		}
-		if r.HasStmt {
-			b = jU(b, "stmt_id", uint64(r.StmtID))
-		} else {
-			b = append(b, `,"stmt_id":null`...)
-		}
+		b = jUOrNull(b, "stmt_id", uint64(r.StmtID), r.HasStmt)
 		b = append(b, `,"response":"`...)
 		b = append(b, r.Resp.String()...)
 		b = append(b, '"')
@@ -99,31 +95,15 @@ func (p *Printer) MySQL(b []byte, r *event.MySQLResult) []byte {
 		} else {
 			b = append(b, `,"error_code":null,"sql_state":null`...)
 		}
-		if r.Resp == event.MySQLOK {
-			b = jU(b, "affected", r.Affected)
-		} else {
-			b = append(b, `,"affected":null`...)
-		}
-		if r.Resp == event.MySQLRows || r.Rows > 0 {
-			b = jU(b, "rows", r.Rows)
-		} else {
-			b = append(b, `,"rows":null`...)
-		}
+		b = jUOrNull(b, "affected", r.Affected, r.Resp == event.MySQLOK)
+		b = jUOrNull(b, "rows", r.Rows, r.Resp == event.MySQLRows || r.Rows > 0)
 		b = jU(b, "columns", uint64(r.Columns))
 		b = jU(b, "params", uint64(r.Params))
 		b = jU(b, "warnings", uint64(r.Warnings))
 		b = jU(b, "results", uint64(r.Results))
-		if answered {
-			b = jU(b, "latency_ns", r.LatencyNs)
-		} else {
-			b = append(b, `,"latency_ns":null`...)
-		}
+		b = jUOrNull(b, "latency_ns", r.LatencyNs, answered)
 		b = jU(b, "truncated", b2u(r.Truncated))
-		if r.ThreadID != 0 {
-			b = jU(b, "thread_id", uint64(r.ThreadID))
-		} else {
-			b = append(b, `,"thread_id":null`...)
-		}
+		b = jUOrNull(b, "thread_id", uint64(r.ThreadID), r.ThreadID != 0)
 		if hs {
 			b = jStr(b, "version", r.Version)
 			b = jU(b, "compress", b2u(r.Compress))
@@ -146,8 +126,7 @@ func (p *Printer) MySQL(b []byte, r *event.MySQLResult) []byte {
 	b = append(b, " -> "...)
 	b = appendMySQLResp(b, r)
 	if answered {
-		b = append(b, " latency = "...)
-		b = appendDurText(b, max(r.LatencyNs, 1))
+		b = appendLatencyText(b, r.LatencyNs, true, "")
 	}
 	if hs && len(r.Version) > 0 {
 		b = append(b, " version = "...)
@@ -212,22 +191,8 @@ func appendMySQLResp(b []byte, r *event.MySQLResult) []byte {
 // does not apply. latency in µs, 3 decimals.
 func AppendMySQLLog(b []byte, r *event.MySQLResult) []byte {
 	c := &r.Conn
-	b = append(b, `mysql{netns="`...)
-	b = strconv.AppendUint(b, uint64(c.Netns), 10)
-	b = append(b, '"')
-	b = kv(b, "sock", false)
-	b = appendHex(b, c.Sock)
-	b = append(b, '"')
-	b = kv(b, "src", false)
-	b = appendAP(b, c.Src)
-	b = append(b, '"')
-	b = kv(b, "dst", false)
-	b = appendAP(b, c.Dst)
-	b = append(b, '"')
-	b = kvOwner(b, c.Pid, &c.Comm, false)
-	b = kv(b, "side", false)
-	b = append(b, r.Side.String()...)
-	b = append(b, '"')
+	b = appendLogHead(b, "mysql", c)
+	b = kvS(b, "side", r.Side.String())
 	b = kv(b, "thread_id", false)
 	if r.ThreadID != 0 {
 		b = strconv.AppendUint(b, uint64(r.ThreadID), 10)
@@ -235,9 +200,7 @@ func AppendMySQLLog(b []byte, r *event.MySQLResult) []byte {
 		b = append(b, '-')
 	}
 	b = append(b, '"')
-	b = kv(b, "command", false)
-	b = append(b, event.MySQLCommandName(r.Command)...)
-	b = append(b, '"')
+	b = kvS(b, "command", event.MySQLCommandName(r.Command))
 	b = append(b, ",query="...)
 	if mysqlHasQuery(r) {
 		b = appendQuoted(b, r.Query, 0)
@@ -252,9 +215,7 @@ func AppendMySQLLog(b []byte, r *event.MySQLResult) []byte {
 		b = append(b, '-')
 	}
 	b = append(b, '"')
-	b = kv(b, "response", false)
-	b = append(b, r.Resp.String()...)
-	b = append(b, '"')
+	b = kvS(b, "response", r.Resp.String())
 	if r.Resp == event.MySQLErr {
 		b = kvU(b, "error", uint64(r.ErrCode))
 		b = kv(b, "sqlstate", false)
@@ -277,13 +238,7 @@ func AppendMySQLLog(b []byte, r *event.MySQLResult) []byte {
 	} else {
 		b = append(b, `,rows="-"`...)
 	}
-	b = kv(b, "latency", false)
-	if r.Resp != event.MySQLNoResp && r.Resp != event.MySQLUnanswered {
-		b = appendUs3(b, r.LatencyNs)
-	} else {
-		b = append(b, '-')
-	}
-	b = append(b, '"')
+	b = kvUs3(b, "latency", r.LatencyNs, r.Resp != event.MySQLNoResp && r.Resp != event.MySQLUnanswered)
 	b = kvU(b, "truncated", b2u(r.Truncated))
 	if r.Command == event.MySQLHandshake {
 		b = kv(b, "version", false)
@@ -292,13 +247,6 @@ func AppendMySQLLog(b []byte, r *event.MySQLResult) []byte {
 	}
 	b = kvID(b, c.ID)
 	return append(b, "}\n"...)
-}
-
-func mysqlStatsEvent(final bool) string {
-	if final {
-		return "exit"
-	}
-	return "interval"
 }
 
 // MySQLStats formats one command's counters at one side (console line or
@@ -310,7 +258,7 @@ func (p *Printer) MySQLStats(b []byte, ts uint64, s *event.MySQLStats, final boo
 	if p.JSON {
 		b = p.jHead(b, "mysql_stats", ts)
 		b = append(b, `,"event":"`...)
-		b = append(b, mysqlStatsEvent(final)...)
+		b = append(b, intervalOrExit(final)...)
 		b = append(b, `","side":"`...)
 		b = append(b, s.Side.String()...)
 		b = append(b, `","command":"`...)
@@ -320,18 +268,12 @@ func (p *Printer) MySQLStats(b []byte, ts uint64, s *event.MySQLStats, final boo
 		b = jU(b, "errors", s.Errors)
 		b = jU(b, "unanswered", s.Unanswered)
 		b = jU(b, "rows", s.Rows)
-		if answered {
-			b = jU(b, "p50_ns", s.P50Ns)
-			b = jU(b, "p99_ns", s.P99Ns)
-			b = jU(b, "max_ns", s.MaxNs)
-		} else {
-			b = append(b, `,"p50_ns":null,"p99_ns":null,"max_ns":null`...)
-		}
+		b = jLatencies(b, answered, s.P50Ns, s.P99Ns, s.MaxNs)
 		return append(b, "}\n"...)
 	}
 	b = p.Clock.AppendTable(b, ts)
 	b = append(b, " [M] mysql stats ("...)
-	b = append(b, mysqlStatsEvent(final)...)
+	b = append(b, intervalOrExit(final)...)
 	b = append(b, "): "...)
 	b = append(b, s.Side.String()...)
 	b = append(b, ' ')
@@ -361,12 +303,8 @@ func AppendMySQLStatsLog(b []byte, s *event.MySQLStats, final bool) []byte {
 	b = kv(b, "side", true)
 	b = append(b, s.Side.String()...)
 	b = append(b, '"')
-	b = kv(b, "event", false)
-	b = append(b, mysqlStatsEvent(final)...)
-	b = append(b, '"')
-	b = kv(b, "command", false)
-	b = append(b, event.MySQLCommandName(s.Command)...)
-	b = append(b, '"')
+	b = kvS(b, "event", intervalOrExit(final))
+	b = kvS(b, "command", event.MySQLCommandName(s.Command))
 	b = kvU(b, "calls", s.Calls)
 	b = kvU(b, "errors", s.Errors)
 	b = kvU(b, "unanswered", s.Unanswered)
@@ -375,13 +313,7 @@ func AppendMySQLStatsLog(b []byte, s *event.MySQLStats, final bool) []byte {
 		k string
 		v uint64
 	}{{"p50", s.P50Ns}, {"p99", s.P99Ns}, {"max", s.MaxNs}} {
-		b = kv(b, q.k, false)
-		if s.Answered > 0 {
-			b = appendUs3(b, q.v)
-		} else {
-			b = append(b, '-')
-		}
-		b = append(b, '"')
+		b = kvUs3(b, q.k, q.v, s.Answered > 0)
 	}
 	return append(b, "}\n"...)
 }

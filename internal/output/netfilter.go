@@ -12,38 +12,11 @@ import (
 // NFLogName is the log of -n in --data-dir.
 const NFLogName = "netfilter.log"
 
-// nfProto names a packet's protocol: tcp, udp, icmp, icmpv6, ip-proto-N.
-func nfProto(b []byte, n *event.NFInfo) []byte {
-	switch n.Proto {
-	case event.ProtoTCP:
-		return append(b, "tcp"...)
-	case event.ProtoUDP:
-		return append(b, "udp"...)
-	case event.ProtoICMP:
-		return append(b, "icmp"...)
-	case event.ProtoICMPv6:
-		return append(b, "icmpv6"...)
-	}
-	b = append(b, "ip-proto-"...)
-	return strconv.AppendUint(b, uint64(n.Proto), 10)
-}
-
 func nfFamily(f uint16) string {
 	if f == afInet6 {
 		return "ipv6"
 	}
 	return "ipv4"
-}
-
-// nfAddr appends ip:port for TCP/UDP, ip otherwise, "-" when unknown.
-func nfAddr(b []byte, n *event.NFInfo, ap netip.AddrPort) []byte {
-	switch {
-	case !ap.IsValid():
-		return append(b, '-')
-	case n.HasPorts():
-		return ap.AppendTo(b)
-	}
-	return ap.Addr().AppendTo(b)
 }
 
 // nfHookName is the name of hook h ("-" for NFBetween or unknown).
@@ -52,20 +25,6 @@ func nfHookName(h uint8) string {
 		return event.NFHookNames[h]
 	}
 	return "-"
-}
-
-// nfUs appends ns as µs with three decimals.
-func nfUs(b []byte, ns uint64) []byte {
-	return strconv.AppendFloat(b, float64(ns)/1e3, 'f', 3, 64)
-}
-
-// nfReason appends the drop reason's kernel name, or "reason N".
-func nfReason(b []byte, n *event.NFInfo) []byte {
-	if n.Name != "" {
-		return append(b, n.Name...)
-	}
-	b = append(b, "reason "...)
-	return strconv.AppendUint(b, uint64(n.Reason), 10)
 }
 
 // NFTotalNs is the packet's time in netfilter: the sum of its hooks.
@@ -91,14 +50,7 @@ func (p *Printer) NF(b []byte, ev *event.Event) []byte {
 	if p.JSON {
 		b = p.jHead(b, "netfilter", ev.TS)
 		b = jU(b, "netns", uint64(c.Netns))
-		b = append(b, `,"sock":`...)
-		if c.Sock == 0 {
-			b = append(b, "null"...)
-		} else {
-			b = append(b, '"')
-			b = appendHex(b, c.Sock)
-			b = append(b, '"')
-		}
+		b = jSock(b, c.Sock)
 		b = jID(b, c.ID)
 		for _, a := range [2]struct {
 			k  string
@@ -107,19 +59,14 @@ func (p *Printer) NF(b []byte, ev *event.Event) []byte {
 			b = append(b, ',', '"')
 			b = append(b, a.k...)
 			b = append(b, `":"`...)
-			b = nfAddr(b, n, a.ap)
+			b = appendPktAddr(b, n.HasPorts(), a.ap)
 			b = append(b, '"')
 		}
-		if c.Pid == 0 {
-			b = append(b, `,"pid":null,"comm":null`...)
-		} else {
-			b = jU(b, "pid", uint64(c.Pid))
-			b = jStr(b, "comm", c.Comm.Bytes())
-		}
+		b = jOwner(b, c.Pid, &c.Comm)
 		b = append(b, `,"family":"`...)
 		b = append(b, nfFamily(n.Family)...)
 		b = append(b, `","proto":"`...)
-		b = nfProto(b, n)
+		b = ipProtoName(b, n.Proto)
 		b = append(b, '"')
 		if isICMP {
 			b = jU(b, "icmp_type", uint64(n.ICMPType))
@@ -135,7 +82,7 @@ func (p *Printer) NF(b []byte, ev *event.Event) []byte {
 				b = append(b, '"')
 			}
 			b = append(b, `,"reason":"`...)
-			b = nfReason(b, n)
+			b = appendDropReason(b, n.Name, n.Reason)
 			b = append(b, '"')
 			b = jU(b, "reason_code", uint64(n.Reason))
 		} else {
@@ -170,19 +117,16 @@ func (p *Printer) NF(b []byte, ev *event.Event) []byte {
 			b = append(b, nfHookName(n.DropHook)...)
 		}
 		b = append(b, " ("...)
-		b = nfReason(b, n)
+		b = appendDropReason(b, n.Name, n.Reason)
 		b = append(b, ") "...)
 	}
-	b = nfProto(b, n)
+	b = ipProtoName(b, n.Proto)
 	b = append(b, ' ')
-	b = nfAddr(b, n, n.Src)
+	b = appendPktAddr(b, n.HasPorts(), n.Src)
 	b = append(b, " -> "...)
-	b = nfAddr(b, n, n.Dst)
+	b = appendPktAddr(b, n.HasPorts(), n.Dst)
 	if isICMP {
-		b = append(b, " type "...)
-		b = strconv.AppendUint(b, uint64(n.ICMPType), 10)
-		b = append(b, " code "...)
-		b = strconv.AppendUint(b, uint64(n.ICMPCode), 10)
+		b = appendICMPTypeText(b, n.ICMPType, n.ICMPCode)
 	}
 	b = append(b, ':')
 	for i, d := range n.DurNs {
@@ -192,19 +136,14 @@ func (p *Printer) NF(b []byte, ev *event.Event) []byte {
 		b = append(b, ' ')
 		b = append(b, event.NFHookNames[i]...)
 		b = append(b, ' ')
-		b = nfUs(b, uint64(d))
+		b = appendUs3(b, uint64(d))
 		b = append(b, "us"...)
 	}
 	b = append(b, " netns = "...)
 	b = strconv.AppendUint(b, uint64(c.Netns), 10)
 	b = append(b, " conn = "...)
 	b = appendIDText(b, c.ID)
-	b = append(b, " sock = "...)
-	if c.Sock == 0 {
-		b = append(b, '-')
-	} else {
-		b = appendHex(b, c.Sock)
-	}
+	b = appendSockText(b, c.Sock)
 	b = appendOwnerText(b, c)
 	return append(b, '\n')
 }
@@ -232,7 +171,7 @@ func nfStat(b []byte, s *event.NFSummary, v uint64, none string) []byte {
 	if s.Count() == 0 {
 		return append(b, none...)
 	}
-	return nfUs(b, v)
+	return appendUs3(b, v)
 }
 
 func (p *Printer) nfSummary(b []byte, ev *event.Event) []byte {
@@ -318,13 +257,13 @@ func AppendNFLog(b []byte, ev *event.Event) []byte {
 	b = strconv.AppendUint(b, uint64(ev.Conn.Netns), 10)
 	b = append(b, '"')
 	b = kv(b, "proto", false)
-	b = nfProto(b, n)
+	b = ipProtoName(b, n.Proto)
 	b = append(b, '"')
 	b = kv(b, "src", false)
-	b = nfAddr(b, n, n.Src)
+	b = appendPktAddr(b, n.HasPorts(), n.Src)
 	b = append(b, '"')
 	b = kv(b, "dst", false)
-	b = nfAddr(b, n, n.Dst)
+	b = appendPktAddr(b, n.HasPorts(), n.Dst)
 	b = append(b, '"')
 	b = kv(b, "verdict", false)
 	if n.Dropped {
@@ -345,7 +284,7 @@ func AppendNFLog(b []byte, ev *event.Event) []byte {
 		first = false
 		b = append(b, event.NFHookNames[i]...)
 		b = append(b, ':')
-		b = nfUs(b, uint64(d))
+		b = appendUs3(b, uint64(d))
 	}
 	b = append(b, '"')
 	b = kv(b, "drop_hook", false)
@@ -357,7 +296,7 @@ func AppendNFLog(b []byte, ev *event.Event) []byte {
 	b = append(b, '"')
 	b = kv(b, "reason", false)
 	if n.Dropped {
-		b = nfReason(b, n)
+		b = appendDropReason(b, n.Name, n.Reason)
 	} else {
 		b = append(b, '-')
 	}

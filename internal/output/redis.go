@@ -53,13 +53,6 @@ func RedisReplyType(t byte, null bool) string {
 	return "unknown"
 }
 
-func redisSummaryEvent(final bool) string {
-	if final {
-		return "exit"
-	}
-	return "interval"
-}
-
 // Redis formats one request/reply pair (or a lone request or reply):
 // console line or JSON record "redis". Conn's Src is the local end.
 //
@@ -103,11 +96,7 @@ func (p *Printer) Redis(b []byte, r *event.RedisResult) []byte {
 		} else {
 			b = append(b, `,"error":null`...)
 		}
-		if r.Kind == event.RedisAnswer {
-			b = jU(b, "latency_ns", r.LatencyNs)
-		} else {
-			b = append(b, `,"latency_ns":null`...)
-		}
+		b = jUOrNull(b, "latency_ns", r.LatencyNs, r.Kind == event.RedisAnswer)
 		return append(b, "}\n"...)
 	}
 	b = p.Clock.AppendTable(b, r.TS)
@@ -136,12 +125,7 @@ func (p *Printer) Redis(b []byte, r *event.RedisResult) []byte {
 			b = append(b, ' ')
 			b = append(b, r.Err...)
 		}
-		b = append(b, " latency = "...)
-		if r.Kind == event.RedisAnswer {
-			b = appendDurText(b, max(r.LatencyNs, 1))
-		} else {
-			b = append(b, "- (no request seen)"...)
-		}
+		b = appendLatencyText(b, r.LatencyNs, r.Kind == event.RedisAnswer, "- (no request seen)")
 	}
 	return appendConnLine(b, &r.Conn, r.Conn.Src, r.Conn.Dst)
 }
@@ -150,25 +134,9 @@ func (p *Printer) Redis(b []byte, r *event.RedisResult) []byte {
 // does not apply. latency in µs, 3 decimals.
 func AppendRedisLog(b []byte, r *event.RedisResult) []byte {
 	c := &r.Conn
-	b = append(b, `redis{netns="`...)
-	b = strconv.AppendUint(b, uint64(c.Netns), 10)
-	b = append(b, '"')
-	b = kv(b, "sock", false)
-	b = appendHex(b, c.Sock)
-	b = append(b, '"')
-	b = kv(b, "src", false)
-	b = appendAP(b, c.Src)
-	b = append(b, '"')
-	b = kv(b, "dst", false)
-	b = appendAP(b, c.Dst)
-	b = append(b, '"')
-	b = kvOwner(b, c.Pid, &c.Comm, false)
-	b = kv(b, "event", false)
-	b = append(b, r.Kind.String()...)
-	b = append(b, '"')
-	b = kv(b, "side", false)
-	b = append(b, r.Side.String()...)
-	b = append(b, '"')
+	b = appendLogHead(b, "redis", c)
+	b = kvS(b, "event", r.Kind.String())
+	b = kvS(b, "side", r.Side.String())
 	b = kv(b, "cmd", false)
 	if r.Kind == event.RedisUnmatched {
 		b = append(b, '-')
@@ -198,13 +166,7 @@ func AppendRedisLog(b []byte, r *event.RedisResult) []byte {
 		b = append(b, '-')
 	}
 	b = append(b, '"')
-	b = kv(b, "latency", false)
-	if r.Kind == event.RedisAnswer {
-		b = appendUs3(b, r.LatencyNs)
-	} else {
-		b = append(b, '-')
-	}
-	b = append(b, '"')
+	b = kvUs3(b, "latency", r.LatencyNs, r.Kind == event.RedisAnswer)
 	b = kvID(b, c.ID)
 	return append(b, "}\n"...)
 }
@@ -217,7 +179,7 @@ func (p *Printer) RedisSummary(b []byte, ts uint64, s *event.RedisSummary) []byt
 	if p.JSON {
 		b = p.jHead(b, "redis_summary", ts)
 		b = append(b, `,"event":"`...)
-		b = append(b, redisSummaryEvent(s.Final)...)
+		b = append(b, intervalOrExit(s.Final)...)
 		b = append(b, `","side":"`...)
 		b = append(b, s.Side.String()...)
 		b = append(b, '"')
@@ -225,18 +187,12 @@ func (p *Printer) RedisSummary(b []byte, ts uint64, s *event.RedisSummary) []byt
 		b = jU(b, "calls", s.Calls)
 		b = jU(b, "errors", s.Errors)
 		b = jU(b, "paired", s.Paired)
-		if s.Paired > 0 {
-			b = jU(b, "p50_ns", s.P50Ns)
-			b = jU(b, "p99_ns", s.P99Ns)
-			b = jU(b, "max_ns", s.MaxNs)
-		} else {
-			b = append(b, `,"p50_ns":null,"p99_ns":null,"max_ns":null`...)
-		}
+		b = jLatencies(b, s.Paired > 0, s.P50Ns, s.P99Ns, s.MaxNs)
 		return append(b, "}\n"...)
 	}
 	b = p.Clock.AppendTable(b, ts)
 	b = append(b, " [V] redis summary ("...)
-	b = append(b, redisSummaryEvent(s.Final)...)
+	b = append(b, intervalOrExit(s.Final)...)
 	b = append(b, "): side = "...)
 	b = append(b, s.Side.String()...)
 	b = append(b, " cmd = "...)
@@ -263,12 +219,8 @@ func AppendRedisSummaryLog(b []byte, s *event.RedisSummary) []byte {
 	b = kv(b, "side", true)
 	b = append(b, s.Side.String()...)
 	b = append(b, '"')
-	b = kv(b, "event", false)
-	b = append(b, redisSummaryEvent(s.Final)...)
-	b = append(b, '"')
-	b = kv(b, "cmd", false)
-	b = append(b, s.Cmd...)
-	b = append(b, '"')
+	b = kvS(b, "event", intervalOrExit(s.Final))
+	b = kvS(b, "cmd", s.Cmd)
 	b = kvU(b, "calls", s.Calls)
 	b = kvU(b, "errors", s.Errors)
 	b = kvU(b, "paired", s.Paired)
@@ -276,13 +228,7 @@ func AppendRedisSummaryLog(b []byte, s *event.RedisSummary) []byte {
 		k string
 		v uint64
 	}{{"p50", s.P50Ns}, {"p99", s.P99Ns}} {
-		b = kv(b, f.k, false)
-		if s.Paired > 0 {
-			b = appendUs3(b, f.v)
-		} else {
-			b = append(b, '-')
-		}
-		b = append(b, '"')
+		b = kvUs3(b, f.k, f.v, s.Paired > 0)
 	}
 	return append(b, "}\n"...)
 }

@@ -45,12 +45,12 @@ func (p *Printer) UDPFlow(b []byte, ev *event.Event) []byte {
 		b = append(b, '"')
 		b = jU(b, "rx_dgrams", u.RxDgrams)
 		b = jU(b, "rx_bytes", u.RxBytes)
-		b = jDrops(b, "rx_drops", u.RxDrops, u.HasDrops)
+		b = jUOrNull(b, "rx_drops", u.RxDrops, u.HasDrops)
 		b = jU(b, "tx_dgrams", u.TxDgrams)
 		b = jU(b, "tx_bytes", u.TxBytes)
 		b = jU(b, "rx_dgrams_total", u.RxDgramsTotal)
 		b = jU(b, "rx_bytes_total", u.RxBytesTotal)
-		b = jDrops(b, "rx_drops_total", u.RxDropsTotal, u.HasDrops)
+		b = jUOrNull(b, "rx_drops_total", u.RxDropsTotal, u.HasDrops)
 		b = jU(b, "tx_dgrams_total", u.TxDgramsTotal)
 		b = jU(b, "tx_bytes_total", u.TxBytesTotal)
 		b = jU(b, "first_ns", u.FirstNs)
@@ -165,15 +165,9 @@ func AppendUDPLog(b []byte, ev *event.Event) []byte {
 	if ev.Type == event.UDP {
 		b = kvU(b, "len", uint64(u.Len))
 		b = kvU(b, "dgrams", uint64(u.Dgrams))
-		b = kv(b, "mac_time", false)
-		b = layerUs(b, u.MacNs, u.Missing&event.MissingMac != 0)
-		b = append(b, '"')
-		b = kv(b, "ip_time", false)
-		b = layerUs(b, u.IPNs, u.Missing&event.MissingIP != 0)
-		b = append(b, '"')
-		b = kv(b, "udp_time", false)
-		b = layerUs(b, u.UDPNs, u.Missing&event.MissingTCP != 0)
-		b = append(b, '"')
+		b = kvLayer(b, "mac_time", u.MacNs, u.Missing&event.MissingMac != 0)
+		b = kvLayer(b, "ip_time", u.IPNs, u.Missing&event.MissingIP != 0)
+		b = kvLayer(b, "udp_time", u.UDPNs, u.Missing&event.MissingTCP != 0)
 	} else {
 		b = kvU(b, "rx_dgrams", u.RxDgrams)
 		b = kvU(b, "rx_bytes", u.RxBytes)
@@ -197,15 +191,6 @@ func udpLayer(b []byte, ns uint64, missing bool) []byte {
 		b = append(b, "us"...)
 	}
 	return b
-}
-
-func jDrops(b []byte, k string, v uint64, known bool) []byte {
-	if !known {
-		b = append(b, ',', '"')
-		b = append(b, k...)
-		return append(b, `":null`...)
-	}
-	return jU(b, k, v)
 }
 
 func kvDrops(b []byte, k string, v uint64, known bool) []byte {
