@@ -122,7 +122,7 @@ func TestRecordsOthers(t *testing.T) {
 		{r.episodes, "netwatcher_tcp_retransmit_episodes_total{kind=\"fast\"} 1\nnetwatcher_tcp_retransmit_episodes_total{kind=\"syn\"} 0\nnetwatcher_tcp_retransmit_episodes_total{kind=\"timeout\"} 2\n"},
 		{r.segs, "netwatcher_tcp_retransmitted_segments_total 4\n"},
 		{r.rejected, "netwatcher_tcp_rejected_segments_total{reason=\"Invalid SEQ\"} 1\n"},
-		{r.drops, "netwatcher_packet_drops_total{protocol=\"none\",reason=\"reason_99\"} 1\nnetwatcher_packet_drops_total{protocol=\"tcp\",reason=\"NETFILTER_DROP\"} 2\n"},
+		{r.drops, "netwatcher_packet_drops_total{protocol=\"none\",reason=\"reason 99\"} 1\nnetwatcher_packet_drops_total{protocol=\"tcp\",reason=\"NETFILTER_DROP\"} 2\n"},
 		{r.rsts, "netwatcher_tcp_resets_total{direction=\"received\",state=\"ESTABLISHED\"} 1\nnetwatcher_tcp_resets_total{direction=\"sent\",state=\"none\"} 1\n"},
 	} {
 		got := scrape(t, c.c)

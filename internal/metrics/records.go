@@ -298,7 +298,7 @@ func (r *Records) Drop(d *event.DropInfo) {
 	if c == nil {
 		name := d.Name
 		if name == "" {
-			name = "reason_" + strconv.Itoa(int(d.Reason))
+			name = "reason " + strconv.Itoa(int(d.Reason)) // as drop.log
 		}
 		c = r.drops.WithLabelValues(name, ProtoName(d.Proto, d.Family))
 		r.dropsBy[k] = c

@@ -1,0 +1,323 @@
+package metrics_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netwatcher/netwatcher/internal/fault"
+	"github.com/netwatcher/netwatcher/internal/testsupport/lab"
+	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
+)
+
+// freePort is a loopback TCP port nobody listens on (now).
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// promServer is a real Prometheus scraping target every second.
+type promServer struct {
+	base string // http://127.0.0.1:port
+}
+
+func startPrometheus(t *testing.T, target string) *promServer {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: netwatcher
+    static_configs:
+      - targets: ['%s']
+`, target)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	var log bytes.Buffer
+	cmd := exec.Command("prometheus", "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--log.level=warn")
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", log.String())
+		}
+	})
+	s := &promServer{base: "http://" + addr}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(s.base + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s
+			}
+		}
+		select {
+		case <-done:
+			t.Fatalf("prometheus exited: %s", log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prometheus not ready after 20 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// query runs an instant PromQL query; ok is false when the result is
+// empty. It expects at most one series (use sum()).
+func (s *promServer) query(t *testing.T, q string) (v float64, ok bool) {
+	t.Helper()
+	resp, err := http.Get(s.base + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string
+		Error  string
+		Data   struct {
+			Result []struct {
+				Value [2]any
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || r.Status != "success" {
+		t.Fatalf("query %s: %v %s %s", q, err, r.Status, r.Error)
+	}
+	if len(r.Data.Result) == 0 {
+		return 0, false
+	}
+	if len(r.Data.Result) > 1 {
+		t.Fatalf("query %s: %d series", q, len(r.Data.Result))
+	}
+	f, err := strconv.ParseFloat(r.Data.Result[0].Value[1].(string), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, true
+}
+
+// check is one query and the number it must return.
+type check struct {
+	what, q string
+	want    float64
+}
+
+// waitEqual polls Prometheus until every check holds (up to 20 s: the
+// scrape is every second), then reports each.
+func (s *promServer) waitEqual(t *testing.T, checks func() []check) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cs := checks()
+		bad := 0
+		var lines []string
+		for _, c := range cs {
+			v, ok := s.query(t, c.q)
+			if !ok || v != c.want {
+				bad++
+			}
+			lines = append(lines, fmt.Sprintf("%s: %s = %v (present %v), oracle %v", c.what, c.q, v, ok, c.want))
+		}
+		if bad == 0 || time.Now().After(deadline) {
+			for _, l := range lines {
+				t.Log(l)
+			}
+			if bad > 0 {
+				t.Errorf("%d of %d metrics differ from their oracle after 20 s", bad, len(cs))
+			}
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestPrometheusOracle: netwatcher -r -k -P --metrics-addr scraped by a
+// real Prometheus every second while a pair of namespaces makes N short
+// connections to port 80 and one bulk transfer with 1 in 5 packets
+// dropped by nft at the receiver. Prometheus' answers must equal: the
+// kernel's own counters (TcpActiveOpens/TcpPassiveOpens: connections per
+// side; TcpRetransSegs: retransmitted segments), netwatcher's records of
+// the same run (drops by reason, handshakes, retransmission episodes)
+// and nft's drop count. promtool check metrics passes on a scrape.
+func TestPrometheusOracle(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "nft", "prometheus", "promtool")
+	p := nstest.NewPair(t)
+	p.NoSegmentOffload(t, true) // losses repaired by fast retransmits
+	subnet := netip.PrefixFrom(p.A4, 24).Masked()
+	mport := freePort(t)
+	target := fmt.Sprintf("127.0.0.1:%d", mport)
+	// -S: the pair's traffic only (the host's other tests run meanwhile).
+	r := nwtest.Start(t, "-S", subnet.String(), "--no-packets", "-r", "-k", "-P", "--metrics-addr", target)
+	prom := startPrometheus(t, target)
+	inoA, inoB := p.A.Inode(t), p.B.Inode(t)
+	beforeA, beforeB := oracle.Nstat(t, p.A), oracle.Nstat(t, p.B)
+
+	const n = 20
+	for i := range n {
+		c := lab.Dial(t, p, false, 80, 0)
+		if err := c.RoundTrip(1000, byte(i)); err != nil {
+			t.Fatal(err)
+		}
+		c.Client.Close()
+		c.Server.Close()
+	}
+	c := lab.Dial(t, p, false, 80, 0)
+	finish := c.Bulk(t)
+	time.Sleep(200 * time.Millisecond)
+	// The transfer ends while the rule is still there: nft's counter,
+	// read just before the rule goes, then has every drop of the flow.
+	type dropped struct {
+		res *fault.DropResult
+		err error
+	}
+	dc := make(chan dropped, 1)
+	go func() {
+		res, err := fault.Drop(lab.Ctx(t), fault.DropOptions{Netns: p.B.Name, Flow: c.Flow(), Every: 5,
+			Duration: 1500 * time.Millisecond, Out: lab.Log(t)})
+		dc <- dropped{res, err}
+	}()
+	time.Sleep(800 * time.Millisecond)
+	sent := finish()
+	dr := <-dc
+	if dr.err != nil {
+		t.Fatal(dr.err)
+	}
+	res := dr.res
+	c.Client.Close()
+	c.Server.Close()
+	conns := n + 1
+	// Both sockets closed: wait for the close records of the last one.
+	r.WaitFor(lab.Wait, "close of the bulk connection", func(e nwtest.Ev) bool {
+		return e.Str("type") == "connection" && e.Str("event") == "close" && e.Str("src") == c.ServerAddr.String()
+	})
+	afterA, afterB := oracle.Nstat(t, p.A), oracle.Nstat(t, p.B)
+	d := func(key string) float64 {
+		return float64(oracle.Delta(beforeA, afterA, key) + oracle.Delta(beforeB, afterB, key))
+	}
+	t.Logf("%d connections, bulk sent %d bytes, nft dropped %d; kernel: TcpActiveOpens +%d (A) TcpPassiveOpens +%d (B) TcpRetransSegs +%v TCPSackRecovery+TCPRenoRecovery +%v TCPTimeouts +%v",
+		conns, sent, res.Dropped, oracle.Delta(beforeA, afterA, "TcpActiveOpens"), oracle.Delta(beforeB, afterB, "TcpPassiveOpens"),
+		d("TcpRetransSegs"), d("TcpExtTCPSackRecovery")+d("TcpExtTCPRenoRecovery"), d("TcpExtTCPTimeouts"))
+	if res.Dropped == 0 || d("TcpRetransSegs") == 0 {
+		t.Fatalf("no loss induced (nft dropped %d, TcpRetransSegs +%v)", res.Dropped, d("TcpRetransSegs"))
+	}
+	if a, b := oracle.Delta(beforeA, afterA, "TcpActiveOpens"), oracle.Delta(beforeB, afterB, "TcpPassiveOpens"); a != uint64(conns) || b != uint64(conns) {
+		t.Fatalf("workload: TcpActiveOpens +%d TcpPassiveOpens +%d, want %d", a, b, conns)
+	}
+
+	// The records of the same run (counted when asked: the checks are
+	// polled until the metrics have caught up with them).
+	records := func() (drops map[string]float64, handshakes, fast, timeout float64) {
+		drops = map[string]float64{}
+		for _, e := range r.Events() {
+			switch e.Str("type") {
+			case "drop":
+				drops[e.Str("reason")]++
+			case "tcpstate":
+				if e.Num("handshake") == 1 && e.Has("duration_ns") && e.Num("duration_ns") > 0 && e.Str("old") == "SYN_SENT" {
+					handshakes++
+				}
+			case "retrans":
+				switch e.Str("kind") {
+				case "fast":
+					fast++
+				case "timeout":
+					timeout++
+				}
+			}
+		}
+		return
+	}
+	prom.waitEqual(t, func() []check {
+		drops, hs, fast, timeout := records()
+		cs := []check{
+			{"client connections opened (kernel TcpActiveOpens)", fmt.Sprintf(`sum(netwatcher_connections_opened_total{netns="%d",side="client",port="80"})`, inoA), float64(conns)},
+			{"server connections opened (kernel TcpPassiveOpens)", fmt.Sprintf(`sum(netwatcher_connections_opened_total{netns="%d",side="server",port="80"})`, inoB), float64(conns)},
+			{"connections closed (workload)", `sum(netwatcher_connections_closed_total{port="80"})`, float64(2 * conns)},
+			{"connections active (workload: none)", `sum(netwatcher_connections_active{port="80"})`, 0},
+			{"connections of other port classes (none)", `sum(netwatcher_connections_opened_total{port!="80"}) or vector(0)`, 0},
+			{"retransmitted segments (kernel TcpRetransSegs)", `netwatcher_tcp_retransmitted_segments_total`, d("TcpRetransSegs")},
+			{"fast retransmit episodes (retrans records)", `netwatcher_tcp_retransmit_episodes_total{kind="fast"}`, fast},
+			{"timeout retransmit episodes (retrans records)", `netwatcher_tcp_retransmit_episodes_total{kind="timeout"}`, timeout},
+			{"client handshakes (tcpstate records)", `netwatcher_tcp_handshake_seconds_count{side="client"}`, hs},
+			{"client handshakes (workload)", `netwatcher_tcp_handshake_seconds_count{side="client"}`, float64(conns)},
+			{"server handshakes (workload)", `netwatcher_tcp_handshake_seconds_count{side="server"}`, float64(conns)},
+			{"handshakes under 1 s (le bucket)", `netwatcher_tcp_handshake_seconds_bucket{side="client",le="1.31072"}`, float64(conns)},
+			{"NETFILTER_DROP drops (nft's counter)", `sum(netwatcher_packet_drops_total{reason="NETFILTER_DROP"})`, float64(res.Dropped)},
+			{"drop reasons (drop records)", `count(netwatcher_packet_drops_total) or vector(0)`, float64(len(drops))},
+		}
+		for reason, k := range drops {
+			cs = append(cs, check{"drops " + reason + " (drop records)", fmt.Sprintf(`sum(netwatcher_packet_drops_total{reason=%q})`, reason), k})
+		}
+		return cs
+	})
+
+	// promtool check metrics on a scrape: it prints what it finds wrong.
+	resp, err := http.Get("http://" + target + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	cmd := exec.Command("promtool", "check", "metrics")
+	cmd.Stdin = bytes.NewReader(scrape)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(string(scrape), "\n") {
+		if strings.HasPrefix(l, "netwatcher_connections_opened_total") || strings.HasPrefix(l, "netwatcher_tcp_retransmit") ||
+			strings.HasPrefix(l, "netwatcher_packet_drops_total") || strings.HasPrefix(l, "netwatcher_tcp_handshake_seconds_count") ||
+			strings.HasPrefix(l, "netwatcher_lost_events_total") || strings.HasPrefix(l, "netwatcher_bpf_map_memory_bytes") {
+			t.Logf("scrape: %s", l)
+		}
+	}
+	for _, q := range []string{`sum by (side) (netwatcher_connections_opened_total{port="80"})`,
+		`histogram_quantile(0.99, sum by (le) (rate(netwatcher_tcp_handshake_seconds_bucket[1m])))`} {
+		resp, err := http.Get(prom.base + "/api/v1/query?query=" + url.QueryEscape(q))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t.Logf("PromQL %s -> %s", q, body)
+		}
+	}
+	r.Stop()
+	lab.CheckNoLoss(t, r)
+}
