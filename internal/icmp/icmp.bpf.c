@@ -143,6 +143,23 @@ struct {
 	__type(value, struct nw_icmp_event);
 } nw_icmp_scratch SEC(".maps");
 
+/* The per-CPU record being built: a copy of the waiting record w, or
+ * (w null) a zeroed one of namespace netns. */
+static __always_inline struct nw_icmp_event *icmp_scratch(const struct nw_icmp_event *w, __u32 netns)
+{
+	__u32 zero = 0;
+	struct nw_icmp_event *e = bpf_map_lookup_elem(&nw_icmp_scratch, &zero);
+	if (!e)
+		return 0;
+	if (w) {
+		__builtin_memcpy(e, w, sizeof(*e));
+	} else {
+		__builtin_memset(e, 0, sizeof(*e));
+		e->hdr.netns = netns;
+	}
+	return e;
+}
+
 static __always_inline struct icmp_rxcs *rxc_ring(void)
 {
 	__u32 zero = 0;
@@ -334,11 +351,9 @@ static __always_inline void echo_finish(const struct nw_icmp_echo_key *k, __u64 
 	struct nw_icmp_event *w = bpf_map_lookup_elem(&nw_icmp_rxpend, k);
 	if (!w)
 		return;
-	__u32 zero = 0;
-	struct nw_icmp_event *e = bpf_map_lookup_elem(&nw_icmp_scratch, &zero);
+	struct nw_icmp_event *e = icmp_scratch(w, 0);
 	if (!e)
 		return;
-	__builtin_memcpy(e, w, sizeof(*e));
 	if (bpf_map_delete_elem(&nw_icmp_rxpend, k))
 		return; /* another CPU (or the sweep) finished it */
 	e->t[3] = now;
@@ -395,13 +410,10 @@ int nw_icmp_rx_icmp(struct bpf_nf_ctx *ctx)
 	if (!family)
 		return 1;
 	__u64 now = bpf_ktime_get_ns();
-	__u32 zero = 0;
-	struct nw_icmp_event *e = bpf_map_lookup_elem(&nw_icmp_scratch, &zero);
+	struct nw_icmp_event *e = icmp_scratch(0, ctx->state->net->ns.inum);
 	if (!e)
 		return 1;
-	__builtin_memset(e, 0, sizeof(*e));
 	e->rx = 1;
-	e->hdr.netns = ctx->state->net->ns.inum;
 	if (icmp_parse(e, skb->head, skb->network_header, family) || !icmp_wanted(e))
 		return 1;
 	struct icmp_rxcs *rc = rxc_ring();
@@ -443,13 +455,9 @@ NW_TP_TWINS(skb_copy_datagram_iovec, nw_icmp_rx_copy, nw_icmp_rx_copy_raw, const
 	if (!family)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
-	struct nw_icmp_event *e;
-	__u32 zero = 0;
-	e = bpf_map_lookup_elem(&nw_icmp_scratch, &zero);
+	struct nw_icmp_event *e = icmp_scratch(0, nw_sk_netns(sk, direct));
 	if (!e)
 		return 0;
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.netns = nw_sk_netns(sk, direct);
 	if (icmp_parse(e, head, nh, family) || !icmp_is_echo(family, e->icmp_type))
 		return 0;
 	struct nw_icmp_echo_key k;
@@ -485,12 +493,9 @@ int nw_icmp_tx_ip(struct bpf_nf_ctx *ctx)
 	if (!family)
 		return 1;
 	__u64 now = bpf_ktime_get_ns();
-	__u32 zero = 0;
-	struct nw_icmp_event *e = bpf_map_lookup_elem(&nw_icmp_scratch, &zero);
+	struct nw_icmp_event *e = icmp_scratch(0, ctx->state->net->ns.inum);
 	if (!e)
 		return 1;
-	__builtin_memset(e, 0, sizeof(*e));
-	e->hdr.netns = ctx->state->net->ns.inum;
 	if (icmp_parse(e, skb->head, skb->network_header, family))
 		return 1;
 	tx_owner(e, skb);
@@ -499,11 +504,9 @@ int nw_icmp_tx_ip(struct bpf_nf_ctx *ctx)
 		struct nw_icmp_echo_key k;
 		echo_key(&k, e, family == AF_INET ? 8 : 128, e->daddr);
 		echo_finish(&k, now, ICMP_END_KERNEL, 0);
-		e = bpf_map_lookup_elem(&nw_icmp_scratch, &zero); /* echo_finish used it */
+		e = icmp_scratch(0, ctx->state->net->ns.inum); /* echo_finish used it */
 		if (!e)
 			return 1;
-		__builtin_memset(e, 0, sizeof(*e));
-		e->hdr.netns = ctx->state->net->ns.inum;
 		if (icmp_parse(e, skb->head, skb->network_header, family))
 			return 1;
 	}
@@ -552,11 +555,9 @@ NW_TP_TWINS(net_dev_start_xmit, nw_icmp_tx_xmit, nw_icmp_tx_xmit_raw, const stru
 	if (!w)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
-	__u32 zero = 0;
-	struct nw_icmp_event *e = bpf_map_lookup_elem(&nw_icmp_scratch, &zero);
+	struct nw_icmp_event *e = icmp_scratch(w, 0);
 	if (!e)
 		return 0;
-	__builtin_memcpy(e, w, sizeof(*e));
 	if (bpf_map_delete_elem(&nw_icmp_txpend, &key))
 		return 0;
 	e->t[3] = now;
