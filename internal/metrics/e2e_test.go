@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -209,13 +210,15 @@ func TestPrometheusOracle(t *testing.T) {
 		err error
 	}
 	dc := make(chan dropped, 1)
+	ctx, stopDrop := context.WithCancel(lab.Ctx(t))
+	defer stopDrop()
 	go func() {
-		res, err := fault.Drop(lab.Ctx(t), fault.DropOptions{Netns: p.B.Name, Flow: c.Flow(), Every: 5,
-			Duration: 1500 * time.Millisecond, Out: lab.Log(t)})
+		res, err := fault.Drop(ctx, fault.DropOptions{Netns: p.B.Name, Flow: c.Flow(), Every: 5, Out: lab.Log(t)})
 		dc <- dropped{res, err}
 	}()
 	time.Sleep(800 * time.Millisecond)
-	sent := finish()
+	sent := finish() // every byte delivered: nothing more on the flow
+	stopDrop()
 	dr := <-dc
 	if dr.err != nil {
 		t.Fatal(dr.err)
