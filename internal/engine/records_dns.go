@@ -11,26 +11,15 @@ import (
 // dnsState is the pipeline's state for -N: the concern's Tracker (pairs,
 // TCP streams, per-process counters) and dns.log.
 type dnsState struct {
-	t       *dns.Tracker
-	log     *output.Log
-	started bool
-	emit    func(*event.DNSResult)
+	l7State[dns.Tracker]
+	emit func(*event.DNSResult)
 }
 
-// dnsTracker is what the -N protocol (l7cap) offers the pipeline.
-type dnsTracker interface{ Tracker() *dns.Tracker }
-
 func (p *pipeline) dnsInit() bool {
-	d := &p.dns
-	if !d.started {
-		d.started = true
-		if dt, ok := p.l7proto(event.DNS).(dnsTracker); ok {
-			d.t = dt.Tracker()
-		}
-		d.log = p.files.Log(output.DNSLogName)
-		d.emit = p.dnsResult
+	if p.dns.emit == nil {
+		p.dns.emit = p.dnsResult
 	}
-	return d.t != nil
+	return p.dns.init(p, event.DNS, output.DNSLogName)
 }
 
 // dnsEvent: a DNS packet record (its messages are paired or kept), or the
@@ -40,13 +29,11 @@ func (p *pipeline) dnsEvent(ev *event.Event) {
 	if !p.dnsInit() {
 		return
 	}
-	d := &p.dns
-	if ev.Ext.App.Tick {
-		d.t.Expire(ev.TS, d.emit)
-		p.dnsCounters(ev.TS, false)
+	if a := &ev.Ext.App; a.Tick {
+		l7Tick(p, ev.TS, a.Final, p.dns.t, p.dns.emit, p.dnsCounters)
 		return
 	}
-	d.t.Packet(ev, d.emit)
+	p.dns.t.Packet(ev, p.dns.emit)
 }
 
 func (p *pipeline) dnsResult(r *event.DNSResult) {
@@ -59,14 +46,9 @@ func (p *pipeline) dnsResult(r *event.DNSResult) {
 			r.Conn.ID = e.Conn.ID
 		}
 	}
-	if l := p.dns.log; l != nil {
-		p.lbuf = output.AppendDNSLog(p.lbuf[:0], r)
-		l.Write(p.lbuf)
-	}
-	if !p.cfg.Quiet {
-		p.buf = p.pr.DNS(p.buf[:0], r)
-		p.out.Write(p.buf)
-	}
+	p.l7Line(p.dns.log,
+		func(b []byte) []byte { return output.AppendDNSLog(b, r) },
+		func(b []byte) []byte { return p.pr.DNS(b, r) }, false)
 }
 
 // dnsCounters prints the per-process counters: those that changed (every
@@ -74,23 +56,16 @@ func (p *pipeline) dnsResult(r *event.DNSResult) {
 // summaries.
 func (p *pipeline) dnsCounters(ts uint64, final bool) {
 	p.dns.t.Procs(!final, func(c *event.DNSProcCounters) {
-		if l := p.dns.log; l != nil {
-			p.lbuf = output.AppendDNSCountersLog(p.lbuf[:0], c, final)
-			l.Write(p.lbuf)
-		}
-		p.buf = p.pr.DNSCounters(p.buf[:0], ts, c, final)
-		p.out.Write(p.buf)
+		p.l7Line(p.dns.log,
+			func(b []byte) []byte { return output.AppendDNSCountersLog(b, c, final) },
+			func(b []byte) []byte { return p.pr.DNSCounters(b, ts, c, final) }, true)
 	})
 }
 
 // dnsFinish: at exit, the queries still waiting are unanswered, then
 // every process's counters.
 func (p *pipeline) dnsFinish() {
-	if !p.cfg.DNS || !p.dnsInit() {
-		return
+	if p.cfg.DNS && p.dnsInit() {
+		l7Finish(p, output.MonoNow(), p.dns.t, p.dns.emit, p.dnsCounters)
 	}
-	now := output.MonoNow()
-	p.dns.t.Flush(p.dns.emit)
-	p.dnsCounters(now, true)
-	p.flushOut()
 }

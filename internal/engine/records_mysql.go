@@ -11,26 +11,15 @@ import (
 // mysqlState is the pipeline's state for -M: the protocol's Tracker
 // (connections, pairing, per-command counters) and mysql.log.
 type mysqlState struct {
-	t       *mysql.Tracker
-	log     *output.Log
-	started bool
-	emit    func(*event.MySQLResult)
+	l7State[mysql.Tracker]
+	emit func(*event.MySQLResult)
 }
 
-// mysqlTracker is what the -M protocol (l7cap) offers the pipeline.
-type mysqlTracker interface{ Tracker() *mysql.Tracker }
-
 func (p *pipeline) mysqlInit() bool {
-	m := &p.mysql
-	if !m.started {
-		m.started = true
-		if mt, ok := p.l7proto(event.MySQL).(mysqlTracker); ok {
-			m.t = mt.Tracker()
-		}
-		m.log = p.files.Log(mysql.LogName)
-		m.emit = p.mysqlResult
+	if p.mysql.emit == nil {
+		p.mysql.emit = p.mysqlResult
 	}
-	return m.t != nil
+	return p.mysql.init(p, event.MySQL, mysql.LogName)
 }
 
 // mysqlEvent: a captured segment (its packets read, requests paired), or
@@ -40,13 +29,11 @@ func (p *pipeline) mysqlEvent(ev *event.Event) {
 	if !p.mysqlInit() {
 		return
 	}
-	m := &p.mysql
-	if ev.Ext.App.Tick {
-		m.t.Expire(ev.TS, m.emit)
-		p.mysqlStats(ev.TS, false)
+	if a := &ev.Ext.App; a.Tick {
+		l7Tick(p, ev.TS, a.Final, p.mysql.t, p.mysql.emit, p.mysqlStats)
 		return
 	}
-	m.t.Packet(ev, m.emit)
+	p.mysql.t.Packet(ev, p.mysql.emit)
 }
 
 func (p *pipeline) mysqlResult(r *event.MySQLResult) {
@@ -60,14 +47,9 @@ func (p *pipeline) mysqlResult(r *event.MySQLResult) {
 			r.Conn.Pid, r.Conn.Comm, r.Conn.OwnerSrc = e.Conn.Pid, e.Conn.Comm, e.Conn.OwnerSrc
 		}
 	}
-	if l := p.mysql.log; l != nil {
-		p.lbuf = output.AppendMySQLLog(p.lbuf[:0], r)
-		l.Write(p.lbuf)
-	}
-	if !p.cfg.Quiet {
-		p.buf = p.pr.MySQL(p.buf[:0], r)
-		p.out.Write(p.buf)
-	}
+	p.l7Line(p.mysql.log,
+		func(b []byte) []byte { return output.AppendMySQLLog(b, r) },
+		func(b []byte) []byte { return p.pr.MySQL(b, r) }, false)
 }
 
 // mysqlStats prints the per-command counters: those that changed (every
@@ -75,22 +57,16 @@ func (p *pipeline) mysqlResult(r *event.MySQLResult) {
 // summaries.
 func (p *pipeline) mysqlStats(ts uint64, final bool) {
 	p.mysql.t.Stats(!final, func(s *event.MySQLStats) {
-		if l := p.mysql.log; l != nil {
-			p.lbuf = output.AppendMySQLStatsLog(p.lbuf[:0], s, final)
-			l.Write(p.lbuf)
-		}
-		p.buf = p.pr.MySQLStats(p.buf[:0], ts, s, final)
-		p.out.Write(p.buf)
+		p.l7Line(p.mysql.log,
+			func(b []byte) []byte { return output.AppendMySQLStatsLog(b, s, final) },
+			func(b []byte) []byte { return p.pr.MySQLStats(b, ts, s, final) }, true)
 	})
 }
 
 // mysqlFinish: at exit, the requests still waiting are unanswered, then
 // every command's counters.
 func (p *pipeline) mysqlFinish() {
-	if !p.cfg.MySQL || !p.mysqlInit() {
-		return
+	if p.cfg.MySQL && p.mysqlInit() {
+		l7Finish(p, output.MonoNow(), p.mysql.t, p.mysql.emit, p.mysqlStats)
 	}
-	p.mysql.t.Flush(p.mysql.emit)
-	p.mysqlStats(output.MonoNow(), true)
-	p.flushOut()
 }

@@ -11,26 +11,17 @@ import (
 // redisState is the pipeline's state for -R: the protocol's Tracker
 // (streams, pairs, per-command summaries) and redis.log.
 type redisState struct {
-	t       *redis.Tracker
-	log     *output.Log
-	started bool
-	emit    func(*event.RedisResult)
-	sum     func(*event.RedisSummary)
-	ts      uint64 // the summaries' time
+	l7State[redis.Tracker]
+	emit func(*event.RedisResult)
+	sum  func(*event.RedisSummary)
+	ts   uint64 // the summaries' time
 }
 
 func (p *pipeline) redisInit() bool {
-	r := &p.redis
-	if !r.started {
-		r.started = true
-		if rp, ok := p.l7proto(event.Redis).(*redis.Proto); ok {
-			r.t = rp.Tracker()
-		}
-		r.log = p.files.Log(output.RedisLogName)
-		r.emit = p.redisResult
-		r.sum = p.redisSummary
+	if r := &p.redis; r.emit == nil {
+		r.emit, r.sum = p.redisResult, p.redisSummary
 	}
-	return r.t != nil
+	return p.redis.init(p, event.Redis, output.RedisLogName)
 }
 
 // redisEvent: a Redis packet record (its requests and replies are paired
@@ -42,21 +33,18 @@ func (p *pipeline) redisEvent(ev *event.Event) {
 	if !p.redisInit() {
 		return
 	}
-	r := &p.redis
-	a := &ev.Ext.App
-	switch {
-	case a.Tick && a.Final:
-		r.t.Flush(r.emit)
-		r.ts = ev.TS
-		r.t.Summaries(true, r.sum)
-		p.flushOut()
-	case a.Tick:
-		r.t.Expire(ev.TS, r.emit)
-		r.ts = ev.TS
-		r.t.Summaries(false, r.sum)
-	default:
-		r.t.Packet(ev, r.emit)
+	if a := &ev.Ext.App; a.Tick {
+		l7Tick(p, ev.TS, a.Final, p.redis.t, p.redis.emit, p.redisSummaries)
+		return
 	}
+	p.redis.t.Packet(ev, p.redis.emit)
+}
+
+// redisSummaries prints the summaries of the commands called since the
+// previous ones (at exit, final: every command's totals).
+func (p *pipeline) redisSummaries(ts uint64, final bool) {
+	p.redis.ts = ts
+	p.redis.t.Summaries(final, p.redis.sum)
 }
 
 func (p *pipeline) redisResult(r *event.RedisResult) {
@@ -70,22 +58,14 @@ func (p *pipeline) redisResult(r *event.RedisResult) {
 			r.Conn.Pid, r.Conn.Comm, r.Conn.OwnerSrc = e.Conn.Pid, e.Conn.Comm, e.Conn.OwnerSrc
 		}
 	}
-	if l := p.redis.log; l != nil {
-		p.lbuf = output.AppendRedisLog(p.lbuf[:0], r)
-		l.Write(p.lbuf)
-	}
-	if !p.cfg.Quiet {
-		p.buf = p.pr.Redis(p.buf[:0], r)
-		p.out.Write(p.buf)
-	}
+	p.l7Line(p.redis.log,
+		func(b []byte) []byte { return output.AppendRedisLog(b, r) },
+		func(b []byte) []byte { return p.pr.Redis(b, r) }, false)
 }
 
 // redisSummary prints one command's summary (with -q too: summaries).
 func (p *pipeline) redisSummary(s *event.RedisSummary) {
-	if l := p.redis.log; l != nil {
-		p.lbuf = output.AppendRedisSummaryLog(p.lbuf[:0], s)
-		l.Write(p.lbuf)
-	}
-	p.buf = p.pr.RedisSummary(p.buf[:0], p.redis.ts, s)
-	p.out.Write(p.buf)
+	p.l7Line(p.redis.log,
+		func(b []byte) []byte { return output.AppendRedisSummaryLog(b, s) },
+		func(b []byte) []byte { return p.pr.RedisSummary(b, p.redis.ts, s) }, true)
 }
