@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/output"
 	"github.com/netwatcher/netwatcher/internal/timeload"
@@ -12,9 +14,6 @@ type timeloadState struct {
 	det    *timeload.Detector
 	log    *output.Log // anomaly.log
 	alerts [event.TimeLayers]event.Anomaly
-	// onAnomaly, when set, is told every anomaly (reported or not): the
-	// counter metric.
-	onAnomaly func(l event.TimeLayer, rx bool)
 }
 
 func (p *pipeline) timeloadInit() {
@@ -30,15 +29,18 @@ func (p *pipeline) timeloadInit() {
 func (p *pipeline) timeloadPacket(ev *event.Event) {
 	pk := &ev.Packet
 	t := &p.tl
-	before := t.det.Counts
 	n := t.det.Observe(timeload.Key{Sock: ev.Conn.Sock, EstLo: pk.EstLo}, ev.TS, pk.Rx,
 		[event.TimeLayers]uint64{pk.MacNs, pk.IPNs, pk.TCPNs}, pk.Missing, &t.alerts)
-	if t.onAnomaly != nil && before != t.det.Counts {
-		for l := range event.TimeLayers {
-			for dir := range 2 {
-				for range t.det.Counts[l][dir] - before[l][dir] {
-					t.onAnomaly(l, dir == 1)
-				}
+	if n == 0 {
+		return
+	}
+	if ev.Conn.ID == 0 {
+		// -q: the table has not walked this connection yet (connOf makes
+		// no syscall per packet there); an alert is rare enough for one
+		if e := p.fromKernel(ev.Conn.Sock, func(c *event.Conn) bool { return uint32(c.EstNs) == pk.EstLo }); e != nil {
+			ev.Conn = e.Conn
+			if !p.cfg.Wanted(e.Conn.Src, e.Conn.Dst) {
+				return
 			}
 		}
 	}
@@ -51,6 +53,15 @@ func (p *pipeline) timeloadPacket(ev *event.Event) {
 		p.buf = p.pr.Anomaly(p.buf[:0], ev, a)
 		p.out.Write(p.buf)
 	}
+}
+
+// timeloadCollectors: netwatcher_anomalies_total when -L is on
+// (startMetrics registers them).
+func (p *pipeline) timeloadCollectors() []prometheus.Collector {
+	if p.tl.det == nil {
+		return nil
+	}
+	return []prometheus.Collector{p.tl.det.Collector()}
 }
 
 // timeloadClosed forgets a closed connection's averages.

@@ -4,10 +4,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,6 +107,36 @@ func nftRules(t *testing.T, ns *nstest.NS, rules int) {
 	t.Cleanup(func() { ns.Cmd("nft", "delete", "table", "inet", table).Run() })
 }
 
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// scrapeAnomalies reads netwatcher_anomalies_total from /metrics:
+// "layer/direction" -> value.
+func scrapeAnomalies(t *testing.T, addr string) map[string]float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	re := regexp.MustCompile(`(?m)^netwatcher_anomalies_total\{direction="(\w+)",layer="(\w+)"\} (\S+)$`)
+	for _, m := range re.FindAllStringSubmatch(string(body), -1) {
+		v, _ := strconv.ParseFloat(m[3], 64)
+		out[m[2]+"/"+m[1]] = v
+	}
+	if len(out) != 6 {
+		t.Errorf("scrape: %d anomaly series:\n%s", len(out), body)
+	}
+	return out
+}
+
 func quantile(v []float64, q float64) float64 {
 	if len(v) == 0 {
 		return math.NaN()
@@ -127,7 +161,8 @@ func TestTimeloadNftBurst(t *testing.T) {
 	nstest.RequireTools(t, "nft")
 	pair := nstest.NewPair(t)
 	netFilter := netip.PrefixFrom(pair.A4, 30).Masked().String() // both ends (.1, .2), no one else's traffic
-	r := nwtest.Start(t, "-L", "-S", netFilter)
+	metricsAddr := freePort(t)
+	r := nwtest.Start(t, "-L", "-S", netFilter, "--metrics-addr", metricsAddr)
 	c := tcpconn.Dial(t, pair, false, 0, 0)
 	stop := make(chan struct{})
 	wait := pacedFlow(t, c, stop)
@@ -139,6 +174,8 @@ func TestTimeloadNftBurst(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond)
 	close(stop)
 	rts := wait()
+	time.Sleep(500 * time.Millisecond) // the pipeline has handled the last records
+	scraped := scrapeAnomalies(t, metricsAddr)
 	r.Stop()
 	end := mono(t)
 	t.Logf("%d round trips; nft insertion took %.1f ms", rts, float64(inserted-insertAt)/1e6)
@@ -241,6 +278,14 @@ func TestTimeloadNftBurst(t *testing.T) {
 	}
 	if stats.Num("timeload_anomalies_ip_rx") < alerts {
 		t.Errorf("timeload_anomalies_ip_rx %v < alerts", stats["timeload_anomalies_ip_rx"])
+	}
+	// the metric: every anomaly, by layer and direction, as the exit stats
+	for _, l := range []string{"mac", "ip", "tcp"} {
+		for _, d := range []string{"rx", "tx"} {
+			if got, want := scraped[l+"/"+d], stats.Num("timeload_anomalies_"+l+"_"+d); got != want {
+				t.Errorf("netwatcher_anomalies_total{layer=%q,direction=%q} = %v, exit stats %v", l, d, got, want)
+			}
+		}
 	}
 	// anomaly.log: one line per alert, 0600
 	log := r.File("anomaly.log")

@@ -42,7 +42,10 @@ package timeload
 import (
 	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/metrics"
 )
 
 const (
@@ -100,6 +103,8 @@ type Detector struct {
 	// Alerts: those reported; Suppressed: those the rate limit held back.
 	Alerts, Suppressed uint64
 	Untracked          uint64 // packets of connections beyond MaxConns
+
+	metric [event.TimeLayers][2]prometheus.Counter // nil: metrics off
 }
 
 // New returns a detector with this factor (> 1).
@@ -163,6 +168,9 @@ func (d *Detector) Observe(k Key, ts uint64, rx bool, ns [event.TimeLayers]uint6
 			continue
 		}
 		d.Counts[l][dir]++
+		if m := d.metric[l][dir]; m != nil {
+			m.Inc()
+		}
 		if last := s.lastAlert[l][dir]; last != 0 && ts-last < Every {
 			s.supp[l][dir]++
 			d.Suppressed++
@@ -176,6 +184,26 @@ func (d *Detector) Observe(k Key, ts uint64, rx bool, ns [event.TimeLayers]uint6
 		d.Alerts++
 	}
 	return n
+}
+
+// MetricName is the counter of anomalies (--metrics-addr).
+const MetricName = metrics.Namespace + "_anomalies_total"
+
+// Collector makes netwatcher_anomalies_total{layer,direction}: every
+// anomaly, reported or suppressed (Counts), from then on. Call it before
+// the detector is used (the engine does, at start, when metrics are on);
+// Observe then adds to it (an atomic add per anomaly, safe against
+// concurrent scrapes). Labels: layer mac/ip/tcp, direction rx/tx.
+func (d *Detector) Collector() prometheus.Collector {
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricName,
+		Help: "Latency anomalies (-L): packets whose layer time exceeded --timeload-factor x its connection's moving average of that layer and direction, 4 in a row, reported or suppressed by the rate limit."},
+		[]string{"layer", "direction"})
+	for l := range event.TimeLayers {
+		for dir, name := range [2]string{"tx", "rx"} {
+			d.metric[l][dir] = vec.WithLabelValues(l.String(), name)
+		}
+	}
+	return vec
 }
 
 // Forget drops a connection's state (its close record).

@@ -3,6 +3,8 @@ package timeload
 import (
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/netwatcher/netwatcher/internal/event"
 )
 
@@ -214,5 +216,41 @@ func BenchmarkObserve(b *testing.B) {
 	for i := range b.N {
 		ts += 1000
 		d.Observe(Key{Sock: uint64(i & 63)}, ts, i&1 == 0, [event.TimeLayers]uint64{1000, 2000, 3000}, 0, &buf)
+	}
+}
+
+// The metric counts every anomaly (reported or suppressed), by layer and
+// direction; all six series exist from the start.
+func TestMetric(t *testing.T) {
+	d := New(4)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(d.Collector())
+	k := Key{Sock: 1}
+	ts := uint64(1)
+	feed(d, k, &ts, Warmup, 10_000)
+	feed(d, k, &ts, Confirm+5, 1_000_000) // 6 anomalies: 1 alert, 5 suppressed
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 1 || mfs[0].GetName() != "netwatcher_anomalies_total" {
+		t.Fatalf("gather: %v %v", mfs, err)
+	}
+	got := map[string]float64{}
+	for _, m := range mfs[0].GetMetric() {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		got[l["layer"]+"/"+l["direction"]] = m.GetCounter().GetValue()
+	}
+	want := map[string]float64{"mac/rx": 0, "mac/tx": 0, "ip/rx": 6, "ip/tx": 0, "tcp/rx": 0, "tcp/tx": 0}
+	if len(got) != len(want) {
+		t.Errorf("series %v", got)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if d.Alerts != 1 || d.Suppressed != 5 {
+		t.Errorf("alerts %d suppressed %d", d.Alerts, d.Suppressed)
 	}
 }
