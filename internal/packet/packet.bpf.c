@@ -62,6 +62,7 @@ volatile const bool cfg_time = false; /* -t: stamp boundaries */
 volatile const bool cfg_http = false; /* -i: copy payload bytes */
 volatile const bool cfg_txq_hash = false; /* TCP entry (send) by kprobe: chunks in nw_pkt_txqh */
 volatile const __u32 cfg_sample = 1; /* --sample: records for 1 in cfg_sample data segments */
+volatile const bool cfg_summary = false; /* --summary: histograms (nw_pkt_sum), no ring record */
 /* Sampling on? Compared with an immediate: with N = 1 (frozen .rodata) the
  * verifier drops the branch and all it guards; the constant's load stays. */
 #define SAMPLING (cfg_sample != 1)
@@ -98,6 +99,30 @@ struct nw_pkt_event {
 #define PKT_TIMED __builtin_offsetof(struct nw_pkt_event, http)
 
 #define READ_ONCE_U32(x) (*(volatile __u32 *)&(x))
+
+/* --summary: instead of a ring record, each record adds to its direction's
+ * counters and (with -t) to a log2 histogram per layer: bucket i counts
+ * layer times in [2^i, 2^(i+1)) ns (bucket 0 also 0 ns). Per CPU, summed
+ * and differenced by user space every --interval. A layer whose boundary
+ * was not seen adds to `missing`, not to a bucket. */
+#define NW_SUM_SLOTS 32
+struct nw_layer_hist {
+	__u64 buckets[NW_SUM_SLOTS];
+	__u64 sum_ns;
+	__u64 max_ns;
+	__u64 missing;
+};
+struct nw_pkt_sum {
+	__u64 segs;  /* data segments (records that would have been made) */
+	__u64 bytes; /* their payload bytes */
+	struct nw_layer_hist l[3]; /* mac, ip, tcp */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2); /* 0: received, 1: sent */
+	__type(key, __u32);
+	__type(value, struct nw_pkt_sum);
+} nw_pkt_summary SEC(".maps");
 
 /* Scratch for payload bytes (too big for the 512-byte stack next to the rest). */
 struct scratch {
@@ -199,6 +224,60 @@ static __always_inline void pkt_fill_t(struct nw_pkt_event *e, const struct pkt_
 	e->t[3] = o->t[3];
 }
 
+static __always_inline __u32 sum_log2(__u64 v)
+{
+	__u32 r = 0;
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) { r += 1; }
+	return r;
+}
+
+/* The layer from stamp a to stamp b into h (the same rule as Go's Decode:
+ * a stamp 0 or stamps out of order: missing). */
+static __always_inline void sum_layer(struct nw_layer_hist *h, __u64 a, __u64 b)
+{
+	if (!a || !b || b < a) {
+		h->missing++;
+		return;
+	}
+	__u64 d = b - a;
+	__u32 i = sum_log2(d);
+	if (i >= NW_SUM_SLOTS)
+		i = NW_SUM_SLOTS - 1;
+	h->buckets[i]++;
+	h->sum_ns += d;
+	if (d > h->max_ns)
+		h->max_ns = d;
+}
+
+/* --summary: the record o into the histograms (per CPU: plain adds; the
+ * two directions are separate entries, and each direction's records are
+ * made in one context per CPU). */
+static __always_inline void sum_pkt(const struct pkt_out *o)
+{
+	__u32 k = o->rx ? 0 : 1;
+	struct nw_pkt_sum *s = bpf_map_lookup_elem(&nw_pkt_summary, &k);
+	if (!s)
+		return;
+	s->segs++;
+	s->bytes += o->len;
+	if (!cfg_time)
+		return;
+	if (o->rx) { /* t: link, IP, TCP, copy */
+		sum_layer(&s->l[0], o->t[0], o->t[1]);
+		sum_layer(&s->l[1], o->t[1], o->t[2]);
+		sum_layer(&s->l[2], o->t[2], o->t[3]);
+	} else { /* t: TCP, IP, queue, driver */
+		sum_layer(&s->l[2], o->t[0], o->t[1]);
+		sum_layer(&s->l[1], o->t[1], o->t[2]);
+		sum_layer(&s->l[0], o->t[2], o->t[3]);
+	}
+}
+
 /* Only a segment that may start an HTTP/1.x line carries payload bytes (the
  * full record); every other record is the short form: most segments are not
  * start lines, and 160 bytes less to copy per record is most of its size. */
@@ -206,6 +285,10 @@ static __always_inline void emit_pkt(const struct pkt_out *o, const struct nw_co
 				     const __u8 *http)
 {
 	struct nw_pkt_event *e;
+	if (cfg_summary) {
+		sum_pkt(o);
+		return;
+	}
 	if (cfg_http && o->http_len && http) {
 		e = nw_reserve(&nw_pkt_events, sizeof(struct nw_pkt_event), NW_EV_PACKET);
 		if (!e)
@@ -416,3 +499,4 @@ int BPF_PROG(nw_pkt_close, const struct sock *sk, int old, int new)
 /* Make the record types visible in BTF for bpf2go -type. */
 const struct nw_pkt_event *nw_unused_pkt_event __attribute__((unused));
 const struct tx_pend *nw_unused_tx_pend __attribute__((unused));
+const struct nw_pkt_sum *nw_unused_pkt_sum __attribute__((unused));

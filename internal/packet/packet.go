@@ -73,6 +73,7 @@ type Concern struct {
 	gcDone      chan struct{}
 
 	stale atomic.Uint64 // sent segments dropped before the driver (GC)
+	sum   summaryState  // --summary (summary.go)
 }
 
 // New returns the packet concern (packets are always on).
@@ -120,7 +121,7 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err != nil {
 		return fmt.Errorf("packet: parse object: %w", err)
 	}
-	for name, v := range map[string]bool{"cfg_time": cfg.Time, "cfg_http": cfg.HTTP, "cfg_txq_hash": sendEntryByKprobe()} {
+	for name, v := range map[string]bool{"cfg_time": cfg.Time, "cfg_http": cfg.HTTP, "cfg_txq_hash": sendEntryByKprobe(), "cfg_summary": cfg.Summary} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return fmt.Errorf("packet: set %s: %w", name, err)
 		}
@@ -368,7 +369,12 @@ func (c *Concern) Counters() map[string]uint64 {
 
 // PacketRingBytes sizes the packet ring: room for bursts of a
 // 1 Gbit/s-class transfer while user space catches up.
-func (c *Concern) PacketRingBytes() uint32 { return 16 << 20 }
+func (c *Concern) PacketRingBytes() uint32 {
+	if c.cfg != nil && c.cfg.Summary {
+		return 64 << 10 // --summary: no packet record (other concerns may want more)
+	}
+	return 16 << 20
+}
 
 // Picked reports whether --sample n records the TCP data segment with
 // sequence number seq sent from port sport to port dport (the ports of its

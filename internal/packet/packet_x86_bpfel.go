@@ -67,6 +67,19 @@ type packetNwPktEvent struct {
 	Http    [160]uint8
 }
 
+type packetNwPktSum struct {
+	_     structs.HostLayout
+	Segs  uint64
+	Bytes uint64
+	L     [3]struct {
+		_       structs.HostLayout
+		Buckets [32]uint64
+		SumNs   uint64
+		MaxNs   uint64
+		Missing uint64
+	}
+}
+
 type packetRxCurs struct {
 	_    structs.HostLayout
 	Next uint32
@@ -170,6 +183,7 @@ const (
 	packetMapNwPktRxcur       = "nw_pkt_rxcur"
 	packetMapNwPktRxq         = "nw_pkt_rxq"
 	packetMapNwPktScratch     = "nw_pkt_scratch"
+	packetMapNwPktSummary     = "nw_pkt_summary"
 	packetMapNwPktTxcur       = "nw_pkt_txcur"
 	packetMapNwPktTxpend      = "nw_pkt_txpend"
 	packetMapNwPktTxq         = "nw_pkt_txq"
@@ -200,9 +214,11 @@ const (
 	packetVarCfgSample        = "cfg_sample"
 	packetVarCfgSport         = "cfg_sport"
 	packetVarCfgSrcNets       = "cfg_src_nets"
+	packetVarCfgSummary       = "cfg_summary"
 	packetVarCfgTime          = "cfg_time"
 	packetVarCfgTxqHash       = "cfg_txq_hash"
 	packetVarNwUnusedPktEvent = "nw_unused_pkt_event"
+	packetVarNwUnusedPktSum   = "nw_unused_pkt_sum"
 	packetVarNwUnusedTxPend   = "nw_unused_tx_pend"
 )
 
@@ -280,6 +296,7 @@ type packetMapSpecs struct {
 	NwPktRxcur   *ebpf.MapSpec `ebpf:"nw_pkt_rxcur"`
 	NwPktRxq     *ebpf.MapSpec `ebpf:"nw_pkt_rxq"`
 	NwPktScratch *ebpf.MapSpec `ebpf:"nw_pkt_scratch"`
+	NwPktSummary *ebpf.MapSpec `ebpf:"nw_pkt_summary"`
 	NwPktTxcur   *ebpf.MapSpec `ebpf:"nw_pkt_txcur"`
 	NwPktTxpend  *ebpf.MapSpec `ebpf:"nw_pkt_txpend"`
 	NwPktTxq     *ebpf.MapSpec `ebpf:"nw_pkt_txq"`
@@ -300,9 +317,11 @@ type packetVariableSpecs struct {
 	CfgSample        *ebpf.VariableSpec `ebpf:"cfg_sample"`
 	CfgSport         *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets       *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
+	CfgSummary       *ebpf.VariableSpec `ebpf:"cfg_summary"`
 	CfgTime          *ebpf.VariableSpec `ebpf:"cfg_time"`
 	CfgTxqHash       *ebpf.VariableSpec `ebpf:"cfg_txq_hash"`
 	NwUnusedPktEvent *ebpf.VariableSpec `ebpf:"nw_unused_pkt_event"`
+	NwUnusedPktSum   *ebpf.VariableSpec `ebpf:"nw_unused_pkt_sum"`
 	NwUnusedTxPend   *ebpf.VariableSpec `ebpf:"nw_unused_tx_pend"`
 }
 
@@ -336,6 +355,7 @@ type packetMaps struct {
 	NwPktRxcur   *ebpf.Map `ebpf:"nw_pkt_rxcur"`
 	NwPktRxq     *ebpf.Map `ebpf:"nw_pkt_rxq"`
 	NwPktScratch *ebpf.Map `ebpf:"nw_pkt_scratch"`
+	NwPktSummary *ebpf.Map `ebpf:"nw_pkt_summary"`
 	NwPktTxcur   *ebpf.Map `ebpf:"nw_pkt_txcur"`
 	NwPktTxpend  *ebpf.Map `ebpf:"nw_pkt_txpend"`
 	NwPktTxq     *ebpf.Map `ebpf:"nw_pkt_txq"`
@@ -357,6 +377,7 @@ func (m *packetMaps) Close() error {
 		m.NwPktRxcur,
 		m.NwPktRxq,
 		m.NwPktScratch,
+		m.NwPktSummary,
 		m.NwPktTxcur,
 		m.NwPktTxpend,
 		m.NwPktTxq,
@@ -378,9 +399,11 @@ type packetVariables struct {
 	CfgSample        *ebpf.Variable `ebpf:"cfg_sample"`
 	CfgSport         *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets       *ebpf.Variable `ebpf:"cfg_src_nets"`
+	CfgSummary       *ebpf.Variable `ebpf:"cfg_summary"`
 	CfgTime          *ebpf.Variable `ebpf:"cfg_time"`
 	CfgTxqHash       *ebpf.Variable `ebpf:"cfg_txq_hash"`
 	NwUnusedPktEvent *ebpf.Variable `ebpf:"nw_unused_pkt_event"`
+	NwUnusedPktSum   *ebpf.Variable `ebpf:"nw_unused_pkt_sum"`
 	NwUnusedTxPend   *ebpf.Variable `ebpf:"nw_unused_tx_pend"`
 }
 
