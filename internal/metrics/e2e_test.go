@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -320,6 +322,127 @@ func TestPrometheusOracle(t *testing.T) {
 			resp.Body.Close()
 			t.Logf("PromQL %s -> %s", q, body)
 		}
+	}
+	r.Stop()
+	lab.CheckNoLoss(t, r)
+}
+
+// TestPrometheusRequests: netwatcher -i --rst --rtt --metrics-addr scraped
+// by Prometheus while namespace A makes 30 HTTP requests (one connection
+// each) to a server in B, aborts 3 connections (SO_LINGER 0: a reset each
+// way) and connects twice to a closed port (reset from B). The request
+// latency histograms count 30 at each side (= the http records), resets =
+// the rst records by direction and, sent, = the kernel's TcpOutRsts; the
+// RTT histogram's count = the samples of the rtt records at close.
+func TestPrometheusRequests(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "prometheus", "promtool")
+	p := nstest.NewPair(t)
+	subnet := netip.PrefixFrom(p.A4, 24).Masked()
+	target := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	r := nwtest.Start(t, "-S", subnet.String(), "-i", "--rst", "--rtt", "--metrics-addr", target)
+	prom := startPrometheus(t, target)
+	beforeA, beforeB := oracle.Nstat(t, p.A), oracle.Nstat(t, p.B)
+
+	var ln net.Listener
+	if err := p.B.Do(func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(p.B4, 80).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var served atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		served.Add(1)
+		io.WriteString(w, "ok\n")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+			err = p.A.Do(func() (err error) {
+				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return c, err
+		}}}
+	const requests = 30
+	for i := range requests {
+		resp, err := client.Get(fmt.Sprintf("http://%s/%d", netip.AddrPortFrom(p.B4, 80), i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	const aborts, refused = 3, 2
+	for range aborts {
+		c := lab.Dial(t, p, false, 81, 0)
+		if err := c.RoundTrip(100, 1); err != nil {
+			t.Fatal(err)
+		}
+		c.Client.SetLinger(0)
+		c.Client.Close() // RST A -> B
+		c.Server.Close()
+	}
+	for range refused {
+		err := p.A.Do(func() error {
+			c, err := net.DialTimeout("tcp", netip.AddrPortFrom(p.B4, 9).String(), 2*time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("connect to a closed port: %v", err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // the last closes' records
+	afterA, afterB := oracle.Nstat(t, p.A), oracle.Nstat(t, p.B)
+	outRsts := float64(oracle.Delta(beforeA, afterA, "TcpOutRsts") + oracle.Delta(beforeB, afterB, "TcpOutRsts"))
+	t.Logf("%d requests served, %d aborted and %d refused connections; kernel: TcpOutRsts +%v", served.Load(), aborts, refused, outRsts)
+	if served.Load() != requests {
+		t.Fatalf("server answered %d requests, want %d", served.Load(), requests)
+	}
+
+	records := func() (http, sent, received, rtt float64) {
+		for _, e := range r.Events() {
+			switch e.Str("type") {
+			case "http":
+				if !e.Has("interim") || e["interim"] == false {
+					http++
+				}
+			case "rst":
+				if e.Str("dir") == "sent" {
+					sent++
+				} else {
+					received++
+				}
+			case "rtt":
+				if e.Str("event") == "close" {
+					rtt += e.Num("count")
+				}
+			}
+		}
+		return
+	}
+	prom.waitEqual(t, func() []check {
+		http, sent, received, rtt := records()
+		return []check{
+			{"HTTP requests, client side (workload)", `netwatcher_request_duration_seconds_count{protocol="http",side="client"}`, requests},
+			{"HTTP requests, server side (workload)", `netwatcher_request_duration_seconds_count{protocol="http",side="server"}`, requests},
+			{"HTTP requests (http records)", `sum(netwatcher_request_duration_seconds_count{protocol="http"})`, http},
+			{"HTTP requests under 5 s (le bucket)", `sum(netwatcher_request_duration_seconds_bucket{protocol="http",le="5.24288"})`, 2 * requests},
+			{"resets sent (kernel TcpOutRsts)", `sum(netwatcher_tcp_resets_total{direction="sent"})`, outRsts},
+			{"resets sent (rst records)", `sum(netwatcher_tcp_resets_total{direction="sent"})`, sent},
+			{"resets received (rst records)", `sum(netwatcher_tcp_resets_total{direction="received"})`, received},
+			{"resets received (workload)", `sum(netwatcher_tcp_resets_total{direction="received"})`, aborts + refused},
+			{"resets sent for no socket (workload: refused)", `sum(netwatcher_tcp_resets_total{direction="sent",state="none"})`, refused},
+			{"RTT samples (rtt records at close)", `netwatcher_tcp_rtt_seconds_count`, rtt},
+		}
+	})
+	if v, ok := prom.query(t, `netwatcher_tcp_rtt_seconds_count`); !ok || v == 0 {
+		t.Errorf("no RTT samples (%v %v)", v, ok)
 	}
 	r.Stop()
 	lab.CheckNoLoss(t, r)
