@@ -33,6 +33,9 @@ func allConfigs() []config {
 		{name: "-q -t", kind: kindNW, args: []string{"-q", "-t"}},
 		{name: "-q -tixre", kind: kindNW, args: []string{"-q", "-tixre"}},
 		{name: "-q -tixre --sample 100", kind: kindNW, args: []string{"-q", "-tixre", "--sample", "100"}, optIn: true},
+		// issue 16: --summary (no packet records, in-kernel counters; -t: layer-time histograms)
+		{name: "-q --summary", kind: kindNW, args: []string{"-q", "--summary"}, optIn: true},
+		{name: "-q --summary -t", kind: kindNW, args: []string{"-q", "--summary", "-t"}, optIn: true},
 		// issue 14/15 flags: what they cost TCP traffic they do not record
 		// (every hook runs for every packet and leaves after its check)
 		{name: "-q -u", kind: kindNW, args: []string{"-q", "-u"}, optIn: true},
