@@ -336,11 +336,12 @@ func TestPrometheusOracle(t *testing.T) {
 // RTT histogram's count = the samples of the rtt records at close.
 func TestPrometheusRequests(t *testing.T) {
 	nstest.RequireRoot(t)
-	nstest.RequireTools(t, "prometheus", "promtool")
+	nstest.RequireTools(t, "prometheus", "promtool", "dnsmasq", "dig")
 	p := nstest.NewPair(t)
 	subnet := netip.PrefixFrom(p.A4, 24).Masked()
 	target := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	r := nwtest.Start(t, "-S", subnet.String(), "-i", "--rst", "--rtt", "--metrics-addr", target)
+	dnsServer(t, p) // before the run: its readiness queries are not counted
+	r := nwtest.Start(t, "-S", subnet.String(), "-i", "-N", "--rst", "--rtt", "--metrics-addr", target)
 	prom := startPrometheus(t, target)
 	beforeA, beforeB := oracle.Nstat(t, p.A), oracle.Nstat(t, p.B)
 
@@ -375,6 +376,16 @@ func TestPrometheusRequests(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
+	const queries = 6 // 5 over UDP, 1 over TCP
+	for i := range queries {
+		args := []string{"+tries=1", "+time=5", "+short", "@" + p.B4.String(), "h.nwtest", "A"}
+		if i == queries-1 {
+			args = append(args, "+tcp")
+		}
+		if out, err := p.A.Cmd("dig", args...).Output(); err != nil || strings.TrimSpace(string(out)) != "10.1.2.3" {
+			t.Fatalf("dig %v: %v %s", args, err, out)
+		}
+	}
 	const aborts, refused = 3, 2
 	for range aborts {
 		c := lab.Dial(t, p, false, 81, 0)
@@ -405,9 +416,13 @@ func TestPrometheusRequests(t *testing.T) {
 		t.Fatalf("server answered %d requests, want %d", served.Load(), requests)
 	}
 
-	records := func() (http, sent, received, rtt float64) {
+	records := func() (http, dns, sent, received, rtt float64) {
 		for _, e := range r.Events() {
 			switch e.Str("type") {
+			case "dns":
+				if e.Str("event") == "answer" {
+					dns++
+				}
 			case "http":
 				if !e.Has("interim") || e["interim"] == false {
 					http++
@@ -427,8 +442,11 @@ func TestPrometheusRequests(t *testing.T) {
 		return
 	}
 	prom.waitEqual(t, func() []check {
-		http, sent, received, rtt := records()
+		http, dns, sent, received, rtt := records()
 		return []check{
+			{"DNS queries, client side (workload)", `netwatcher_request_duration_seconds_count{protocol="dns",side="client"}`, queries},
+			{"DNS queries, server side (workload)", `netwatcher_request_duration_seconds_count{protocol="dns",side="server"}`, queries},
+			{"DNS queries (dns answer records)", `sum(netwatcher_request_duration_seconds_count{protocol="dns"})`, dns},
 			{"HTTP requests, client side (workload)", `netwatcher_request_duration_seconds_count{protocol="http",side="client"}`, requests},
 			{"HTTP requests, server side (workload)", `netwatcher_request_duration_seconds_count{protocol="http",side="server"}`, requests},
 			{"HTTP requests (http records)", `sum(netwatcher_request_duration_seconds_count{protocol="http"})`, http},
@@ -446,4 +464,27 @@ func TestPrometheusRequests(t *testing.T) {
 	}
 	r.Stop()
 	lab.CheckNoLoss(t, r)
+}
+
+// dnsServer runs dnsmasq in p.B on B4, port 53, answering h.nwtest (as
+// internal/dns's test does); killed at cleanup.
+func dnsServer(t *testing.T, p *nstest.Pair) {
+	t.Helper()
+	cmd := p.B.Cmd("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+		"--user=root", "--group=root", "--pid-file=", "--bind-interfaces", "--listen-address="+p.B4.String(), "--port=53",
+		"--local=/nwtest/", "--host-record=h.nwtest,10.1.2.3")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; ; i++ {
+		out, err := p.A.Cmd("dig", "+short", "+tries=1", "+time=1", "@"+p.B4.String(), "h.nwtest", "A").Output()
+		if err == nil && strings.TrimSpace(string(out)) == "10.1.2.3" {
+			return
+		}
+		if i == 50 {
+			t.Fatalf("dnsmasq does not answer: %v %s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
