@@ -66,7 +66,7 @@ func NewHealth(events func() uint64, concerns []ConcernState, hooks []Hook) *Hea
 	n := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(Namespace+"_"+name, help, labels, nil)
 	}
-	return &Health{events: events, hooks: hooks, concerns: concerns,
+	return &Health{events: events, hooks: dedupHooks(hooks), concerns: concerns,
 		dEvents:   n("events_total", "Ring records read from the kernel (both rings)."),
 		dLost:     n("lost_events_total", "Records or connections lost, by the exit stats' counter name (lost_ring_full, lost_queue_full, conn_table_full, pkt_table_full, closed_evicted, undecodable, untracked_errors).", "counter"),
 		dStats:    n("stats_total", "Every other counter of the exit stats, by its name there (concerns' table-full and unmatched counts, lines lost by full disks, ...).", "name"),
@@ -77,6 +77,30 @@ func NewHealth(events func() uint64, concerns []ConcernState, hooks []Hook) *Hea
 		dMapBytes: n("bpf_map_memory_bytes", "Memory of netwatcher's BPF maps as the kernel accounts it (sum of the maps' memlock in /proc/self/fdinfo)."),
 		dMaps:     n("bpf_maps", "BPF maps netwatcher holds."),
 	}
+}
+
+// dedupHooks keeps one series per label set: a boundary attached twice
+// (or tried, then attached by a retry) is one hook_attached series, and
+// not missing.
+func dedupHooks(hooks []Hook) []Hook {
+	type key struct{ concern, boundary, kind string }
+	seen := map[key]bool{}
+	attached := map[key]bool{}
+	for _, h := range hooks {
+		if h.Attached {
+			attached[key{h.Concern, h.Boundary, ""}] = true
+		}
+	}
+	var out []Hook
+	for _, h := range hooks {
+		k := key{h.Concern, h.Boundary, h.Kind}
+		if seen[k] || (!h.Attached && attached[key{h.Concern, h.Boundary, ""}]) {
+			continue
+		}
+		seen[k] = true
+		out = append(out, h)
+	}
+	return out
 }
 
 // SetStats publishes the pipeline's totals (called by the pipeline).

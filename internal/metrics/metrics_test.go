@@ -261,3 +261,20 @@ func TestRecordsOnlyWhatIsOn(t *testing.T) {
 		t.Errorf("request series = %d, want dns client and server", n)
 	}
 }
+
+func TestHealthHooksOnce(t *testing.T) {
+	h := NewHealth(func() uint64 { return 0 }, nil, []Hook{
+		{Concern: "c", Boundary: "b", Kind: "tp_btf", Attached: true}, {Concern: "c", Boundary: "b", Kind: "tp_btf", Attached: true},
+		{Concern: "c", Boundary: "x"}, {Concern: "c", Boundary: "x", Kind: "raw_tp", Attached: true},
+		{Concern: "c", Boundary: "m"}, {Concern: "c", Boundary: "m"}})
+	got := scrape(t, h)
+	for _, w := range []string{`netwatcher_hook_attached{boundary="b",concern="c",kind="tp_btf"} 1`,
+		`netwatcher_hook_attached{boundary="x",concern="c",kind="raw_tp"} 1`, `netwatcher_hook_missing{boundary="m",concern="c"} 1`} {
+		if !strings.Contains(got, w) {
+			t.Errorf("no %q in\n%s", w, got)
+		}
+	}
+	if strings.Contains(got, `hook_missing{boundary="x"`) {
+		t.Errorf("x attached by a retry is still missing:\n%s", got)
+	}
+}
