@@ -336,12 +336,13 @@ func TestPrometheusOracle(t *testing.T) {
 // RTT histogram's count = the samples of the rtt records at close.
 func TestPrometheusRequests(t *testing.T) {
 	nstest.RequireRoot(t)
-	nstest.RequireTools(t, "prometheus", "promtool", "dnsmasq", "dig")
+	nstest.RequireTools(t, "prometheus", "promtool", "dnsmasq", "dig", "redis-server", "redis-cli")
 	p := nstest.NewPair(t)
 	subnet := netip.PrefixFrom(p.A4, 24).Masked()
 	target := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	dnsServer(t, p) // before the run: its readiness queries are not counted
-	r := nwtest.Start(t, "-S", subnet.String(), "-i", "-N", "--rst", "--rtt", "--metrics-addr", target)
+	dnsServer(t, p) // before the run: the readiness queries are not counted
+	redisServer(t, p)
+	r := nwtest.Start(t, "-S", subnet.String(), "-i", "-N", "-R", "--rst", "--rtt", "--metrics-addr", target)
 	prom := startPrometheus(t, target)
 	beforeA, beforeB := oracle.Nstat(t, p.A), oracle.Nstat(t, p.B)
 
@@ -386,6 +387,10 @@ func TestPrometheusRequests(t *testing.T) {
 			t.Fatalf("dig %v: %v %s", args, err, out)
 		}
 	}
+	const pings = 10 // one redis-cli connection
+	if out, err := p.A.Cmd("redis-cli", "-h", p.B4.String(), "-r", strconv.Itoa(pings), "PING").Output(); err != nil || strings.Count(string(out), "PONG") != pings {
+		t.Fatalf("redis-cli: %v %s", err, out)
+	}
 	const aborts, refused = 3, 2
 	for range aborts {
 		c := lab.Dial(t, p, false, 81, 0)
@@ -416,9 +421,13 @@ func TestPrometheusRequests(t *testing.T) {
 		t.Fatalf("server answered %d requests, want %d", served.Load(), requests)
 	}
 
-	records := func() (http, dns, sent, received, rtt float64) {
+	records := func() (http, dns, redis, sent, received, rtt float64) {
 		for _, e := range r.Events() {
 			switch e.Str("type") {
+			case "redis":
+				if e.Str("event") == "answer" {
+					redis++
+				}
 			case "dns":
 				if e.Str("event") == "answer" {
 					dns++
@@ -442,8 +451,11 @@ func TestPrometheusRequests(t *testing.T) {
 		return
 	}
 	prom.waitEqual(t, func() []check {
-		http, dns, sent, received, rtt := records()
+		http, dns, redis, sent, received, rtt := records()
 		return []check{
+			{"Redis commands, client side (workload)", `netwatcher_request_duration_seconds_count{protocol="redis",side="client"}`, pings},
+			{"Redis commands, server side (workload)", `netwatcher_request_duration_seconds_count{protocol="redis",side="server"}`, pings},
+			{"Redis commands (redis answer records)", `sum(netwatcher_request_duration_seconds_count{protocol="redis"})`, redis},
 			{"DNS queries, client side (workload)", `netwatcher_request_duration_seconds_count{protocol="dns",side="client"}`, queries},
 			{"DNS queries, server side (workload)", `netwatcher_request_duration_seconds_count{protocol="dns",side="server"}`, queries},
 			{"DNS queries (dns answer records)", `sum(netwatcher_request_duration_seconds_count{protocol="dns"})`, dns},
@@ -486,5 +498,27 @@ func dnsServer(t *testing.T, p *nstest.Pair) {
 			t.Fatalf("dnsmasq does not answer: %v %s", err, out)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// redisServer runs redis-server in p.B on B4:6379 (as internal/redis's
+// test does); killed at cleanup.
+func redisServer(t *testing.T, p *nstest.Pair) {
+	t.Helper()
+	cmd := p.B.Cmd("redis-server", "--port", "6379", "--bind", p.B4.String(), "--save", "", "--appendonly", "no",
+		"--daemonize", "no", "--protected-mode", "no", "--dir", t.TempDir(), "--logfile", "")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; ; i++ {
+		out, err := p.A.Cmd("redis-cli", "-h", p.B4.String(), "ping").Output()
+		if err == nil && strings.TrimSpace(string(out)) == "PONG" {
+			return
+		}
+		if i == 100 {
+			t.Fatalf("redis-server does not answer: %v %s", err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
