@@ -522,3 +522,40 @@ func redisServer(t *testing.T, p *nstest.Pair) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestMetricsAddrRefused: a non-loopback --metrics-addr without
+// --metrics-allow-remote is a usage error (one stderr line, exit 2); a
+// port in use stops the run at start (exit 1), saying so.
+func TestMetricsAddrRefused(t *testing.T) {
+	bin := nwtest.Binary(t)
+	run := func(args ...string) (string, int) {
+		var stderr bytes.Buffer
+		cmd := exec.Command(bin, append([]string{"--data-dir", t.TempDir(), "--duration", "5s"}, args...)...)
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return stderr.String(), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stderr.String(), 0
+	}
+	for _, addr := range []string{"0.0.0.0:9433", ":9433", "[::]:9433", "198.18.0.1:9433", "127.0.0.1:port"} {
+		errOut, code := run("--metrics-addr", addr)
+		if code != 2 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "--metrics-addr") {
+			t.Errorf("--metrics-addr %s: exit %d, stderr %q (want 2 and one line)", addr, code, errOut)
+		}
+	}
+	nstest.RequireRoot(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	errOut, code := run("-q", "--metrics-addr", ln.Addr().String())
+	if code != 1 || !strings.Contains(errOut, "address already in use") {
+		t.Errorf("port in use: exit %d, stderr %q (want 1)", code, errOut)
+	}
+}
