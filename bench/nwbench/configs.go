@@ -36,6 +36,9 @@ func allConfigs() []config {
 		// issue 16: --summary (no packet records, in-kernel counters; -t: layer-time histograms)
 		{name: "-q --summary", kind: kindNW, args: []string{"-q", "--summary"}, optIn: true},
 		{name: "-q --summary -t", kind: kindNW, args: []string{"-q", "--summary", "-t"}, optIn: true},
+		// with the metrics server on (lifecycle records stay on for the connection metrics; not scraped)
+		{name: "-q --summary --metrics-addr", kind: kindNW, args: []string{"-q", "--summary", "--metrics-addr", "127.0.0.1:9798"}, optIn: true},
+		{name: "-q --summary -t --metrics-addr", kind: kindNW, args: []string{"-q", "--summary", "-t", "--metrics-addr", "127.0.0.1:9798"}, optIn: true},
 		// issue 14/15 flags: what they cost TCP traffic they do not record
 		// (every hook runs for every packet and leaves after its check)
 		{name: "-q -u", kind: kindNW, args: []string{"-q", "-u"}, optIn: true},
