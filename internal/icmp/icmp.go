@@ -163,15 +163,6 @@ func Decode(raw []byte, ev *event.Event) bool {
 	return true
 }
 
-// layer is b - a, or false when either stamp is missing or they are out
-// of order (never a wrapped number).
-func layer(a, b uint64) (uint64, bool) {
-	if a == 0 || b == 0 || b < a {
-		return 0, false
-	}
-	return b - a, true
-}
-
 // fill decodes record r into ev, stamped ts.
 func fill(r *icmpNwIcmpEvent, ev *event.Event, ts uint64) {
 	x := ev.Ext
@@ -202,20 +193,9 @@ func fill(r *icmpNwIcmpEvent, ev *event.Event, ts uint64) {
 	}
 	// receive: t0 link, t1 IP, t2 ICMP, t3 end => mac, ip, icmp
 	// send:    t0 send (not seen), t1 IP, t2 queue, t3 driver => icmp, ip, mac
-	mac, ip, ic := 0, 1, 2
-	if !i.Rx {
-		ic, ip, mac = 0, 1, 2
-	}
-	var ok bool
-	if i.MacNs, ok = layer(t[mac], t[mac+1]); !ok {
-		i.Missing |= event.MissingMac
-	}
-	if i.IPNs, ok = layer(t[ip], t[ip+1]); !ok {
-		i.Missing |= event.MissingIP
-	}
-	if i.ICMPNs, ok = layer(t[ic], t[ic+1]); !ok {
-		i.Missing |= event.MissingTCP
-	}
+	var missing uint8
+	i.MacNs, i.IPNs, i.ICMPNs, missing = event.LayerTimes(t, i.Rx)
+	i.Missing |= missing
 	if r.Owner.Pid != 0 {
 		ev.Conn.SetOwner(r.Owner.Pid, r.Owner.Src, &r.Owner.Comm)
 	}
@@ -253,38 +233,37 @@ func (c *Concern) sweep(now, age uint64, emit func(*event.Event)) {
 		return age == 0 || newest != 0 && now > newest && now-newest > age
 	}
 	ev := event.Event{Ext: &c.ext}
+	record := func(start int) {
+		c.late.Add(1)
+		fill(&c.val, &ev, c.val.T[start])
+		emit(&ev)
+	}
 	if m := c.Coll.Maps["nw_icmp_rxpend"]; m != nil {
-		c.del = c.del[:0]
-		it := m.Iterate()
-		for it.Next(&c.rxKey, &c.val) {
-			if old(&c.val) {
-				c.del = append(c.del, c.rxKey)
-			}
-		}
-		for i := range c.del {
-			if m.LookupAndDelete(&c.del[i], &c.val) == nil {
-				c.late.Add(1)
-				fill(&c.val, &ev, c.val.T[2])
-				emit(&ev)
-			}
-		}
+		c.del = sweepMap(m, &c.rxKey, c.del, &c.val, old, func() { record(2) })
 	}
 	if m := c.Coll.Maps["nw_icmp_txpend"]; m != nil {
-		c.delTx = c.delTx[:0]
-		it := m.Iterate()
-		for it.Next(&c.txKey, &c.val) {
-			if old(&c.val) {
-				c.delTx = append(c.delTx, c.txKey)
-			}
-		}
-		for i := range c.delTx {
-			if m.LookupAndDelete(&c.delTx[i], &c.val) == nil {
-				c.late.Add(1)
-				fill(&c.val, &ev, c.val.T[1])
-				emit(&ev)
-			}
+		c.delTx = sweepMap(m, &c.txKey, c.delTx, &c.val, old, func() { record(1) })
+	}
+}
+
+// sweepMap deletes the records of m that old reports (keys collected
+// first, then deleted) and calls done for each one this call deleted (the
+// record in *val): the kernel may finish one in between. It returns keys
+// for reuse.
+func sweepMap[K any](m *ebpf.Map, key *K, keys []K, val *icmpNwIcmpEvent, old func(*icmpNwIcmpEvent) bool, done func()) []K {
+	keys = keys[:0]
+	it := m.Iterate()
+	for it.Next(key, val) {
+		if old(val) {
+			keys = append(keys, *key)
 		}
 	}
+	for i := range keys {
+		if m.LookupAndDelete(&keys[i], val) == nil {
+			done()
+		}
+	}
+	return keys
 }
 
 // Counters implements engine.CounterSource: records made without their

@@ -95,3 +95,14 @@ type oneLineError struct{ err error }
 
 func (e oneLineError) Error() string { return OneLine(e.err) }
 func (e oneLineError) Unwrap() error { return e.err }
+
+// DeleteNetfilter removes the netfilter programs from spec: where the
+// kernel has no netfilter BPF links (before 6.4) they would not load, and
+// the concern falls back to host-wide hooks or leaves the boundary out.
+func DeleteNetfilter(spec *ebpf.CollectionSpec) {
+	for name, p := range spec.Programs {
+		if p.Type == ebpf.Netfilter {
+			delete(spec.Programs, name)
+		}
+	}
+}

@@ -125,11 +125,7 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 		delete(spec.Programs, "nw_nf_kfree_raw")
 	}
 	if !ByLinks() {
-		for name, p := range spec.Programs {
-			if p.Type == ebpf.Netfilter {
-				delete(spec.Programs, name)
-			}
-		}
+		kernel.DeleteNetfilter(spec)
 	}
 	for name, v := range map[string]any{"cfg_records": !cfg.NoPackets, "cfg_first_drop": first} {
 		if err := spec.Variables[name].Set(v); err != nil {

@@ -137,11 +137,7 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 			}
 		}
 	} else if netfilterAvailable() != nil {
-		for name, p := range spec.Programs {
-			if p.Type == ebpf.Netfilter {
-				delete(spec.Programs, name)
-			}
-		}
+		kernel.DeleteNetfilter(spec)
 	}
 	// Shared maps are created by the connection object, possibly resized.
 	coll, err := conn.LoadShared(spec, cfg, shared)
@@ -302,17 +298,6 @@ func (c *Concern) Decode(raw []byte, ev *event.Event) bool {
 	return true
 }
 
-// Layer index of boundary pairs (t[i] -> t[i+1]).
-// receive: t0 link, t1 IP, t2 TCP, t3 copy  => mac, ip, tcp
-// send:    t0 TCP, t1 IP, t2 queue, t3 xmit => tcp, ip, mac
-func layer(t *[4]uint64, i int) (uint64, bool) {
-	a, b := t[i], t[i+1]
-	if a == 0 || b == 0 || b < a {
-		return 0, false
-	}
-	return b - a, true
-}
-
 // Decode fills ev from a raw packet record (either the short form, without
 // payload bytes, or the full one). It reports false for other records.
 //
@@ -338,20 +323,11 @@ func Decode(raw []byte, ev *event.Event) bool {
 		}
 	}
 	p.Missing = 0
-	mac, ip, tcp := 0, 1, 2
-	if !p.Rx {
-		tcp, ip, mac = 0, 1, 2
-	}
-	var ok bool
-	if p.MacNs, ok = layer(&t, mac); !ok {
-		p.Missing |= event.MissingMac
-	}
-	if p.IPNs, ok = layer(&t, ip); !ok {
-		p.Missing |= event.MissingIP
-	}
-	if p.TCPNs, ok = layer(&t, tcp); !ok {
-		p.Missing |= event.MissingTCP
-	}
+	// receive: t0 link, t1 IP, t2 TCP, t3 copy  => mac, ip, tcp
+	// send:    t0 TCP, t1 IP, t2 queue, t3 xmit => tcp, ip, mac
+	var missing uint8
+	p.MacNs, p.IPNs, p.TCPNs, missing = event.LayerTimes(&t, p.Rx)
+	p.Missing |= missing
 	p.HTTPLen, p.HTTPCut = 0, false
 	if len(raw) >= eventSize && r.HttpLen > 0 {
 		n := min(int(r.HttpLen), len(p.HTTP))

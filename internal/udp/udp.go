@@ -186,11 +186,7 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 			}
 		}
 	} else if netfilterAvailable() != nil {
-		for name, p := range spec.Programs {
-			if p.Type == ebpf.Netfilter {
-				delete(spec.Programs, name)
-			}
-		}
+		kernel.DeleteNetfilter(spec)
 	}
 	coll, err := conn.LoadShared(spec, cfg, shared)
 	if err != nil {
@@ -450,14 +446,6 @@ func (c *Concern) Decode(raw []byte, ev *event.Event) bool {
 	return true
 }
 
-func layer(t *[4]uint64, i int) (uint64, bool) {
-	a, b := t[i], t[i+1]
-	if a == 0 || b == 0 || b < a {
-		return 0, false
-	}
-	return b - a, true
-}
-
 // Decode fills ev from an NW_EV_UDP record (one datagram, -t).
 func Decode(raw []byte, ev *event.Event) bool {
 	if len(raw) < RecordSize || event.Type(raw[0]) != event.UDP || ev.Ext == nil {
@@ -471,19 +459,8 @@ func Decode(raw []byte, ev *event.Event) bool {
 	ev.Conn.SetOwner(r.Owner.Pid, r.Owner.Src, &r.Owner.Comm)
 	u := &x.UDP
 	*u = event.UDPInfo{Src: src, Dst: dst, Rx: r.Rx != 0, Len: r.Len, Dgrams: r.Dgrams}
-	mac, ip, udp := 0, 1, 2
-	if !u.Rx {
-		udp, ip, mac = 0, 1, 2
-	}
-	var ok bool
-	if u.MacNs, ok = layer(&r.T, mac); !ok {
-		u.Missing |= event.MissingMac
-	}
-	if u.IPNs, ok = layer(&r.T, ip); !ok {
-		u.Missing |= event.MissingIP
-	}
-	if u.UDPNs, ok = layer(&r.T, udp); !ok {
-		u.Missing |= event.MissingTCP
-	}
+	var missing uint8
+	u.MacNs, u.IPNs, u.UDPNs, missing = event.LayerTimes(&r.T, u.Rx)
+	u.Missing |= missing
 	return true
 }
