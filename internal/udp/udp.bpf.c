@@ -520,17 +520,26 @@ int nw_udp_rx_ip(struct bpf_nf_ctx *ctx)
 	return 1; /* NF_ACCEPT */
 }
 
+/* The UDP socket of a cgroup_skb datagram the filters want (-s/-d/-S/-D
+ * name the local and the remote end: on receive the destination and the
+ * source), with the datagram parsed into d; 0 to skip it. */
+static __always_inline __u64 wanted_dgram(struct __sk_buff *ctx, bool kern, bool rx, struct dgram *d)
+{
+	__u64 sk = udp_sock(ctx, kern);
+	if (!sk || !parse_dgram(ctx, d))
+		return 0;
+	if (rx ? !nw_ports_wanted(d->dport, d->sport) || !nw_addrs_wanted(d->family, d->daddr, d->saddr)
+	       : !nw_ports_wanted(d->sport, d->dport) || !nw_addrs_wanted(d->family, d->saddr, d->daddr))
+		return 0;
+	return sk;
+}
+
 /* UDP entry: flows; with -t, t[2] and the wait for recvmsg. */
 NW_CTX_TWINS("cgroup_skb/ingress", struct __sk_buff, nw_udp_rx, true, nw_udp_rx_ctx, false, kern)
 {
-	__u64 sk = udp_sock(ctx, kern);
-	if (!sk)
-		return 1;
 	struct dgram d = {};
-	if (!parse_dgram(ctx, &d))
-		return 1;
-	/* local = destination, remote = source */
-	if (!nw_ports_wanted(d.dport, d.sport) || !nw_addrs_wanted(d.family, d.daddr, d.saddr))
+	__u64 sk = wanted_dgram(ctx, kern, true, &d);
+	if (!sk)
 		return 1;
 	__u64 now = bpf_ktime_get_ns();
 	__u32 netns = flow_add(ctx, true, sk, &d, now);
@@ -806,13 +815,9 @@ int BPF_PROG(nw_udp_tx_xmit, const struct sk_buff *skb, const struct net_device 
 /* Egress: flows (process context: the owner is the current task). */
 NW_CTX_TWINS("cgroup_skb/egress", struct __sk_buff, nw_udp_tx, true, nw_udp_tx_ctx, false, kern)
 {
-	__u64 sk = udp_sock(ctx, kern);
-	if (!sk)
-		return 1;
 	struct dgram d = {};
-	if (!parse_dgram(ctx, &d))
-		return 1;
-	if (!nw_ports_wanted(d.sport, d.dport) || !nw_addrs_wanted(d.family, d.saddr, d.daddr))
+	__u64 sk = wanted_dgram(ctx, kern, false, &d);
+	if (!sk)
 		return 1;
 	flow_add(ctx, false, sk, &d, bpf_ktime_get_ns());
 	return 1;
