@@ -52,6 +52,11 @@ type Config struct {
 	// latency, per-command counters; MySQLPort: --mysql-port (0: 3306).
 	MySQL     bool
 	MySQLPort uint16
+	// -L (alias --timeload): latency anomalies, a packet whose layer time
+	// exceeds TimeLoadFactor x the EWMA of its connection's layer and
+	// direction (internal/timeload); implies -t.
+	TimeLoad       bool
+	TimeLoadFactor float64 // --timeload-factor (DefaultTimeLoadFactor; 0 without -L)
 	// --interval: how often periodic records (--rtt) are printed
 	// (default 1s, at least MinInterval).
 	Interval time.Duration
@@ -74,9 +79,17 @@ type Config struct {
 	MaxConns   uint32 // --max-conns: kernel connection table capacity
 	MaxClosed  uint32 // --max-closed: closed connections -a keeps
 	Sample     uint32 // --sample: packet records for 1 in N data segments (1 = all)
+	// --summary: no per-packet records; in-kernel counters and (with -t)
+	// layer-time histograms, a summary per --interval and at exit. Implies -q.
+	Summary bool
 	// -C (alias --protocol_count): every CountSecs seconds, per protocol and
 	// direction, packets/requests and bytes (0: off).
 	CountSecs uint32
+	// --metrics-addr: serve Prometheus metrics on HOST:PORT ("": off);
+	// --metrics-allow-remote: a non-loopback HOST is allowed (no auth).
+	MetricsAddr        string
+	MetricsAllowRemote bool
+
 	CPUProfile string // --cpuprofile: write a Go CPU profile (hidden, for developers)
 }
 
@@ -88,7 +101,7 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
-const usageLine = "Usage: netwatcher [-aeiINnPRrtux?qv] [-d DPORT] [-s SPORT] [-D CIDR]... [-S CIDR]... [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--max-conns=N] [--max-closed=N] [--sample=N] [-C SECONDS] [-k [-F] [-A]] [--rst] [--rtt] [-M [--mysql-port=PORT]] [-R [--redis-port=PORT]] [--interval=D] [--help] [--usage]"
+const usageLine = "Usage: netwatcher [-aeiINnPRrtux?qv] [-d DPORT] [-s SPORT] [-D CIDR]... [-S CIDR]... [--data-dir=DIR] [--duration=D] [-o table|json] [--ready-file=PATH] [--no-packets] [--max-conns=N] [--max-closed=N] [--sample=N] [--summary] [-C SECONDS] [-k [-F] [-A]] [--rst] [--rtt] [-M [--mysql-port=PORT]] [-R [--redis-port=PORT]] [-L [--timeload-factor=K]] [--interval=D] [--metrics-addr=HOST:PORT [--metrics-allow-remote]] [--help] [--usage]"
 
 // portValue is -d/-s. The kernel filter holds one port, and pflag keeps the
 // last of repeated flags, so `-d 80 -d 81` would silently trace 81 only:
@@ -191,6 +204,32 @@ func (v outValue) Set(s string) error {
 }
 func (v outValue) Type() string { return "FORMAT" }
 
+// DefaultTimeLoadFactor is --timeload-factor by default (timeload.DefaultFactor).
+const DefaultTimeLoadFactor = 5
+
+// factorValue is --timeload-factor: a number in [1.5, 1000].
+type factorValue struct {
+	f *float64
+	n *int
+}
+
+func (v factorValue) String() string {
+	if v.f == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*v.f, 'g', -1, 64)
+}
+func (v factorValue) Set(s string) error {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || !(f >= 1.5 && f <= 1000) {
+		return fmt.Errorf("%q is not a factor (1.5..1000)", s)
+	}
+	*v.f = f
+	*v.n++
+	return nil
+}
+func (v factorValue) Type() string { return "K" }
+
 // MinInterval is the shortest --interval: each period reads a kernel map
 // of up to --max-conns entries.
 const MinInterval = 100 * time.Millisecond
@@ -272,11 +311,18 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.Var(portValue{&c.MySQLPort, &nMyPort}, "mysql-port", "the MySQL service port -M watches (default 3306)")
 	var nRedisPort int
 	fs.Var(portValue{&c.RedisPort, &nRedisPort}, "redis-port", "the Redis service port -R watches (default 6379)")
+	fs.BoolVarP(&c.TimeLoad, "timeload", "L", false, "latency anomalies (implies -t): an alert when a connection's MAC, IP or TCP layer time (per direction) exceeds --timeload-factor x its moving average (EWMA) for 4 packets in a row, after 100 samples; at most one alert per connection, layer and direction a second, the rest counted (anomaly.log)")
+	fs.BoolVar(&c.TimeLoad, "time_load", false, "alias of --timeload")
+	_ = fs.MarkHidden("time_load")
+	var nFactor int
+	fs.Var(factorValue{&c.TimeLoadFactor, &nFactor}, "timeload-factor", "with -L: how many times its EWMA a layer time must be to alert (default 5; 1.5..1000)")
 	fs.Var(durValue{&c.Interval}, "interval", "period of the --rtt records, -u flow records, -N counters and -n summaries (Go duration, at least 100ms)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for connects.log, packets.log, err.log (created 0700)")
 	fs.Var(durValue{&c.Duration}, "duration", "stop by itself after this Go duration (10s, 2m)")
 	fs.VarP(outValue{&c.Output}, "output", "o", "console format: table or json")
 	fs.StringVar(&c.ReadyFile, "ready-file", "", "write this file once every requested probe is attached")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on HOST:PORT (/metrics; loopback only, no authentication; default off)")
+	fs.BoolVar(&c.MetricsAllowRemote, "metrics-allow-remote", false, "allow a --metrics-addr that is not a loopback address (anyone who can reach it can read the metrics)")
 	fs.BoolVarP(&c.Quiet, "quiet", "q", false, "no per-event console lines (files and summaries only)")
 	fs.BoolVarP(&c.Verbose, "verbose", "v", false, "debug logging on stderr")
 	fs.BoolVar(&c.NoPackets, "no-packets", false, "no per-packet records: connection tracking only, the cheapest mode (not with -t or -i)")
@@ -285,6 +331,7 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.VarP(countValue{&c.CountSecs, 1, 86400}, "count", "C", "every SECONDS, per protocol (tcp, udp, icmp, http, dns, mysql, redis: those whose flags are on) and direction, what its records counted: packets or messages, payload bytes, requests; totals at exit (count.log)")
 	fs.Var(countValue{&c.CountSecs, 1, 86400}, "protocol_count", "alias of --count")
 	_ = fs.MarkHidden("protocol_count")
+	fs.BoolVar(&c.Summary, "summary", false, "no per-packet records: data segments counted and, with -t, layer times as log2 histograms in the kernel; a summary per layer and direction every --interval and at exit (summary.log); implies -q")
 	fs.Var(countValue{&c.Sample, 1, MaxSample}, "sample", "packet records (with -t: layer times) for 1 in N TCP data segments, picked by a hash of seq and ports; cheaper (-i still records every segment that may start an HTTP line)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a Go CPU profile of netwatcher itself to this file")
 	fs.Lookup("cpuprofile").Hidden = true
@@ -317,14 +364,35 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 		return nil, &UsageError{Msg: fmt.Sprintf("netwatcher: unexpected argument %q (see --help)", fs.Arg(0))}
 	}
 	c.DropReason = c.DropReason || c.AddrToFunc || c.Stack
+	if nFactor > 0 && !c.TimeLoad {
+		return nil, &UsageError{Msg: "netwatcher: --timeload-factor needs -L/--timeload"}
+	}
+	if c.TimeLoad && (c.NoPackets || c.Summary) {
+		return nil, &UsageError{Msg: "netwatcher: -L/--timeload cannot be combined with --no-packets or --summary (it judges the layer times of packet records)"}
+	}
+	if c.TimeLoad {
+		c.Time = true // -L judges -t's layer times
+		if nFactor == 0 {
+			c.TimeLoadFactor = DefaultTimeLoadFactor
+		}
+	}
 	if c.NoPackets && (c.Time || c.HTTP) {
 		return nil, &UsageError{Msg: "netwatcher: --no-packets cannot be combined with -t or -i (they describe packets)"}
 	}
 	if c.NoPackets && c.Sample > 1 {
 		return nil, &UsageError{Msg: "netwatcher: --no-packets cannot be combined with --sample (it thins packet records)"}
 	}
+	if c.Summary && (c.NoPackets || c.HTTP) {
+		return nil, &UsageError{Msg: "netwatcher: --summary cannot be combined with --no-packets or -i (it summarises packets, without their payload)"}
+	}
+	c.Quiet = c.Quiet || c.Summary
 	if c.Interval < MinInterval {
 		return nil, &UsageError{Msg: fmt.Sprintf("netwatcher: --interval %s is shorter than %s", c.Interval, MinInterval)}
+	}
+	if c.MetricsAddr != "" {
+		if err := CheckMetricsAddr(c.MetricsAddr, c.MetricsAllowRemote); err != nil {
+			return nil, &UsageError{Msg: "netwatcher: " + err.Error()}
+		}
 	}
 	if c.DataDir == "" {
 		return nil, &UsageError{Msg: "netwatcher: --data-dir must not be empty"}
@@ -366,11 +434,12 @@ func checkDataDir(dir string) error {
 // KernelQuiet: the kernel sends no open/owner records (conn.Options.Quiet):
 // -q, unless -a asks to keep every connection (then the table must learn
 // each one, however short, to name its records).
-func (c *Config) KernelQuiet() bool { return c.Quiet && !c.All }
+// With --metrics-addr the records stay on: the connection metrics count them.
+func (c *Config) KernelQuiet() bool { return c.Quiet && !c.All && c.MetricsAddr == "" }
 
 // NoCloseRecords: the kernel sends no close records either
 // (conn.Options.NoClose): -q without -a and without -i.
-func (c *Config) NoCloseRecords() bool { return c.Quiet && !c.All && !c.HTTP }
+func (c *Config) NoCloseRecords() bool { return c.KernelQuiet() && !c.HTTP }
 
 // Wanted applies the filters (-s/-d, -S/-D) to a connection's local and
 // remote address in user space, as the kernel does (connections found at

@@ -135,6 +135,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	if cfg.CountSecs != 0 {
 		logs = append(logs, output.CountLogName) // -C (records_count.go)
 	}
+	if cfg.TimeLoad {
+		logs = append(logs, output.AnomalyLogName) // -L (records_timeload.go)
+	}
 	files, err := output.OpenFiles(cfg.DataDir, logs...)
 	if err != nil {
 		return err // *output.DataDirError: main exits 2
@@ -227,6 +230,12 @@ func Run(ctx context.Context, o Options) (err error) {
 	p.merge.limit[srcLife], p.merge.limit[srcPacket] = lifeBatches/2, packetBatches/2
 	// Pre-existing connections: walk after attaching, so nothing opened in
 	// between is missed; duplicates are harmless (adopt is insert-if-absent).
+	var ctr Counters
+	stopMetrics, err := startMetrics(o, live, p, &ctr) // --metrics-addr (metrics.go)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	if err := p.adoptExisting(); err != nil {
 		log.Warn("pre-existing connections not listed", "err", err)
 	}
@@ -239,7 +248,6 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	log.Debug("ready")
 
-	var ctr Counters
 	g, gctx := errgroup.WithContext(context.Background())
 	queue := make(chan *batch, packetBatches+lifeBatches) // never blocks a reader: room for every batch
 	pipeDone := make(chan struct{})

@@ -56,6 +56,7 @@ func startMetrics(o Options, live []Concern, p *pipeline, ctr *Counters) (stop f
 		Requests: [...]bool{metrics.HTTP: cfg.HTTP, metrics.DNS: cfg.DNS, metrics.MySQL: cfg.MySQL, metrics.Redis: cfg.Redis}})
 	reg.MustRegister(p.health)
 	reg.MustRegister(p.met.Collectors()...)
+	reg.MustRegister(p.timeloadCollectors()...) // -L (records_timeload.go)
 	for _, c := range live {
 		if ms, ok := c.(MetricsSource); ok {
 			for _, col := range ms.Collectors() {

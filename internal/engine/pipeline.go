@@ -13,6 +13,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/conn"
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/httpinfo"
+	"github.com/netwatcher/netwatcher/internal/metrics"
 	"github.com/netwatcher/netwatcher/internal/output"
 	"github.com/netwatcher/netwatcher/internal/track"
 )
@@ -50,6 +51,12 @@ type pipeline struct {
 	redis           redisState    // -R (records_redis.go)
 	mysql           mysqlState    // -M (records_mysql.go)
 	count           countState    // -C (records_count.go)
+	tl              timeloadState // -L (records_timeload.go)
+
+	// --metrics-addr (metrics.go): record-fed metrics (nil when off) and
+	// the exit stats published every second
+	met    *metrics.Records
+	health *metrics.Health
 }
 
 // consoleFlusher is what the console offers beyond io.Writer: a buffer to
@@ -73,6 +80,7 @@ func newPipeline(cfg *config.Config, log *slog.Logger, stdout io.Writer, files *
 	}
 	p.pr = output.Printer{JSON: cfg.Output == config.JSON, Timed: cfg.Time, HTTP: cfg.HTTP, Sample: cfg.Sample,
 		Fields: p.fields, Clock: output.NewClock(nil)}
+	p.timeloadInit()
 	return p
 }
 
@@ -134,6 +142,7 @@ func (p *pipeline) adoptExisting() error {
 		}
 		e := p.table.Open(c)
 		p.dirty = true
+		p.met.ConnExisting(&e.Conn)
 		p.connLine("exists", now, e)
 	}
 	p.log.Debug("pre-existing connections", "adopted", n)
@@ -196,6 +205,7 @@ func (p *pipeline) run(queue <-chan *batch, ctr *Counters) error {
 			p.pr.Clock.Sync()
 			p.refresh()
 			p.reportLoss(ctr)
+			p.publishStats(ctr)
 			p.flushOut()
 		}
 	}
@@ -222,6 +232,7 @@ func (p *pipeline) handle(ev *event.Event) {
 	case event.ConnOpen:
 		p.dirty = true
 		e := p.table.Open(&ev.Conn)
+		p.met.ConnOpened(&e.Conn)
 		p.connLine("open", ev.TS, e)
 	case event.ConnOwner:
 		p.dirty = true
@@ -235,9 +246,13 @@ func (p *pipeline) handle(ev *event.Event) {
 			st = &ev.Stats
 		}
 		e := p.table.Close(&ev.Conn, st, ev.TS)
+		p.met.ConnClosed(&e.Conn)
 		p.connLine("close", ev.TS, e)
 		p.httpSummary(ev.TS, e)
 		p.rstClosed(e)
+		if p.tl.det != nil {
+			p.timeloadClosed(&ev.Conn)
+		}
 	case event.Packet:
 		p.packet(ev)
 	case event.Error:
@@ -266,6 +281,8 @@ func (p *pipeline) handle(ev *event.Event) {
 		p.mysqlEvent(ev)
 	case event.NF:
 		p.nfEvent(ev)
+	case event.LayerSum:
+		p.layerSumEvent(ev)
 	}
 }
 
@@ -380,6 +397,9 @@ func (p *pipeline) extraCounters() map[string]uint64 {
 		}
 	}
 	out["packets_without_addrs"] = p.noAddrs
+	if p.tl.det != nil {
+		maps.Copy(out, p.tl.det.Counters())
+	}
 	if p.cfg.Time && !p.cfg.NoPackets {
 		// stamps of -t a bounded queue could not keep (layer times "-"),
 		// one condition each; pkt_table_full is the fourth
@@ -415,6 +435,7 @@ func (p *pipeline) finish(ctr *Counters) {
 	if p.cfg.CountSecs != 0 {
 		p.countLines(output.MonoNow(), true) // after every record, the flows' exit ones too
 	}
+	p.publishStats(ctr)
 	s := p.bpfStats()
 	r, q, t := p.lost(ctr)
 	extra := p.extraCounters()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/httpinfo"
+	"github.com/netwatcher/netwatcher/internal/metrics"
 	"github.com/netwatcher/netwatcher/internal/output"
 	"github.com/netwatcher/netwatcher/internal/track"
 )
@@ -18,6 +19,9 @@ func (p *pipeline) packet(ev *event.Event) {
 		ev.Conn = e.Conn
 	} else {
 		p.noAddrs++
+	}
+	if p.tl.det != nil {
+		p.timeloadPacket(ev)
 	}
 	http, line := p.httpText(pk)
 	p.lbuf = output.AppendPacketLog(p.lbuf[:0], &ev.Conn, pk, p.cfg.Time, http, p.cfg.Sample)
@@ -106,6 +110,9 @@ func (p *pipeline) httpPair(ev *event.Event, line httpinfo.Line) {
 		p.pairer = httpinfo.NewPairer(0, 0)
 	}
 	m, ok := p.pairer.Observe(ev.Conn.ID, ev.Packet.Seq, ev.TS, line)
+	if ok && !m.Interim {
+		p.met.Request(metrics.HTTP, ev.Conn.IsServer, m.Latency)
+	}
 	if !ok || p.cfg.Quiet || !p.pr.JSON {
 		return
 	}
@@ -197,6 +204,7 @@ func (p *pipeline) errorEvent(ev *event.Event) {
 	if name == "" {
 		name = "reason " + strconv.Itoa(int(ev.Err.Reason))
 	}
+	p.met.Rejected(name)
 	p.lbuf = output.AppendErrLog(p.lbuf[:0], &ev.Conn, &ev.Err, name)
 	p.files.Error(p.lbuf)
 	// Alerts are printed even with -q: they are the point of -e.
@@ -236,6 +244,7 @@ func (p *pipeline) congEvent(ev *event.Event) {
 	if r.CaState != event.CaRecovery && r.CaState != event.CaLoss {
 		return
 	}
+	p.met.RetransEpisode(episodeKind(r))
 	if p.cfg.Quiet {
 		return
 	}
@@ -254,6 +263,7 @@ func (p *pipeline) congEvent(ev *event.Event) {
 // retransEvent: one retransmitted segment (JSON only; the console shows
 // episodes).
 func (p *pipeline) retransEvent(ev *event.Event) {
+	p.met.RetransSegments(ev.Retrans.Segs)
 	if p.cfg.Quiet || !p.pr.JSON {
 		return
 	}
@@ -270,6 +280,7 @@ func (p *pipeline) retransEvent(ev *event.Event) {
 // the owner's own syscall made (connect), its process.
 func (p *pipeline) stateEvent(ev *event.Event) {
 	s := &ev.Ext.State
+	p.met.State(s)
 	if s.EstLo != 0 {
 		if e := p.connOf(ev.Conn.Sock, s.EstLo); e != nil {
 			ev.Conn = e.Conn

@@ -3,6 +3,7 @@ package engine
 import (
 	"github.com/netwatcher/netwatcher/internal/dns"
 	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/metrics"
 	"github.com/netwatcher/netwatcher/internal/output"
 )
 
@@ -37,6 +38,9 @@ func (p *pipeline) dnsEvent(ev *event.Event) {
 }
 
 func (p *pipeline) dnsResult(r *event.DNSResult) {
+	if r.Kind == event.DNSAnswer {
+		p.met.Request(metrics.DNS, r.Side == event.DNSServer, r.LatencyNs)
+	}
 	if r.Kind != event.DNSUnmatched {
 		p.countRequest(event.CountDNS)
 	}

@@ -81,6 +81,7 @@ func (p *pipeline) dropEvent(ev *event.Event) {
 		}
 		ev.Conn.Netns = netns
 	}
+	p.met.Drop(&ev.Ext.Drop)
 	if ev.Ext.Drop.Name == listenOverflow {
 		// the segment came to the listener: its local port is the
 		// destination

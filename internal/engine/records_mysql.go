@@ -2,6 +2,7 @@ package engine
 
 import (
 	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/metrics"
 	"github.com/netwatcher/netwatcher/internal/mysql"
 	"github.com/netwatcher/netwatcher/internal/output"
 )
@@ -37,6 +38,9 @@ func (p *pipeline) mysqlEvent(ev *event.Event) {
 }
 
 func (p *pipeline) mysqlResult(r *event.MySQLResult) {
+	if r.Command != event.MySQLHandshake && r.LatencyNs > 0 {
+		p.met.Request(metrics.MySQL, r.Side == event.MySQLServer, r.LatencyNs)
+	}
 	if r.Command != event.MySQLHandshake {
 		p.countRequest(event.CountMySQL)
 	}

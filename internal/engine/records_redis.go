@@ -2,6 +2,7 @@ package engine
 
 import (
 	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/metrics"
 	"github.com/netwatcher/netwatcher/internal/output"
 	"github.com/netwatcher/netwatcher/internal/redis"
 )
@@ -48,6 +49,9 @@ func (p *pipeline) redisSummaries(ts uint64, final bool) {
 }
 
 func (p *pipeline) redisResult(r *event.RedisResult) {
+	if r.Kind == event.RedisAnswer {
+		p.met.Request(metrics.Redis, r.Side == event.AppServer, r.LatencyNs)
+	}
 	if r.Kind != event.RedisUnmatched {
 		p.countRequest(event.CountRedis)
 	}

@@ -62,6 +62,7 @@ func (p *pipeline) rstClosed(e *track.Entry) {
 // that just closed. The record keeps its own tuple.
 func (p *pipeline) rstEvent(ev *event.Event) {
 	r := &ev.Ext.Rst
+	p.met.Rst(r)
 	var e *track.Entry
 	switch {
 	case ev.Conn.Sock == 0:

@@ -56,6 +56,7 @@ func (p *pipeline) finishConcerns() {
 // establishment time once the tracker had it.
 func (p *pipeline) rttEvent(ev *event.Event) {
 	r := &ev.Ext.Rtt
+	p.met.Rtt(ev.Conn.Sock, r)
 	var e *track.Entry
 	if r.EstLo != 0 {
 		e = p.connOf(ev.Conn.Sock, r.EstLo)

@@ -36,6 +36,9 @@ const (
 	// ConnExisting is produced in user space by the start-up walk, never
 	// by the ring buffer.
 	ConnExisting Type = 101
+	// LayerSum: --summary's per-direction summary (internal/packet, made
+	// in user space from its kernel histograms), never a ring record.
+	LayerSum Type = 102
 )
 
 // MaxRingType bounds ring-buffer event types (NW_EV__MAX).
@@ -207,6 +210,7 @@ type Ext struct {
 	NF    NFInfo
 	App   AppInfo // internal/l7cap: DNS, Redis, MySQL packets (event.DNS, Redis, MySQL)
 	ICMP  ICMPInfo
+	Layer LayerSumInfo // --summary (event.LayerSum)
 }
 
 // PacketInfo is one TCP data segment (internal/packet).

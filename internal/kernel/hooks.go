@@ -501,12 +501,14 @@ func Prune(spec *ebpf.CollectionSpec) {
 type Live struct {
 	Coll     *ebpf.Collection
 	attached []*Attached
+	missing  []string // boundaries Attach could not attach (metrics: netwatcher_hook_missing)
 }
 
 // Attach attaches boundary name (see Attach) and keeps the link.
 func (l *Live) Attach(log interface{ Debug(string, ...any) }, name string) (*Attached, error) {
 	a, err := Attach(l.Coll, name)
 	if err != nil {
+		l.missing = append(l.missing, name)
 		return nil, err
 	}
 	log.Debug("attached", "boundary", name, "kind", a.Cand.Kind, "target", a.Cand.Target, "prog", a.Cand.Prog)
@@ -516,6 +518,9 @@ func (l *Live) Attach(log interface{ Debug(string, ...any) }, name string) (*Att
 
 // Attached lists the live hooks.
 func (l *Live) Attached() []*Attached { return l.attached }
+
+// Missing lists the boundaries Attach failed to attach.
+func (l *Live) Missing() []string { return l.missing }
 
 // Detach closes every hook (the collection stays loaded).
 func (l *Live) Detach() {
