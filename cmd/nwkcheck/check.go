@@ -80,6 +80,10 @@ type record struct {
 	Location *string `json:"location"`
 
 	Count *uint64  `json:"count"` // rtt
+	// layer_summary (--summary)
+	Direction string  `json:"direction"`
+	Layer     *string `json:"layer"`
+	Segments  *uint64 `json:"segments"`
 	P50Us *float64 `json:"p50_us"`
 
 	Verdict string            `json:"verdict"` // netfilter (-n)
@@ -229,7 +233,7 @@ const (
 )
 
 // featureNames is the order of the FEATURE lines (and of the table rows).
-var featureNames = []string{"start", "lost", "conn_owner", "conn_extra", "packets", "layer_times", "http", "retrans", "errors", "tcpstate", "rst", "drops", "rtt", "udp", "udp_times", "icmp", "dns", "redis", "netfilter"}
+var featureNames = []string{"start", "lost", "conn_owner", "conn_extra", "packets", "layer_times", "http", "retrans", "errors", "tcpstate", "rst", "drops", "rtt", "udp", "udp_times", "icmp", "dns", "redis", "netfilter", "summary"}
 
 // tableRows are the rows of expect.tsv and of the table: the features of
 // check, then the one the kernel log gives (kernel_warn).
@@ -266,6 +270,7 @@ func check(runs []*runDir, w *workload) (feats []feature, notes []string) {
 		checkDNS(recs),
 		checkRedis(recs),
 		checkNetfilter(recs, nfFallback(runs)),
+		checkSummary(recs),
 	}
 	return feats, collectNotes(runs)
 }

@@ -355,6 +355,7 @@ func TestTableCells(t *testing.T) {
 | dns | no result | no result |
 | redis | no result | no result |
 | netfilter | no result | no result |
+| summary | no result | no result |
 | kernel_warn | ok | ok |
 `
 	if out.String() != want {

@@ -79,6 +79,8 @@ run tixre -tixreP -k --rst --rtt -a -v
 run ax -ax
 # beyond TCP (issue 14): UDP flows and datagram times, ICMP, DNS, netfilter hooks
 run beyond -t -u -I -N -R -n -C 1 -v
+# summary mode (issue 16): in-kernel counters and layer-time histograms, no packet records
+run summary --summary -t -v
 # the fallback candidates: with the tp_btf ones avoided, the raw_tp twins
 # and the accept() hooks run (every candidate of the hook table must run on
 # some kernel of the matrix, not only load; judged by `nwkcheck hooks` on
@@ -91,4 +93,4 @@ echo "=== hooks that ran"
 grep -h 'msg=attached' "$out"/*/stderr | sed -n 's/.* prog=\([^ ]*\).*/HOOK \1/p' | sort -u
 
 echo "=== nwkcheck"
-nwkcheck check ${NWK_NETNS:+--netns "$NWK_NETNS"} "$out/tixre" "$out/ax" "$out/beyond"
+nwkcheck check ${NWK_NETNS:+--netns "$NWK_NETNS"} "$out/tixre" "$out/ax" "$out/beyond" "$out/summary"
