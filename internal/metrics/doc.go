@@ -54,7 +54,7 @@
 // rest "other") and the port class (PortClasses: a well-known port
 // 1..1023 by number, the configured service ports by number, anything
 // else "ephemeral"). The per-connection view stays in connects.log and
-// the JSON records. README.md "Metrics" lists every metric.
+// the JSON records. docs/features.md "Metrics" lists every metric.
 package metrics
 
 // Namespace is the prefix of every netwatcher metric.

@@ -3,7 +3,7 @@
 // direction an exponentially weighted moving average (EWMA) of the layer
 // time, and an anomaly when a packet's layer time exceeds Factor times it.
 //
-// Rules (README "Latency anomalies (-L)"):
+// Rules (docs/features.md "Latency anomalies (-L)"):
 //   - Warm-up: a connection's layer and direction is judged from its
 //     Warmup-th sample on; before that its average is the plain mean of the
 //     samples seen (no alert).
