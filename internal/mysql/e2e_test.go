@@ -102,6 +102,7 @@ func binary(t *testing.T, p *nstest.Pair, db string) {
 		if err != nil {
 			return err
 		}
+		defer c.Close() // on an error below (after Quit it has nothing to do)
 		if err := c.InitDB(db); err != nil {
 			return err
 		}

@@ -40,7 +40,6 @@
 package timeload
 
 import (
-	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -236,5 +235,3 @@ func (d *Detector) Counters() map[string]uint64 {
 	return m
 }
 
-// FormatFactor prints a factor the way the flag takes it (3, 2.5).
-func FormatFactor(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
