@@ -83,31 +83,5 @@ func (s *NFSummary) MeanNs() float64 {
 // as RttInfo.QuantileUs does: inside the bucket of the sample of rank
 // ceil(q*n), linear interpolation, clamped to MaxNs. 0 without traversals.
 func (s *NFSummary) QuantileNs(q float64) float64 {
-	n := s.Count()
-	if n == 0 {
-		return 0
-	}
-	rank := uint64(q*float64(n) + 0.999999999)
-	rank = max(1, min(rank, n))
-	var seen uint64
-	for i, c := range s.Buckets {
-		if c == 0 {
-			continue
-		}
-		if seen+c < rank {
-			seen += c
-			continue
-		}
-		lo, hi := float64(uint64(1)<<i), float64(uint64(1)<<(i+1))
-		if i == 0 {
-			lo = 0
-		}
-		k := float64(rank - seen)
-		v := lo + (hi-lo)*(k-0.5)/float64(c)
-		if s.MaxNs > 0 && v > float64(s.MaxNs) {
-			v = float64(s.MaxNs)
-		}
-		return v
-	}
-	return float64(s.MaxNs)
+	return log2Quantile(s.Buckets[:], q, 0, s.MaxNs)
 }

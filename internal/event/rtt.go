@@ -53,29 +53,11 @@ func (r *RttInfo) MeanUs() float64 {
 // than a factor of 2, and exact when the bucket holds a single value at
 // the connection's minimum or maximum. 0 without samples.
 func (r *RttInfo) QuantileUs(q float64) float64 {
-	n := r.Count()
-	if n == 0 {
-		return 0
+	lo, hi := uint64(r.MinUs), uint64(r.MaxUs)
+	if r.MaxUs < r.MinUs {
+		hi = 0 // no clamp
 	}
-	rank := uint64(q*float64(n) + 0.999999999)
-	rank = min(max(rank, 1), n)
-	var cum uint64
-	for i, c := range r.Buckets {
-		if c == 0 || cum+uint64(c) < rank {
-			cum += uint64(c)
-			continue
-		}
-		lo, hi := float64(uint64(1)<<i), float64(uint64(1)<<(i+1))
-		if i == 0 {
-			lo = 0
-		}
-		v := lo + (hi-lo)*(float64(rank-cum)-0.5)/float64(c)
-		if r.MaxUs >= r.MinUs && r.MaxUs > 0 {
-			v = min(max(v, float64(r.MinUs)), float64(r.MaxUs))
-		}
-		return v
-	}
-	return 0
+	return log2Quantile(r.Buckets[:], q, lo, hi)
 }
 
 // RttBucket is the bucket of a sample of us µs.

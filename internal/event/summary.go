@@ -85,33 +85,7 @@ func (h *LayerHist) MaxInNs() uint64 {
 // rank ceil(q*n), linear interpolation, clamped to MaxNs. 0 without layer
 // times. Its error is bounded by the bucket: within a factor of 2.
 func (h *LayerHist) QuantileNs(q float64) float64 {
-	n := h.Count()
-	if n == 0 {
-		return 0
-	}
-	rank := uint64(q*float64(n) + 0.999999999)
-	rank = max(1, min(rank, n))
-	var seen uint64
-	for i, c := range h.Buckets {
-		if c == 0 {
-			continue
-		}
-		if seen+c < rank {
-			seen += c
-			continue
-		}
-		lo, hi := float64(uint64(1)<<i), float64(uint64(1)<<(i+1))
-		if i == 0 {
-			lo = 0
-		}
-		k := float64(rank - seen)
-		v := lo + (hi-lo)*(k-0.5)/float64(c)
-		if h.MaxNs > 0 && v > float64(h.MaxNs) {
-			v = float64(h.MaxNs)
-		}
-		return v
-	}
-	return float64(h.MaxNs)
+	return log2Quantile(h.Buckets[:], q, 0, h.MaxNs)
 }
 
 // Sub sets h to a minus prev (counters since prev); MaxNs stays a's.
