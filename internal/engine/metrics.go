@@ -94,7 +94,8 @@ func (p *pipeline) publishStats(ctr *Counters) {
 	p.health.SetStats(&metrics.Stats{
 		Lost: map[string]uint64{"lost_ring_full": r, "lost_queue_full": q, "conn_table_full": t,
 			"pkt_table_full": s[event.StatPktMapFull], "closed_evicted": p.table.Evicted,
-			"undecodable": ctr.Undecodable.Load(), "untracked_errors": p.untrackedErrors},
+			"undecodable": ctr.Undecodable.Load(), "untracked_errors": p.untrackedErrors,
+			"bpf_recursion_misses": p.recursionMisses()},
 		Counters:    p.extraCounters(),
 		Connections: p.table.Len(),
 	})

@@ -383,6 +383,22 @@ type CounterSource interface {
 	Counters() map[string]uint64
 }
 
+// recursionMisses sums kernel.Live.RecursionMisses over the run's
+// concerns, connection tracking included.
+func (p *pipeline) recursionMisses() uint64 {
+	type misser interface{ RecursionMisses() uint64 }
+	var n uint64
+	if p.cp != nil {
+		n += p.cp.RecursionMisses()
+	}
+	for _, c := range p.concerns {
+		if m, ok := c.(misser); ok {
+			n += m.RecursionMisses()
+		}
+	}
+	return n
+}
+
 // Dropper is implemented by a console that drops lines rather than block
 // (output.Console).
 type Dropper interface{ Dropped() uint64 }
@@ -397,6 +413,7 @@ func (p *pipeline) extraCounters() map[string]uint64 {
 		}
 	}
 	out["packets_without_addrs"] = p.noAddrs
+	out["bpf_recursion_misses"] = p.recursionMisses()
 	if p.tl.det != nil {
 		maps.Copy(out, p.tl.det.Counters())
 	}

@@ -522,6 +522,25 @@ func (l *Live) Attached() []*Attached { return l.attached }
 // Missing lists the boundaries Attach failed to attach.
 func (l *Live) Missing() []string { return l.missing }
 
+// RecursionMisses sums the runs the kernel skipped of the concern's
+// programs because a BPF program was already running on that CPU (a
+// tracepoint hit again from an interrupt or softirq that interrupted the
+// program, e.g. kfree_skb or tcp_retransmit_skb in a softirq on top of the
+// same hook in process context): events lost before any ring reservation,
+// which no other counter sees (Linux 5.12+; 0 before).
+func (l *Live) RecursionMisses() uint64 {
+	if l.Coll == nil {
+		return 0
+	}
+	var n uint64
+	for _, p := range l.Coll.Programs {
+		if st, err := p.Stats(); err == nil {
+			n += st.RecursionMisses
+		}
+	}
+	return n
+}
+
 // Detach closes every hook (the collection stays loaded).
 func (l *Live) Detach() {
 	for _, a := range l.attached {
