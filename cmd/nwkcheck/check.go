@@ -79,12 +79,12 @@ type record struct {
 	Proto    string  `json:"proto"` // drop (-k)
 	Location *string `json:"location"`
 
-	Count *uint64  `json:"count"` // rtt
+	Count *uint64 `json:"count"` // rtt
 	// layer_summary (--summary)
-	Direction string  `json:"direction"`
-	Layer     *string `json:"layer"`
-	Segments  *uint64 `json:"segments"`
-	P50Us *float64 `json:"p50_us"`
+	Direction string   `json:"direction"`
+	Layer     *string  `json:"layer"`
+	Segments  *uint64  `json:"segments"`
+	P50Us     *float64 `json:"p50_us"`
 
 	Verdict string            `json:"verdict"` // netfilter (-n)
 	Hooks   map[string]uint64 `json:"hooks"`

@@ -69,16 +69,16 @@ type Config struct {
 	// (--stack): its kernel stack. -F and -A imply -k.
 	DropReason, AddrToFunc, Stack bool
 
-	DataDir    string
-	Duration   time.Duration // 0 = until signal
-	Output     Output
-	ReadyFile  string
-	Quiet      bool
-	Verbose    bool
-	NoPackets  bool   // --no-packets: connection tracking only
-	MaxConns   uint32 // --max-conns: kernel connection table capacity
-	MaxClosed  uint32 // --max-closed: closed connections -a keeps
-	Sample     uint32 // --sample: packet records for 1 in N data segments (1 = all)
+	DataDir   string
+	Duration  time.Duration // 0 = until signal
+	Output    Output
+	ReadyFile string
+	Quiet     bool
+	Verbose   bool
+	NoPackets bool   // --no-packets: connection tracking only
+	MaxConns  uint32 // --max-conns: kernel connection table capacity
+	MaxClosed uint32 // --max-closed: closed connections -a keeps
+	Sample    uint32 // --sample: packet records for 1 in N data segments (1 = all)
 	// --summary: no per-packet records; in-kernel counters and (with -t)
 	// layer-time histograms, a summary per --interval and at exit. Implies -q.
 	Summary bool

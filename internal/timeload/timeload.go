@@ -40,7 +40,6 @@
 package timeload
 
 import (
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netwatcher/netwatcher/internal/event"
@@ -234,4 +233,3 @@ func (d *Detector) Counters() map[string]uint64 {
 	}
 	return m
 }
-
