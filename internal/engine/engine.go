@@ -259,6 +259,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}{{srcLife, rd, lifeBatches}, {srcPacket, prd, packetBatches}} {
 		r := &reader{src: x.src, r: x.r, lossless: x.src == srcLife, pool: newPool(x.pool, x.src),
 			queue: queue, pipeDone: pipeDone, decode: dec.decode, ctr: &ctr, wm: p.merge.wm[x.src]}
+		p.merge.poke[x.src] = x.r.Poke
 		readers.Add(1)
 		g.Go(func() error {
 			defer readers.Done()

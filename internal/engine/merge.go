@@ -33,15 +33,40 @@ type merge struct {
 	limit [nSources]int // batches held per source before releasing without the watermark
 	Late  uint64        // records handled after a younger record of the other ring (ordered as well as possible)
 	last  uint64        // timestamp of the last record handled
+
+	// Holding: after release, the source whose watermark the held
+	// records wait for, or -1. An idle reader polls its ring rarely (see
+	// reader.run): poke (if set) asks it to look now, at most once per
+	// pokeEvery per source, so held records wait a pass, not a poll.
+	waitFor  int
+	poke     [nSources]func()
+	lastPoke [nSources]uint64
 }
 
+// pokeEvery is the least time between two pokes of one reader (ns).
+const pokeEvery = uint64(publishEvery)
+
 func newMerge() *merge {
-	m := &merge{}
+	m := &merge{waitFor: -1}
 	for i := range m.wm {
 		m.wm[i] = new(atomic.Uint64)
 		m.limit[i] = math.MaxInt
 	}
 	return m
+}
+
+// holding reports whether records wait for a watermark; it pokes the
+// reader they wait for (rate-limited). now is output.MonoNow().
+func (m *merge) holding(now uint64) bool {
+	src := m.waitFor
+	if src < 0 {
+		return false
+	}
+	if m.poke[src] != nil && now-m.lastPoke[src] >= pokeEvery {
+		m.lastPoke[src] = now
+		m.poke[src]()
+	}
+	return true
 }
 
 func (m *merge) push(b *batch) { m.fifo[b.src] = append(m.fifo[b.src], b) }
@@ -63,6 +88,7 @@ func (m *merge) release(drain func(), fn func(src int, b *batch, i int)) {
 		wm[i] = m.wm[i].Load()
 	}
 	drain()
+	m.waitFor = -1
 	for {
 		h0, h1 := m.head(srcLife), m.head(srcPacket)
 		var src int
@@ -73,10 +99,12 @@ func (m *merge) release(drain func(), fn func(src int, b *batch, i int)) {
 			}
 		case h0 != nil:
 			if !passed(wm[srcPacket], h0.evs[h0.next].TS) && len(m.fifo[srcLife]) <= m.limit[srcLife] {
+				m.waitFor = srcPacket
 				return
 			}
 		case h1 != nil:
 			if !passed(wm[srcLife], h1.evs[h1.next].TS) && len(m.fifo[srcPacket]) <= m.limit[srcPacket] {
+				m.waitFor = srcLife
 				return
 			}
 			src = srcPacket

@@ -154,9 +154,20 @@ func (p *pipeline) adoptExisting() error {
 func (p *pipeline) run(queue <-chan *batch, ctr *Counters) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	// The merge waits for watermarks: look again this often while it
-	// holds records (a watermark moves without a batch when a ring is idle).
-	hold := time.NewTicker(pollEvery / 2)
+	// The merge waits for watermarks: while it holds records, look again
+	// this often (a watermark moves without a batch when a ring is idle;
+	// merge.holding pokes the reader it waits for). Armed only then: a
+	// timer firing 100 times a second on an idle host was most of the
+	// tool's idle CPU.
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
+	armed := false
+	checkHold := func() {
+		if !armed && p.merge.holding(output.MonoNow()) {
+			hold.Reset(pollEvery / 2)
+			armed = true
+		}
+	}
 	defer hold.Stop()
 	concernTick, stopTick := p.tickers() // concerns' own periodic records (Ticker)
 	defer stopTick()
@@ -192,9 +203,12 @@ func (p *pipeline) run(queue <-chan *batch, ctr *Counters) error {
 			if len(queue) == 0 {
 				p.flushOut()
 			}
+			checkHold()
 		case <-hold.C:
+			armed = false
 			p.merge.release(drain, handle)
 			p.flushOut()
+			checkHold()
 		case <-concernTick:
 			p.tick()
 			p.flushOut()

@@ -120,11 +120,24 @@ func TestMergeOrdersAcrossRings(t *testing.T) {
 		{Type: event.ConnClose, TS: 80, Conn: c},
 	}}
 	handle := func(_ int, b *batch, i int) { p.handle(&b.evs[i]) }
+	var pokes [nSources]int
+	for i := range p.merge.poke {
+		p.merge.poke[i] = func() { pokes[i]++ }
+	}
 	// Packets first (their reader was faster), lifecycle reader silent.
 	p.merge.push(pkts)
 	p.merge.release(func() {}, handle)
 	if p.merge.pending() != 2 || out.Len() != 0 {
 		t.Fatalf("released before the other ring caught up: %s", out.String())
+	}
+	// Held for the lifecycle ring: its (maybe idle) reader is poked, at
+	// most once per pokeEvery.
+	const now = 1 << 40
+	if !p.merge.holding(now) || !p.merge.holding(now+pokeEvery-1) || pokes != [nSources]int{srcLife: 1} {
+		t.Fatalf("holding for the lifecycle ring: pokes %v, want one of the lifecycle reader", pokes)
+	}
+	if p.merge.holding(now + pokeEvery); pokes[srcLife] != 2 {
+		t.Errorf("no second poke after pokeEvery: %v", pokes)
 	}
 	p.merge.push(life)
 	p.merge.release(func() {}, handle)
@@ -132,8 +145,14 @@ func TestMergeOrdersAcrossRings(t *testing.T) {
 	if p.merge.pending() != 1 {
 		t.Fatalf("pending %d, want the close only", p.merge.pending())
 	}
+	if !p.merge.holding(2*now) || pokes[srcPacket] != 1 {
+		t.Errorf("holding the close: pokes %v, want one of the packet reader", pokes)
+	}
 	p.merge.wm[srcPacket].Store(80 + mergeSlack)
 	p.merge.release(func() {}, handle)
+	if p.merge.holding(3 * now) {
+		t.Errorf("holding with nothing held")
+	}
 	p.flushOut()
 	got := out.String()
 	order := []string{`"event":"open"`, `"seq":7`, `"seq":17`, `"event":"close"`}

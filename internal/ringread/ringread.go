@@ -141,9 +141,10 @@ func (r *Reader) Batch(fn func(raw []byte) bool) (n int, busy bool) {
 	}
 }
 
-// Wait blocks until BPF wakes the reader, timeout passes or Flush is
-// called (ErrFlushed, and at once on every later call). Records submitted
-// without a wakeup do not end the wait: poll with a timeout.
+// Wait blocks until BPF wakes the reader, timeout passes, Poke is called
+// or Flush is called (ErrFlushed, and at once on every later call).
+// Records submitted without a wakeup do not end the wait: poll with a
+// timeout.
 func (r *Reader) Wait(timeout time.Duration) error {
 	if r.flushed.Load() {
 		return ErrFlushed
@@ -153,7 +154,7 @@ func (r *Reader) Wait(timeout time.Duration) error {
 		ms = 1
 	}
 	for {
-		_, err := unix.EpollWait(r.epfd, r.events[:], ms)
+		n, err := unix.EpollWait(r.epfd, r.events[:], ms)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -163,8 +164,23 @@ func (r *Reader) Wait(timeout time.Duration) error {
 		if r.flushed.Load() {
 			return ErrFlushed
 		}
+		for _, ev := range r.events[:n] {
+			if ev.Fd == int32(r.evfd) {
+				// a Poke: reset the eventfd (a Flush racing with this
+				// read is seen by the next Wait's flushed check)
+				var b [8]byte
+				_, _ = unix.Read(r.evfd, b[:])
+			}
+		}
 		return nil
 	}
+}
+
+// Poke ends the current (or the next) Wait early, without stopping the
+// reader: someone wants it to look at the ring now.
+func (r *Reader) Poke() {
+	var one = [8]byte{1}
+	_, _ = unix.Write(r.evfd, one[:])
 }
 
 // Flush makes the current and every later Wait return ErrFlushed, so the

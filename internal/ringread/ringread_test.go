@@ -189,6 +189,46 @@ func TestWait(t *testing.T) {
 	}
 }
 
+// TestPoke: a Poke ends a wait at once (also one made before the wait),
+// once: the next wait runs to its timeout again; a later Flush still stops.
+func TestPoke(t *testing.T) {
+	p := newProducer(t, true)
+	r := open(t, p)
+	poked := make(chan struct{})
+	go func() {
+		defer close(poked)
+		time.Sleep(20 * time.Millisecond)
+		r.Poke()
+	}()
+	start := time.Now()
+	if err := r.Wait(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	<-poked
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a Poke ended the wait only after %v", d)
+	}
+	r.Poke() // before the wait: that wait returns at once
+	start = time.Now()
+	if err := r.Wait(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("an earlier Poke ended the wait only after %v", d)
+	}
+	start = time.Now()
+	if err := r.Wait(30 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 25*time.Millisecond {
+		t.Errorf("the wait after a consumed Poke returned after %v, want the 30ms timeout", d)
+	}
+	r.Flush()
+	if err := r.Wait(5 * time.Second); !errors.Is(err, ErrFlushed) {
+		t.Fatalf("wait after Flush: %v, want ErrFlushed", err)
+	}
+}
+
 func TestOpenRefusesOtherMaps(t *testing.T) {
 	nstest.RequireRoot(t)
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
