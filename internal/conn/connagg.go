@@ -57,11 +57,14 @@ func (p *Probe) SetConnAgg(services []uint16) {
 	p.opts.ConnAgg = a
 }
 
-// setAggConsts sets cfg_conn_agg and cfg_agg_ports of spec (Load).
+// setConsts sets cfg_conn_agg and cfg_agg_ports of spec (Load); off, the
+// map is made minimal (it is preallocated: ~600 KiB at full size).
 func (a *connAgg) setConsts(spec *ebpf.CollectionSpec) error {
 	on := a != nil
 	var ports [MaxAggPorts]uint16
-	if on {
+	if !on {
+		spec.Maps[ConnAggMap].MaxEntries = 1
+	} else {
 		if len(a.ports) > MaxAggPorts {
 			return fmt.Errorf("conn: %d service ports for the connection metrics, at most %d", len(a.ports), MaxAggPorts)
 		}

@@ -77,6 +77,17 @@ func TestSetConnAgg(t *testing.T) {
 	if err := spec.Variables["cfg_agg_ports"].Get(&ports); err != nil || ports != [MaxAggPorts]uint16{3306, 6379, 7000} {
 		t.Fatalf("cfg_agg_ports %v %v", ports, err)
 	}
+	if spec.Maps[ConnAggMap].MaxEntries < 1024 {
+		t.Fatalf("on: %s has %d entries", ConnAggMap, spec.Maps[ConnAggMap].MaxEntries)
+	}
+	var off *connAgg
+	var on bool
+	if err := off.setConsts(spec); err != nil || spec.Maps[ConnAggMap].MaxEntries != 1 {
+		t.Fatalf("off: %v, %s has %d entries", err, ConnAggMap, spec.Maps[ConnAggMap].MaxEntries)
+	}
+	if err := spec.Variables["cfg_conn_agg"].Get(&on); err != nil || on {
+		t.Fatalf("off: cfg_conn_agg %v %v", on, err)
+	}
 	var many []uint16
 	for i := range MaxAggPorts + 1 {
 		many = append(many, uint16(2000+i))
