@@ -3,8 +3,8 @@ package output
 import (
 	"bytes"
 	"compress/gzip"
-	"io"
 	"flag"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/netip"
