@@ -5,8 +5,8 @@
  * -r: retransmissions of tracked connections.
  *
  *  - tcp/tcp_retransmit_skb: one call per retransmitted skb. Counts the
- *    segments it carries (tcp_skb_pcount, as the kernel's TcpRetransSegs
- *    does) in nw_conns[sk].retrans_segs and emits NW_EV_RETRANS with the
+ *    segments it carries (tcp_skb_pcount: TCP_SKB_CB(skb)->tcp_gso_segs,
+ *    what the kernel adds to TcpRetransSegs) in nw_conns[sk].retrans_segs and emits NW_EV_RETRANS with the
  *    skb's first sequence number and the socket's current icsk_ca_state.
  *    Since 6.14 the tracepoint also fires for attempts that gave up before
  *    anything was sent (err -EBUSY: the previous copy is still queued in the
@@ -161,19 +161,16 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 	if (!t)
 		return 0;
 
-	/* tcp_skb_pcount(skb) = skb_shinfo(skb)->gso_segs; shinfo sits at
-	 * skb->head + skb->end (an offset on 64-bit kernels). */
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u32 end = BPF_CORE_READ(skb, end);
-	const struct skb_shared_info *shi = (const void *)(head + end);
-	__u16 segs = BPF_CORE_READ(shi, gso_segs);
+	/* TCP_SKB_CB(skb): the control block lives in skb->cb. The segments
+	 * the kernel adds to TcpRetransSegs are tcp_skb_pcount(skb), i.e.
+	 * TCP_SKB_CB(skb)->tcp_gso_segs (not skb_shinfo(skb)->gso_segs, which
+	 * only a successful transmit of the original skb brings up to date). */
+	const struct tcp_skb_cb *cb = (const void *)&skb->cb;
+	__u32 seq = BPF_CORE_READ(cb, seq);
+	__u16 segs = BPF_CORE_READ(cb, tcp_gso_segs);
 	if (segs == 0)
 		segs = 1;
 	__sync_fetch_and_add(&c->retrans_segs, segs);
-
-	/* TCP_SKB_CB(skb)->seq: the control block lives in skb->cb. */
-	const struct tcp_skb_cb *cb = (const void *)&skb->cb;
-	__u32 seq = BPF_CORE_READ(cb, seq);
 	__u8 st = ca_state_of(sk);
 	if (cfg_cong_from_rtx && (st == TCP_CA_Recovery || st == TCP_CA_Loss)) {
 		const struct tcp_sock *tp = (const void *)sk;
