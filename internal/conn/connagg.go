@@ -102,7 +102,9 @@ func (p *Probe) aggAdopted(c *event.Conn) {
 
 // ConnAggOn: the connection metrics are counted in the kernel (SetConnAgg
 // before Load).
-func (p *Probe) ConnAggOn() bool { return p.opts.ConnAgg != nil && p.Coll != nil && p.Coll.Maps[ConnAggMap] != nil }
+func (p *Probe) ConnAggOn() bool {
+	return p.opts.ConnAgg != nil && p.Coll != nil && p.Coll.Maps[ConnAggMap] != nil
+}
 
 // ConnAgg calls fn for every key of the in-kernel connection counts
 // (metrics.ConnAggSource): port is the server's port (the local port of
