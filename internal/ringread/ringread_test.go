@@ -223,6 +223,10 @@ func TestPoke(t *testing.T) {
 	if d := time.Since(start); d < 25*time.Millisecond {
 		t.Errorf("the wait after a consumed Poke returned after %v, want the 30ms timeout", d)
 	}
+	start = time.Now()
+	if err := r.Wait(0); err != nil || time.Since(start) > time.Second {
+		t.Errorf("Wait(0): %v after %v, want nil at once", err, time.Since(start))
+	}
 	r.Flush()
 	if err := r.Wait(5 * time.Second); !errors.Is(err, ErrFlushed) {
 		t.Fatalf("wait after Flush: %v, want ErrFlushed", err)
