@@ -121,7 +121,6 @@ func (rd *reader) send() {
 
 // one handles one ring record; false stops the pass.
 func (rd *reader) one(raw []byte) bool {
-	rd.ctr.Events.Add(1)
 	if rd.b == nil && !rd.get() {
 		rd.stop = true
 		return false
@@ -166,6 +165,9 @@ func (rd *reader) run() error {
 	for {
 		start := output.MonoNow()
 		n, busy := rd.r.Batch(rd.one)
+		if n > 0 {
+			rd.ctr.Events.Add(uint64(n)) // once per pass: an atomic add per record showed in profiles
+		}
 		if rd.stop {
 			return nil
 		}
