@@ -24,8 +24,9 @@ func (p *pipeline) packet(ev *event.Event) {
 		p.timeloadPacket(ev)
 	}
 	http, line := p.httpText(pk)
-	p.lbuf = output.AppendPacketLog(p.lbuf[:0], &ev.Conn, pk, p.cfg.Time, http, p.cfg.Sample)
-	p.files.Packet(p.lbuf)
+	// formatted into the log's buffer: no copy
+	b := p.files.PacketBuf(output.PacketLogLen + len(http))
+	p.files.PacketDone(output.AppendPacketLog(b, &ev.Conn, pk, p.cfg.Time, http, p.cfg.Sample))
 	if !p.cfg.Quiet {
 		var h []byte
 		if p.cfg.HTTP {

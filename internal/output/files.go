@@ -265,6 +265,20 @@ func OpenFiles(dir string, extra ...string) (*Files, error) {
 // Packet appends complete packets.log lines.
 func (fs *Files) Packet(line []byte) { fs.packets.write(line) }
 
+// PacketBuf returns packets.log's buffer with room for n more bytes: the
+// caller appends one complete line of at most n bytes to it and hands it
+// back with PacketDone (the line is formatted in place, not copied).
+func (fs *Files) PacketBuf(n int) []byte {
+	a := fs.packets
+	if len(a.buf)+n > cap(a.buf) {
+		a.drain()
+	}
+	return a.buf
+}
+
+// PacketDone takes back the buffer PacketBuf returned, the line appended.
+func (fs *Files) PacketDone(b []byte) { fs.packets.buf = b }
+
 // Error appends complete err.log lines.
 func (fs *Files) Error(line []byte) { fs.errs.write(line) }
 

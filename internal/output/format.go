@@ -17,20 +17,11 @@ type Fields struct {
 	Retrans bool // -r
 }
 
-func appendHex(b []byte, v uint64) []byte {
-	b = append(b, "0x"...)
-	return strconv.AppendUint(b, v, 16)
-}
-
-func appendAddrPort(b []byte, ap netip.AddrPort) []byte {
-	return ap.AppendTo(b)
-}
-
 // AppendHumanBytes formats a byte count like the original tool: exact below
 // 1 KiB, else three decimals with K/M/G/T suffix (powers of 1024).
 func AppendHumanBytes(b []byte, v uint64) []byte {
 	if v < 1024 {
-		return strconv.AppendUint(b, v, 10)
+		return appendUint(b, v)
 	}
 	f := float64(v)
 	units := "KMGTP"
@@ -58,7 +49,7 @@ func kvOwner(b []byte, pid uint32, comm *event.Comm, first bool) []byte {
 	if pid == 0 {
 		b = append(b, '-')
 	} else {
-		b = strconv.AppendUint(b, uint64(pid), 10)
+		b = appendUint(b, uint64(pid))
 	}
 	b = append(b, '"')
 	b = kv(b, "comm", false)
@@ -72,7 +63,7 @@ func kvOwner(b []byte, pid uint32, comm *event.Comm, first bool) []byte {
 
 func kvU(b []byte, k string, v uint64) []byte {
 	b = kv(b, k, false)
-	b = strconv.AppendUint(b, v, 10)
+	b = appendUint(b, v)
 	return append(b, '"')
 }
 
@@ -93,7 +84,7 @@ func AppendConnLog(b []byte, e *track.Entry, f Fields, nowNs uint64) []byte {
 	c := &e.Conn
 	b = append(b, "connection{"...)
 	b = kv(b, "pid", true)
-	b = strconv.AppendUint(b, uint64(c.Pid), 10)
+	b = appendUint(b, uint64(c.Pid))
 	b = append(b, '"')
 	b = kv(b, "sock", false)
 	b = appendHex(b, c.Sock)
@@ -165,7 +156,7 @@ func jU(b []byte, k string, v uint64) []byte {
 	b = append(b, ',', '"')
 	b = append(b, k...)
 	b = append(b, `":`...)
-	return strconv.AppendUint(b, v, 10)
+	return appendUint(b, v)
 }
 
 // jAP appends "k":"ip:port", or "k":null when unknown.
@@ -176,7 +167,7 @@ func jAP(b []byte, k string, ap netip.AddrPort) []byte {
 		return append(b, `":null`...)
 	}
 	b = append(b, `":"`...)
-	b = ap.AppendTo(b)
+	b = appendAddrPort(b, ap)
 	return append(b, '"')
 }
 
@@ -185,7 +176,7 @@ func appendAP(b []byte, ap netip.AddrPort) []byte {
 	if !ap.IsValid() {
 		return append(b, '-')
 	}
-	return ap.AppendTo(b)
+	return appendAddrPort(b, ap)
 }
 
 // AppendJSONEscaped escapes s for a JSON string body.
@@ -205,8 +196,13 @@ func AppendJSONEscaped(b []byte, s []byte) []byte {
 }
 
 func pad(b []byte, start, width int) []byte {
-	for len(b)-start < width {
-		b = append(b, ' ')
+	n := width - (len(b) - start)
+	for n > len(spaces) {
+		b = append(b, spaces...)
+		n -= len(spaces)
+	}
+	if n > 0 {
+		b = append(b, spaces[:n]...)
 	}
 	return append(b, ' ')
 }

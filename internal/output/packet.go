@@ -1,8 +1,6 @@
 package output
 
 import (
-	"strconv"
-
 	"github.com/netwatcher/netwatcher/internal/event"
 )
 
@@ -13,58 +11,78 @@ func layerUs(b []byte, ns uint64, missing bool) []byte {
 	if missing {
 		return append(b, '-')
 	}
+	us := ns / 1000
 	if ns >= 10000 {
-		return strconv.AppendUint(b, ns/1000, 10)
+		return appendUint(b, us)
 	}
 	// ns/1000 with up to three decimals, trailing zeros dropped (what
 	// AppendFloat(..., 'f', -1) printed, without the float formatting that
 	// was a fifth of the CPU of a -t run).
-	b = append(b, byte('0'+ns/1000))
-	frac := ns % 1000
+	frac := ns - us*1000
 	if frac == 0 {
-		return b
+		return append(b, byte('0'+us))
 	}
-	digits := [3]byte{byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
-	n := 3
-	for digits[n-1] == '0' {
-		n--
+	hi, lo := frac/10, frac%10 // hi: the first two decimals
+	switch {
+	case lo != 0:
+		return append(b, byte('0'+us), '.', digits2[2*hi], digits2[2*hi+1], byte('0'+lo))
+	case hi%10 != 0:
+		return append(b, byte('0'+us), '.', digits2[2*hi], digits2[2*hi+1])
 	}
-	b = append(b, '.')
-	return append(b, digits[:n]...)
+	return append(b, byte('0'+us), '.', byte('0'+hi/10))
 }
 
 func pktMissing(p *event.PacketInfo, timed bool, bit uint8) bool {
 	return !timed || p.Missing&bit != 0
 }
 
+// PacketLogLen bounds an AppendPacketLog line without its HTTP text (245
+// bytes with every number at its widest).
+const PacketLogLen = 320
+
 // AppendPacketLog appends one packets.log line. http is the display text
 // of the HTTP line ("-" when none); sample is --sample (said after conn_id
 // when more than 1).
 func AppendPacketLog(b []byte, c *event.Conn, p *event.PacketInfo, timed bool, http []byte, sample uint32) []byte {
-	sk := c.Sock
+	// One constant between two values (`",seq="`): what kv and kvU
+	// write, a third of the appends.
 	b = append(b, `packet{sock="`...)
-	b = appendHex(b, sk)
-	b = append(b, '"')
-	b = kvU(b, "seq", uint64(p.Seq))
-	b = kvU(b, "ack", uint64(p.Ack))
-	b = kv(b, "mac_time", false)
+	b = appendHex(b, c.Sock)
+	b = append(b, `",seq="`...)
+	b = appendUint(b, uint64(p.Seq))
+	b = append(b, `",ack="`...)
+	b = appendUint(b, uint64(p.Ack))
+	b = append(b, `",mac_time="`...)
 	b = layerUs(b, p.MacNs, pktMissing(p, timed, event.MissingMac))
-	b = append(b, '"')
-	b = kv(b, "ip_time", false)
+	b = append(b, `",ip_time="`...)
 	b = layerUs(b, p.IPNs, pktMissing(p, timed, event.MissingIP))
-	b = append(b, '"')
-	b = kv(b, "tcp_time", false)
+	b = append(b, `",tcp_time="`...)
 	b = layerUs(b, p.TCPNs, pktMissing(p, timed, event.MissingTCP))
-	b = append(b, '"')
-	b = kv(b, "http_info", false)
+	b = append(b, `",http_info="`...)
 	b = append(b, http...) // escaped for a quoted value (httpinfo.Line.AppendText)
-	b = append(b, '"')
-	b = kvU(b, "rx", b2u(p.Rx))
-	b = kvID(b, c.ID)
-	if sample > 1 {
-		b = kvU(b, "sample", uint64(sample))
+	if p.Rx {
+		b = append(b, `",rx="1",conn_id="`...)
+	} else {
+		b = append(b, `",rx="0",conn_id="`...)
 	}
-	return append(b, "}\n"...)
+	if c.ID == 0 {
+		b = append(b, '-')
+	} else {
+		b = appendUint(b, c.ID)
+	}
+	if sample > 1 {
+		b = append(b, `",sample="`...)
+		b = appendUint(b, uint64(sample))
+	}
+	return append(b, "\"}\n"...)
+}
+
+// jNs appends ns, or null when missing.
+func jNs(b []byte, ns uint64, missing bool) []byte {
+	if missing {
+		return append(b, "null"...)
+	}
+	return appendUint(b, ns)
 }
 
 func jTime(b []byte, k string, ns uint64, missing bool) []byte {
@@ -74,7 +92,7 @@ func jTime(b []byte, k string, ns uint64, missing bool) []byte {
 	if missing {
 		return append(b, "null"...)
 	}
-	return strconv.AppendUint(b, ns, 10)
+	return appendUint(b, ns)
 }
 
 // AppendErrLog appends one err.log line.
@@ -100,7 +118,7 @@ func kvID(b []byte, id uint64) []byte {
 	if id == 0 {
 		b = append(b, '-')
 	} else {
-		b = strconv.AppendUint(b, id, 10)
+		b = appendUint(b, id)
 	}
 	return append(b, '"')
 }

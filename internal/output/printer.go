@@ -27,7 +27,8 @@ type Printer struct {
 	Clock  *Clock
 
 	addrW          int
-	connHdr, pktHd int // address width the last header was printed for (0: none)
+	connHdr, pktHd int        // address width the last header was printed for (0: none)
+	texts          *connTexts // recent connections' formatted identity (conntext.go)
 }
 
 const minAddrW = len("255.255.255.255:65535")
@@ -111,7 +112,7 @@ func tID(b []byte, id uint64) []byte {
 	if id == 0 {
 		b = append(b, '-')
 	} else {
-		b = strconv.AppendUint(b, id, 10)
+		b = appendUint(b, id)
 	}
 	return pad(b, s, 6)
 }
@@ -194,7 +195,7 @@ func (p *Printer) Conn(b []byte, what string, ts uint64, e *track.Entry, nowNs u
 	b = pad(b, s, 7)
 	b = tID(b, c.ID)
 	s = len(b)
-	b = strconv.AppendUint(b, uint64(c.Pid), 10)
+	b = appendUint(b, uint64(c.Pid))
 	b = pad(b, s, 7)
 	s = len(b)
 	b = append(b, c.Comm.Bytes()...)
@@ -204,7 +205,7 @@ func (p *Printer) Conn(b []byte, what string, ts uint64, e *track.Entry, nowNs u
 	b = pad(b, s, 18)
 	b = p.tAP(b, c.Src)
 	b = p.tAP(b, c.Dst)
-	b = strconv.AppendUint(b, b2u(c.IsServer), 10)
+	b = appendUint(b, b2u(c.IsServer))
 	// -x/-r values: on close and sample lines (an open line has none yet)
 	withStats := p.Fields.Extra && e.HasStats
 	withRetrans := p.Fields.Retrans && (e.Closed || what == "sample")
@@ -214,37 +215,37 @@ func (p *Printer) Conn(b []byte, what string, ts uint64, e *track.Entry, nowNs u
 	if withStats {
 		st := &e.Stats
 		b = append(b, " srtt="...)
-		b = strconv.AppendUint(b, uint64(st.SrttUs()), 10)
+		b = appendUint(b, uint64(st.SrttUs()))
 		b = append(b, "us cwnd="...)
-		b = strconv.AppendUint(b, uint64(st.Cwnd), 10)
+		b = appendUint(b, uint64(st.Cwnd))
 		b = append(b, " ssthresh="...)
-		b = strconv.AppendUint(b, uint64(st.Ssthresh), 10)
+		b = appendUint(b, uint64(st.Ssthresh))
 		b = append(b, " rwnd="...)
-		b = strconv.AppendUint(b, uint64(st.SndWnd), 10)
+		b = appendUint(b, uint64(st.SndWnd))
 		b = append(b, " sndbuf="...)
-		b = strconv.AppendUint(b, uint64(st.Sndbuf), 10)
+		b = appendUint(b, uint64(st.Sndbuf))
 		b = append(b, " wmem_queued="...)
-		b = strconv.AppendUint(b, uint64(st.WmemQueued), 10)
+		b = appendUint(b, uint64(st.WmemQueued))
 		b = append(b, " backlog="...)
-		b = strconv.AppendUint(b, uint64(st.Backlog), 10)
+		b = appendUint(b, uint64(st.Backlog))
 		b = append(b, '/')
-		b = strconv.AppendUint(b, uint64(st.MaxBacklog), 10)
+		b = appendUint(b, uint64(st.MaxBacklog))
 		b = append(b, " rx_bytes="...)
 		b = AppendHumanBytes(b, st.BytesReceived)
 		b = append(b, " tx_bytes="...)
 		b = AppendHumanBytes(b, st.BytesAcked)
 		b = append(b, " duration="...)
-		b = strconv.AppendUint(b, DurationUs(e, nowNs), 10)
+		b = appendUint(b, DurationUs(e, nowNs))
 		b = append(b, "us total_retrans="...)
-		b = strconv.AppendUint(b, uint64(st.TotalRetrans), 10)
+		b = appendUint(b, uint64(st.TotalRetrans))
 	}
 	if withRetrans {
 		b = append(b, " fast_retrans="...)
-		b = strconv.AppendUint(b, uint64(c.FastRetrans), 10)
+		b = appendUint(b, uint64(c.FastRetrans))
 		b = append(b, " timeout_retrans="...)
-		b = strconv.AppendUint(b, uint64(c.TimeoutRetrans), 10)
+		b = appendUint(b, uint64(c.TimeoutRetrans))
 		b = append(b, " retrans_segs="...)
-		b = strconv.AppendUint(b, RetransSegs(e), 10)
+		b = appendUint(b, RetransSegs(e))
 	}
 	return append(b, '\n')
 }
@@ -256,19 +257,35 @@ func (p *Printer) Conn(b []byte, what string, ts uint64, e *track.Entry, nowNs u
 func (p *Printer) Packet(b []byte, ev *event.Event, http []byte) []byte {
 	pk := &ev.Packet
 	if p.JSON {
-		b = p.jHead(b, "packet", ev.TS)
-		b = jConn(b, &ev.Conn)
-		b = jU(b, "seq", uint64(pk.Seq))
-		b = jU(b, "ack", uint64(pk.Ack))
-		b = jU(b, "len", uint64(pk.Len))
-		b = jU(b, "rx", b2u(pk.Rx))
+		// jHead, jConn (from the connection's slot, conntext.go) and
+		// jU with one constant between two values
+		b = append(b, `{"type":"packet","time":"`...)
+		b = p.Clock.AppendJSON(b, ev.TS)
+		b = append(b, `","ts_ns":`...)
+		b = appendUint(b, ev.TS)
+		b = p.jConnText(b, &ev.Conn)
+		b = append(b, `,"seq":`...)
+		b = appendUint(b, uint64(pk.Seq))
+		b = append(b, `,"ack":`...)
+		b = appendUint(b, uint64(pk.Ack))
+		b = append(b, `,"len":`...)
+		b = appendUint(b, uint64(pk.Len))
+		if pk.Rx {
+			b = append(b, `,"rx":1`...)
+		} else {
+			b = append(b, `,"rx":0`...)
+		}
 		if p.Sample > 1 {
-			b = jU(b, "sample", uint64(p.Sample))
+			b = append(b, `,"sample":`...)
+			b = appendUint(b, uint64(p.Sample))
 		}
 		if p.Timed {
-			b = jTime(b, "mac_time_ns", pk.MacNs, pk.Missing&event.MissingMac != 0)
-			b = jTime(b, "ip_time_ns", pk.IPNs, pk.Missing&event.MissingIP != 0)
-			b = jTime(b, "tcp_time_ns", pk.TCPNs, pk.Missing&event.MissingTCP != 0)
+			b = append(b, `,"mac_time_ns":`...)
+			b = jNs(b, pk.MacNs, pk.Missing&event.MissingMac != 0)
+			b = append(b, `,"ip_time_ns":`...)
+			b = jNs(b, pk.IPNs, pk.Missing&event.MissingIP != 0)
+			b = append(b, `,"tcp_time_ns":`...)
+			b = jNs(b, pk.TCPNs, pk.Missing&event.MissingTCP != 0)
 		}
 		if p.HTTP {
 			if len(http) == 0 || string(http) == "-" {
@@ -290,15 +307,19 @@ func (p *Printer) Packet(b []byte, ev *event.Event, http []byte) []byte {
 			col("SRC", p.addrW), col("DST", p.addrW), "HTTP")
 	}
 	b = p.tTime(b, ev.TS)
-	b = tID(b, ev.Conn.ID)
+	ct := p.textSlot(&ev.Conn) // CONN, SOCK, SRC, DST: the connection's slot (conntext.go)
+	if !ct.hasIDSock {
+		t := tID(ct.idSock[:0], ev.Conn.ID)
+		s := len(t)
+		t = appendHex(t, ev.Conn.Sock)
+		ct.idSock, ct.hasIDSock = pad(t, s, 18), true
+	}
+	b = append(b, ct.idSock...)
 	s := len(b)
-	b = appendHex(b, ev.Conn.Sock)
-	b = pad(b, s, 18)
-	s = len(b)
-	b = strconv.AppendUint(b, uint64(pk.Seq), 10)
+	b = appendUint(b, uint64(pk.Seq))
 	b = pad(b, s, 10)
 	s = len(b)
-	b = strconv.AppendUint(b, uint64(pk.Ack), 10)
+	b = appendUint(b, uint64(pk.Ack))
 	b = pad(b, s, 10)
 	s = len(b)
 	b = layerUs(b, pk.MacNs, pktMissing(pk, p.Timed, event.MissingMac))
@@ -310,13 +331,15 @@ func (p *Printer) Packet(b []byte, ev *event.Event, http []byte) []byte {
 	b = layerUs(b, pk.TCPNs, pktMissing(pk, p.Timed, event.MissingTCP))
 	b = pad(b, s, 8)
 	s = len(b)
-	b = strconv.AppendUint(b, b2u(pk.Rx), 10)
+	b = appendUint(b, b2u(pk.Rx))
 	b = pad(b, s, 2)
 	s = len(b)
-	b = strconv.AppendUint(b, uint64(pk.Len), 10)
+	b = appendUint(b, uint64(pk.Len))
 	b = pad(b, s, 6)
-	b = p.tAP(b, ev.Conn.Src)
-	b = p.tAP(b, ev.Conn.Dst)
+	if ct.addrW != p.addrW {
+		ct.addrs, ct.addrW = p.tAP(p.tAP(ct.addrs[:0], ev.Conn.Src), ev.Conn.Dst), p.addrW
+	}
+	b = append(b, ct.addrs...)
 	if len(http) == 0 {
 		b = append(b, '-')
 	} else {
@@ -347,9 +370,9 @@ func (p *Printer) Error(b []byte, ev *event.Event, reason string) []byte {
 	b = append(b, reason...)
 	b = appendConnHead(b, &ev.Conn)
 	b = append(b, " seq = "...)
-	b = strconv.AppendUint(b, uint64(ev.Err.Seq), 10)
+	b = appendUint(b, uint64(ev.Err.Seq))
 	b = append(b, " ack = "...)
-	b = strconv.AppendUint(b, uint64(ev.Err.Ack), 10)
+	b = appendUint(b, uint64(ev.Err.Ack))
 	b = append(b, ' ')
 	b = appendFlowText(b, ev.Err.Src, ev.Err.Dst)
 	b = appendOwnerText(b, &ev.Conn)
@@ -379,7 +402,7 @@ func appendIDText(b []byte, id uint64) []byte {
 	if id == 0 {
 		return append(b, '-')
 	}
-	return strconv.AppendUint(b, id, 10)
+	return appendUint(b, id)
 }
 
 // appendFlowText appends "src -> dst" ("-" for an unknown address).
@@ -394,7 +417,7 @@ func appendOwnerText(b []byte, c *event.Conn) []byte {
 		return b
 	}
 	b = append(b, " pid = "...)
-	b = strconv.AppendUint(b, uint64(c.Pid), 10)
+	b = appendUint(b, uint64(c.Pid))
 	b = append(b, " comm = "...)
 	return append(b, c.Comm.Bytes()...)
 }
@@ -491,7 +514,7 @@ func (p *Printer) HTTPSummary(b []byte, ts uint64, c *event.Conn, s *httpinfo.Su
 			b = append(b, `,"status_`...)
 			b = strconv.AppendInt(b, int64(cl), 10)
 			b = append(b, `xx":`...)
-			b = strconv.AppendUint(b, s.Class[cl], 10)
+			b = appendUint(b, s.Class[cl])
 		}
 		return append(b, "}\n"...)
 	}
@@ -503,11 +526,11 @@ func (p *Printer) HTTPSummary(b []byte, ts uint64, c *event.Conn, s *httpinfo.Su
 	b = append(b, ' ')
 	b = appendFlowText(b, c.Src, c.Dst)
 	b = append(b, " requests = "...)
-	b = strconv.AppendUint(b, s.Requests, 10)
+	b = appendUint(b, s.Requests)
 	b = append(b, " responses = "...)
-	b = strconv.AppendUint(b, s.Responses, 10)
+	b = appendUint(b, s.Responses)
 	b = append(b, " matched = "...)
-	b = strconv.AppendUint(b, s.Matched, 10)
+	b = appendUint(b, s.Matched)
 	b = append(b, " latency min/avg/max = "...)
 	if !lat {
 		b = append(b, '-')
