@@ -433,9 +433,9 @@ func checkDataDir(dir string) error {
 
 // KernelQuiet: the kernel sends no open/owner records (conn.Options.Quiet):
 // -q, unless -a asks to keep every connection (then the table must learn
-// each one, however short, to name its records).
-// With --metrics-addr the records stay on: the connection metrics count them.
-func (c *Config) KernelQuiet() bool { return c.Quiet && !c.All && c.MetricsAddr == "" }
+// each one, however short, to name its records). --metrics-addr needs no
+// records: the kernel counts the connection metrics (nw_conn_agg.h).
+func (c *Config) KernelQuiet() bool { return c.Quiet && !c.All }
 
 // NoCloseRecords: the kernel sends no close records either
 // (conn.Options.NoClose): -q without -a and without -i.

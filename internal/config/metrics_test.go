@@ -46,15 +46,27 @@ func TestMetricsAddr(t *testing.T) {
 	}
 }
 
-// With metrics on, -q keeps the kernel's open/close records: the
-// connection metrics count them.
-func TestMetricsKeepsConnRecords(t *testing.T) {
-	cfg, err := Parse([]string{"-q", "--data-dir", t.TempDir()}, io.Discard)
-	if err != nil || !cfg.KernelQuiet() || !cfg.NoCloseRecords() {
-		t.Fatalf("-q: %v quiet=%v noclose=%v", err, cfg.KernelQuiet(), cfg.NoCloseRecords())
-	}
-	cfg, err = Parse([]string{"-q", "--metrics-addr=127.0.0.1:0", "--data-dir", t.TempDir()}, io.Discard)
-	if err != nil || cfg.KernelQuiet() || cfg.NoCloseRecords() {
-		t.Fatalf("-q --metrics-addr: %v quiet=%v noclose=%v", err, cfg.KernelQuiet(), cfg.NoCloseRecords())
+// Metrics on do not need the kernel's open/close records (the kernel
+// counts the connection metrics): -q stays quiet; -a and -i still need
+// theirs.
+func TestMetricsKeepsKernelQuiet(t *testing.T) {
+	for _, c := range []struct {
+		args           []string
+		quiet, noClose bool
+	}{
+		{[]string{"-q"}, true, true},
+		{[]string{"-q", "--metrics-addr=127.0.0.1:0"}, true, true},
+		{[]string{"-q", "--summary", "--metrics-addr=127.0.0.1:0"}, true, true},
+		{[]string{"-q", "-i", "--metrics-addr=127.0.0.1:0"}, true, false},
+		{[]string{"-q", "-a", "--metrics-addr=127.0.0.1:0"}, false, false},
+		{[]string{"--metrics-addr=127.0.0.1:0"}, false, false},
+	} {
+		cfg, err := Parse(append(c.args, "--data-dir", t.TempDir()), io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		if cfg.KernelQuiet() != c.quiet || cfg.NoCloseRecords() != c.noClose {
+			t.Errorf("%v: quiet=%v noclose=%v, want %v %v", c.args, cfg.KernelQuiet(), cfg.NoCloseRecords(), c.quiet, c.noClose)
+		}
 	}
 }

@@ -23,6 +23,8 @@
  */
 #include "nw.h"
 #include "nw_listeners.h"
+#include "nw_conn_sum.h"
+#include "nw_conn_agg.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -40,6 +42,8 @@ struct nw_iter_rec {
 	struct nw_conn_stats stats;
 	__u16 proto;           /* task_file walk: sk_protocol */
 	__u8 _pad[6];
+	struct nw_conn_ctr ctr; /* task_file walk with --summary: the counters
+				 * at adoption (nw_conn_sum's key 1) */
 };
 
 /* Listener iterator record (-x): one listening TCP socket, read live. */
@@ -69,6 +73,40 @@ volatile const bool cfg_quiet = false;
 /* ... and without -a/-i nobody needs the close either: the walk that finds
  * open connections also finds the ones gone (conn.Options.NoClose). */
 volatile const bool cfg_no_close = false;
+/* --summary: a closing connection's counters go into nw_conn_sum. */
+volatile const bool cfg_conn_sum = false;
+
+/*
+ * --summary's per-direction counts (nw_conn_sum.h) of the connections
+ * that closed: key 0, per CPU, the final counters of every tracked
+ * connection at its close. Key 1 is user space's: the counters the
+ * adopted connections (older than netwatcher) had at adoption, which do
+ * not count. The packet concern adds the open connections' current
+ * counters (its walk) and subtracts key 1. Nothing here is written by a
+ * walk: a walk that races with a close or with a slot's reuse can only
+ * misread one total, never change what later totals add up to.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct nw_conn_ctr);
+} nw_conn_sum SEC(".maps");
+
+/* fin into nw_conn_sum[0]: atomic adds without fetch (BPF_XADD, every
+ * kernel): before 6.10 nothing stops the state hook from interrupting
+ * itself on one CPU (process context and softirq). */
+static __always_inline void conn_sum_add(const struct nw_conn_ctr *fin)
+{
+	__u32 zero = 0;
+	struct nw_conn_ctr *s = bpf_map_lookup_elem(&nw_conn_sum, &zero);
+	if (!s)
+		return;
+	__sync_fetch_and_add(&s->segs_in, fin->segs_in);
+	__sync_fetch_and_add(&s->segs_out, fin->segs_out);
+	__sync_fetch_and_add(&s->bytes_in, fin->bytes_in);
+	__sync_fetch_and_add(&s->bytes_out, fin->bytes_out);
+}
 
 
 /* Listening TCP sockets for -x: the socket (pointer as number, like the
@@ -264,6 +302,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			c->est_ns = bpf_ktime_get_ns();
 			if (!cfg_quiet)
 				emit_conn(NW_EV_CONN_OPEN, key, c, sk, direct);
+			nw_conn_agg_add(c, false);
 			return 0;
 		}
 		struct nw_conn n = {};
@@ -289,6 +328,7 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		put_conn(c, &n, na);
 		if (!cfg_quiet)
 			emit_conn(NW_EV_CONN_OPEN, key, &n, sk, direct);
+		nw_conn_agg_add(&n, false);
 		return 0;
 	}
 	case TCP_CLOSE: {
@@ -301,10 +341,20 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		c = nw_conn_find(key);
 		if (!c)
 			return 0;
-		if (c->est_ns && !cfg_no_close)
+		bool est = c->est_ns != 0;
+		if (est && !cfg_no_close)
 			emit_conn(NW_EV_CONN_CLOSE, key, c, sk, direct);
+		if (est)
+			nw_conn_agg_add(c, true); /* before the release: c is still this connection's */
+		struct nw_conn_ctr fin = {};
+		if (cfg_conn_sum && est)
+			nw_read_ctr(&fin, sk, direct);
 		owner_done(c, na);
 		release(key, na);
+		/* after the release: a walk that starts once these adds are
+		 * visible cannot find the connection any more (counted once) */
+		if (cfg_conn_sum && est)
+			conn_sum_add(&fin);
 		return 0;
 	}
 	}
@@ -470,6 +520,8 @@ NW_CTX_TWINS("iter/task_file", struct bpf_iter__task_file, nw_iter_files, true, 
 	BPF_CORE_READ_STR_INTO(&r.conn.owner.comm, task, comm);
 	r.stats.state = state;
 	r.proto = proto;
+	if (cfg_conn_sum && proto == IPPROTO_TCP)
+		nw_read_ctr(&r.ctr, sk, false);
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;
 }
@@ -593,3 +645,4 @@ const struct nw_conn_event *nw_unused_conn_event __attribute__((unused));
 const struct nw_iter_rec *nw_unused_iter_rec __attribute__((unused));
 const struct nw_adopt_args *nw_unused_adopt_args __attribute__((unused));
 const struct nw_listen_rec *nw_unused_listen_rec __attribute__((unused));
+const struct nw_conn_ctr *nw_unused_conn_ctr __attribute__((unused));

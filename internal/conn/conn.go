@@ -45,6 +45,14 @@ type Options struct {
 	// connection that opens and closes between two walks then costs no
 	// record at all.
 	NoClose bool
+	// ConnSum (--summary): a closing connection's tcp_sock counters (data
+	// segments and bytes per direction) are added to nw_conn_sum, and
+	// adopted connections' counters at adoption to its key 1 (see
+	// conn.bpf.c and ConnSumMap).
+	ConnSum bool
+	// ConnAgg (--metrics-addr): connections opened and closed are
+	// counted in the kernel (nw_conn_agg.h, connagg.go); set by SetConnAgg.
+	ConnAgg *connAgg
 	// Table is the connection table variant; TableAuto picks it from the
 	// kernel (or from $NW_CONN_TABLE, see TableFromEnv).
 	Table Table
@@ -149,6 +157,11 @@ type Probe struct {
 	sampler   *link.Iter
 	listeners *link.Iter // -x listener walk (listener.go)
 	table     Table
+	// base: with ConnSum, the counters of each connection the start-up
+	// walk found (Existing), for Adopt to add those it adopts to
+	// nw_conn_sum's key 1.
+	base    map[uint64]connNwConnCtr
+	adopted connNwConnCtr // addBase's sum, until flushBase
 }
 
 // New returns connection tracking as cfg asks (not loaded yet).
@@ -156,7 +169,7 @@ func New(cfg *config.Config) *Probe {
 	return &Probe{opts: Options{
 		Sport: cfg.Sport, Dport: cfg.Dport, SrcNets: cfg.SrcNets, DstNets: cfg.DstNets,
 		RingBytes: 4 << 20, MaxConns: cfg.MaxConns,
-		Quiet: cfg.KernelQuiet(), NoClose: cfg.NoCloseRecords(),
+		Quiet: cfg.KernelQuiet(), NoClose: cfg.NoCloseRecords(), ConnSum: cfg.Summary,
 	}}
 }
 
@@ -183,6 +196,9 @@ func (p *Probe) Load(_ *config.Config, shared map[string]*ebpf.Map) error {
 		return err
 	}
 	p.Live, p.table = q.Live, q.table
+	if p.opts.ConnSum {
+		p.base = map[uint64]connNwConnCtr{}
+	}
 	return nil
 }
 
@@ -269,10 +285,13 @@ func Load(o Options) (*Probe, error) {
 	spec.Maps["nw_conn_keys"].MaxEntries = sets
 	spec.Maps["nw_conns"].MaxEntries = sets * ways
 	spec.Maps["nw_conn_hash"].MaxEntries = hashCap
-	for name, v := range map[string]bool{"cfg_quiet": o.Quiet, "cfg_no_close": o.Quiet && o.NoClose} {
+	for name, v := range map[string]bool{"cfg_quiet": o.Quiet, "cfg_no_close": o.Quiet && o.NoClose, "cfg_conn_sum": o.ConnSum} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("conn: set %s: %w", name, err)
 		}
+	}
+	if err := o.ConnAgg.setConsts(spec); err != nil {
+		return nil, err
 	}
 	coll, err := load(spec, filter{o.Sport, o.Dport, len(o.SrcNets) > 0, len(o.DstNets) > 0}, nil)
 	if err != nil {
@@ -398,6 +417,7 @@ func (p *Probe) SharedMaps() map[string]*ebpf.Map {
 		"nw_listeners":  p.Coll.Maps["nw_listeners"], // listener owners (internal/dropreason)
 		"nw_src_nets":   p.Coll.Maps["nw_src_nets"],
 		"nw_dst_nets":   p.Coll.Maps["nw_dst_nets"],
+		ConnSumMap:      p.Coll.Maps[ConnSumMap], // --summary's counts (internal/packet)
 	}
 }
 
@@ -524,6 +544,9 @@ func (p *Probe) Existing() ([]event.Event, error) {
 		ev.Type = event.ConnExisting
 		decodeConn(&ev.Conn, r.Sk, &r.Conn)
 		out = append(out, ev)
+		if p.base != nil {
+			p.base[r.Sk] = r.Ctr
+		}
 	})
 	for i := range out {
 		c := &out[i].Conn
@@ -572,9 +595,11 @@ func (p *Probe) Adopt(evs []event.Event, wanted func(*event.Conn) bool) (adopted
 		}
 		if ret == 0 { // NW_ADOPT_OK; EXISTS and FULL are skipped
 			adopted++
+			p.addBase(c.Sock)
+			p.aggAdopted(c)
 		}
 	}
-	return adopted, nil
+	return adopted, p.flushBase()
 }
 
 // adoptHash is Adopt for the hash variant: an insert with BPF_NOEXIST is
@@ -592,6 +617,8 @@ func (p *Probe) adoptHash(evs []event.Event, wanted func(*event.Conn) bool) (ado
 		switch err := m.Update(c.Sock, &v, ebpf.UpdateNoExist); {
 		case err == nil:
 			adopted++
+			p.addBase(c.Sock)
+			p.aggAdopted(c)
 		case errors.Is(err, ebpf.ErrKeyExist): // a hook saw it first
 		case errors.Is(err, unix.E2BIG), errors.Is(err, unix.ENOMEM): // full
 			full++
@@ -602,7 +629,7 @@ func (p *Probe) adoptHash(evs []event.Event, wanted func(*event.Conn) bool) (ado
 	if full > 0 {
 		p.countFull(uint64(full))
 	}
-	return adopted, nil
+	return adopted, p.flushBase()
 }
 
 // countFull adds n to conn_table_full (the per-CPU counter's first slot)

@@ -37,6 +37,28 @@ type connNwConn struct {
 	OwnerPending   uint64
 }
 
+type connNwConnAggKey struct {
+	_      structs.HostLayout
+	Netns  uint32
+	Port   uint16
+	Server uint8
+	Pad    uint8
+}
+
+type connNwConnAggVal struct {
+	_      structs.HostLayout
+	Opened uint64
+	Closed uint64
+}
+
+type connNwConnCtr struct {
+	_        structs.HostLayout
+	SegsIn   uint64
+	SegsOut  uint64
+	BytesIn  uint64
+	BytesOut uint64
+}
+
 type connNwConnEvent struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -82,6 +104,7 @@ type connNwIterRec struct {
 	Stats connNwConnStats
 	Proto uint16
 	Pad   [6]uint8
+	Ctr   connNwConnCtr
 }
 
 type connNwListenRec struct {
@@ -116,8 +139,10 @@ type connNwOwner struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	connMapNwBase            = "nw_base"
+	connMapNwConnAgg         = "nw_conn_agg"
 	connMapNwConnHash        = "nw_conn_hash"
 	connMapNwConnKeys        = "nw_conn_keys"
+	connMapNwConnSum         = "nw_conn_sum"
 	connMapNwConns           = "nw_conns"
 	connMapNwDstNets         = "nw_dst_nets"
 	connMapNwEvents          = "nw_events"
@@ -145,7 +170,10 @@ const (
 	connProgNwStateBtfNa     = "nw_state_btf_na"
 	connProgNwStateRaw       = "nw_state_raw"
 	connProgNwStateRawNa     = "nw_state_raw_na"
+	connVarCfgAggPorts       = "cfg_agg_ports"
+	connVarCfgConnAgg        = "cfg_conn_agg"
 	connVarCfgConnMask       = "cfg_conn_mask"
+	connVarCfgConnSum        = "cfg_conn_sum"
 	connVarCfgDport          = "cfg_dport"
 	connVarCfgDstNets        = "cfg_dst_nets"
 	connVarCfgNoClose        = "cfg_no_close"
@@ -153,6 +181,7 @@ const (
 	connVarCfgSport          = "cfg_sport"
 	connVarCfgSrcNets        = "cfg_src_nets"
 	connVarNwUnusedAdoptArgs = "nw_unused_adopt_args"
+	connVarNwUnusedConnCtr   = "nw_unused_conn_ctr"
 	connVarNwUnusedConnEvent = "nw_unused_conn_event"
 	connVarNwUnusedIterRec   = "nw_unused_iter_rec"
 	connVarNwUnusedListenRec = "nw_unused_listen_rec"
@@ -225,8 +254,10 @@ type connProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type connMapSpecs struct {
 	NwBase         *ebpf.MapSpec `ebpf:"nw_base"`
+	NwConnAgg      *ebpf.MapSpec `ebpf:"nw_conn_agg"`
 	NwConnHash     *ebpf.MapSpec `ebpf:"nw_conn_hash"`
 	NwConnKeys     *ebpf.MapSpec `ebpf:"nw_conn_keys"`
+	NwConnSum      *ebpf.MapSpec `ebpf:"nw_conn_sum"`
 	NwConns        *ebpf.MapSpec `ebpf:"nw_conns"`
 	NwDstNets      *ebpf.MapSpec `ebpf:"nw_dst_nets"`
 	NwEvents       *ebpf.MapSpec `ebpf:"nw_events"`
@@ -242,7 +273,10 @@ type connMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type connVariableSpecs struct {
+	CfgAggPorts       *ebpf.VariableSpec `ebpf:"cfg_agg_ports"`
+	CfgConnAgg        *ebpf.VariableSpec `ebpf:"cfg_conn_agg"`
 	CfgConnMask       *ebpf.VariableSpec `ebpf:"cfg_conn_mask"`
+	CfgConnSum        *ebpf.VariableSpec `ebpf:"cfg_conn_sum"`
 	CfgDport          *ebpf.VariableSpec `ebpf:"cfg_dport"`
 	CfgDstNets        *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
 	CfgNoClose        *ebpf.VariableSpec `ebpf:"cfg_no_close"`
@@ -250,6 +284,7 @@ type connVariableSpecs struct {
 	CfgSport          *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
 	NwUnusedAdoptArgs *ebpf.VariableSpec `ebpf:"nw_unused_adopt_args"`
+	NwUnusedConnCtr   *ebpf.VariableSpec `ebpf:"nw_unused_conn_ctr"`
 	NwUnusedConnEvent *ebpf.VariableSpec `ebpf:"nw_unused_conn_event"`
 	NwUnusedIterRec   *ebpf.VariableSpec `ebpf:"nw_unused_iter_rec"`
 	NwUnusedListenRec *ebpf.VariableSpec `ebpf:"nw_unused_listen_rec"`
@@ -276,8 +311,10 @@ func (o *connObjects) Close() error {
 // It can be passed to loadConnObjects or ebpf.CollectionSpec.LoadAndAssign.
 type connMaps struct {
 	NwBase         *ebpf.Map `ebpf:"nw_base"`
+	NwConnAgg      *ebpf.Map `ebpf:"nw_conn_agg"`
 	NwConnHash     *ebpf.Map `ebpf:"nw_conn_hash"`
 	NwConnKeys     *ebpf.Map `ebpf:"nw_conn_keys"`
+	NwConnSum      *ebpf.Map `ebpf:"nw_conn_sum"`
 	NwConns        *ebpf.Map `ebpf:"nw_conns"`
 	NwDstNets      *ebpf.Map `ebpf:"nw_dst_nets"`
 	NwEvents       *ebpf.Map `ebpf:"nw_events"`
@@ -292,8 +329,10 @@ type connMaps struct {
 func (m *connMaps) Close() error {
 	return _ConnClose(
 		m.NwBase,
+		m.NwConnAgg,
 		m.NwConnHash,
 		m.NwConnKeys,
+		m.NwConnSum,
 		m.NwConns,
 		m.NwDstNets,
 		m.NwEvents,
@@ -310,7 +349,10 @@ func (m *connMaps) Close() error {
 //
 // It can be passed to loadConnObjects or ebpf.CollectionSpec.LoadAndAssign.
 type connVariables struct {
+	CfgAggPorts       *ebpf.Variable `ebpf:"cfg_agg_ports"`
+	CfgConnAgg        *ebpf.Variable `ebpf:"cfg_conn_agg"`
 	CfgConnMask       *ebpf.Variable `ebpf:"cfg_conn_mask"`
+	CfgConnSum        *ebpf.Variable `ebpf:"cfg_conn_sum"`
 	CfgDport          *ebpf.Variable `ebpf:"cfg_dport"`
 	CfgDstNets        *ebpf.Variable `ebpf:"cfg_dst_nets"`
 	CfgNoClose        *ebpf.Variable `ebpf:"cfg_no_close"`
@@ -318,6 +360,7 @@ type connVariables struct {
 	CfgSport          *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.Variable `ebpf:"cfg_src_nets"`
 	NwUnusedAdoptArgs *ebpf.Variable `ebpf:"nw_unused_adopt_args"`
+	NwUnusedConnCtr   *ebpf.Variable `ebpf:"nw_unused_conn_ctr"`
 	NwUnusedConnEvent *ebpf.Variable `ebpf:"nw_unused_conn_event"`
 	NwUnusedIterRec   *ebpf.Variable `ebpf:"nw_unused_iter_rec"`
 	NwUnusedListenRec *ebpf.Variable `ebpf:"nw_unused_listen_rec"`

@@ -164,6 +164,9 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 	}
 	cp.SetPacketRingBytes(pktRing)
+	if cfg.MetricsAddr != "" {
+		cp.SetConnAgg(servicePorts(cfg)) // the connection metrics, counted in the kernel (metrics.go)
+	}
 	if err := cp.Load(cfg, nil); err != nil {
 		return err
 	}

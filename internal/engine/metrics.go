@@ -51,11 +51,16 @@ func startMetrics(o Options, live []Concern, p *pipeline, ctr *Counters) (stop f
 		}
 	}
 	p.health = metrics.NewHealth(ctr.Events.Load, states, hooks)
-	p.met = metrics.NewRecords(metrics.NewPortClasses(servicePorts(cfg)...), metrics.On{
+	ports := metrics.NewPortClasses(servicePorts(cfg)...)
+	kconns := p.cp != nil && p.cp.ConnAggOn() // the kernel counts connections (Run: SetConnAgg)
+	p.met = metrics.NewRecords(ports, metrics.On{KernelConns: kconns,
 		Retrans: cfg.Retrans, Rejected: cfg.Err, Drops: cfg.DropReason, Rsts: cfg.Rst, Handshake: cfg.State, Rtt: cfg.Rtt,
 		Requests: [...]bool{metrics.HTTP: cfg.HTTP, metrics.DNS: cfg.DNS, metrics.MySQL: cfg.MySQL, metrics.Redis: cfg.Redis}})
 	reg.MustRegister(p.health)
 	reg.MustRegister(p.met.Collectors()...)
+	if kconns {
+		reg.MustRegister(metrics.NewConnAgg(p.cp, ports))
+	}
 	reg.MustRegister(p.timeloadCollectors()...) // -L (records_timeload.go)
 	for _, c := range live {
 		if ms, ok := c.(MetricsSource); ok {

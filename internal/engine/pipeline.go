@@ -442,6 +442,9 @@ func (p *pipeline) extraCounters() map[string]uint64 {
 	if p.cfg.Extra {
 		out["listener_table_full"] = p.bpfStats()[event.StatListenMapFull]
 	}
+	if p.cfg.MetricsAddr != "" {
+		out["conn_agg_full"] = p.bpfStats()[event.StatConnAggFull] // connection metrics (nw_conn_agg.h)
+	}
 	if len(p.cfg.SrcNets)+len(p.cfg.DstNets) > 0 || p.cfg.Sport != 0 || p.cfg.Dport != 0 {
 		out["conn_filtered"] = p.bpfStats()[event.StatConnFiltered]
 	}

@@ -61,6 +61,7 @@ const (
 	StatICMPTxPendFull = 43 // -I: a sent ICMP message recorded without queue/driver stamps (table full)
 	StatNfUnmatched    = 48 // -n: a hook end that found another packet's start stamp
 	StatNfEvicted      = 49 // -n: a packet's pending hook times evicted (no record)
+	StatConnAggFull    = 59 // --metrics-addr: a connection counted under port class 0, or not at all (nw_conn_agg full)
 	StatMax            = 64
 )
 
@@ -83,6 +84,7 @@ var (
 	_ = [1]struct{}{}[StatICMPTxPendFull-int(eventNwStatNW_STAT_ICMP_TX_PEND_FULL)]
 	_ = [1]struct{}{}[StatNfUnmatched-int(eventNwStatNW_STAT_NF_UNMATCHED)]
 	_ = [1]struct{}{}[StatNfEvicted-int(eventNwStatNW_STAT_NF_EVICTED)]
+	_ = [1]struct{}{}[StatConnAggFull-int(eventNwStatNW_STAT_CONN_AGG_FULL)]
 	_ = [1]struct{}{}[StatMax-int(eventNwStatNW_STAT__MAX)]
 )
 

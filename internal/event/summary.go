@@ -37,8 +37,8 @@ type LayerSumInfo struct {
 	Final bool
 	Rx    bool
 	Timed bool
-	Segs  uint64 // data segments (TSO/GRO super-segments count once, like records)
-	Bytes uint64 // their payload bytes
+	Segs  uint64 // data segments as the sockets count them (tcp_sock data_segs_in/out: wire segments, a TSO/GRO skb counts its segments)
+	Bytes uint64 // rx: bytes_received (each byte once, + 1 per FIN); tx: bytes_sent (retransmissions included)
 	L     [Layers]LayerHist
 }
 

@@ -37,6 +37,9 @@
 //     children cached in maps only the pipeline touches). A nil *Records
 //     is metrics off: every method returns at once (one compare per
 //     record, nothing else), so the pipeline calls them unconditionally.
+//     The connection counters are the exception: the kernel counts them
+//     (ConnAgg, connagg.go, reads conn.Probe's map on each scrape; Records
+//     leaves them out when On.KernelConns), so they need no record.
 //
 //  3. Pipeline-owned totals (the exit stats: losses, the concerns'
 //     Counters()) are published once a second by the pipeline

@@ -97,10 +97,14 @@ type rttSeen struct {
 }
 
 // On says which concerns are on: only their metrics are registered (the
-// connection metrics always are).
+// connection metrics always are: here, or by ConnAgg when KernelConns).
 type On struct {
 	Retrans, Rejected, Drops, Rsts, Handshake, Rtt bool
 	Requests                                       [nProtocols]bool // by HTTP, DNS, MySQL, Redis
+
+	// KernelConns: the kernel counts the connections (ConnAgg): the
+	// connection methods do nothing, the families are ConnAgg's.
+	KernelConns bool
 }
 
 // NewRecords: ports are the port classes of the connection metrics.
@@ -109,11 +113,11 @@ func NewRecords(ports *PortClasses, on On) *Records {
 	connLabels := []string{"netns", "side", "port"}
 	r := &Records{ports: ports, on: on,
 		opened: prometheus.NewCounterVec(prometheus.CounterOpts{Name: n("connections_opened_total"),
-			Help: "TCP connections established (open records), by network namespace, side and port class (server: local port, client: remote port)."}, connLabels),
+			Help: connOpenedHelp}, connLabels),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: n("connections_closed_total"),
-			Help: "TCP connections closed (close records), by network namespace, side and port class."}, connLabels),
+			Help: connClosedHelp}, connLabels),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: n("connections_active"),
-			Help: "TCP connections open now (found at start + opened - closed), by network namespace, side and port class."}, connLabels),
+			Help: connActiveHelp}, connLabels),
 		conns: map[connKey]*connSeries{}, netns: map[uint32]string{},
 		episodes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: n("tcp_retransmit_episodes_total"),
 			Help: "TCP retransmission episodes (-r): fast (fast recovery), timeout (RTO loss), syn (a SYN or SYN-ACK retransmitted)."}, []string{"kind"}),
@@ -152,7 +156,10 @@ func NewRecords(ports *PortClasses, on On) *Records {
 
 // Collectors are what the registry needs: the families of what is on.
 func (r *Records) Collectors() []prometheus.Collector {
-	cs := []prometheus.Collector{r.opened, r.closed, r.active}
+	var cs []prometheus.Collector
+	if !r.on.KernelConns {
+		cs = append(cs, r.opened, r.closed, r.active)
+	}
 	for _, c := range []struct {
 		on bool
 		c  []prometheus.Collector
@@ -206,7 +213,7 @@ func (r *Records) conn(c *event.Conn) *connSeries {
 
 // ConnOpened: an open record.
 func (r *Records) ConnOpened(c *event.Conn) {
-	if r == nil {
+	if r == nil || r.on.KernelConns {
 		return
 	}
 	s := r.conn(c)
@@ -216,7 +223,7 @@ func (r *Records) ConnOpened(c *event.Conn) {
 
 // ConnExisting: a connection open before the start (found by the walk).
 func (r *Records) ConnExisting(c *event.Conn) {
-	if r == nil {
+	if r == nil || r.on.KernelConns {
 		return
 	}
 	r.conn(c).active.Inc()
@@ -224,7 +231,7 @@ func (r *Records) ConnExisting(c *event.Conn) {
 
 // ConnClosed: a close record.
 func (r *Records) ConnClosed(c *event.Conn) {
-	if r == nil {
+	if r == nil || r.on.KernelConns {
 		return
 	}
 	s := r.conn(c)

@@ -7,10 +7,12 @@ import (
 	"github.com/netwatcher/netwatcher/internal/metrics"
 )
 
-// Collectors implements engine.MetricsSource: with --summary, the kernel's
-// counters and layer-time histograms (nw_pkt_summary), read once per
-// scrape, cumulative since the start. Without --summary there is none
-// (packet records are not aggregated into metrics).
+// Collectors implements engine.MetricsSource: with --summary, the tracked
+// connections' segment and byte counts (the sockets' own counters, one
+// walk of the connection table per scrape) and, with -t, the layer-time
+// histograms (nw_pkt_summary), cumulative since the start. Without
+// --summary there is none (packet records are not aggregated into
+// metrics).
 func (c *Concern) Collectors() []prometheus.Collector {
 	if c.cfg == nil || !c.cfg.Summary {
 		return nil
@@ -19,16 +21,17 @@ func (c *Concern) Collectors() []prometheus.Collector {
 		return prometheus.NewDesc(metrics.Namespace+"_"+name, help, labels, nil)
 	}
 	return []prometheus.Collector{&sumCollector{c: c,
-		segs:  n("tcp_data_segments_total", "TCP data segments of tracked connections (--summary), by direction; a TSO/GSO or GRO super-segment counts once.", "direction"),
-		bytes: n("tcp_data_bytes_total", "Payload bytes of those segments (--summary), by direction.", "direction"),
-		hist: n("layer_time_seconds", "Time a TCP data segment spent in each layer (--summary -t; SPEC §2 boundaries), by layer and direction: log2 buckets kept in the kernel (bucket bounds 2^(i+1) ns).",
+		segs:  n("tcp_data_segments_total", "TCP data segments of tracked connections since the start (--summary), by direction: the sockets' data_segs_in/data_segs_out (as ss -ti), wire segments (a TSO/GSO or GRO packet counts its segments), retransmitted and duplicate segments included.", "direction"),
+		bytes: n("tcp_data_bytes_total", "TCP payload bytes of tracked connections since the start (--summary), by direction: the sockets' bytes_received (each byte once, plus one per FIN) and bytes_sent (retransmitted bytes included).", "direction"),
+		hist: n("layer_time_seconds", "Time a TCP data segment spent in each layer (--summary -t; SPEC §2 boundaries), by layer and direction: log2 buckets kept in the kernel (bucket bounds 2^(i+1) ns); one sample per skb (a TSO/GRO packet once).",
 			"layer", "direction"),
 		missing: n("layer_time_missing_total", "Data segments whose layer time is not known (a boundary not seen), by layer and direction (--summary -t).", "layer", "direction"),
 	}}
 }
 
-// sumCollector reads nw_pkt_summary on every scrape (its own buffer: safe
-// beside the pipeline's ticks).
+// sumCollector reads the counts and histograms on every scrape (Totals:
+// its own buffer, and walks one at a time: safe beside the pipeline's
+// ticks).
 type sumCollector struct {
 	c                          *Concern
 	segs, bytes, hist, missing *prometheus.Desc

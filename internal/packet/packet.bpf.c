@@ -55,6 +55,7 @@
  * builds one object from one .c file).
  */
 #include "nw.h"
+#include "nw_conn_sum.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -99,6 +100,7 @@ struct nw_pkt_event {
 #define PKT_TIMED __builtin_offsetof(struct nw_pkt_event, http)
 
 #define READ_ONCE_U32(x) (*(volatile __u32 *)&(x))
+#define READ_ONCE_U64(x) (*(volatile __u64 *)&(x))
 
 /* --summary: instead of a ring record, each record adds to its direction's
  * counters and (with -t) to a log2 histogram per layer: bucket i counts
@@ -147,8 +149,14 @@ struct {
  * packet is one record with the seq of its first byte, which every boundary
  * sees too (the driver transmit: its first piece). A retransmission of the
  * same bytes gets the same answer. Unpicked segments that may start an HTTP
- * line are still recorded with -i (at TCP entry / IP output: the earlier
- * boundaries did not stamp them). The same function is packet.Picked in Go.
+ * line are still recorded with -i: decided once, at TCP entry / IP output
+ * (cg_pick: the first boundary that sees the payload; the earlier ones did
+ * not stamp them). The hooks after those (device queue, driver transmit,
+ * copy to the application) search only while something waits for them
+ * (tx_seg, rx_drain: a count, never below what waits), so there an
+ * unpicked segment costs one or two loads, not even this hash. The send
+ * side's TCP entry runs per sendmsg chunk, before the segment exists: see
+ * tx_chunk_unpicked. The same function is packet.Picked in Go.
  * With N = 1 every caller's SAMPLING test is false on frozen .rodata and
  * the verifier removes the check. */
 static __always_inline bool pkt_pick(__u32 seq_be, __u32 ports_be)
@@ -381,20 +389,51 @@ static __always_inline bool ip_hdr_len(struct __sk_buff *ctx, __u32 *iphl)
 	return false;
 }
 
+/* The first 16 bytes of the TCP header at iphl (ports, seq, ack, data
+ * offset): read in place when they lie in the skb's linear part (headers
+ * the stack built or pulled do), which costs no helper call; else copied. */
+static __always_inline bool tcp_head(struct __sk_buff *ctx, __u32 iphl, __u32 h[4])
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	const __u32 *p = data + (iphl & 0xff);
+	if ((const void *)(p + 4) <= end) {
+		h[0] = p[0];
+		h[1] = p[1];
+		h[2] = p[2];
+		h[3] = p[3];
+		return true;
+	}
+	return !bpf_skb_load_bytes(ctx, iphl & 0xff, h, 16);
+}
+
+/* The first payload byte at poff (*b): in place or copied, as tcp_head. */
+static __always_inline bool pkt_byte(struct __sk_buff *ctx, __u32 poff, __u8 *b)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	const __u8 *p = data + (poff & 0x3ff);
+	if ((const void *)(p + 1) <= end) {
+		*b = *p;
+		return true;
+	}
+	return !bpf_skb_load_bytes(ctx, poff & 0x3ff, b, 1);
+}
+
 static __always_inline bool parse_skb(struct __sk_buff *ctx, bool kern, __u32 iphl, struct seg *s)
 {
 	if (!kern && !ip_hdr_len(ctx, &iphl))
 		return false;
 	if (iphl < 20 || iphl > 255)
 		return false;
-	struct tcphdr t;
-	if (bpf_skb_load_bytes(ctx, iphl, &t, sizeof(t)))
+	__u32 h[4];
+	if (!tcp_head(ctx, iphl, h))
 		return false;
-	__u32 thl = (__u32)t.doff * 4;
+	__u32 thl = (__u32)(((__u8 *)h)[12] >> 4) * 4;
 	if (ctx->len <= iphl + thl)
 		return false; /* no payload */
-	s->seq = bpf_ntohl(t.seq);
-	s->ack = bpf_ntohl(t.ack_seq);
+	s->seq = bpf_ntohl(h[1]);
+	s->ack = bpf_ntohl(h[2]);
 	s->poff = iphl + thl;
 	s->len = ctx->len - s->poff;
 	return true;
@@ -415,10 +454,22 @@ static __always_inline bool tracked_seg(struct __sk_buff *ctx, bool kern, struct
 	return parse_skb(ctx, kern, iphl, s);
 }
 
+/* An HTTP/1.x start line begins with an upper-case letter (or one empty
+ * line): only such payloads are kept while a record waits (-t -i). */
+static __always_inline bool maybe_http(__u8 c)
+{
+	return (c >= 'A' && c <= 'Z') || c == '\r' || c == '\n';
+}
+
 /* pkt_pick of a cgroup_skb segment (data = IP header), before its socket
- * is looked up: an unpicked segment costs one or two packet loads. Not a
- * TCP segment with a readable header: not picked (it gets no record). */
-static __always_inline bool cg_pick(struct __sk_buff *ctx, bool kern)
+ * is looked up: an unpicked segment costs one read of its TCP header (in
+ * place, tcp_head). Not a
+ * TCP segment with a readable header: not picked (it gets no record).
+ * With -i, for an unpicked segment, *http: may its payload start an HTTP
+ * line (one more byte read)? Decided here, the first boundary that sees
+ * the payload, so an unpicked segment that cannot start one leaves before
+ * the connection table is searched. */
+static __always_inline bool cg_pick(struct __sk_buff *ctx, bool kern, bool *http)
 {
 	__u32 iphl = 0;
 	if (kern) {
@@ -431,10 +482,18 @@ static __always_inline bool cg_pick(struct __sk_buff *ctx, bool kern)
 	}
 	if (iphl < 20 || iphl > 255)
 		return false;
-	__u32 h[2];
-	if (bpf_skb_load_bytes(ctx, iphl, h, sizeof(h)))
+	/* ports, seq, ack, data offset */
+	__u32 h[4];
+	if (!tcp_head(ctx, iphl, h))
 		return false;
-	return pkt_pick(h[1], h[0]);
+	if (pkt_pick(h[1], h[0]))
+		return true;
+	if (cfg_http) {
+		__u32 poff = iphl + (__u32)(((__u8 *)h)[12] >> 4) * 4;
+		__u8 first = 0;
+		*http = ctx->len > poff && pkt_byte(ctx, poff, &first) && maybe_http(first);
+	}
+	return false;
 }
 
 /* Copy up to NW_HTTP_MAX payload bytes into dst; returns bytes copied. */
@@ -451,13 +510,6 @@ static __always_inline __u32 load_payload(struct __sk_buff *ctx, const struct se
 	return m + 1;
 }
 
-/* An HTTP/1.x start line begins with an upper-case letter (or one empty
- * line): only such payloads are kept while a record waits (-t -i). */
-static __always_inline bool maybe_http(__u8 c)
-{
-	return (c >= 'A' && c <= 'Z') || c == '\r' || c == '\n';
-}
-
 /* The payload bytes to keep for -i: up to NW_HTTP_MAX if the segment may
  * start an HTTP/1.x line, else none (one byte read). */
 static __always_inline __u32 http_payload(struct __sk_buff *ctx, const struct seg *s, __u8 *dst)
@@ -466,14 +518,6 @@ static __always_inline __u32 http_payload(struct __sk_buff *ctx, const struct se
 	if (s->len == 0 || bpf_skb_load_bytes(ctx, s->poff, &first, 1) || !maybe_http(first))
 		return 0;
 	return load_payload(ctx, s, dst);
-}
-
-/* May the segment's payload start an HTTP/1.x line (one byte read)? -i
- * keeps such segments when --sample did not pick them. */
-static __always_inline bool http_first(struct __sk_buff *ctx, const struct seg *s)
-{
-	__u8 first = 0;
-	return s->len && !bpf_skb_load_bytes(ctx, s->poff, &first, 1) && maybe_http(first);
 }
 
 #include "packet_rx.h"
@@ -496,7 +540,77 @@ int BPF_PROG(nw_pkt_close, const struct sock *sk, int old, int new)
 }
 
 
+/*
+ * --summary's data segments and bytes (nw_conn_sum.h): no program per
+ * packet; the kernel's own per-socket counters. This walk adds up the
+ * current counters of every open tracked connection into
+ * nw_pkt_conn_walk (user space zeroes it before each walk and reads it
+ * after; one walk at a time); the connection object adds each closing
+ * connection's final counters to nw_conn_sum. Sum of both, minus what the
+ * adopted connections had at adoption: every tracked connection's counts
+ * since netwatcher started (internal/packet summary.go). Read only: a
+ * walk that races with a close or a slot's reuse misreads this one total
+ * (a connection seen both open here and closed there, or in neither),
+ * never a later one.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nw_conn_ctr);
+} nw_pkt_conn_walk SEC(".maps");
+
+static __always_inline void walk_add(struct nw_conn_ctr *s, __u64 sk)
+{
+	struct nw_conn_ctr v = {};
+	nw_read_ctr(&v, (const struct sock *)sk, false);
+	s->segs_in += v.segs_in;
+	s->segs_out += v.segs_out;
+	s->bytes_in += v.bytes_in;
+	s->bytes_out += v.bytes_out;
+}
+
+/* The set-associative table (nw_conn_keys): one set per call. */
+SEC("iter/bpf_map_elem")
+int nw_pkt_conn_walk_sets(struct bpf_iter__bpf_map_elem *ctx)
+{
+	__u32 *key = ctx->key;
+	struct nw_conn_set *set = ctx->value;
+	if (!key || !set)
+		return 0;
+	__u32 zero = 0;
+	struct nw_conn_ctr *s = bpf_map_lookup_elem(&nw_pkt_conn_walk, &zero);
+	if (!s)
+		return 0;
+	__u32 si = *key;
+	for (int i = 0; i < NW_WAYS; i++) {
+		__u64 sk = set->sk[i];
+		if (!sk)
+			continue;
+		struct nw_conn *c = nw_conn_at(si, i);
+		if (c && c->est_ns)
+			walk_add(s, sk);
+	}
+	return 0;
+}
+
+/* The hash variant (nw_conn_hash): one connection per call. */
+SEC("iter/bpf_map_elem")
+int nw_pkt_conn_walk_hash(struct bpf_iter__bpf_map_elem *ctx)
+{
+	__u64 *key = ctx->key;
+	struct nw_conn *c = ctx->value;
+	if (!key || !c || !c->est_ns)
+		return 0;
+	__u32 zero = 0;
+	struct nw_conn_ctr *s = bpf_map_lookup_elem(&nw_pkt_conn_walk, &zero);
+	if (s)
+		walk_add(s, *key);
+	return 0;
+}
+
 /* Make the record types visible in BTF for bpf2go -type. */
 const struct nw_pkt_event *nw_unused_pkt_event __attribute__((unused));
 const struct tx_pend *nw_unused_tx_pend __attribute__((unused));
 const struct nw_pkt_sum *nw_unused_pkt_sum __attribute__((unused));
+const struct nw_conn_ctr *nw_unused_conn_ctr __attribute__((unused));

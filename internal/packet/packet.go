@@ -74,6 +74,7 @@ type Concern struct {
 
 	stale atomic.Uint64 // sent segments dropped before the driver (GC)
 	sum   summaryState  // --summary (summary.go)
+	walk  connWalk      // --summary's counts (summary.go)
 }
 
 // New returns the packet concern (packets are always on).
@@ -111,11 +112,16 @@ func sendEntryByKprobe() bool { return kernel.Available(kernel.Hooks[BTxTCP].Can
 // Load implements engine.Concern.
 func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	c.cfg = cfg
-	if err := cgroupSKBAvailable(); err != nil {
-		return err
-	}
-	if err := bpfLoop.Available(); err != nil {
-		return fmt.Errorf("packet records (packet lines, -t, -i) %w", err)
+	// --summary without -t: no program per packet, only the walk of the
+	// connection table (summary.go), which needs neither of these.
+	perPacket := !cfg.Summary || cfg.Time
+	if perPacket {
+		if err := cgroupSKBAvailable(); err != nil {
+			return err
+		}
+		if err := bpfLoop.Available(); err != nil {
+			return fmt.Errorf("packet records (packet lines, -t, -i) %w", err)
+		}
 	}
 	spec, err := loadPacket()
 	if err != nil {
@@ -129,14 +135,27 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err := spec.Variables["cfg_sample"].Set(max(cfg.Sample, 1)); err != nil {
 		return fmt.Errorf("packet: set cfg_sample: %w", err)
 	}
-	if !cfg.Time {
-		// Only the record makers are needed.
-		for name, p := range spec.Programs {
-			if p.Type != ebpf.CGroupSKB {
+	walk, err := c.walk.prepare(spec, cfg, shared)
+	if err != nil {
+		return fmt.Errorf("packet: %w", err)
+	}
+	switch {
+	case !perPacket:
+		// Only the walk: no per-packet program, and none of their maps.
+		for name := range spec.Programs {
+			if name != walk {
 				delete(spec.Programs, name)
 			}
 		}
-	} else if netfilterAvailable() != nil {
+		pruneMaps(spec)
+	case !cfg.Time:
+		// Only the record makers are needed.
+		for name, p := range spec.Programs {
+			if p.Type != ebpf.CGroupSKB && name != walk {
+				delete(spec.Programs, name)
+			}
+		}
+	case netfilterAvailable() != nil:
 		kernel.DeleteNetfilter(spec)
 	}
 	// Shared maps are created by the connection object, possibly resized.
@@ -152,12 +171,20 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 // then with -t the tracepoints and the per-namespace netfilter links.
 func (c *Concern) Attach(log *slog.Logger) error {
 	c.log = log
-	if n := c.cfg.Sample; n > 1 {
+	if n := c.cfg.Sample; n > 1 && (!c.cfg.Summary || c.cfg.Time) {
 		msg := fmt.Sprintf("packet records: 1 in %d segments", n)
 		if c.cfg.HTTP {
 			msg += " (and every segment that may start an HTTP line)"
 		}
 		log.Info(msg, "sample", n)
+	}
+	if c.cfg.Summary {
+		if err := c.walk.attach(c.Coll); err != nil {
+			return fmt.Errorf("packets: %w", err)
+		}
+		if !c.cfg.Time {
+			return nil // no program per packet (summary.go)
+		}
 	}
 	for _, name := range []string{BRxTCP, BTxOut} {
 		if _, err := c.Live.Attach(log, name); err != nil {
@@ -259,6 +286,7 @@ func (c *Concern) Detach() {
 // Close implements engine.Concern.
 func (c *Concern) Close() {
 	c.Detach()
+	c.walk.close()
 	c.Live.Close()
 }
 

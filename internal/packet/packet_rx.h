@@ -104,6 +104,13 @@ struct {
 	__type(value, struct rx_ring);
 } nw_pkt_rxq SEC(".maps");
 
+/* --sample: segments queued in any socket's nw_pkt_rxq and not yet popped,
+ * never less (a socket freed with entries still queued leaves them
+ * counted). While it is 0 the copy hooks, which run for every read of every
+ * socket, leave before looking for the socket's queue. Without --sample
+ * every tracked data segment is queued and the count is not kept. */
+__u64 nw_pkt_rxq_n = 0;
+
 static __always_inline struct rx_curs *rx_cur_ring(void)
 {
 	__u32 zero = 0;
@@ -270,6 +277,8 @@ static __always_inline void rx_keep(struct __sk_buff *ctx, __u64 skey, struct nw
 		q->tail++;
 	}
 	bpf_spin_unlock(&q->lock);
+	if (SAMPLING && !full)
+		__sync_fetch_and_add(&nw_pkt_rxq_n, 1); /* before the data can be read */
 	if (full) {
 		/* Queue full (the application does not read): record now, copy time missing. */
 		nw_count(NW_STAT_PKT_RX_UNREAD);
@@ -278,15 +287,16 @@ static __always_inline void rx_keep(struct __sk_buff *ctx, __u64 skey, struct nw
 }
 
 /* -i with --sample: a segment the hash did not pick is still recorded if it
- * may start an HTTP line (pairing needs every one). The link and IP hooks
- * did not stamp it: those layers are missing from its record. */
+ * may start an HTTP line (pairing needs every one; cg_pick decided that).
+ * The link and IP hooks did not stamp it: those layers are missing from its
+ * record. */
 static __always_inline void rx_unpicked(struct __sk_buff *ctx, bool kern)
 {
 	struct sk_buff *kskb;
 	__u64 skey;
 	struct nw_conn *c;
 	struct seg s = {};
-	if (!tracked_seg(ctx, kern, &kskb, &skey, &c, &s) || !http_first(ctx, &s))
+	if (!tracked_seg(ctx, kern, &kskb, &skey, &c, &s))
 		return;
 	__u64 t[3] = {0, 0, bpf_ktime_get_ns()};
 	rx_keep(ctx, skey, c, &s, t);
@@ -297,8 +307,9 @@ static __always_inline void rx_unpicked(struct __sk_buff *ctx, bool kern)
  * nw_pkt_rx_tcp_ctx: without bpf_cast_to_kern_ctx (before 6.2), see seg_sock. */
 NW_CTX_TWINS("cgroup_skb/ingress", struct __sk_buff, nw_pkt_rx_tcp, true, nw_pkt_rx_tcp_ctx, false, kern)
 {
-	if (SAMPLING && !cg_pick(ctx, kern)) {
-		if (cfg_http)
+	bool http = false;
+	if (SAMPLING && !cg_pick(ctx, kern, &http)) {
+		if (http)
 			rx_unpicked(ctx, kern);
 		return 1;
 	}
@@ -309,8 +320,8 @@ NW_CTX_TWINS("cgroup_skb/ingress", struct __sk_buff, nw_pkt_rx_tcp, true, nw_pkt
 	__u64 t[3] = {};
 	if (!tracked_seg(ctx, kern, &kskb, &skey, &c, &s))
 		return 1;
-	t[2] = bpf_ktime_get_ns();
 	if (cfg_time) {
+		t[2] = bpf_ktime_get_ns(); /* without -t the record's time is its only one */
 		struct rx_curs *rc = rx_cur_ring();
 		/* the context is the kernel's sk_buff: its address is the key
 		 * the link hook stored */
@@ -367,6 +378,8 @@ static long pop_one(__u64 idx, struct pop_ctx *pc)
 	bpf_spin_unlock(&q->lock);
 	if (!got)
 		return 1; /* stop */
+	if (SAMPLING)
+		__sync_fetch_and_sub(&nw_pkt_rxq_n, 1);
 	struct pkt_out o = {
 		.sk = pc->sk, .ts = pc->now, .seq = en.seq, .ack = en.ack, .len = en.len, .rx = 1,
 		.t = {rx_undist(en.t2, en.d[0]), rx_undist(en.t2, en.d[1]), en.t2, pc->flush ? 0 : pc->now},
@@ -385,6 +398,8 @@ static long pop_one(__u64 idx, struct pop_ctx *pc)
  * sk storage wants. */
 static __always_inline void rx_drain(struct sock *sk, __u32 len, bool flush)
 {
+	if (SAMPLING && !READ_ONCE_U64(nw_pkt_rxq_n))
+		return; /* no socket has a segment waiting */
 	struct rx_ring *q = bpf_sk_storage_get(&nw_pkt_rxq, sk, 0, 0);
 	if (!q)
 		return;

@@ -53,6 +53,8 @@ enum nw_stat {
 	/* internal/netfilter (-n): */
 	NW_STAT_NF_UNMATCHED = 48,     /* a hook's end found another packet's start stamp (nested or migrated traversal): not timed */
 	NW_STAT_NF_EVICTED = 49,       /* a packet's pending hook times evicted before its last hook or a drop: no record */
+	/* internal/conn with --metrics-addr: */
+	NW_STAT_CONN_AGG_FULL = 59,    /* a connection counted under port class 0, or not at all: nw_conn_agg full */
 	NW_STAT__MAX = 64,
 };
 
