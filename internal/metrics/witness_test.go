@@ -1,7 +1,6 @@
 package metrics_test
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -236,8 +235,6 @@ func (w *bpfWitness) counts(t *testing.T) (nfDrops, rtx, rtxSegs, unsure uint64)
 	}
 	return v[witNfDrops], v[witRtx], v[witRtxSegs], unsure
 }
-
-func (w *bpfWitness) String() string { return fmt.Sprintf("witness(%d programs)", len(w.progs)) }
 
 func (w *bpfWitness) close() {
 	for _, l := range w.links {
