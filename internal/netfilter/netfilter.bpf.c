@@ -48,6 +48,7 @@
  * histograms are kept: no ring record.
  */
 #include "nw.h"
+#include "nw_log2.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -264,18 +265,6 @@ static __always_inline void nf_emit(struct nw_nf_pkt *p, __u64 now, __u8 verdict
 	nw_submit(&nw_pkt_events, e, sizeof(*e));
 }
 
-static __always_inline __u32 nf_log2(__u64 v)
-{
-	__u32 r = 0;
-	if (v >> 32) { v >>= 32; r += 32; }
-	if (v >> 16) { v >>= 16; r += 16; }
-	if (v >> 8) { v >>= 8; r += 8; }
-	if (v >> 4) { v >>= 4; r += 4; }
-	if (v >> 2) { v >>= 2; r += 2; }
-	if (v >> 1) { r += 1; }
-	return r;
-}
-
 /* A hook's start for skb (key: its address): a later hook of a packet
  * already wanted continues its pending entry; else the packet is parsed and,
  * when wanted, gets one. Returns whether the traversal is timed. */
@@ -327,7 +316,7 @@ static __always_inline void nf_leave(struct nw_nf_percpu *c, __u64 key, __u8 hoo
 	__u32 hi = fam * NW_NF_HOOKS + hook;
 	struct nw_nf_hook_hist *h = bpf_map_lookup_elem(&nw_nf_hist, &hi);
 	if (h) {
-		__u32 b = nf_log2(d);
+		__u32 b = nw_log2_u64(d);
 		if (b >= NW_NF_SLOTS)
 			b = NW_NF_SLOTS - 1;
 		h->buckets[b]++;

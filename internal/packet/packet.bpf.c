@@ -55,6 +55,7 @@
  * builds one object from one .c file).
  */
 #include "nw.h"
+#include "nw_log2.h"
 #include "nw_conn_sum.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -232,18 +233,6 @@ static __always_inline void pkt_fill_t(struct nw_pkt_event *e, const struct pkt_
 	e->t[3] = o->t[3];
 }
 
-static __always_inline __u32 sum_log2(__u64 v)
-{
-	__u32 r = 0;
-	if (v >> 32) { v >>= 32; r += 32; }
-	if (v >> 16) { v >>= 16; r += 16; }
-	if (v >> 8) { v >>= 8; r += 8; }
-	if (v >> 4) { v >>= 4; r += 4; }
-	if (v >> 2) { v >>= 2; r += 2; }
-	if (v >> 1) { r += 1; }
-	return r;
-}
-
 /* The layer from stamp a to stamp b into h (the same rule as Go's Decode:
  * a stamp 0 or stamps out of order: missing). */
 static __always_inline void sum_layer(struct nw_layer_hist *h, __u64 a, __u64 b)
@@ -253,7 +242,7 @@ static __always_inline void sum_layer(struct nw_layer_hist *h, __u64 a, __u64 b)
 		return;
 	}
 	__u64 d = b - a;
-	__u32 i = sum_log2(d);
+	__u32 i = nw_log2_u64(d);
 	if (i >= NW_SUM_SLOTS)
 		i = NW_SUM_SLOTS - 1;
 	h->buckets[i]++;
