@@ -745,8 +745,8 @@ func checkRst(recs []*record) feature {
 }
 
 // drops (-k): dropped packets of the workload (the zero-window probes the
-// receiver rejects, the outage) with a reason name and a kernel location
-// symbolised to a function.
+// receiver rejects, the segments the rr blackout's socket filter drops)
+// with a reason name and a kernel location symbolised to a function.
 func checkDrops(recs []*record) feature {
 	reasons := map[string]int{}
 	n, bare := 0, 0

@@ -195,11 +195,16 @@ func cmdRR(args []string) error {
 	remote := fs.String("r", "", "connect to `ADDR:PORT` (server: serve --echo)")
 	conc := fs.Int("c", 1, "concurrent connections")
 	size := fs.Int("size", 1024, "request and response size in `BYTES`")
+	blackout := fs.String("blackout", "", "`AT:FOR` (durations): AT after the start, drop every segment the connections receive for FOR (see blackout.go)")
 	if err := parse(fs, args, map[string]*string{"r": remote}); err != nil {
 		return err
 	}
 	if *conc < 1 || *size < 1 {
 		return usageError{"rr: -c and --size must be >= 1"}
+	}
+	bat, bfor, err := parseBlackout(*blackout)
+	if err != nil {
+		return err
 	}
 	// --duration is the measuring time here; allow extra time to connect.
 	measure := c.duration
@@ -225,6 +230,10 @@ func cmdRR(args []string) error {
 	var ops atomic.Int64
 	errc := make(chan error, len(conns))
 	start := time.Now()
+	if bfor > 0 {
+		bdone := startBlackout(mctx, conns, bat, bfor)
+		defer func() { <-bdone }()
+	}
 	for _, conn := range conns {
 		go func() {
 			stop := unblockOnDone(mctx, conn)

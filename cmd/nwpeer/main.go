@@ -5,7 +5,7 @@
 //	nwpeer serve    -l ADDR:PORT [--echo|--sink|--http] [--handoff]
 //	nwpeer connect  -r ADDR:PORT [-n N] [--send BYTES] [--hold] [--lport P]
 //	nwpeer churn    -r ADDR:PORT -n N -c CONC
-//	nwpeer rr       -r ADDR:PORT -c CONC --size B --duration D
+//	nwpeer rr       -r ADDR:PORT -c CONC --size B --duration D [--blackout AT:FOR]
 //	nwpeer bulk     -r ADDR:PORT --bytes N
 //	nwpeer http-get -r ADDR:PORT -n N --path P [--close|--http10]
 //	nwpeer dns-serve -l ADDR:PORT           (UDP and TCP; see dns.go)

@@ -202,7 +202,8 @@ func TestExit(t *testing.T) {
 	if _, err := p.Wait(wait); err != nil {
 		t.Errorf("SIGINT: %v", err)
 	}
-	for _, args := range [][]string{{}, {"nope"}, {"serve"}, {"serve", "-l", ":0", "--echo", "--http"}, {"connect", "-r", "x", "stray"}, {"rr", "--bogus"}} {
+	for _, args := range [][]string{{}, {"nope"}, {"serve"}, {"serve", "-l", ":0", "--echo", "--http"}, {"connect", "-r", "x", "stray"}, {"rr", "--bogus"},
+		{"rr", "-r", "127.0.0.1:1", "--blackout", "1s"}, {"rr", "-r", "127.0.0.1:1", "--blackout", "1s:0s"}, {"rr", "-r", "127.0.0.1:1", "--blackout", "x:1s"}} {
 		p := peer.Start(t, nil, args...)
 		_, err := p.Wait(wait)
 		var ee *exec.ExitError
@@ -222,6 +223,48 @@ func TestExit(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Errorf("connect to closed port: %v, want exit code 1", err)
+	}
+}
+
+// TestBlackout: rr --blackout makes both ends retransmit for real (the
+// retransmissions leave the host: the kernel counts them in
+// TcpRetransSegs and its timeouts in TCPTimeouts, read with nstat in a
+// namespace of the test's own), and the exchange carries on afterwards.
+func TestBlackout(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "nstat")
+	ns := nstest.NewNS(t)
+	_, addr := peer.Serve(t, ns, "-l", "127.0.0.1:0", "--echo")
+	mib := func() map[string]float64 {
+		out := ns.Run(t, "nstat", "-a", "-z", "-s") // absolute, zeros too, no history file
+		m := map[string]float64{}
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) >= 2 {
+				m[f[0]], _ = strconv.ParseFloat(f[1], 64)
+			}
+		}
+		return m
+	}
+	before := mib()
+	start := time.Now()
+	lines := peer.Run(t, ns, wait, "rr", "-r", addr, "--duration", "2500ms", "--blackout", "300ms:1s")
+	after := mib()
+	m := kv(t, lines[len(lines)-1], "rr")
+	retrans := after["TcpRetransSegs"] - before["TcpRetransSegs"]
+	timeouts := after["TcpExtTCPTimeouts"] - before["TcpExtTCPTimeouts"]
+	// 1 s without ACKs: RTOs at about 0.2, 0.6 s from the first lost
+	// segment, on both ends (a request and its echo are both unacked)
+	if retrans < 2 || timeouts < 2 {
+		t.Errorf("blackout: %v retransmitted segments, %v timeouts, want >= 2 of each", retrans, timeouts)
+	}
+	if num(t, m["ops"]) < 10 || time.Since(start) > 10*time.Second {
+		t.Errorf("rr after the blackout: %q", lines)
+	}
+	// without --blackout, a loopback rr retransmits nothing
+	before = mib()
+	peer.Run(t, ns, wait, "rr", "-r", addr, "--duration", "300ms")
+	if d := mib()["TcpRetransSegs"] - before["TcpRetransSegs"]; d != 0 {
+		t.Errorf("rr without --blackout: %v retransmitted segments", d)
 	}
 }
 
