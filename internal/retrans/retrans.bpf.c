@@ -9,10 +9,19 @@
  *    what the kernel adds to TcpRetransSegs) in nw_conns[sk].retrans_segs and emits NW_EV_RETRANS with the
  *    skb's first sequence number and the socket's current icsk_ca_state.
  *    Since 6.14 the tracepoint also fires for attempts that gave up before
- *    anything was sent (err -EBUSY: the previous copy is still queued in the
- *    host; -EAGAIN: no window; -ENOMEM: trim/fragment failed), which the
- *    kernel does not count in TcpRetransSegs: those are skipped. Older
- *    kernels fire only after a successful retransmit and have no err.
+ *    anything was counted or sent (err -EBUSY: the previous copy is still
+ *    queued in the host; -EAGAIN: no window; -ENOMEM: trim/fragment
+ *    failed; -EHOSTUNREACH: no route, rebuild_header failed, e.g. the
+ *    local address or the route is gone; -EINVAL: the skb is already
+ *    acked), which the kernel counts neither in TcpRetransSegs nor in the
+ *    socket's total_retrans: those are skipped. Measured on 6.18 with the
+ *    route gone for 2 s: 4 such attempts, TcpRetransSegs +1; before they
+ *    were skipped, -r reported 5. Any other err comes from the transmit
+ *    itself, after the kernel counted the segments (and TCPRetransFail):
+ *    kept. (The transmit's own route lookup can fail with -EHOSTUNREACH
+ *    too, counted, if the route vanishes between the two lookups: a race
+ *    of microseconds, which this miscounts by the segments of one skb.) Older kernels fire only after a successful transmit and have no
+ *    err: a transmit failure there is counted by the kernel but not seen.
  *  - tcp/tcp_cong_state_set: fires before icsk_ca_state changes. An entry
  *    into TCP_CA_Recovery (from another state) is a fast-retransmit episode,
  *    an entry into TCP_CA_Loss an RTO episode; both are counted in nw_conns
@@ -146,14 +155,17 @@ struct {
 	__type(value, struct rtx_episode);
 } nw_rtx_episode SEC(".maps");
 
-#define NW_EBUSY 16
 #define NW_EAGAIN 11
 #define NW_ENOMEM 12
+#define NW_EBUSY 16
+#define NW_EINVAL 22
+#define NW_EHOSTUNREACH 113
 
 static __always_inline int on_retransmit(const struct sock *sk, const struct sk_buff *skb, int err)
 {
-	if (err == -NW_EBUSY || err == -NW_EAGAIN || err == -NW_ENOMEM)
-		return 0; /* not retransmitted, not counted by the kernel */
+	/* not retransmitted, not counted by the kernel (see the top) */
+	if (err == -NW_EBUSY || err == -NW_EAGAIN || err == -NW_ENOMEM || err == -NW_EHOSTUNREACH || err == -NW_EINVAL)
+		return 0;
 	__u64 key = (__u64)sk;
 	struct nw_conn *c, tmp;
 	__u8 pre_est;
