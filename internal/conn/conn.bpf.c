@@ -81,10 +81,10 @@ volatile const bool cfg_conn_sum = false;
  * that closed: key 0, per CPU, the final counters of every tracked
  * connection at its close. Key 1 is user space's: the counters the
  * adopted connections (older than netwatcher) had at adoption, which do
- * not count. The packet concern adds the open connections' current
- * counters (its walk) and subtracts key 1. Nothing here is written by a
- * walk: a walk that races with a close or with a slot's reuse can only
- * misread one total, never change what later totals add up to.
+ * not count. A walk (nw_iter_sum, below) adds up the open connections'
+ * current counters; user space subtracts key 1. Nothing here is written
+ * by a walk: a walk that races with a close or with a slot's reuse can
+ * only misread one total, never change what later totals add up to.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -568,6 +568,74 @@ int nw_iter_conns_na(struct bpf_iter__bpf_map_elem *ctx)
 	struct nw_conn *c = ctx->value;
 	if (key && c)
 		iter_conn(seq, *key, c);
+	return 0;
+}
+
+/*
+ * --summary's count of the open connections (nw_conn_sum.h): one walk of
+ * the table adds up the current tcp_sock counters of every tracked
+ * connection into nw_sum_open (user space zeroes it before each walk and
+ * reads it after; one walk at a time). nw_conn_sum has the closed ones;
+ * user space adds both and subtracts what the adopted connections had at
+ * adoption (connsum.go). Read only: a walk that races with a close or a
+ * slot's reuse misreads this one total (a connection seen both open here
+ * and closed there, or in neither), never a later one.
+ *
+ * Not loaded with the connection object itself: the concern that makes
+ * --summary's records (internal/packet) gets the shared maps only, so it
+ * loads these two from this object into a collection of their own
+ * (conn.LoadSumWalk). Iterators, CO-RE reads and array lookups: 5.10 has
+ * them all (unlike the packet object, which needs bpf_loop).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nw_conn_ctr);
+} nw_sum_open SEC(".maps");
+
+static __always_inline void sum_open_add(__u64 sk)
+{
+	__u32 zero = 0;
+	struct nw_conn_ctr *s = bpf_map_lookup_elem(&nw_sum_open, &zero);
+	if (!s)
+		return;
+	struct nw_conn_ctr v = {};
+	nw_read_ctr(&v, (const struct sock *)sk, false);
+	s->segs_in += v.segs_in;
+	s->segs_out += v.segs_out;
+	s->bytes_in += v.bytes_in;
+	s->bytes_out += v.bytes_out;
+}
+
+/* The set-associative table: one set per call. */
+SEC("iter/bpf_map_elem")
+int nw_iter_sum(struct bpf_iter__bpf_map_elem *ctx)
+{
+	__u32 *key = ctx->key;
+	struct nw_conn_set *set = ctx->value;
+	if (!key || !set)
+		return 0;
+	__u32 si = *key;
+	for (int i = 0; i < NW_WAYS; i++) {
+		__u64 sk = set->sk[i];
+		if (!sk)
+			continue;
+		struct nw_conn *c = nw_conn_at(si, i);
+		if (c && c->est_ns)
+			sum_open_add(sk);
+	}
+	return 0;
+}
+
+/* The hash variant: one connection per call. */
+SEC("iter/bpf_map_elem")
+int nw_iter_sum_na(struct bpf_iter__bpf_map_elem *ctx)
+{
+	__u64 *key = ctx->key;
+	struct nw_conn *c = ctx->value;
+	if (key && c && c->est_ns)
+		sum_open_add(*key);
 	return 0;
 }
 

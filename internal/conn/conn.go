@@ -264,6 +264,7 @@ func Load(o Options) (*Probe, error) {
 		return nil, fmt.Errorf("conn: parse object: %w", err)
 	}
 	pickTwins(spec, table)
+	dropSumWalk(spec) // --summary loads it on its own (LoadSumWalk)
 	if o.RingBytes != 0 {
 		spec.Maps["nw_events"].MaxEntries = o.RingBytes
 	}

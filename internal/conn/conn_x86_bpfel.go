@@ -152,6 +152,7 @@ const (
 	connMapNwPktEvents       = "nw_pkt_events"
 	connMapNwSrcNets         = "nw_src_nets"
 	connMapNwStats           = "nw_stats"
+	connMapNwSumOpen         = "nw_sum_open"
 	connProgNwAccept4Exit    = "nw_accept4_exit"
 	connProgNwAccept4ExitNa  = "nw_accept4_exit_na"
 	connProgNwAcceptExit     = "nw_accept_exit"
@@ -162,6 +163,8 @@ const (
 	connProgNwIterFiles      = "nw_iter_files"
 	connProgNwIterFilesNa    = "nw_iter_files_na"
 	connProgNwIterListeners  = "nw_iter_listeners"
+	connProgNwIterSum        = "nw_iter_sum"
+	connProgNwIterSumNa      = "nw_iter_sum_na"
 	connProgNwRecvLen        = "nw_recv_len"
 	connProgNwRecvLenNa      = "nw_recv_len_na"
 	connProgNwSendLen        = "nw_send_len"
@@ -239,6 +242,8 @@ type connProgramSpecs struct {
 	NwIterFiles     *ebpf.ProgramSpec `ebpf:"nw_iter_files"`
 	NwIterFilesNa   *ebpf.ProgramSpec `ebpf:"nw_iter_files_na"`
 	NwIterListeners *ebpf.ProgramSpec `ebpf:"nw_iter_listeners"`
+	NwIterSum       *ebpf.ProgramSpec `ebpf:"nw_iter_sum"`
+	NwIterSumNa     *ebpf.ProgramSpec `ebpf:"nw_iter_sum_na"`
 	NwRecvLen       *ebpf.ProgramSpec `ebpf:"nw_recv_len"`
 	NwRecvLenNa     *ebpf.ProgramSpec `ebpf:"nw_recv_len_na"`
 	NwSendLen       *ebpf.ProgramSpec `ebpf:"nw_send_len"`
@@ -267,6 +272,7 @@ type connMapSpecs struct {
 	NwPktEvents    *ebpf.MapSpec `ebpf:"nw_pkt_events"`
 	NwSrcNets      *ebpf.MapSpec `ebpf:"nw_src_nets"`
 	NwStats        *ebpf.MapSpec `ebpf:"nw_stats"`
+	NwSumOpen      *ebpf.MapSpec `ebpf:"nw_sum_open"`
 }
 
 // connVariableSpecs contains global variables before they are loaded into the kernel.
@@ -324,6 +330,7 @@ type connMaps struct {
 	NwPktEvents    *ebpf.Map `ebpf:"nw_pkt_events"`
 	NwSrcNets      *ebpf.Map `ebpf:"nw_src_nets"`
 	NwStats        *ebpf.Map `ebpf:"nw_stats"`
+	NwSumOpen      *ebpf.Map `ebpf:"nw_sum_open"`
 }
 
 func (m *connMaps) Close() error {
@@ -342,6 +349,7 @@ func (m *connMaps) Close() error {
 		m.NwPktEvents,
 		m.NwSrcNets,
 		m.NwStats,
+		m.NwSumOpen,
 	)
 }
 
@@ -380,6 +388,8 @@ type connPrograms struct {
 	NwIterFiles     *ebpf.Program `ebpf:"nw_iter_files"`
 	NwIterFilesNa   *ebpf.Program `ebpf:"nw_iter_files_na"`
 	NwIterListeners *ebpf.Program `ebpf:"nw_iter_listeners"`
+	NwIterSum       *ebpf.Program `ebpf:"nw_iter_sum"`
+	NwIterSumNa     *ebpf.Program `ebpf:"nw_iter_sum_na"`
 	NwRecvLen       *ebpf.Program `ebpf:"nw_recv_len"`
 	NwRecvLenNa     *ebpf.Program `ebpf:"nw_recv_len_na"`
 	NwSendLen       *ebpf.Program `ebpf:"nw_send_len"`
@@ -402,6 +412,8 @@ func (p *connPrograms) Close() error {
 		p.NwIterFiles,
 		p.NwIterFilesNa,
 		p.NwIterListeners,
+		p.NwIterSum,
+		p.NwIterSumNa,
 		p.NwRecvLen,
 		p.NwRecvLenNa,
 		p.NwSendLen,
