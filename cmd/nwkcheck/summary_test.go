@@ -34,3 +34,24 @@ func TestCheckSummary(t *testing.T) {
 		t.Errorf("no tx segments: %v", f)
 	}
 }
+
+// TestCheckSummaryCountsOnly: counts-only summaries of a -t run pass where
+// no run has packet records (a kernel without packet programs), and are
+// missing where packet records show the kernel has them.
+func TestCheckSummaryCountsOnly(t *testing.T) {
+	plain := `{"type":"layer_summary","event":"exit","direction":"rx","layer":null,"segments":5,"bytes":50}
+{"type":"layer_summary","event":"exit","direction":"tx","layer":null,"segments":4,"bytes":40}
+`
+	if f := checkSummary(icmpRecs(t, plain)); f.status != ok || !strings.Contains(f.detail, "counts only") {
+		t.Errorf("counts only, no packet programs: %v", f)
+	}
+	withPackets := plain + `{"type":"packet","rx":1,"len":10}
+`
+	if f := checkSummary(icmpRecs(t, withPackets)); f.status != missing || !strings.Contains(f.detail, "never rx mac") {
+		t.Errorf("counts only beside packet records: %v", f)
+	}
+	noTx := strings.Replace(plain, `"segments":4,"bytes":40`, `"segments":0,"bytes":0`, 1)
+	if f := checkSummary(icmpRecs(t, noTx)); f.status != bad {
+		t.Errorf("counts only, tx never counted: %v", f)
+	}
+}

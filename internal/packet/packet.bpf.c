@@ -56,7 +56,6 @@
  */
 #include "nw.h"
 #include "nw_log2.h"
-#include "nw_conn_sum.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -528,78 +527,7 @@ int BPF_PROG(nw_pkt_close, const struct sock *sk, int old, int new)
 	return 0;
 }
 
-
-/*
- * --summary's data segments and bytes (nw_conn_sum.h): no program per
- * packet; the kernel's own per-socket counters. This walk adds up the
- * current counters of every open tracked connection into
- * nw_pkt_conn_walk (user space zeroes it before each walk and reads it
- * after; one walk at a time); the connection object adds each closing
- * connection's final counters to nw_conn_sum. Sum of both, minus what the
- * adopted connections had at adoption: every tracked connection's counts
- * since netwatcher started (internal/packet summary.go). Read only: a
- * walk that races with a close or a slot's reuse misreads this one total
- * (a connection seen both open here and closed there, or in neither),
- * never a later one.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct nw_conn_ctr);
-} nw_pkt_conn_walk SEC(".maps");
-
-static __always_inline void walk_add(struct nw_conn_ctr *s, __u64 sk)
-{
-	struct nw_conn_ctr v = {};
-	nw_read_ctr(&v, (const struct sock *)sk, false);
-	s->segs_in += v.segs_in;
-	s->segs_out += v.segs_out;
-	s->bytes_in += v.bytes_in;
-	s->bytes_out += v.bytes_out;
-}
-
-/* The set-associative table (nw_conn_keys): one set per call. */
-SEC("iter/bpf_map_elem")
-int nw_pkt_conn_walk_sets(struct bpf_iter__bpf_map_elem *ctx)
-{
-	__u32 *key = ctx->key;
-	struct nw_conn_set *set = ctx->value;
-	if (!key || !set)
-		return 0;
-	__u32 zero = 0;
-	struct nw_conn_ctr *s = bpf_map_lookup_elem(&nw_pkt_conn_walk, &zero);
-	if (!s)
-		return 0;
-	__u32 si = *key;
-	for (int i = 0; i < NW_WAYS; i++) {
-		__u64 sk = set->sk[i];
-		if (!sk)
-			continue;
-		struct nw_conn *c = nw_conn_at(si, i);
-		if (c && c->est_ns)
-			walk_add(s, sk);
-	}
-	return 0;
-}
-
-/* The hash variant (nw_conn_hash): one connection per call. */
-SEC("iter/bpf_map_elem")
-int nw_pkt_conn_walk_hash(struct bpf_iter__bpf_map_elem *ctx)
-{
-	__u64 *key = ctx->key;
-	struct nw_conn *c = ctx->value;
-	if (!key || !c || !c->est_ns)
-		return 0;
-	__u32 zero = 0;
-	struct nw_conn_ctr *s = bpf_map_lookup_elem(&nw_pkt_conn_walk, &zero);
-	if (s)
-		walk_add(s, *key);
-	return 0;
-}
-
 /* Make the record types visible in BTF for bpf2go -type. */
 const struct nw_pkt_event *nw_unused_pkt_event __attribute__((unused));
 const struct tx_pend *nw_unused_tx_pend __attribute__((unused));
 const struct nw_pkt_sum *nw_unused_pkt_sum __attribute__((unused));
-const struct nw_conn_ctr *nw_unused_conn_ctr __attribute__((unused));

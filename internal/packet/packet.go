@@ -11,7 +11,9 @@
 // bpf_cast_to_kern_ctx, no netfilter links, no tcp_sendmsg_locked
 // tracepoint) get the next candidate of each boundary in the hook table:
 // context-only cgroup_skb variants and host-wide kprobes. Before 5.17 (no
-// bpf_loop) the concern does not load and says so in one line.
+// bpf_loop) the packet object does not load: the concern says so in one
+// line and does not load either, except with --summary, whose counts need
+// no packet object (summary.go).
 //
 // User space turns the raw stamps into layer times (Decode); a stamp of 0
 // (boundary not seen) or stamps out of order give a Missing bit, never a
@@ -112,16 +114,33 @@ func sendEntryByKprobe() bool { return kernel.Available(kernel.Hooks[BTxTCP].Can
 // Load implements engine.Concern.
 func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	c.cfg = cfg
-	// --summary without -t: no program per packet, only the walk of the
-	// connection table (summary.go), which needs neither of these.
-	perPacket := !cfg.Summary || cfg.Time
-	if perPacket {
-		if err := cgroupSKBAvailable(); err != nil {
-			return err
+	// --summary: its counts come from the connection object's walk
+	// (summary.go); the packet object only for -t's histograms, and
+	// without it the counts still work (summaryOnly).
+	if cfg.Summary {
+		if err := c.walk.load(cfg, shared); err != nil {
+			return fmt.Errorf("packet: %w", err)
 		}
-		if err := bpfLoop.Available(); err != nil {
-			return fmt.Errorf("packet records (packet lines, -t, -i) %w", err)
+		if !cfg.Time {
+			return nil // no program per packet
 		}
+	}
+	if err := c.loadObject(cfg, shared); err != nil {
+		if err = c.summaryOnly(err); err != nil {
+			c.walk.close()
+		}
+		return err
+	}
+	return nil
+}
+
+// loadObject loads the packet object.
+func (c *Concern) loadObject(cfg *config.Config, shared map[string]*ebpf.Map) error {
+	if err := cgroupSKBAvailable(); err != nil {
+		return err
+	}
+	if err := bpfLoop.Available(); err != nil {
+		return fmt.Errorf("packet records (packet lines, -t, -i) %w", err)
 	}
 	spec, err := loadPacket()
 	if err != nil {
@@ -135,23 +154,11 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if err := spec.Variables["cfg_sample"].Set(max(cfg.Sample, 1)); err != nil {
 		return fmt.Errorf("packet: set cfg_sample: %w", err)
 	}
-	walk, err := c.walk.prepare(spec, cfg, shared)
-	if err != nil {
-		return fmt.Errorf("packet: %w", err)
-	}
 	switch {
-	case !perPacket:
-		// Only the walk: no per-packet program, and none of their maps.
-		for name := range spec.Programs {
-			if name != walk {
-				delete(spec.Programs, name)
-			}
-		}
-		pruneMaps(spec)
 	case !cfg.Time:
 		// Only the record makers are needed.
 		for name, p := range spec.Programs {
-			if p.Type != ebpf.CGroupSKB && name != walk {
+			if p.Type != ebpf.CGroupSKB {
 				delete(spec.Programs, name)
 			}
 		}
@@ -171,7 +178,7 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 // then with -t the tracepoints and the per-namespace netfilter links.
 func (c *Concern) Attach(log *slog.Logger) error {
 	c.log = log
-	if n := c.cfg.Sample; n > 1 && (!c.cfg.Summary || c.cfg.Time) {
+	if n := c.cfg.Sample; n > 1 && (!c.cfg.Summary || c.timed()) {
 		msg := fmt.Sprintf("packet records: 1 in %d segments", n)
 		if c.cfg.HTTP {
 			msg += " (and every segment that may start an HTTP line)"
@@ -179,11 +186,15 @@ func (c *Concern) Attach(log *slog.Logger) error {
 		log.Info(msg, "sample", n)
 	}
 	if c.cfg.Summary {
-		if err := c.walk.attach(c.Coll); err != nil {
+		if err := c.walk.attach(); err != nil {
 			return fmt.Errorf("packets: %w", err)
 		}
 		if !c.cfg.Time {
 			return nil // no program per packet (summary.go)
+		}
+		if err := c.sum.untimed; err != nil {
+			log.Warn("--summary -t: layer-time histograms missing (counts only): they need the packet programs", "err", kernel.OneLine(err))
+			return nil
 		}
 	}
 	for _, name := range []string{BRxTCP, BTxOut} {

@@ -37,14 +37,6 @@ type packetNwConn struct {
 	OwnerPending   uint64
 }
 
-type packetNwConnCtr struct {
-	_        structs.HostLayout
-	SegsIn   uint64
-	SegsOut  uint64
-	BytesIn  uint64
-	BytesOut uint64
-}
-
 type packetNwConnSet struct {
 	_  structs.HostLayout
 	Sk [8]uint64
@@ -183,59 +175,55 @@ type packetTxRing struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	packetMapNwBase             = "nw_base"
-	packetMapNwConnHash         = "nw_conn_hash"
-	packetMapNwConnKeys         = "nw_conn_keys"
-	packetMapNwConns            = "nw_conns"
-	packetMapNwDstNets          = "nw_dst_nets"
-	packetMapNwEvents           = "nw_events"
-	packetMapNwPktConnWalk      = "nw_pkt_conn_walk"
-	packetMapNwPktEvents        = "nw_pkt_events"
-	packetMapNwPktRxcur         = "nw_pkt_rxcur"
-	packetMapNwPktRxq           = "nw_pkt_rxq"
-	packetMapNwPktScratch       = "nw_pkt_scratch"
-	packetMapNwPktSummary       = "nw_pkt_summary"
-	packetMapNwPktTxcur         = "nw_pkt_txcur"
-	packetMapNwPktTxpend        = "nw_pkt_txpend"
-	packetMapNwPktTxq           = "nw_pkt_txq"
-	packetMapNwPktTxqh          = "nw_pkt_txqh"
-	packetMapNwPktTxzero        = "nw_pkt_txzero"
-	packetMapNwSrcNets          = "nw_src_nets"
-	packetMapNwStats            = "nw_stats"
-	packetProgNwPktClose        = "nw_pkt_close"
-	packetProgNwPktConnWalkHash = "nw_pkt_conn_walk_hash"
-	packetProgNwPktConnWalkSets = "nw_pkt_conn_walk_sets"
-	packetProgNwPktRxConsumed   = "nw_pkt_rx_consumed"
-	packetProgNwPktRxCopy       = "nw_pkt_rx_copy"
-	packetProgNwPktRxIp         = "nw_pkt_rx_ip"
-	packetProgNwPktRxIpKp       = "nw_pkt_rx_ip_kp"
-	packetProgNwPktRxMac        = "nw_pkt_rx_mac"
-	packetProgNwPktRxTcp        = "nw_pkt_rx_tcp"
-	packetProgNwPktRxTcpCtx     = "nw_pkt_rx_tcp_ctx"
-	packetProgNwPktTxIp         = "nw_pkt_tx_ip"
-	packetProgNwPktTxIpKp       = "nw_pkt_tx_ip_kp"
-	packetProgNwPktTxOut        = "nw_pkt_tx_out"
-	packetProgNwPktTxOutCtx     = "nw_pkt_tx_out_ctx"
-	packetProgNwPktTxQueue      = "nw_pkt_tx_queue"
-	packetProgNwPktTxTcp        = "nw_pkt_tx_tcp"
-	packetProgNwPktTxTcpKp      = "nw_pkt_tx_tcp_kp"
-	packetProgNwPktTxXmit       = "nw_pkt_tx_xmit"
-	packetVarCfgConnMask        = "cfg_conn_mask"
-	packetVarCfgDport           = "cfg_dport"
-	packetVarCfgDstNets         = "cfg_dst_nets"
-	packetVarCfgHttp            = "cfg_http"
-	packetVarCfgSample          = "cfg_sample"
-	packetVarCfgSport           = "cfg_sport"
-	packetVarCfgSrcNets         = "cfg_src_nets"
-	packetVarCfgSummary         = "cfg_summary"
-	packetVarCfgTime            = "cfg_time"
-	packetVarCfgTxqHash         = "cfg_txq_hash"
-	packetVarNwPktRxqN          = "nw_pkt_rxq_n"
-	packetVarNwPktTxpendN       = "nw_pkt_txpend_n"
-	packetVarNwUnusedConnCtr    = "nw_unused_conn_ctr"
-	packetVarNwUnusedPktEvent   = "nw_unused_pkt_event"
-	packetVarNwUnusedPktSum     = "nw_unused_pkt_sum"
-	packetVarNwUnusedTxPend     = "nw_unused_tx_pend"
+	packetMapNwBase           = "nw_base"
+	packetMapNwConnHash       = "nw_conn_hash"
+	packetMapNwConnKeys       = "nw_conn_keys"
+	packetMapNwConns          = "nw_conns"
+	packetMapNwDstNets        = "nw_dst_nets"
+	packetMapNwEvents         = "nw_events"
+	packetMapNwPktEvents      = "nw_pkt_events"
+	packetMapNwPktRxcur       = "nw_pkt_rxcur"
+	packetMapNwPktRxq         = "nw_pkt_rxq"
+	packetMapNwPktScratch     = "nw_pkt_scratch"
+	packetMapNwPktSummary     = "nw_pkt_summary"
+	packetMapNwPktTxcur       = "nw_pkt_txcur"
+	packetMapNwPktTxpend      = "nw_pkt_txpend"
+	packetMapNwPktTxq         = "nw_pkt_txq"
+	packetMapNwPktTxqh        = "nw_pkt_txqh"
+	packetMapNwPktTxzero      = "nw_pkt_txzero"
+	packetMapNwSrcNets        = "nw_src_nets"
+	packetMapNwStats          = "nw_stats"
+	packetProgNwPktClose      = "nw_pkt_close"
+	packetProgNwPktRxConsumed = "nw_pkt_rx_consumed"
+	packetProgNwPktRxCopy     = "nw_pkt_rx_copy"
+	packetProgNwPktRxIp       = "nw_pkt_rx_ip"
+	packetProgNwPktRxIpKp     = "nw_pkt_rx_ip_kp"
+	packetProgNwPktRxMac      = "nw_pkt_rx_mac"
+	packetProgNwPktRxTcp      = "nw_pkt_rx_tcp"
+	packetProgNwPktRxTcpCtx   = "nw_pkt_rx_tcp_ctx"
+	packetProgNwPktTxIp       = "nw_pkt_tx_ip"
+	packetProgNwPktTxIpKp     = "nw_pkt_tx_ip_kp"
+	packetProgNwPktTxOut      = "nw_pkt_tx_out"
+	packetProgNwPktTxOutCtx   = "nw_pkt_tx_out_ctx"
+	packetProgNwPktTxQueue    = "nw_pkt_tx_queue"
+	packetProgNwPktTxTcp      = "nw_pkt_tx_tcp"
+	packetProgNwPktTxTcpKp    = "nw_pkt_tx_tcp_kp"
+	packetProgNwPktTxXmit     = "nw_pkt_tx_xmit"
+	packetVarCfgConnMask      = "cfg_conn_mask"
+	packetVarCfgDport         = "cfg_dport"
+	packetVarCfgDstNets       = "cfg_dst_nets"
+	packetVarCfgHttp          = "cfg_http"
+	packetVarCfgSample        = "cfg_sample"
+	packetVarCfgSport         = "cfg_sport"
+	packetVarCfgSrcNets       = "cfg_src_nets"
+	packetVarCfgSummary       = "cfg_summary"
+	packetVarCfgTime          = "cfg_time"
+	packetVarCfgTxqHash       = "cfg_txq_hash"
+	packetVarNwPktRxqN        = "nw_pkt_rxq_n"
+	packetVarNwPktTxpendN     = "nw_pkt_txpend_n"
+	packetVarNwUnusedPktEvent = "nw_unused_pkt_event"
+	packetVarNwUnusedPktSum   = "nw_unused_pkt_sum"
+	packetVarNwUnusedTxPend   = "nw_unused_tx_pend"
 )
 
 // loadPacket returns the embedded CollectionSpec for packet.
@@ -280,49 +268,46 @@ type packetSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type packetProgramSpecs struct {
-	NwPktClose        *ebpf.ProgramSpec `ebpf:"nw_pkt_close"`
-	NwPktConnWalkHash *ebpf.ProgramSpec `ebpf:"nw_pkt_conn_walk_hash"`
-	NwPktConnWalkSets *ebpf.ProgramSpec `ebpf:"nw_pkt_conn_walk_sets"`
-	NwPktRxConsumed   *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_consumed"`
-	NwPktRxCopy       *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_copy"`
-	NwPktRxIp         *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_ip"`
-	NwPktRxIpKp       *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_ip_kp"`
-	NwPktRxMac        *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_mac"`
-	NwPktRxTcp        *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_tcp"`
-	NwPktRxTcpCtx     *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_tcp_ctx"`
-	NwPktTxIp         *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_ip"`
-	NwPktTxIpKp       *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_ip_kp"`
-	NwPktTxOut        *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_out"`
-	NwPktTxOutCtx     *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_out_ctx"`
-	NwPktTxQueue      *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_queue"`
-	NwPktTxTcp        *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_tcp"`
-	NwPktTxTcpKp      *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_tcp_kp"`
-	NwPktTxXmit       *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_xmit"`
+	NwPktClose      *ebpf.ProgramSpec `ebpf:"nw_pkt_close"`
+	NwPktRxConsumed *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_consumed"`
+	NwPktRxCopy     *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_copy"`
+	NwPktRxIp       *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_ip"`
+	NwPktRxIpKp     *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_ip_kp"`
+	NwPktRxMac      *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_mac"`
+	NwPktRxTcp      *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_tcp"`
+	NwPktRxTcpCtx   *ebpf.ProgramSpec `ebpf:"nw_pkt_rx_tcp_ctx"`
+	NwPktTxIp       *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_ip"`
+	NwPktTxIpKp     *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_ip_kp"`
+	NwPktTxOut      *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_out"`
+	NwPktTxOutCtx   *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_out_ctx"`
+	NwPktTxQueue    *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_queue"`
+	NwPktTxTcp      *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_tcp"`
+	NwPktTxTcpKp    *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_tcp_kp"`
+	NwPktTxXmit     *ebpf.ProgramSpec `ebpf:"nw_pkt_tx_xmit"`
 }
 
 // packetMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type packetMapSpecs struct {
-	NwBase        *ebpf.MapSpec `ebpf:"nw_base"`
-	NwConnHash    *ebpf.MapSpec `ebpf:"nw_conn_hash"`
-	NwConnKeys    *ebpf.MapSpec `ebpf:"nw_conn_keys"`
-	NwConns       *ebpf.MapSpec `ebpf:"nw_conns"`
-	NwDstNets     *ebpf.MapSpec `ebpf:"nw_dst_nets"`
-	NwEvents      *ebpf.MapSpec `ebpf:"nw_events"`
-	NwPktConnWalk *ebpf.MapSpec `ebpf:"nw_pkt_conn_walk"`
-	NwPktEvents   *ebpf.MapSpec `ebpf:"nw_pkt_events"`
-	NwPktRxcur    *ebpf.MapSpec `ebpf:"nw_pkt_rxcur"`
-	NwPktRxq      *ebpf.MapSpec `ebpf:"nw_pkt_rxq"`
-	NwPktScratch  *ebpf.MapSpec `ebpf:"nw_pkt_scratch"`
-	NwPktSummary  *ebpf.MapSpec `ebpf:"nw_pkt_summary"`
-	NwPktTxcur    *ebpf.MapSpec `ebpf:"nw_pkt_txcur"`
-	NwPktTxpend   *ebpf.MapSpec `ebpf:"nw_pkt_txpend"`
-	NwPktTxq      *ebpf.MapSpec `ebpf:"nw_pkt_txq"`
-	NwPktTxqh     *ebpf.MapSpec `ebpf:"nw_pkt_txqh"`
-	NwPktTxzero   *ebpf.MapSpec `ebpf:"nw_pkt_txzero"`
-	NwSrcNets     *ebpf.MapSpec `ebpf:"nw_src_nets"`
-	NwStats       *ebpf.MapSpec `ebpf:"nw_stats"`
+	NwBase       *ebpf.MapSpec `ebpf:"nw_base"`
+	NwConnHash   *ebpf.MapSpec `ebpf:"nw_conn_hash"`
+	NwConnKeys   *ebpf.MapSpec `ebpf:"nw_conn_keys"`
+	NwConns      *ebpf.MapSpec `ebpf:"nw_conns"`
+	NwDstNets    *ebpf.MapSpec `ebpf:"nw_dst_nets"`
+	NwEvents     *ebpf.MapSpec `ebpf:"nw_events"`
+	NwPktEvents  *ebpf.MapSpec `ebpf:"nw_pkt_events"`
+	NwPktRxcur   *ebpf.MapSpec `ebpf:"nw_pkt_rxcur"`
+	NwPktRxq     *ebpf.MapSpec `ebpf:"nw_pkt_rxq"`
+	NwPktScratch *ebpf.MapSpec `ebpf:"nw_pkt_scratch"`
+	NwPktSummary *ebpf.MapSpec `ebpf:"nw_pkt_summary"`
+	NwPktTxcur   *ebpf.MapSpec `ebpf:"nw_pkt_txcur"`
+	NwPktTxpend  *ebpf.MapSpec `ebpf:"nw_pkt_txpend"`
+	NwPktTxq     *ebpf.MapSpec `ebpf:"nw_pkt_txq"`
+	NwPktTxqh    *ebpf.MapSpec `ebpf:"nw_pkt_txqh"`
+	NwPktTxzero  *ebpf.MapSpec `ebpf:"nw_pkt_txzero"`
+	NwSrcNets    *ebpf.MapSpec `ebpf:"nw_src_nets"`
+	NwStats      *ebpf.MapSpec `ebpf:"nw_stats"`
 }
 
 // packetVariableSpecs contains global variables before they are loaded into the kernel.
@@ -341,7 +326,6 @@ type packetVariableSpecs struct {
 	CfgTxqHash       *ebpf.VariableSpec `ebpf:"cfg_txq_hash"`
 	NwPktRxqN        *ebpf.VariableSpec `ebpf:"nw_pkt_rxq_n"`
 	NwPktTxpendN     *ebpf.VariableSpec `ebpf:"nw_pkt_txpend_n"`
-	NwUnusedConnCtr  *ebpf.VariableSpec `ebpf:"nw_unused_conn_ctr"`
 	NwUnusedPktEvent *ebpf.VariableSpec `ebpf:"nw_unused_pkt_event"`
 	NwUnusedPktSum   *ebpf.VariableSpec `ebpf:"nw_unused_pkt_sum"`
 	NwUnusedTxPend   *ebpf.VariableSpec `ebpf:"nw_unused_tx_pend"`
@@ -367,25 +351,24 @@ func (o *packetObjects) Close() error {
 //
 // It can be passed to loadPacketObjects or ebpf.CollectionSpec.LoadAndAssign.
 type packetMaps struct {
-	NwBase        *ebpf.Map `ebpf:"nw_base"`
-	NwConnHash    *ebpf.Map `ebpf:"nw_conn_hash"`
-	NwConnKeys    *ebpf.Map `ebpf:"nw_conn_keys"`
-	NwConns       *ebpf.Map `ebpf:"nw_conns"`
-	NwDstNets     *ebpf.Map `ebpf:"nw_dst_nets"`
-	NwEvents      *ebpf.Map `ebpf:"nw_events"`
-	NwPktConnWalk *ebpf.Map `ebpf:"nw_pkt_conn_walk"`
-	NwPktEvents   *ebpf.Map `ebpf:"nw_pkt_events"`
-	NwPktRxcur    *ebpf.Map `ebpf:"nw_pkt_rxcur"`
-	NwPktRxq      *ebpf.Map `ebpf:"nw_pkt_rxq"`
-	NwPktScratch  *ebpf.Map `ebpf:"nw_pkt_scratch"`
-	NwPktSummary  *ebpf.Map `ebpf:"nw_pkt_summary"`
-	NwPktTxcur    *ebpf.Map `ebpf:"nw_pkt_txcur"`
-	NwPktTxpend   *ebpf.Map `ebpf:"nw_pkt_txpend"`
-	NwPktTxq      *ebpf.Map `ebpf:"nw_pkt_txq"`
-	NwPktTxqh     *ebpf.Map `ebpf:"nw_pkt_txqh"`
-	NwPktTxzero   *ebpf.Map `ebpf:"nw_pkt_txzero"`
-	NwSrcNets     *ebpf.Map `ebpf:"nw_src_nets"`
-	NwStats       *ebpf.Map `ebpf:"nw_stats"`
+	NwBase       *ebpf.Map `ebpf:"nw_base"`
+	NwConnHash   *ebpf.Map `ebpf:"nw_conn_hash"`
+	NwConnKeys   *ebpf.Map `ebpf:"nw_conn_keys"`
+	NwConns      *ebpf.Map `ebpf:"nw_conns"`
+	NwDstNets    *ebpf.Map `ebpf:"nw_dst_nets"`
+	NwEvents     *ebpf.Map `ebpf:"nw_events"`
+	NwPktEvents  *ebpf.Map `ebpf:"nw_pkt_events"`
+	NwPktRxcur   *ebpf.Map `ebpf:"nw_pkt_rxcur"`
+	NwPktRxq     *ebpf.Map `ebpf:"nw_pkt_rxq"`
+	NwPktScratch *ebpf.Map `ebpf:"nw_pkt_scratch"`
+	NwPktSummary *ebpf.Map `ebpf:"nw_pkt_summary"`
+	NwPktTxcur   *ebpf.Map `ebpf:"nw_pkt_txcur"`
+	NwPktTxpend  *ebpf.Map `ebpf:"nw_pkt_txpend"`
+	NwPktTxq     *ebpf.Map `ebpf:"nw_pkt_txq"`
+	NwPktTxqh    *ebpf.Map `ebpf:"nw_pkt_txqh"`
+	NwPktTxzero  *ebpf.Map `ebpf:"nw_pkt_txzero"`
+	NwSrcNets    *ebpf.Map `ebpf:"nw_src_nets"`
+	NwStats      *ebpf.Map `ebpf:"nw_stats"`
 }
 
 func (m *packetMaps) Close() error {
@@ -396,7 +379,6 @@ func (m *packetMaps) Close() error {
 		m.NwConns,
 		m.NwDstNets,
 		m.NwEvents,
-		m.NwPktConnWalk,
 		m.NwPktEvents,
 		m.NwPktRxcur,
 		m.NwPktRxq,
@@ -428,7 +410,6 @@ type packetVariables struct {
 	CfgTxqHash       *ebpf.Variable `ebpf:"cfg_txq_hash"`
 	NwPktRxqN        *ebpf.Variable `ebpf:"nw_pkt_rxq_n"`
 	NwPktTxpendN     *ebpf.Variable `ebpf:"nw_pkt_txpend_n"`
-	NwUnusedConnCtr  *ebpf.Variable `ebpf:"nw_unused_conn_ctr"`
 	NwUnusedPktEvent *ebpf.Variable `ebpf:"nw_unused_pkt_event"`
 	NwUnusedPktSum   *ebpf.Variable `ebpf:"nw_unused_pkt_sum"`
 	NwUnusedTxPend   *ebpf.Variable `ebpf:"nw_unused_tx_pend"`
@@ -438,31 +419,27 @@ type packetVariables struct {
 //
 // It can be passed to loadPacketObjects or ebpf.CollectionSpec.LoadAndAssign.
 type packetPrograms struct {
-	NwPktClose        *ebpf.Program `ebpf:"nw_pkt_close"`
-	NwPktConnWalkHash *ebpf.Program `ebpf:"nw_pkt_conn_walk_hash"`
-	NwPktConnWalkSets *ebpf.Program `ebpf:"nw_pkt_conn_walk_sets"`
-	NwPktRxConsumed   *ebpf.Program `ebpf:"nw_pkt_rx_consumed"`
-	NwPktRxCopy       *ebpf.Program `ebpf:"nw_pkt_rx_copy"`
-	NwPktRxIp         *ebpf.Program `ebpf:"nw_pkt_rx_ip"`
-	NwPktRxIpKp       *ebpf.Program `ebpf:"nw_pkt_rx_ip_kp"`
-	NwPktRxMac        *ebpf.Program `ebpf:"nw_pkt_rx_mac"`
-	NwPktRxTcp        *ebpf.Program `ebpf:"nw_pkt_rx_tcp"`
-	NwPktRxTcpCtx     *ebpf.Program `ebpf:"nw_pkt_rx_tcp_ctx"`
-	NwPktTxIp         *ebpf.Program `ebpf:"nw_pkt_tx_ip"`
-	NwPktTxIpKp       *ebpf.Program `ebpf:"nw_pkt_tx_ip_kp"`
-	NwPktTxOut        *ebpf.Program `ebpf:"nw_pkt_tx_out"`
-	NwPktTxOutCtx     *ebpf.Program `ebpf:"nw_pkt_tx_out_ctx"`
-	NwPktTxQueue      *ebpf.Program `ebpf:"nw_pkt_tx_queue"`
-	NwPktTxTcp        *ebpf.Program `ebpf:"nw_pkt_tx_tcp"`
-	NwPktTxTcpKp      *ebpf.Program `ebpf:"nw_pkt_tx_tcp_kp"`
-	NwPktTxXmit       *ebpf.Program `ebpf:"nw_pkt_tx_xmit"`
+	NwPktClose      *ebpf.Program `ebpf:"nw_pkt_close"`
+	NwPktRxConsumed *ebpf.Program `ebpf:"nw_pkt_rx_consumed"`
+	NwPktRxCopy     *ebpf.Program `ebpf:"nw_pkt_rx_copy"`
+	NwPktRxIp       *ebpf.Program `ebpf:"nw_pkt_rx_ip"`
+	NwPktRxIpKp     *ebpf.Program `ebpf:"nw_pkt_rx_ip_kp"`
+	NwPktRxMac      *ebpf.Program `ebpf:"nw_pkt_rx_mac"`
+	NwPktRxTcp      *ebpf.Program `ebpf:"nw_pkt_rx_tcp"`
+	NwPktRxTcpCtx   *ebpf.Program `ebpf:"nw_pkt_rx_tcp_ctx"`
+	NwPktTxIp       *ebpf.Program `ebpf:"nw_pkt_tx_ip"`
+	NwPktTxIpKp     *ebpf.Program `ebpf:"nw_pkt_tx_ip_kp"`
+	NwPktTxOut      *ebpf.Program `ebpf:"nw_pkt_tx_out"`
+	NwPktTxOutCtx   *ebpf.Program `ebpf:"nw_pkt_tx_out_ctx"`
+	NwPktTxQueue    *ebpf.Program `ebpf:"nw_pkt_tx_queue"`
+	NwPktTxTcp      *ebpf.Program `ebpf:"nw_pkt_tx_tcp"`
+	NwPktTxTcpKp    *ebpf.Program `ebpf:"nw_pkt_tx_tcp_kp"`
+	NwPktTxXmit     *ebpf.Program `ebpf:"nw_pkt_tx_xmit"`
 }
 
 func (p *packetPrograms) Close() error {
 	return _PacketClose(
 		p.NwPktClose,
-		p.NwPktConnWalkHash,
-		p.NwPktConnWalkSets,
 		p.NwPktRxConsumed,
 		p.NwPktRxCopy,
 		p.NwPktRxIp,

@@ -3,9 +3,9 @@
  * nw_conn_sum.h — --summary's data segments and bytes per direction, from
  * the kernel's own per-socket counters (the ones `ss -ti` shows) instead of
  * a program run per packet. Included after nw.h by the connection object
- * (conn.bpf.c: a closing connection's final counters into nw_conn_sum)
- * and the packet object (packet.bpf.c: the walk that adds up the open
- * ones).
+ * (conn.bpf.c): a closing connection's final counters into nw_conn_sum,
+ * and the walk that adds up the open ones (nw_iter_sum) into
+ * nw_sum_open.
  *
  * What the counters count (struct tcp_sock, all since 4.19; 5.10+ here):
  *   segs_in   data_segs_in:  data segments received, a GRO packet counts its
@@ -25,7 +25,7 @@
 #error "include nw.h"
 #endif
 
-/* Map value of nw_conn_sum (conn.bpf.c) and nw_pkt_conn_walk (packet.bpf.c). */
+/* Map value of nw_conn_sum and nw_sum_open (conn.bpf.c). */
 struct nw_conn_ctr {
 	__u64 segs_in;
 	__u64 segs_out;
