@@ -75,6 +75,9 @@ volatile const bool cfg_quiet = false;
 volatile const bool cfg_no_close = false;
 /* --summary: a closing connection's counters go into nw_conn_sum. */
 volatile const bool cfg_conn_sum = false;
+/* -r: a closing connection's retransmitted segments that -r did not see
+ * go into NW_STAT_RETRANS_UNSEEN (below, "What -r did not see"). */
+volatile const bool cfg_rtx_unseen = false;
 
 /*
  * --summary's per-direction counts (nw_conn_sum.h) of the connections
@@ -108,6 +111,60 @@ static __always_inline void conn_sum_add(const struct nw_conn_ctr *fin)
 	__sync_fetch_and_add(&s->bytes_out, fin->bytes_out);
 }
 
+/*
+ * What -r did not see (cfg_rtx_unseen). The kernel counts every
+ * retransmitted segment of a socket in tp->total_retrans; internal/retrans
+ * counts those its tcp_retransmit_skb hook saw in the entry's retrans_segs.
+ * They differ where no program ran: before 6.14 a retransmission whose
+ * transmit failed (counted, not traced), a hook skipped by the kernel
+ * (README, "Events no BPF program sees"). An entry records rtx_base =
+ * total_retrans - retrans_segs when it begins to count; at close,
+ * total_retrans - rtx_base - retrans_segs is what was not seen, added to
+ * NW_STAT_RETRANS_UNSEEN when positive (negative: -r saw more than the
+ * kernel counted, not counted). When it begins:
+ *  - connect() (SYN_SENT): the SYN's retransmissions are in both counts
+ *    (internal/retrans counts them before ESTABLISHED, "pre_est");
+ *  - a listener's child, at ESTABLISHED: the kernel starts the child's
+ *    total_retrans at its request socket's SYN-ACK retransmissions
+ *    (tcp_create_openreq_child: total_retrans = req->num_retrans), which
+ *    tcp_retransmit_skb never sees (they are tcp_retransmit_synack); at
+ *    SYN_RECV total_retrans is still the listener's copy;
+ *  - an entry claimed late (at ESTABLISHED: refused at SYN time, or
+ *    connecting before netwatcher started): its handshake was not counted;
+ *  - adopted at start-up (nw_iter_files, nw_adopt): what it had then.
+ * State changes and retransmissions of a socket are serialized by its
+ * lock, so each of these is exact; only user space's adoption races (see
+ * nw_adopt). Connections still open at exit are not compared.
+ */
+static __always_inline __u32 total_retrans(const struct sock *sk, bool direct)
+{
+	const struct tcp_sock *tp = (const void *)sk;
+	if (direct) {
+		tp = bpf_skc_to_tcp_sock((void *)sk);
+		if (!tp)
+			return 0;
+	}
+	return NW_RD(direct, tp, total_retrans);
+}
+
+/* The entry c begins to count what -r does not see (above). */
+static __always_inline void rtx_begin(struct nw_conn *c, const struct sock *sk, bool direct)
+{
+	__u32 seen = c->retrans_segs; /* first: a retransmission in between cancels out */
+	c->rtx_base = total_retrans(sk, direct) - seen;
+}
+
+/* At close: what -r did not see of the connection (c still its entry). */
+static __always_inline void rtx_unseen(const struct nw_conn *c, const struct sock *sk, bool direct)
+{
+	__s32 d = (__s32)(total_retrans(sk, direct) - c->rtx_base - c->retrans_segs);
+	if (d <= 0)
+		return;
+	__u32 idx = NW_STAT_RETRANS_UNSEEN;
+	__u64 *v = bpf_map_lookup_elem(&nw_stats, &idx);
+	if (v)
+		__sync_fetch_and_add(v, (__u64)d); /* no fetch: every kernel (see conn_sum_add) */
+}
 
 /* Listening TCP sockets for -x: the socket (pointer as number, like the
  * connection table's keys) -> the listener's owner. Inserted at the
@@ -260,6 +317,8 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			return 0;
 		struct nw_conn n = {};
 		nw_owner_current(&n.owner, NW_OWNER_SYSCALL);
+		if (cfg_rtx_unseen)
+			rtx_begin(&n, sk, direct);
 		put_conn(c, &n, na);
 		return 0;
 	}
@@ -300,6 +359,8 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			}
 			c->is_server = old == TCP_SYN_RECV;
 			c->est_ns = bpf_ktime_get_ns();
+			if (cfg_rtx_unseen && c->is_server)
+				rtx_begin(c, sk, direct); /* a child: not at SYN_RECV (see rtx_begin) */
 			if (!cfg_quiet)
 				emit_conn(NW_EV_CONN_OPEN, key, c, sk, direct);
 			nw_conn_agg_add(c, false);
@@ -313,6 +374,8 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 		}
 		n.is_server = old == TCP_SYN_RECV;
 		n.est_ns = bpf_ktime_get_ns();
+		if (cfg_rtx_unseen)
+			rtx_begin(&n, sk, direct);
 		/* Refused at SYN time (or started before we did): a second
 		 * chance now. conn_table_full counts connections, and only
 		 * here: a refusal at SYN_SENT/SYN_RECV followed by one here
@@ -346,6 +409,8 @@ static __always_inline int on_state(const struct sock *sk, int old, int new, boo
 			emit_conn(NW_EV_CONN_CLOSE, key, c, sk, direct);
 		if (est)
 			nw_conn_agg_add(c, true); /* before the release: c is still this connection's */
+		if (cfg_rtx_unseen && est)
+			rtx_unseen(c, sk, direct);
 		struct nw_conn_ctr fin = {};
 		if (cfg_conn_sum && est)
 			nw_read_ctr(&fin, sk, direct);
@@ -522,6 +587,8 @@ NW_CTX_TWINS("iter/task_file", struct bpf_iter__task_file, nw_iter_files, true, 
 	r.proto = proto;
 	if (cfg_conn_sum && proto == IPPROTO_TCP)
 		nw_read_ctr(&r.ctr, sk, false);
+	if (cfg_rtx_unseen && proto == IPPROTO_TCP)
+		rtx_begin(&r.conn, sk, false); /* the hash variant adopts with this (conn.go) */
 	bpf_seq_write(seq, &r, sizeof(r));
 	return 0;
 }
@@ -705,6 +772,13 @@ int nw_adopt(struct nw_adopt_args *a)
 	struct nw_conn n;
 	__builtin_memcpy(&n, &a->conn, sizeof(n));
 	put_conn(c, &n, false);
+	/* The walk's rtx_base is some milliseconds old: a retransmission since
+	 * then, unseen (no entry yet), would count as unseen at close. Read
+	 * now, once the entry is claimed, it is exact. The socket may have
+	 * gone since the walk (probe reads never fault; its close was not
+	 * seen by this entry, which a new socket at this address overwrites). */
+	if (cfg_rtx_unseen)
+		rtx_begin(c, (const struct sock *)sk, false);
 	return NW_ADOPT_OK;
 }
 

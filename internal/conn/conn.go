@@ -32,7 +32,7 @@ type Options struct {
 	PktRingBytes     uint32 // packet ring size; 0 keeps the minimal default
 	// MaxConns is the connection table's capacity (0: DefaultMaxConns),
 	// rounded up to whole sets of a power-of-two count. The table is
-	// preallocated: ~104 bytes per connection.
+	// preallocated: ~112 bytes per connection.
 	MaxConns uint32
 	// Quiet: nobody prints per-connection lines (-q), so the kernel sends no
 	// open/owner records; open connections reach user space through Sample
@@ -50,6 +50,11 @@ type Options struct {
 	// adopted connections' counters at adoption to its key 1 (see
 	// conn.bpf.c and ConnSumMap).
 	ConnSum bool
+	// RetransUnseen (-r): a closing connection's retransmitted segments
+	// that the kernel counted (tp->total_retrans) but internal/retrans did
+	// not see are added to the retrans_unseen counter
+	// (NW_STAT_RETRANS_UNSEEN; conn.bpf.c "What -r did not see").
+	RetransUnseen bool
 	// ConnAgg (--metrics-addr): connections opened and closed are
 	// counted in the kernel (nw_conn_agg.h, connagg.go); set by SetConnAgg.
 	ConnAgg *connAgg
@@ -162,6 +167,9 @@ type Probe struct {
 	// nw_conn_sum's key 1.
 	base    map[uint64]connNwConnCtr
 	adopted connNwConnCtr // addBase's sum, until flushBase
+	// rtxBase: with RetransUnseen, each connection's rtx_base as the
+	// start-up walk read it, for adoptHash (nw_adopt reads its own).
+	rtxBase map[uint64]uint32
 }
 
 // New returns connection tracking as cfg asks (not loaded yet).
@@ -170,6 +178,7 @@ func New(cfg *config.Config) *Probe {
 		Sport: cfg.Sport, Dport: cfg.Dport, SrcNets: cfg.SrcNets, DstNets: cfg.DstNets,
 		RingBytes: 4 << 20, MaxConns: cfg.MaxConns,
 		Quiet: cfg.KernelQuiet(), NoClose: cfg.NoCloseRecords(), ConnSum: cfg.Summary,
+		RetransUnseen: cfg.Retrans,
 	}}
 }
 
@@ -196,6 +205,9 @@ func (p *Probe) Load(_ *config.Config, shared map[string]*ebpf.Map) error {
 		return err
 	}
 	p.Live, p.table = q.Live, q.table
+	if p.opts.RetransUnseen {
+		p.rtxBase = map[uint64]uint32{}
+	}
 	if p.opts.ConnSum {
 		p.base = map[uint64]connNwConnCtr{}
 	}
@@ -286,7 +298,8 @@ func Load(o Options) (*Probe, error) {
 	spec.Maps["nw_conn_keys"].MaxEntries = sets
 	spec.Maps["nw_conns"].MaxEntries = sets * ways
 	spec.Maps["nw_conn_hash"].MaxEntries = hashCap
-	for name, v := range map[string]bool{"cfg_quiet": o.Quiet, "cfg_no_close": o.Quiet && o.NoClose, "cfg_conn_sum": o.ConnSum} {
+	for name, v := range map[string]bool{"cfg_quiet": o.Quiet, "cfg_no_close": o.Quiet && o.NoClose, "cfg_conn_sum": o.ConnSum,
+		"cfg_rtx_unseen": o.RetransUnseen} {
 		if err := spec.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("conn: set %s: %w", name, err)
 		}
@@ -548,6 +561,9 @@ func (p *Probe) Existing() ([]event.Event, error) {
 		if p.base != nil {
 			p.base[r.Sk] = r.Ctr
 		}
+		if p.rtxBase != nil {
+			p.rtxBase[r.Sk] = r.Conn.RtxBase
+		}
 	})
 	for i := range out {
 		c := &out[i].Conn
@@ -600,6 +616,7 @@ func (p *Probe) Adopt(evs []event.Event, wanted func(*event.Conn) bool) (adopted
 			p.aggAdopted(c)
 		}
 	}
+	clear(p.rtxBase)
 	return adopted, p.flushBase()
 }
 
@@ -615,6 +632,9 @@ func (p *Probe) adoptHash(evs []event.Event, wanted func(*event.Conn) bool) (ado
 			continue
 		}
 		v := encodeConn(c) // owner PREEXIST: not waiting (owner_pending 0)
+		// as the walk read it: a retransmission between the walk and
+		// this insert counts as unseen at close (nw_adopt has no such gap)
+		v.RtxBase = p.rtxBase[c.Sock]
 		switch err := m.Update(c.Sock, &v, ebpf.UpdateNoExist); {
 		case err == nil:
 			adopted++
@@ -630,6 +650,7 @@ func (p *Probe) adoptHash(evs []event.Event, wanted func(*event.Conn) bool) (ado
 	if full > 0 {
 		p.countFull(uint64(full))
 	}
+	clear(p.rtxBase)
 	return adopted, p.flushBase()
 }
 

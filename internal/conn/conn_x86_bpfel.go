@@ -34,6 +34,8 @@ type connNwConn struct {
 	FastRetrans    uint32
 	TimeoutRetrans uint32
 	RetransSegs    uint32
+	RtxBase        uint32
+	Pad2           uint32
 	OwnerPending   uint64
 }
 
@@ -181,6 +183,7 @@ const (
 	connVarCfgDstNets        = "cfg_dst_nets"
 	connVarCfgNoClose        = "cfg_no_close"
 	connVarCfgQuiet          = "cfg_quiet"
+	connVarCfgRtxUnseen      = "cfg_rtx_unseen"
 	connVarCfgSport          = "cfg_sport"
 	connVarCfgSrcNets        = "cfg_src_nets"
 	connVarNwUnusedAdoptArgs = "nw_unused_adopt_args"
@@ -287,6 +290,7 @@ type connVariableSpecs struct {
 	CfgDstNets        *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
 	CfgNoClose        *ebpf.VariableSpec `ebpf:"cfg_no_close"`
 	CfgQuiet          *ebpf.VariableSpec `ebpf:"cfg_quiet"`
+	CfgRtxUnseen      *ebpf.VariableSpec `ebpf:"cfg_rtx_unseen"`
 	CfgSport          *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
 	NwUnusedAdoptArgs *ebpf.VariableSpec `ebpf:"nw_unused_adopt_args"`
@@ -365,6 +369,7 @@ type connVariables struct {
 	CfgDstNets        *ebpf.Variable `ebpf:"cfg_dst_nets"`
 	CfgNoClose        *ebpf.Variable `ebpf:"cfg_no_close"`
 	CfgQuiet          *ebpf.Variable `ebpf:"cfg_quiet"`
+	CfgRtxUnseen      *ebpf.Variable `ebpf:"cfg_rtx_unseen"`
 	CfgSport          *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.Variable `ebpf:"cfg_src_nets"`
 	NwUnusedAdoptArgs *ebpf.Variable `ebpf:"nw_unused_adopt_args"`

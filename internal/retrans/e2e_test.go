@@ -19,6 +19,7 @@ import (
 // observed is what netwatcher reported about one sending socket.
 type observed struct {
 	segs, fast, timeout float64 // from the close record
+	seen                float64 // its retrans_seen: the segments the hook saw
 	segEvents           int     // retrans_segment records
 	fastEps, rtoEps     int     // retrans (episode) records by kind
 }
@@ -40,12 +41,12 @@ func closeAndCollect(t *testing.T, r *nwtest.Run, c *lab.Conn, sock string) obse
 	cl := r.WaitFor(lab.Wait, "close of "+sock, is("close"))
 	op := r.WaitFor(lab.Wait, "open of "+sock, is("open"))
 	from, to := op.Num("ts_ns"), cl.Num("ts_ns")
-	for _, k := range []string{"retrans_segs", "fast_retrans", "timeout_retrans"} {
+	for _, k := range []string{"retrans_segs", "retrans_seen", "fast_retrans", "timeout_retrans"} {
 		if !cl.Has(k) {
 			t.Fatalf("close record without %s: %v", k, cl)
 		}
 	}
-	o := observed{segs: cl.Num("retrans_segs"), fast: cl.Num("fast_retrans"), timeout: cl.Num("timeout_retrans")}
+	o := observed{segs: cl.Num("retrans_segs"), seen: cl.Num("retrans_seen"), fast: cl.Num("fast_retrans"), timeout: cl.Num("timeout_retrans")}
 	for _, e := range r.Events() {
 		if e.Str("sock") != sock || e.Num("ts_ns") < from || e.Num("ts_ns") > to {
 			continue

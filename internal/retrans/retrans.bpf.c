@@ -41,6 +41,11 @@
  * Sockets that are not in nw_conns (untracked, or filtered by -s/-d when
  * they were established) are ignored.
  *
+ * What this hook does not see of a tracked connection, the kernel still
+ * counts in its total_retrans: internal/conn compares the two at close
+ * (retrans_unseen, conn.bpf.c "What -r did not see"). Tests of that make
+ * this hook miss retransmissions on purpose: cfg_rtx_skip (below).
+ *
  * A connection that is not established yet (its entry's est_ns is 0: a
  * SYN retransmitted by the RTO timer while the path is black, for one) has
  * an entry without a tuple: conn.bpf.c claims it at connect(), before the
@@ -141,6 +146,33 @@ volatile const __u8 cfg_rtx_err = 0;
  * retransmissions (see the top of this file). */
 volatile const __u8 cfg_cong_from_rtx = 0;
 
+/* Set by the loader from $NW_RTX_SKIP (tests only; 0 otherwise): ignore
+ * one in cfg_rtx_skip retransmissions of tracked connections, as if no
+ * program had run (no count, no record), and add their segments to
+ * nw_rtx_skip[1] ([0]: the calls that chose). */
+volatile const __u32 cfg_rtx_skip = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} nw_rtx_skip SEC(".maps");
+
+/* cfg_rtx_skip: true when this retransmission is to be missed. */
+static __always_inline bool skip_for_test(__u16 segs)
+{
+	__u32 k = 0;
+	__u64 *n = bpf_map_lookup_elem(&nw_rtx_skip, &k);
+	if (!n || ++*n % cfg_rtx_skip != 0)
+		return false;
+	k = 1;
+	__u64 *s = bpf_map_lookup_elem(&nw_rtx_skip, &k);
+	if (s)
+		__sync_fetch_and_add(s, segs); /* no fetch: every kernel */
+	return true;
+}
+
 struct rtx_episode {
 	__u32 high_seq;
 	__u8 state;
@@ -182,6 +214,8 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 	__u16 segs = BPF_CORE_READ(cb, tcp_gso_segs);
 	if (segs == 0)
 		segs = 1;
+	if (cfg_rtx_skip && skip_for_test(segs))
+		return 0;
 	__sync_fetch_and_add(&c->retrans_segs, segs);
 	__u8 st = ca_state_of(sk);
 	if (cfg_cong_from_rtx && (st == TCP_CA_Recovery || st == TCP_CA_Loss)) {

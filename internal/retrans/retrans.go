@@ -6,6 +6,11 @@
 // sampler and the close record read them; the ring carries one
 // NW_EV_RETRANS record per retransmitted skb and one NW_EV_CONG record per
 // episode (an entry into TCP_CA_Recovery or TCP_CA_Loss).
+//
+// What the hook did not see, the kernel still counts in each socket's
+// total_retrans: the connection object compares the two when a tracked
+// connection closes and counts the difference (retrans_unseen in the exit
+// stats, reported by Counters; conn.bpf.c "What -r did not see").
 package retrans
 
 import (
@@ -13,6 +18,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strconv"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -35,10 +41,17 @@ const (
 // where the tracepoint exists (tests).
 const CongFromRtxEnv = "NW_CONG_FROM_RTX"
 
+// SkipEnv names the environment variable that, set to N > 0, makes the
+// retransmit hook ignore one in N retransmissions of tracked connections
+// (per CPU), as if it had not run; the exit stats then have
+// retrans_test_skipped, their segments (tests of retrans_unseen).
+const SkipEnv = "NW_RTX_SKIP"
+
 // Concern implements engine.Concern for -r.
 type Concern struct {
 	kernel.Live
-	congFromRtx bool // no tcp_cong_state_set: episodes counted at retransmit time
+	congFromRtx bool   // no tcp_cong_state_set: episodes counted at retransmit time
+	skip        uint32 // $NW_RTX_SKIP
 }
 
 // New returns the -r concern (not loaded yet).
@@ -72,6 +85,17 @@ func (c *Concern) Load(cfg *config.Config, shared map[string]*ebpf.Map) error {
 	if !c.congFromRtx {
 		spec.Maps["nw_rtx_episode"].MaxEntries = 1
 	}
+	if v := os.Getenv(SkipEnv); v != "" {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n == 0 {
+			return fmt.Errorf("retrans: %s=%q: want a count > 0", SkipEnv, v)
+		}
+		c.skip = uint32(n)
+		slog.Warn("test knob: the retransmit hook ignores one retransmission in N", "env", SkipEnv, "N", n)
+	}
+	if err := spec.Variables["cfg_rtx_skip"].Set(c.skip); err != nil {
+		return fmt.Errorf("retrans: %w", err)
+	}
 	coll, err := conn.LoadShared(spec, cfg, shared)
 	if err != nil {
 		return fmt.Errorf("retrans: %w", err)
@@ -101,6 +125,39 @@ func (c *Concern) Attach(log *slog.Logger) error {
 		return fmt.Errorf("retrans: no hook attached: %v", errs)
 	}
 	return nil
+}
+
+// Counters implements engine.CounterSource: retrans_unseen, the segments
+// closed connections retransmitted (their kernel's count) that the hook
+// did not see (counted by the connection object, NW_STAT_RETRANS_UNSEEN);
+// with $NW_RTX_SKIP, retrans_test_skipped, the segments it ignored.
+func (c *Concern) Counters() map[string]uint64 {
+	out := map[string]uint64{"retrans_unseen": 0}
+	if c.skip != 0 {
+		out["retrans_test_skipped"] = 0
+	}
+	if c.Coll == nil {
+		return out
+	}
+	out["retrans_unseen"] = sumPerCPU(c.Coll.Maps["nw_stats"], event.StatRetransUnseen)
+	if c.skip != 0 {
+		out["retrans_test_skipped"] = sumPerCPU(c.Coll.Maps["nw_rtx_skip"], 1)
+	}
+	return out
+}
+
+// sumPerCPU is the sum over CPUs of key k of the per-CPU array m (0 if
+// it cannot be read).
+func sumPerCPU(m *ebpf.Map, k uint32) uint64 {
+	var per []uint64
+	if m == nil || m.Lookup(k, &per) != nil {
+		return 0
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n
 }
 
 // RecordSize is the size of a ring record of this concern.

@@ -34,6 +34,8 @@ type retransNwConn struct {
 	FastRetrans    uint32
 	TimeoutRetrans uint32
 	RetransSegs    uint32
+	RtxBase        uint32
+	Pad2           uint32
 	OwnerPending   uint64
 }
 
@@ -99,6 +101,7 @@ const (
 	retransMapNwEvents             = "nw_events"
 	retransMapNwPktEvents          = "nw_pkt_events"
 	retransMapNwRtxEpisode         = "nw_rtx_episode"
+	retransMapNwRtxSkip            = "nw_rtx_skip"
 	retransMapNwSrcNets            = "nw_src_nets"
 	retransMapNwStats              = "nw_stats"
 	retransProgNwCongBtf           = "nw_cong_btf"
@@ -110,6 +113,7 @@ const (
 	retransVarCfgDport             = "cfg_dport"
 	retransVarCfgDstNets           = "cfg_dst_nets"
 	retransVarCfgRtxErr            = "cfg_rtx_err"
+	retransVarCfgRtxSkip           = "cfg_rtx_skip"
 	retransVarCfgSport             = "cfg_sport"
 	retransVarCfgSrcNets           = "cfg_src_nets"
 	retransVarNwUnusedRetransEvent = "nw_unused_retrans_event"
@@ -175,6 +179,7 @@ type retransMapSpecs struct {
 	NwEvents     *ebpf.MapSpec `ebpf:"nw_events"`
 	NwPktEvents  *ebpf.MapSpec `ebpf:"nw_pkt_events"`
 	NwRtxEpisode *ebpf.MapSpec `ebpf:"nw_rtx_episode"`
+	NwRtxSkip    *ebpf.MapSpec `ebpf:"nw_rtx_skip"`
 	NwSrcNets    *ebpf.MapSpec `ebpf:"nw_src_nets"`
 	NwStats      *ebpf.MapSpec `ebpf:"nw_stats"`
 }
@@ -188,6 +193,7 @@ type retransVariableSpecs struct {
 	CfgDport             *ebpf.VariableSpec `ebpf:"cfg_dport"`
 	CfgDstNets           *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
 	CfgRtxErr            *ebpf.VariableSpec `ebpf:"cfg_rtx_err"`
+	CfgRtxSkip           *ebpf.VariableSpec `ebpf:"cfg_rtx_skip"`
 	CfgSport             *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets           *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
 	NwUnusedRetransEvent *ebpf.VariableSpec `ebpf:"nw_unused_retrans_event"`
@@ -221,6 +227,7 @@ type retransMaps struct {
 	NwEvents     *ebpf.Map `ebpf:"nw_events"`
 	NwPktEvents  *ebpf.Map `ebpf:"nw_pkt_events"`
 	NwRtxEpisode *ebpf.Map `ebpf:"nw_rtx_episode"`
+	NwRtxSkip    *ebpf.Map `ebpf:"nw_rtx_skip"`
 	NwSrcNets    *ebpf.Map `ebpf:"nw_src_nets"`
 	NwStats      *ebpf.Map `ebpf:"nw_stats"`
 }
@@ -235,6 +242,7 @@ func (m *retransMaps) Close() error {
 		m.NwEvents,
 		m.NwPktEvents,
 		m.NwRtxEpisode,
+		m.NwRtxSkip,
 		m.NwSrcNets,
 		m.NwStats,
 	)
@@ -249,6 +257,7 @@ type retransVariables struct {
 	CfgDport             *ebpf.Variable `ebpf:"cfg_dport"`
 	CfgDstNets           *ebpf.Variable `ebpf:"cfg_dst_nets"`
 	CfgRtxErr            *ebpf.Variable `ebpf:"cfg_rtx_err"`
+	CfgRtxSkip           *ebpf.Variable `ebpf:"cfg_rtx_skip"`
 	CfgSport             *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets           *ebpf.Variable `ebpf:"cfg_src_nets"`
 	NwUnusedRetransEvent *ebpf.Variable `ebpf:"nw_unused_retrans_event"`
