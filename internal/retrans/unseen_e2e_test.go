@@ -2,6 +2,8 @@ package retrans_test
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"testing"
@@ -225,5 +227,92 @@ func TestUnseenAdopted(t *testing.T) {
 				t.Errorf("retrans_unseen %v, want 0 (the retransmissions were before netwatcher started)", unseen)
 			}
 		})
+	}
+}
+
+// A connection that was connecting when netwatcher started: its entry is
+// claimed only at ESTABLISHED, after SYN retransmissions the hook could
+// not count (no entry yet) but the socket's total_retrans has. They are
+// not netwatcher's to see: retrans_unseen stays 0. The SYN and its first
+// retransmission are dropped (2.5 s blackout), the second one, 3 s after
+// connect(), makes it; netwatcher starts in between.
+func TestUnseenLateClaim(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "nft")
+	p := nstest.NewPair(t)
+	port, cliPort := lab.RandPort(), lab.RandPort()
+	for cliPort == port {
+		cliPort = lab.RandPort()
+	}
+	cli, srv := netip.AddrPortFrom(p.A4, cliPort), netip.AddrPortFrom(p.B4, port)
+	var ln *net.TCPListener
+	if err := p.B.Do(func() (err error) {
+		ln, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(srv))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		res, err := fault.Blackout(lab.Ctx(t), fault.BlackoutOptions{Netns: p.B.Name, Flow: fault.Flow{Src: cli, Dst: srv},
+			Length: 2500 * time.Millisecond, Out: lab.Log(t), Ready: func() { close(ready) }})
+		if err == nil && res.Dropped < 2 {
+			err = fmt.Errorf("the blackout dropped %d packets, want the SYN and its first retransmission", res.Dropped)
+		}
+		done <- err
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("blackout: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // Ready comes before the blackout's element is in
+	start := time.Now()
+	dialed := make(chan net.Conn, 1)
+	go func() {
+		var c net.Conn
+		err := p.A.Do(func() (err error) {
+			d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.IPv4Unspecified(), cliPort))}
+			c, err = d.Dial("tcp", srv.String())
+			return err
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		dialed <- c
+	}()
+	r := nwtest.Start(t, "-r", "-s", strconv.Itoa(int(cliPort)))
+	up := time.Since(start)
+	c := <-dialed
+	if c == nil {
+		t.FailNow()
+	}
+	est := time.Since(start)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("netwatcher ready %v after connect(), connection made after %v", up.Round(time.Millisecond), est.Round(time.Millisecond))
+	if up > 2800*time.Millisecond {
+		t.Fatalf("netwatcher took %v to start: the connection may have been made before", up)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	c.Close()
+	cl := r.WaitFor(lab.Wait, "close of the client", func(e nwtest.Ev) bool {
+		return e.Str("type") == "connection" && e.Str("event") == "close" && e.Str("src") == cli.String()
+	})
+	r.Stop()
+	unseen := exitStats(t, r).Num("retrans_unseen")
+	t.Logf("client: total_retrans %v, seen %v; retrans_unseen %v", cl.Num("retrans_segs"), cl.Num("retrans_seen"), unseen)
+	if cl.Num("retrans_segs") < 2 {
+		t.Fatalf("client total_retrans %v, want >= 2 SYN retransmissions", cl.Num("retrans_segs"))
+	}
+	if unseen != 0 {
+		t.Errorf("retrans_unseen %v, want 0 (the SYN retransmissions came before the entry)", unseen)
 	}
 }
