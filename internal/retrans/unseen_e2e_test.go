@@ -82,8 +82,11 @@ func checkUnseen(t *testing.T, b *bulkRun, unseen float64) {
 }
 
 // noProgram bounds what no BPF program saw of b's retransmissions: 2
-// segments, or 0.5% (measured here: 0 in most runs, once 22 of 20,811).
-func noProgram(b *bulkRun) float64 { return max(2, b.o.segs/200) }
+// segments, or 1%. Measured here: 0 in most runs, up to 22 of 20,811
+// alone; with a second netwatcher tracing the host, up to 112 of 17,945,
+// and the two saw the same segments of the same connection (the kernel
+// ran neither's program for them: 35 of 11,107 both).
+func noProgram(b *bulkRun) float64 { return max(2, b.o.segs/100) }
 
 // Under real loss (nft drops: every retransmission is transmitted, so
 // traced) -r sees every retransmitted segment: retrans_unseen is 0. It may
