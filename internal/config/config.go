@@ -327,7 +327,7 @@ func Parse(args []string, out io.Writer) (*Config, error) {
 	fs.BoolVarP(&c.Verbose, "verbose", "v", false, "debug logging on stderr")
 	fs.BoolVar(&c.NoPackets, "no-packets", false, "no per-packet records: connection tracking only, the cheapest mode (not with -t or -i)")
 	fs.Var(countValue{&c.MaxClosed, 1, 1 << 20}, "max-closed", "with -a: closed connections kept, newest last; older ones are evicted and counted as closed_evicted")
-	fs.Var(countValue{&c.MaxConns, 64, 1 << 24}, "max-conns", "kernel connection table capacity (preallocated, ~104 bytes each; a connection that does not fit is counted as conn_table_full)")
+	fs.Var(countValue{&c.MaxConns, 64, 1 << 24}, "max-conns", "kernel connection table capacity (preallocated, ~112 bytes each; a connection that does not fit is counted as conn_table_full)")
 	fs.VarP(countValue{&c.CountSecs, 1, 86400}, "count", "C", "every SECONDS, per protocol (tcp, udp, icmp, http, dns, mysql, redis: those whose flags are on) and direction, what its records counted: packets or messages, payload bytes, requests; totals at exit (count.log)")
 	fs.Var(countValue{&c.CountSecs, 1, 86400}, "protocol_count", "alias of --count")
 	_ = fs.MarkHidden("protocol_count")

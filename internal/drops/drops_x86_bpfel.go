@@ -41,6 +41,8 @@ type dropsNwConn struct {
 	FastRetrans    uint32
 	TimeoutRetrans uint32
 	RetransSegs    uint32
+	RtxBase        uint32
+	Pad2           uint32
 	OwnerPending   uint64
 }
 

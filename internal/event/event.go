@@ -62,6 +62,7 @@ const (
 	StatNfUnmatched    = 48 // -n: a hook end that found another packet's start stamp
 	StatNfEvicted      = 49 // -n: a packet's pending hook times evicted (no record)
 	StatConnAggFull    = 59 // --metrics-addr: a connection counted under port class 0, or not at all (nw_conn_agg full)
+	StatRetransUnseen  = 60 // -r: retransmitted segments of closed connections (total_retrans) the hook did not see
 	StatMax            = 64
 )
 
@@ -85,6 +86,7 @@ var (
 	_ = [1]struct{}{}[StatNfUnmatched-int(eventNwStatNW_STAT_NF_UNMATCHED)]
 	_ = [1]struct{}{}[StatNfEvicted-int(eventNwStatNW_STAT_NF_EVICTED)]
 	_ = [1]struct{}{}[StatConnAggFull-int(eventNwStatNW_STAT_CONN_AGG_FULL)]
+	_ = [1]struct{}{}[StatRetransUnseen-int(eventNwStatNW_STAT_RETRANS_UNSEEN)]
 	_ = [1]struct{}{}[StatMax-int(eventNwStatNW_STAT__MAX)]
 )
 

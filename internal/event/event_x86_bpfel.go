@@ -65,6 +65,7 @@ const (
 	eventNwStatNW_STAT_NF_UNMATCHED      eventNwStat = 48
 	eventNwStatNW_STAT_NF_EVICTED        eventNwStat = 49
 	eventNwStatNW_STAT_CONN_AGG_FULL     eventNwStat = 59
+	eventNwStatNW_STAT_RETRANS_UNSEEN    eventNwStat = 60
 	eventNwStatNW_STAT__MAX              eventNwStat = 64
 )
 

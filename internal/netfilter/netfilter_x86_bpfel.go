@@ -34,6 +34,8 @@ type netfilterNwConn struct {
 	FastRetrans    uint32
 	TimeoutRetrans uint32
 	RetransSegs    uint32
+	RtxBase        uint32
+	Pad2           uint32
 	OwnerPending   uint64
 }
 

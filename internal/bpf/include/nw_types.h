@@ -55,6 +55,8 @@ enum nw_stat {
 	NW_STAT_NF_EVICTED = 49,       /* a packet's pending hook times evicted before its last hook or a drop: no record */
 	/* internal/conn with --metrics-addr: */
 	NW_STAT_CONN_AGG_FULL = 59,    /* a connection counted under port class 0, or not at all: nw_conn_agg full */
+	/* internal/conn with -r (internal/retrans): */
+	NW_STAT_RETRANS_UNSEEN = 60,   /* segments a closed connection's kernel counted as retransmitted (total_retrans) that -r did not see */
 	NW_STAT__MAX = 64,
 };
 
@@ -90,6 +92,10 @@ struct nw_conn {
 	__u32 fast_retrans;    /* entries into TCP_CA_Recovery */
 	__u32 timeout_retrans; /* entries into TCP_CA_Loss */
 	__u32 retrans_segs;    /* tcp_retransmit_skb calls */
+	__u32 rtx_base;        /* -r: tp->total_retrans - retrans_segs when the entry began to count
+				* (conn.bpf.c): at close, total_retrans - rtx_base - retrans_segs is what
+				* -r did not see (NW_STAT_RETRANS_UNSEEN) */
+	__u32 _pad2;
 	__u64 owner_pending;   /* 1: owner provisional, counted in conn's nw_owner_waiting
 				* (64 bits: atomic exchange needs them on older LLVM/kernels) */
 };
