@@ -244,11 +244,10 @@ func TestRouteGoneNotCounted(t *testing.T) {
 	}
 }
 
-// checkSegs: retrans_segs is the socket's own tp->total_retrans, so it
-// equals the sender namespace's TcpRetransSegs delta (this connection is
-// the only one there); 2 segments of slack for handshake retransmissions
-// of the request socket, which the kernel counts in the MIB but not in the
-// child's total_retrans.
+// checkSegs: retrans_segs (the segments the hook saw) equals the sender
+// namespace's TcpRetransSegs delta (this connection is the only one
+// there); 2 segments of slack for retransmissions no BPF program ran for
+// (README, "Events no BPF program sees"; counted as retrans_unseen).
 func checkSegs(t *testing.T, got float64, oracle uint64) {
 	t.Helper()
 	if got < 1 || got > float64(oracle) || float64(oracle)-got > 2 {
