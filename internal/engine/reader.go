@@ -15,8 +15,8 @@ import (
 
 // Ring sources: the pipeline merges the two rings by time (see merge).
 const (
-	srcLife   = 0 // lifecycle, retransmit and error records: never dropped in user space
-	srcPacket = 1 // packet records: dropped and counted when the pipeline is behind
+	srcLife   = 0 // lifecycle, retransmit and error records
+	srcPacket = 1 // packet records (neither is dropped in user space: see packetBatches)
 	nSources  = 2
 )
 
@@ -44,11 +44,16 @@ const publishEvery = 5 * time.Millisecond
 // batchLen is how many events one hand-off carries at most.
 const batchLen = 256
 
+// extLen is how many records with an Ext payload one batch carries at most
+// (a batch is handed over early when they are used up).
+const extLen = 32
+
 // batch is a reusable slice of events that returns to its reader's pool
 // once the pipeline has handled all of them.
 type batch struct {
 	evs  []event.Event
-	ext  []event.Ext // the Ext slot of each event (see event.Ext)
+	ext  []event.Ext // Ext slots (see event.Ext), made when first needed
+	nExt int         // slots of ext in use
 	next int         // the first event the pipeline has not handled
 	src  int
 	pool chan *batch
@@ -58,13 +63,28 @@ func newPool(n, src int) chan *batch {
 	n = max(n, 2)
 	pool := make(chan *batch, n)
 	for i := 0; i < n; i++ {
-		// Both rings carry records with an Ext payload (UDP, ICMP, DNS,
-		// netfilter records go on the packet ring). The slots of a batch
-		// are memory the runtime maps untouched: only the slots a decoder
-		// fills become resident, so TCP packet batches cost nothing here.
-		pool <- &batch{evs: make([]event.Event, 0, batchLen), ext: make([]event.Ext, batchLen), pool: pool, src: src}
+		pool <- &batch{evs: make([]event.Event, 0, batchLen), pool: pool, src: src}
 	}
 	return pool
+}
+
+// coreTypes are the record types whose decoders use no Ext slot: only the
+// others get one. Both rings carry records with an Ext payload (UDP, ICMP,
+// DNS, netfilter records go on the packet ring), but most runs have none
+// or few: an Ext is ~4.5 KiB, and a slot for every event of every batch
+// was 111 MiB of heap (resident only where touched, but the garbage
+// collector's target grows with it: RSS of -q -ax on churn 117-125 MiB).
+// Now a batch makes its extLen slots when its first such record comes.
+var coreTypes = func() (t [event.MaxRingType]bool) {
+	for _, x := range []event.Type{event.ConnOpen, event.ConnOwner, event.ConnClose, event.Packet, event.Retrans, event.Cong, event.Error} {
+		t[x] = true
+	}
+	return t
+}()
+
+// needsExt: raw is a record that gets an Ext slot.
+func needsExt(raw []byte) bool {
+	return len(raw) > 0 && int(raw[0]) < len(coreTypes) && !coreTypes[raw[0]]
 }
 
 // reader drains one ring into batches for the pipeline.
@@ -133,15 +153,22 @@ func (rd *reader) one(raw []byte) bool {
 	b.evs = b.evs[:len(b.evs)+1]
 	ev := &b.evs[len(b.evs)-1]
 	ev.Ext = nil
-	if b.ext != nil {
-		ev.Ext = &b.ext[len(b.evs)-1]
+	ext := needsExt(raw)
+	if ext {
+		if b.ext == nil {
+			b.ext = make([]event.Ext, extLen)
+		}
+		ev.Ext = &b.ext[b.nExt]
 	}
 	if !rd.decode(raw, ev) {
 		b.evs = b.evs[:len(b.evs)-1]
 		rd.ctr.Undecodable.Add(1)
 		return true
 	}
-	if len(b.evs) == cap(b.evs) {
+	if ext {
+		b.nExt++
+	}
+	if len(b.evs) == cap(b.evs) || ext && b.nExt == len(b.ext) {
 		rd.send()
 		if !rd.get() {
 			rd.stop = true

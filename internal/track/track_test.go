@@ -1,7 +1,9 @@
 package track
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/netwatcher/netwatcher/internal/event"
@@ -214,5 +216,105 @@ func TestCloseTakesTheFinalOwner(t *testing.T) {
 	tb.Open(d)
 	if e := tb.Close(owned(d, 0, event.OwnerNone), nil, 5); e.Conn.Pid != 11 || e.Conn.OwnerSrc != event.OwnerSyscall {
 		t.Errorf("owner downgraded at close: %v pid %d", e.Conn.OwnerSrc, e.Conn.Pid)
+	}
+}
+
+// TestCloseOfUnknownIsOpenThenClose: a close record of a connection the
+// table never had (no open records: -q) leaves the table as its open
+// followed by its close would: same number, same values, remembered for
+// late records; the socket's previous connection and a stale entry with
+// the same addresses no longer answer Current and Lookup.
+func TestCloseOfUnknownIsOpenThenClose(t *testing.T) {
+	build := func(openFirst bool) (*Table, *Entry) {
+		tb := New(false)
+		prev := conn(7, 1000)                         // the socket's previous connection (closed without a record)
+		stale := conn(8, 2000)                        // another socket, the same addresses as c
+		stale.Src, stale.EstNs = conn(7, 3000).Src, 5 // (a connection the walk adopted that is gone)
+		tb.Open(prev)
+		tb.Open(stale)
+		c := owned(conn(7, 3000), 42, event.OwnerSyscall)
+		c.EstNs, c.FastRetrans = 99, 3
+		if openFirst {
+			tb.Open(c)
+		}
+		return tb, tb.Close(c, &event.Stats{BytesAcked: 5}, 123)
+	}
+	want, we := build(true)
+	got, ge := build(false)
+	if *ge != *we {
+		t.Errorf("entry\n got %+v\nwant %+v", *ge, *we)
+	}
+	c := conn(7, 3000)
+	c.EstNs = 99
+	for _, tb := range []*Table{want, got} {
+		if tb.Find(KeyOf(c)) == nil || !tb.Find(KeyOf(c)).Closed {
+			t.Error("closed connection not kept for its late records")
+		}
+	}
+	if got.Current(7) != want.Current(7) || got.Current(7) != nil {
+		t.Errorf("Current(7): got %v, want %v", got.Current(7), want.Current(7))
+	}
+	k := Key(1, c.Src, c.Dst)
+	if (got.Lookup(k) == nil) != (want.Lookup(k) == nil) || got.Lookup(k) != nil {
+		t.Errorf("Lookup by the closed connection's addresses: got %v, want %v", got.Lookup(k), want.Lookup(k))
+	}
+	prev := conn(7, 1000)
+	if (got.Lookup(Key(1, prev.Src, prev.Dst)) == nil) != (want.Lookup(Key(1, prev.Src, prev.Dst)) == nil) {
+		t.Error("the socket's previous connection: Lookup differs")
+	}
+	if got.Len() != want.Len() || got.nextID != want.nextID {
+		t.Errorf("len %d / next id %d, want %d / %d", got.Len(), got.nextID, want.Len(), want.nextID)
+	}
+}
+
+// TestEachVisitsTheTable: Each visits exactly the table's entries, sorted,
+// through opens, closes, -a evictions, walks and socket reuse; its list of
+// entries stays bounded when Each is not called.
+func TestEachVisitsTheTable(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		tb := New(keep)
+		tb.SetMaxClosed(50)
+		tb.SweepUnsampled = true
+		var open []*event.Conn
+		for i := 0; i < 20000; i++ {
+			c := conn(uint64(1+i%37), uint16(1000+i%5000))
+			c.EstNs = uint64(1_000_000 + i*10 - (i%3)*25) // not quite in number order
+			tb.Open(c)
+			open = append(open, c)
+			if i%3 != 0 {
+				k := (i * 7) % len(open)
+				tb.Close(open[k], nil, uint64(i))
+				open = append(open[:k], open[k+1:]...)
+			}
+			if i%4999 == 0 {
+				tb.BeginWalk()
+				for _, c := range open[:len(open)/2] {
+					tb.Sample(c, &event.Stats{})
+				}
+				tb.EndWalk()
+				open = open[:len(open)/2]
+			}
+			if i%1000 != 999 {
+				continue
+			}
+			var want []*Entry
+			for _, e := range tb.m {
+				want = append(want, e)
+			}
+			slices.SortFunc(want, func(a, b *Entry) int {
+				if a.Conn.EstNs != b.Conn.EstNs {
+					return cmp.Compare(a.Conn.EstNs, b.Conn.EstNs)
+				}
+				return cmp.Compare(a.Conn.ID, b.Conn.ID)
+			})
+			var got []*Entry
+			tb.Each(nil, func(e *Entry) { got = append(got, e) })
+			if !slices.Equal(got, want) {
+				t.Fatalf("keep=%v, after %d: Each visited %d entries, the table has %d (or out of order)", keep, i, len(got), len(want))
+			}
+		}
+		if len(tb.order) > 2*len(tb.m)+4096+1 {
+			t.Errorf("keep=%v: order holds %d for %d entries", keep, len(tb.order), len(tb.m))
+		}
 	}
 }
