@@ -91,6 +91,7 @@ func newTable(cfg *config.Config) *track.Table {
 	}
 	t.AdoptSampled = cfg.KernelQuiet()      // see conn.Options.Quiet
 	t.SweepUnsampled = cfg.NoCloseRecords() // see conn.Options.NoClose
+	t.Recycle = !cfg.Rst                    // --rst keeps the last closed entries (records_rst.go)
 	return t
 }
 

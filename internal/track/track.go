@@ -76,7 +76,12 @@ type Table struct {
 	// SweepUnsampled: EndWalk removes open connections the walk did not
 	// find (no close records come, see conn.Options.NoClose).
 	SweepUnsampled bool
-	walk           uint64
+	// Recycle: an entry the gone ring forgets is reused for a later
+	// connection (no allocation per connection). Only for callers that
+	// keep no entry past goneLen removals (the engine's --rst does).
+	Recycle bool
+	free    []*Entry
+	walk    uint64
 
 	// Removed connections, newest last, for their late records.
 	gone    [goneLen]*Entry
@@ -152,8 +157,8 @@ func (t *Table) Open(c *event.Conn) *Entry {
 			return g // its close was handled already: a late record
 		}
 		t.nextID++
-		e = &Entry{}
-		*e = Entry{Conn: *c}
+		e = t.newEntry()
+		e.Conn = *c
 		e.Conn.ID = t.nextID
 		t.forget(k)
 		t.m[k] = e
@@ -202,12 +207,32 @@ func (t *Table) remove(e *Entry) {
 	t.bury(e)
 }
 
+// newEntry is a zero entry: a recycled one (Recycle) or a new one.
+func (t *Table) newEntry() *Entry {
+	if n := len(t.free); n > 0 {
+		e := t.free[n-1]
+		t.free[n-1] = nil
+		t.free = t.free[:n-1]
+		*e = Entry{}
+		return e
+	}
+	return &Entry{}
+}
+
 // bury remembers e, no longer in the table, for its late records.
 func (t *Table) bury(e *Entry) {
 	i := t.goneN % goneLen
-	if old := t.gone[i]; old != nil && t.goneIdx[KeyOf(&old.Conn)] == old {
-		t.forget(KeyOf(&old.Conn))
-		delete(t.goneIdx, KeyOf(&old.Conn))
+	if old := t.gone[i]; old != nil {
+		k := KeyOf(&old.Conn)
+		if t.goneIdx[k] == old {
+			delete(t.goneIdx, k)
+		}
+		if s := &t.found[foundIdx(k)]; s.e == old {
+			*s = foundSlot{}
+		}
+		if t.Recycle {
+			t.free = append(t.free, old)
+		}
 	}
 	t.gone[i] = e
 	t.goneIdx[KeyOf(&e.Conn)] = e
@@ -317,7 +342,8 @@ func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 // Lookup, as after Open.
 func (t *Table) closeUnknown(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 	t.nextID++
-	e := &Entry{Conn: *c, Closed: true, CloseNs: ts, walk: t.walk}
+	e := t.newEntry()
+	e.Conn, e.Closed, e.CloseNs, e.walk = *c, true, ts, t.walk
 	e.Conn.ID = t.nextID
 	if st != nil {
 		e.Stats, e.HasStats = *st, true

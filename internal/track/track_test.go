@@ -318,3 +318,43 @@ func TestEachVisitsTheTable(t *testing.T) {
 		}
 	}
 }
+
+// TestRecycle: with Recycle, entries forgotten by the gone ring are reused
+// (no allocation per connection), and no key finds an entry that now holds
+// another connection.
+func TestRecycle(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		tb := New(keep)
+		tb.SetMaxClosed(100)
+		tb.Recycle = true
+		keys := []ConnKey{}
+		i := 0
+		src, dst := netip.MustParseAddrPort("198.18.0.1:1000"), netip.MustParseAddrPort("198.18.0.2:80")
+		cycle := func() {
+			c := event.Conn{Sock: uint64(1 + i%11), Netns: 1, EstNs: uint64(1000 + i), Src: src, Dst: dst}
+			if i%2 == 0 {
+				tb.Open(&c)
+			}
+			tb.Close(&c, nil, uint64(i))
+			if keys != nil {
+				keys = append(keys, KeyOf(&c))
+			}
+			i++
+		}
+		for range 3 * goneLen {
+			cycle()
+			if k := keys[len(keys)-1]; tb.Find(k) == nil {
+				t.Fatalf("keep=%v: the connection just closed is not found", keep)
+			}
+		}
+		for _, k := range keys {
+			if e := tb.Find(k); e != nil && KeyOf(&e.Conn) != k {
+				t.Fatalf("keep=%v: key %v finds connection %v", keep, k, KeyOf(&e.Conn))
+			}
+		}
+		keys = nil
+		if n := testing.AllocsPerRun(1000, cycle); n != 0 {
+			t.Errorf("keep=%v: %v allocations per connection", keep, n)
+		}
+	}
+}
