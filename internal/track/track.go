@@ -66,8 +66,9 @@ type Table struct {
 	m          map[ConnKey]*Entry  // open and retained closed connections
 	cur        map[uint64]*Entry   // socket -> its open connection
 	byTuple    map[TupleKey]*Entry // open connections by (netns, local, remote)
-	closed     []ConnKey           // retained closed ones, in close order (eviction)
-	order      []*Entry            // the entries of m in the order they came, and removed ones (!listed) until Each drops them
+	closed     []ConnKey           // retained closed ones, in close order (eviction), from closedHead on
+	closedHead int
+	order      []*Entry // the entries of m in the order they came, and removed ones (!listed) until Each drops them
 	maxClosed  int
 	Evicted    uint64 // closed entries dropped because of maxClosed
 	nextID     uint64
@@ -321,10 +322,16 @@ func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 		return e
 	}
 	t.untuple(e)
+	if len(t.closed) == cap(t.closed) && t.closedHead > 0 {
+		// slide down rather than let append reallocate (a slice whose
+		// start moves on grows again and again)
+		t.closed = t.closed[:copy(t.closed, t.closed[t.closedHead:])]
+		t.closedHead = 0
+	}
 	t.closed = append(t.closed, k)
-	for len(t.closed) > t.maxClosed {
-		old := t.closed[0]
-		t.closed = t.closed[1:]
+	for len(t.closed)-t.closedHead > t.maxClosed {
+		old := t.closed[t.closedHead]
+		t.closedHead++
 		if x := t.m[old]; x != nil && x.Closed {
 			t.remove(x)
 			t.Evicted++
