@@ -1,7 +1,6 @@
 package packet
 
 import (
-	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
@@ -108,4 +107,3 @@ netwatcher_tcp_data_segments_total{direction="tx"} 0
 	}
 }
 
-func ftoa(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
