@@ -106,4 +106,3 @@ netwatcher_tcp_data_segments_total{direction="tx"} 0
 		t.Errorf("collectors without --summary: %d", len(cs))
 	}
 }
-
