@@ -82,11 +82,14 @@ func checkUnseen(t *testing.T, b *bulkRun, unseen float64) {
 }
 
 // noProgram bounds what no BPF program saw of b's retransmissions: 2
-// segments, or 1%. Measured here: 0 in most runs, up to 22 of 20,811
+// segments, or 5%. Measured here: 0 in most runs, up to 22 of 20,811
 // alone; with a second netwatcher tracing the host, up to 112 of 17,945,
 // and the two saw the same segments of the same connection (the kernel
-// ran neither's program for them: 35 of 11,107 both).
-func noProgram(b *bulkRun) float64 { return max(2, b.o.segs/100) }
+// ran neither's program for them: 35 of 11,107 both); in a fresh-clone CI
+// run 236 of 14,433 (1.6%: a burst of retransmissions inside one of the
+// VM's 1-15 ms spans without BPF). The count itself is checked exactly
+// against the kernel's gap (checkUnseen).
+func noProgram(b *bulkRun) float64 { return max(2, b.o.segs/20) }
 
 // Under real loss (nft drops: every retransmission is transmitted, so
 // traced) -r sees every retransmitted segment: retrans_unseen is 0. It may
