@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/witness"
@@ -75,5 +76,59 @@ func TestDevicesMatchLinkCounters(t *testing.T) {
 	// the whole transfer of the other namespace would be ~2x tx more
 	if missed > tx/10 {
 		t.Errorf("witness missed %d of %d packets", missed, tx)
+	}
+}
+
+// TestLinksPair: TCP traffic over a veth pair with segmentation offloads
+// on and off; the witness's packets at the device tracepoints of both
+// namespaces equal the devices' counters, less what no BPF program saw.
+func TestLinksPair(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, off := range []bool{false, true} {
+		p := nstest.NewPair(t)
+		if off {
+			p.NoSegmentOffload(t, true)
+		}
+		l := witness.StartLinks(t, p.A, p.B)
+		var ln net.Listener
+		if err := p.B.Do(func() (err error) {
+			ln, err = net.Listen("tcp", net.JoinHostPort(p.B4.String(), "0"))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				_, err = io.Copy(io.Discard, c)
+				c.Close()
+			}
+			done <- err
+		}()
+		err := p.A.Do(func() error {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				return err
+			}
+			buf := make([]byte, 1000)
+			for range 3000 {
+				if _, err := c.Write(buf); err != nil {
+					return err
+				}
+			}
+			return c.Close()
+		})
+		if err == nil {
+			err = <-done
+		}
+		ln.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if n := l.Missed(t); n > 50 {
+			t.Errorf("offloads off %v: the witness missed %d packets", off, n)
+		}
 	}
 }
