@@ -17,6 +17,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
 	"github.com/netwatcher/netwatcher/internal/testsupport/peer"
+	"github.com/netwatcher/netwatcher/internal/testsupport/witness"
 )
 
 // noOffload turns segmentation offloads off on both veths, so that one skb
@@ -106,6 +107,7 @@ func TestMatchesTcpdump(t *testing.T) {
 			// the kernel, one instance per side (-s: the server's socket,
 			// -d: the client's), so that only its records use the ring.
 			sport := fmt.Sprint(netip.MustParseAddrPort(saddr).Port())
+			wit := witness.StartLinks(t, p.A, p.B)
 			runRx := nwtest.Start(t, append([]string{"-s", sport}, tc.flags...)...)
 			runTx := nwtest.Start(t, append([]string{"-d", sport}, tc.flags...)...)
 			capB := oracle.StartTcpdump(t, p.B, p.IfB, "tcp")
@@ -120,6 +122,9 @@ func TestMatchesTcpdump(t *testing.T) {
 			pkRx, statsRx := packets(runRx)
 			pkTx, statsTx := packets(runTx)
 			pk := append(pkRx, pkTx...)
+			// packets no BPF program ran for (README, "Events no BPF
+			// program sees"): each may cost a record; 0 in most runs
+			nobpf := int(wit.Missed(t))
 
 			// Sent records are per skb TCP handed to IP: TCP always builds
 			// GSO skbs (even with gso off on the device, it then segments in
@@ -160,8 +165,8 @@ func TestMatchesTcpdump(t *testing.T) {
 				if want < total/1500 {
 					t.Errorf("%s: tcpdump saw only %d data segments", what, want)
 				}
-				if pct < 99 || miss > lost(stats) {
-					t.Errorf("%s: %d of %d segments missing (lost counters %d), e.g. %v", what, miss, want, lost(stats), ex)
+				if pct < 99 || miss > lost(stats)+nobpf {
+					t.Errorf("%s: %d of %d segments missing (lost counters %d, packets no BPF program ran for %d), e.g. %v", what, miss, want, lost(stats), nobpf, ex)
 				}
 			}
 			check("sent (veth A)", segA, sent, true, statsTx)
@@ -199,12 +204,16 @@ func TestLayerTimes(t *testing.T) {
 	nstest.RequireRoot(t)
 	run := nwtest.Start(t, "-t")
 	p := nstest.NewPair(t)
+	wit := witness.StartLinks(t, p.A, p.B)
 	time.Sleep(time.Second) // namespace poll interval is 500 ms
 	_, saddr := peer.Serve(t, p.B, "-l", addr(p.B4), "--echo")
 	peer.Run(t, p.A, 30*time.Second, "rr", "-r", saddr, "-c", "2", "--size", "3000", "--duration", "2s")
 	time.Sleep(200 * time.Millisecond)
 	run.Stop()
 	pk, _ := packets(run)
+	// packets no BPF program ran for (README, "Events no BPF program
+	// sees"): each may cost a stamp; 0 in most runs
+	nobpf := int(wit.Missed(t))
 	var n, bad int
 	var lay [2][3][]float64
 	for _, x := range pk {
@@ -232,8 +241,8 @@ func TestLayerTimes(t *testing.T) {
 	if n < 100 {
 		t.Fatalf("only %d packet records of the flow", n)
 	}
-	if bad > 0 {
-		t.Errorf("%d of %d records miss a layer time", bad, n)
+	if bad > nobpf {
+		t.Errorf("%d of %d records miss a layer time (packets no BPF program ran for: %d)", bad, n, nobpf)
 	}
 }
 
@@ -344,6 +353,7 @@ func TestPortFilter(t *testing.T) {
 func TestLoopback(t *testing.T) {
 	nstest.RequireRoot(t)
 	ns := nstest.NewNS(t)
+	wit := witness.StartLinks(t, ns)
 	run := nwtest.Start(t, "-t")
 	const total = 4 << 20
 	srv4, s4 := peer.Serve(t, ns, "-l", "127.0.0.1:0", "--sink")
@@ -358,6 +368,10 @@ func TestLoopback(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	run.Stop()
 	pk, stats := packets(run)
+	// packets no BPF program ran for (README, "Events no BPF program
+	// sees"): each may cost a record (at most 64 KiB of payload on
+	// loopback) or a stamp; 0 in most runs
+	nobpf := int(wit.Missed(t))
 	// Short connections: their records are often read before their open
 	// event; every one must still get its connection's addresses.
 	if n := stats.Num("packets_without_addrs"); n != 0 {
@@ -398,8 +412,10 @@ func TestLoopback(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %d records (+%d retransmitted), sent %d received %d bytes, %d without every layer time", s, n, again, sent, recv, incomplete)
-		if sent != total || recv != total {
-			t.Errorf("%s: sent %d received %d bytes in records, want %d each", s, sent, recv, total)
+		if short := 2*total - sent - recv; sent > total || recv > total || short > nobpf<<16 {
+			t.Errorf("%s: sent %d received %d bytes in records, want %d each (packets no BPF program ran for: %d)", s, sent, recv, total, nobpf)
+		} else if short > 0 {
+			t.Logf("NOTE: %s: %d bytes without a record: no BPF program ran for them", s, short)
 		}
 		if incomplete*100 > n {
 			t.Errorf("%s: %d of %d records miss a layer time", s, incomplete, n)

@@ -17,6 +17,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
 	"github.com/netwatcher/netwatcher/internal/testsupport/peer"
+	"github.com/netwatcher/netwatcher/internal/testsupport/witness"
 )
 
 // TestSampleQueuedDevice: a tbf qdisc on the sending veth, -t -i
@@ -30,6 +31,7 @@ func TestSampleQueuedDevice(t *testing.T) {
 	p := nstest.NewPair(t)
 	noOffload(t, p)
 	p.TBF(t, true, "200mbit", "64kb", "50ms")
+	wit := witness.StartLinks(t, p.A, p.B)
 	_, echo := peer.Serve(t, p.B, "-l", addr(p.B4), "--echo")
 	_, web := peer.Serve(t, p.B, "-l", addr(p.B4), "--http")
 	echoAP, webAP := netip.MustParseAddrPort(echo), netip.MustParseAddrPort(web)
@@ -42,6 +44,9 @@ func TestSampleQueuedDevice(t *testing.T) {
 	segs := capA.Stop()
 	run.Stop()
 	pk, stats := packets(run)
+	// packets no BPF program ran for (README, "Events no BPF program
+	// sees"): each may cost a record or a stamp; 0 in most runs
+	nobpf := int(wit.Missed(t))
 
 	type key struct {
 		seq, ack uint32
@@ -94,13 +99,13 @@ func TestSampleQueuedDevice(t *testing.T) {
 		t.Fatalf("only %d data segments (%d picked)", m, len(picked))
 	}
 	// rr stops by closing: a message in flight may miss; few either way.
-	if miss > lost(stats)+4 {
-		t.Errorf("%d picked segments sent through the qdisc without a record (lost %d)", miss, lost(stats))
+	if miss > lost(stats)+4+nobpf {
+		t.Errorf("%d picked segments sent through the qdisc without a record (lost %d, packets no BPF program ran for %d)", miss, lost(stats), nobpf)
 	}
-	if incomplete > 0 {
-		t.Errorf("%d picked send records miss a layer time", incomplete)
+	if incomplete > nobpf {
+		t.Errorf("%d picked send records miss a layer time (packets no BPF program ran for: %d)", incomplete, nobpf)
 	}
-	if getRecs < gets-lost(stats) {
-		t.Errorf("%d GET send records, want %d", getRecs, gets)
+	if getRecs < gets-lost(stats)-nobpf {
+		t.Errorf("%d GET send records, want %d (lost %d, packets no BPF program ran for %d)", getRecs, gets, lost(stats), nobpf)
 	}
 }
