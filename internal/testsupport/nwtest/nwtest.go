@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -74,6 +75,26 @@ func (e Ev) Num(k string) float64 {
 // Has reports whether the field is present.
 func (e Ev) Has(k string) bool { _, ok := e[k]; return ok }
 
+// MaxEvents is how many events a Run keeps in memory by default
+// ($NW_TEST_MAX_EVENTS overrides it; Run.MaxEvents per run, set before
+// events arrive). A test's own traffic makes a few tens of thousands; a
+// host-wide run while another workload floods the host can make millions
+// (a run once held 9.7 GB and hung). Past the cap the lines are read and
+// dropped (netwatcher never blocks on its output); Events, Find and
+// WaitFor then fail the test, saying so, instead of answering from an
+// incomplete list. A test that needs more raises it explicitly.
+var MaxEvents = 300_000
+
+// MaxEventsEnv overrides MaxEvents.
+const MaxEventsEnv = "NW_TEST_MAX_EVENTS"
+
+func maxEvents() int {
+	if n, err := strconv.Atoi(os.Getenv(MaxEventsEnv)); err == nil && n > 0 {
+		return n
+	}
+	return MaxEvents
+}
+
 // Run is a running netwatcher.
 type Run struct {
 	t       testing.TB
@@ -83,9 +104,12 @@ type Run struct {
 	mu      sync.Mutex
 	events  []Ev
 	lines   int
+	dropped int // lines past the cap
 	done    chan struct{}
 	stopped bool
 	ExitErr error
+	// MaxEvents caps the events kept (see the package's MaxEvents).
+	MaxEvents int
 }
 
 // Start runs netwatcher with args plus --data-dir, --ready-file and -o json,
@@ -95,7 +119,7 @@ func Start(t testing.TB, args ...string) *Run {
 	bin := Binary(t)
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready")
-	r := &Run{t: t, DataDir: filepath.Join(dir, "data"), done: make(chan struct{})}
+	r := &Run{t: t, DataDir: filepath.Join(dir, "data"), done: make(chan struct{}), MaxEvents: maxEvents()}
 	all := append([]string{"--data-dir", r.DataDir, "--ready-file", ready, "-o", "json"}, args...)
 	r.cmd = exec.Command(bin, all...)
 	r.cmd.Stderr = &r.stderr
@@ -113,7 +137,9 @@ func Start(t testing.TB, args ...string) *Run {
 			var ev Ev
 			r.mu.Lock()
 			r.lines++
-			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			if len(r.events) >= r.MaxEvents {
+				r.dropped++
+			} else if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 				r.events = append(r.events, Ev{"type": "_bad_json", "line": sc.Text()})
 			} else {
 				r.events = append(r.events, ev)
@@ -195,10 +221,31 @@ func (r *Run) Stop() {
 	if r.ExitErr != nil {
 		r.t.Fatalf("netwatcher exit: %v\n%s", r.ExitErr, r.Stderr())
 	}
-	for _, e := range r.Events() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.events {
 		if e.Str("type") == "_bad_json" {
 			r.t.Errorf("netwatcher printed a line that is not JSON: %q", e.Str("line"))
 		}
+	}
+}
+
+// Dropped is the number of events past the cap (MaxEvents) so far: read
+// and not kept.
+func (r *Run) Dropped() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dropped
+}
+
+// capped fails the test if events were dropped past the cap: any answer
+// from the kept ones could be wrong.
+func (r *Run) capped(asked string) {
+	r.t.Helper()
+	if n := r.Dropped(); n > 0 {
+		r.t.Fatalf("%s: netwatcher printed more than %d events (%d more were dropped, not kept): the list is incomplete. "+
+			"Other traffic on the host flooded a host-wide run? Narrow the run's filters (-s, -d, -S) or raise the cap (Run.MaxEvents, $%s)",
+			asked, r.MaxEvents, n, MaxEventsEnv)
 	}
 }
 
@@ -214,17 +261,32 @@ func (r *Run) interrupt(d time.Duration) bool {
 	}
 }
 
-// Events returns a snapshot of all events so far.
+// Events returns a snapshot of all events so far. It fails the test if
+// more than MaxEvents came (the list would be incomplete).
 func (r *Run) Events() []Ev {
+	r.t.Helper()
+	r.capped("Events")
+	return r.kept()
+}
+
+// kept is a snapshot of the kept events.
+func (r *Run) kept() []Ev {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Ev(nil), r.events...)
 }
 
-// Find returns events matching pred.
+// Find returns events matching pred. It fails the test if more than
+// MaxEvents came (the answer could be incomplete).
 func (r *Run) Find(pred func(Ev) bool) []Ev {
+	r.t.Helper()
+	r.capped("Find")
+	return r.find(pred)
+}
+
+func (r *Run) find(pred func(Ev) bool) []Ev {
 	var out []Ev
-	for _, e := range r.Events() {
+	for _, e := range r.kept() {
 		if pred(e) {
 			out = append(out, e)
 		}
@@ -232,13 +294,21 @@ func (r *Run) Find(pred func(Ev) bool) []Ev {
 	return out
 }
 
-// WaitFor waits up to d for an event matching pred and returns it.
+// WaitFor waits up to d for an event matching pred and returns it. A
+// matching event among those kept is returned even past the cap; else,
+// past the cap, it fails the test at once (the event may have been
+// dropped).
 func (r *Run) WaitFor(d time.Duration, what string, pred func(Ev) bool) Ev {
 	r.t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		if evs := r.Find(pred); len(evs) > 0 {
+		// past the cap before the search: every kept event was searched
+		over := r.Dropped() > 0
+		if evs := r.find(pred); len(evs) > 0 {
 			return evs[0]
+		}
+		if over {
+			r.capped("waiting for " + what)
 		}
 		if time.Now().After(deadline) {
 			// Stop it, so that the failure shows what it printed last,
@@ -246,7 +316,7 @@ func (r *Run) WaitFor(d time.Duration, what string, pred func(Ev) bool) Ev {
 			if !r.stopped {
 				r.interrupt(5 * time.Second)
 			}
-			evs := r.Events()
+			evs := r.kept()
 			last := evs[max(0, len(evs)-10):]
 			var b strings.Builder
 			for _, e := range last {
