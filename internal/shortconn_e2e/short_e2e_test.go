@@ -14,7 +14,14 @@ import (
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
 	"github.com/netwatcher/netwatcher/internal/testsupport/peer"
+	"github.com/netwatcher/netwatcher/internal/testsupport/witness"
 )
+
+// perConn bounds the records of one connection side in these workloads
+// (open, close, a few packets, an HTTP pair and summary): a packet no BPF
+// program ran for (README, "Events no BPF program sees") can spoil at most
+// one connection, so at most this many of its records.
+const perConn = 8
 
 var connLine = regexp.MustCompile(`^connection\{pid="(\d+)",sock="0x[0-9a-f]+",src="([^"]+)",dst="([^"]+)",is_server="([01])".*,conn_id="(\d+)"\}$`)
 
@@ -55,6 +62,7 @@ func TestShortConnections(t *testing.T) {
 			srvAP := netip.MustParseAddrPort(addr)
 			cliNS, srvNS := p.A.Inode(t), p.B.Inode(t)
 			capture := oracle.StartTcpdump(t, p.A, p.IfA, fmt.Sprintf("tcp port %d", srvAP.Port()))
+			wit := witness.StartLinks(t, p.A, p.B)
 			r := nwtest.Start(t, tc.args...)
 
 			var cli *peer.Proc
@@ -91,6 +99,9 @@ func TestShortConnections(t *testing.T) {
 			time.Sleep(300 * time.Millisecond) // the last closes reach the rings
 			r.Stop()
 			wire := capture.Stop()
+			// packets of the pair no BPF program ran for: 0 in most runs;
+			// each may cost one connection its records
+			nobpf := int(wit.Missed(t))
 			cliPid, srvPid := strconv.Itoa(cli.Cmd.Process.Pid), strconv.Itoa(srv.Cmd.Process.Pid)
 
 			// connects.log: every connection, both sides, right owners.
@@ -123,8 +134,8 @@ func TestShortConnections(t *testing.T) {
 				}
 				ids[m[5]] = true
 			}
-			if clients != tc.n || servers != tc.n || wrongPid != 0 {
-				t.Errorf("connects.log: %d client sides, %d server sides (want %d each), %d with a wrong pid", clients, servers, tc.n, wrongPid)
+			if clients > tc.n || servers > tc.n || clients+servers < 2*tc.n-nobpf || wrongPid != 0 {
+				t.Errorf("connects.log: %d client sides, %d server sides (want %d each; packets no BPF program ran for %d), %d with a wrong pid", clients, servers, tc.n, nobpf, wrongPid)
 			}
 
 			stats := r.Find(func(e nwtest.Ev) bool { return e.Str("type") == "stats" })
@@ -133,8 +144,12 @@ func TestShortConnections(t *testing.T) {
 			}
 			st := stats[0]
 			for _, k := range []string{"lost_ring_full", "lost_queue_full", "conn_table_full", "packets_without_addrs", "closed_evicted"} {
-				if st.Num(k) != 0 {
-					t.Errorf("stats %s = %v", k, st.Num(k))
+				allowed := 0.0
+				if k == "packets_without_addrs" {
+					allowed = float64(nobpf * perConn) // a connection whose open no program saw
+				}
+				if st.Num(k) > allowed {
+					t.Errorf("stats %s = %v (packets no BPF program ran for %d)", k, st.Num(k), nobpf)
 				}
 			}
 			if slices := strings.Count(r.File("packets.log"), "\n"); slices < 2*tc.n {
@@ -146,7 +161,7 @@ func TestShortConnections(t *testing.T) {
 			if strings.Contains(strings.Join(tc.args, " "), "-q") {
 				return
 			}
-			checkConsole(t, r, tc.n, srvAP, cliNS, srvNS, tc.http, clientMax)
+			checkConsole(t, r, tc.n, srvAP, cliNS, srvNS, tc.http, clientMax, nobpf)
 			checkOnWire(t, r, wire, srvAP, cliNS, srvNS)
 		})
 	}
@@ -237,7 +252,10 @@ type connSeen struct {
 	summary        nwtest.Ev
 }
 
-func checkConsole(t *testing.T, r *nwtest.Run, n int, srv netip.AddrPort, cliNS, srvNS uint64, http bool, clientMax int64) {
+// checkConsole checks the console records of the n connections to srv;
+// nobpf packets of the pair reached no BPF program (each may spoil one
+// connection side).
+func checkConsole(t *testing.T, r *nwtest.Run, n int, srv netip.AddrPort, cliNS, srvNS uint64, http bool, clientMax int64, nobpf int) {
 	t.Helper()
 	ours := func(e nwtest.Ev) bool {
 		ns := uint64(e.Num("netns"))
@@ -301,11 +319,11 @@ func checkConsole(t *testing.T, r *nwtest.Run, n int, srv netip.AddrPort, cliNS,
 			}
 		}
 	}
-	if noConn != 0 {
-		t.Errorf("%d records of the test's connections without conn_id/addresses", noConn)
+	if noConn > nobpf*perConn {
+		t.Errorf("%d records of the test's connections without conn_id/addresses (packets no BPF program ran for %d)", noConn, nobpf)
 	}
-	if len(conns) != 2*n {
-		t.Errorf("%d connections on the console, want %d", len(conns), 2*n)
+	if len(conns) > 2*n || len(conns) < 2*n-nobpf {
+		t.Errorf("%d connections on the console, want %d (packets no BPF program ran for %d)", len(conns), 2*n, nobpf)
 	}
 	bad := 0
 	for id, c := range conns {
@@ -325,8 +343,10 @@ func checkConsole(t *testing.T, r *nwtest.Run, n int, srv netip.AddrPort, cliNS,
 			}
 		}
 	}
-	if bad > 0 {
-		t.Errorf("%d of %d connections wrong", bad, len(conns))
+	if bad > nobpf {
+		t.Errorf("%d of %d connections wrong (packets no BPF program ran for %d)", bad, len(conns), nobpf)
+	} else if bad > 0 {
+		t.Logf("NOTE: %d of %d connections incomplete: no BPF program ran for %d of their packets", bad, len(conns), nobpf)
 	}
 	t.Logf("%d connections, %d packet records", len(conns), packets)
 }
