@@ -18,6 +18,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/peer"
+	"github.com/netwatcher/netwatcher/internal/testsupport/witness"
 )
 
 const wait = 10 * time.Second
@@ -141,6 +142,7 @@ func TestHTTPInfo(t *testing.T) {
 	nstest.RequireTools(t, "tcpdump", "tshark")
 	p := nstest.NewPair(t)
 	port := 20000 + rand.IntN(20000)
+	wit := witness.StartLinks(t, p.A, p.B)
 	r := nwtest.Start(t, "-i")
 	capt := startCapture(t, p.B, p.IfB, fmt.Sprintf("tcp port %d", port))
 	_, addr := peer.Serve(t, p.B, "-l", netip.AddrPortFrom(p.B4, uint16(port)).String(), "--http")
@@ -169,6 +171,9 @@ func TestHTTPInfo(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	capt.stop(t)
 	r.Stop()
+	// packets of the pair no BPF program ran for (README, "Events no BPF
+	// program sees"): each may cost a record; 0 in most runs
+	nobpf := int(wit.Missed(t))
 
 	msgs := tsharkMessages(t, capt.path)
 	if len(msgs) != 8 {
@@ -192,12 +197,17 @@ func TestHTTPInfo(t *testing.T) {
 		got[key{sender, uint32(e.Num("seq")), e.Str("http_info"), rx}]++
 	}
 	var lines []string
+	var missing int
 	for _, m := range msgs {
 		lines = append(lines, m.line)
 		for _, rx := range []bool{false, true} {
 			k := key{m.from, m.seq, m.line, rx}
-			if got[k] != 1 {
-				t.Errorf("tshark: %v; netwatcher: %d records with rx=%v, want 1", m, got[k], rx)
+			switch {
+			case got[k] == 0 && missing < nobpf:
+				missing++
+				t.Logf("NOTE: tshark: %v; no netwatcher record with rx=%v: no BPF program ran for %d packets", m, rx, nobpf)
+			case got[k] != 1:
+				t.Errorf("tshark: %v; netwatcher: %d records with rx=%v, want 1 (packets no BPF program ran for %d)", m, got[k], rx, nobpf)
 			}
 			delete(got, k)
 		}
