@@ -12,6 +12,7 @@ import (
 
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/witness"
 )
 
 const wait = 20 * time.Second
@@ -69,6 +70,16 @@ func bySeq(t *testing.T, what string, evs []nwtest.Ev) map[int]nwtest.Ev {
 	return m
 }
 
+// complete reports whether the record has every one of want.
+func complete(e nwtest.Ev, want ...string) bool {
+	for _, k := range want {
+		if !e.Has(k) || e[k] == nil {
+			return false
+		}
+	}
+	return true
+}
+
 // times returns the record's layer times (ns), failing when one of want is
 // missing (null) or negative.
 func times(t *testing.T, what string, e nwtest.Ev, want ...string) map[string]float64 {
@@ -111,6 +122,7 @@ func TestEchoPairedWithLayerTimes(t *testing.T) {
 		src  netip.Addr
 	}{{"v4", p.B4, p.A4}, {"v6", p.B6, p.A6}} {
 		t.Run(tc.name, func(t *testing.T) {
+			wit := witness.StartLinks(t, p.A, p.B)
 			// -U: ping's clock runs from before sendmsg to after
 			// recvmsg (its default, the kernel's receive stamp, is
 			// taken when veth queues the reply, before the link hook)
@@ -134,8 +146,24 @@ func TestEchoPairedWithLayerTimes(t *testing.T) {
 					return e.Str("kind") == kind && e.Num("rx") == rx && e.Str("src") == local && e.Str("dst") == remote
 				}
 			}
+			// packets of the pair no BPF program ran for (README,
+			// "Events no BPF program sees"): each may spoil the records
+			// of one echo; 0 in most runs
+			nobpf := int(wit.Missed(t))
 			// the pinging side's last record comes last
-			waitN(t, r, nsA, n, "replies received", mine("echo_reply", 1, nsA))
+			waitN(t, r, nsA, n-nobpf, "replies received", mine("echo_reply", 1, nsA))
+			if nobpf > 0 {
+				time.Sleep(300 * time.Millisecond) // the rest, if any
+			}
+			spoiled := 0
+			spoil := func(seq int, why string) bool {
+				if spoiled < nobpf {
+					spoiled++
+					t.Logf("NOTE: seq %d: %s: no BPF program ran for %d packets of the pair", seq, why, nobpf)
+					return true
+				}
+				return false
+			}
 			reqA := bySeq(t, "requests sent", icmpOf(r, nsA, mine("echo_request", 0, nsA)))
 			repA := bySeq(t, "replies received", icmpOf(r, nsA, mine("echo_reply", 1, nsA)))
 			reqB := bySeq(t, "requests received", icmpOf(r, nsB, mine("echo_request", 1, nsB)))
@@ -144,6 +172,9 @@ func TestEchoPairedWithLayerTimes(t *testing.T) {
 			for seq := 1; seq <= n; seq++ {
 				rq, rp, brq, brp := reqA[seq], repA[seq], reqB[seq], repB[seq]
 				if rq == nil || rp == nil || brq == nil || brp == nil {
+					if spoil(seq, "a record missing") {
+						continue
+					}
 					t.Fatalf("seq %d: request sent %v, reply received %v, request received %v, reply sent %v", seq, rq, rp, brq, brp)
 				}
 				id := rq.Num("id")
@@ -161,6 +192,12 @@ func TestEchoPairedWithLayerTimes(t *testing.T) {
 				for _, e := range []nwtest.Ev{brq, brp} {
 					if e.Str("owner") != "kernel" || e.Has("pid") && e["pid"] != nil {
 						t.Fatalf("seq %d: %v, want the kernel as owner", seq, e)
+					}
+				}
+				if !complete(rq, "ip_time_ns", "mac_time_ns") || !complete(rp, "mac_time_ns", "ip_time_ns", "icmp_time_ns", "rtt_ns") ||
+					!complete(brq, "mac_time_ns", "ip_time_ns", "icmp_time_ns") || !complete(brp, "ip_time_ns", "mac_time_ns", "rtt_ns") {
+					if spoil(seq, "a layer time missing") {
+						continue
 					}
 				}
 				sent := times(t, "request sent", rq, "ip_time_ns", "mac_time_ns")
@@ -188,8 +225,8 @@ func TestEchoPairedWithLayerTimes(t *testing.T) {
 				}
 				minSlack = min(minSlack, pt[seq]-path)
 			}
-			t.Logf("%d echoes paired on both sides; e.g. seq 1: kernel rtt %v ns, answering kernel %v ns, ping %v ns; smallest ping - kernel path %v ns",
-				n, repA[1].Num("rtt_ns"), repB[1].Num("rtt_ns"), pt[1], minSlack)
+			t.Logf("%d echoes paired on both sides (%d spoiled: no BPF program ran); e.g. seq 1: kernel rtt %v ns, answering kernel %v ns, ping %v ns; smallest ping - kernel path %v ns",
+				n-spoiled, spoiled, repA[1].Num("rtt_ns"), repB[1].Num("rtt_ns"), pt[1], minSlack)
 		})
 	}
 	// icmp.log has the same records
