@@ -3,7 +3,7 @@
 # Per window: workload rate, the workload's CPU per operation (client + server,
 # cpuacct cgroup), the tool's CPU per operation, ksoftirqd's CPU per operation.
 # cmd: "off", "tcpdump" or a netwatcher command line (it gets --data-dir and
-# --ready-file). STATS=1 adds per-program BPF ns/run and runs per operation.
+# --ready-file; a command with its own --data-dir keeps it). STATS=1 adds per-program BPF ns/run and runs per operation.
 set -u
 rounds=$1; wl=$2; shift 2
 PEER=${PEER:?set PEER to an nwpeer binary: go build -o /tmp/nwpeer ./cmd/nwpeer}
@@ -32,7 +32,8 @@ for cfg in "$@"; do
   case "$cmd" in
   off) ;;
   tcpdump) sh -c "echo \$\$ > $T/cgroup.procs; exec ip netns exec $b tcpdump -i vb$$ -n -w /dev/null" 2>/tmp/f-tcpd.err & tp=$!; sleep 1 ;;
-  *) rm -f /tmp/f-ready$$; sh -c "echo \$\$ > $T/cgroup.procs; exec $cmd --data-dir /tmp/f-dd$$ --ready-file /tmp/f-ready$$" >/dev/null 2>/tmp/f-nw.err & tp=$!
+  *) rm -f /tmp/f-ready$$; dd=""; case "$cmd" in *--data-dir*) ;; *) dd="--data-dir /tmp/f-dd$$";; esac
+     sh -c "echo \$\$ > $T/cgroup.procs; exec $cmd $dd --ready-file /tmp/f-ready$$" >/dev/null 2>/tmp/f-nw.err & tp=$!
      for i in $(seq 100); do [ -e /tmp/f-ready$$ ] && break; sleep 0.1; done ;;
   esac
   sleep 1.5
