@@ -20,6 +20,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
 	nwpeer "github.com/netwatcher/netwatcher/internal/testsupport/peer"
+	"github.com/netwatcher/netwatcher/internal/testsupport/witness"
 )
 
 // The test binary is also the UDP peer (a process of its own, so each side
@@ -39,6 +40,10 @@ func TestMain(m *testing.M) {
 // datagram of n bytes
 func size(i int) int  { return 100 + 37*i }
 func reply(n int) int { return n + 7 }
+
+// maxSize bounds the payload of the datagrams these tests send.
+const maxSize = 2048
+
 func sizes(n int) []int {
 	out := []int{}
 	for i := range n {
@@ -291,6 +296,7 @@ func TestUDPFlowsAgainstNstat(t *testing.T) {
 	pr := nstest.NewPair(t)
 	nsA, nsB := pr.A.Inode(t), pr.B.Inode(t)
 	r := nwtest.Start(t, "-u", "-t", "--interval", "200ms")
+	wit := witness.StartLinks(t, pr.A, pr.B)
 	beforeA, beforeB := oracle.Nstat(t, pr.A), oracle.Nstat(t, pr.B)
 
 	const n = 12
@@ -305,10 +311,16 @@ func TestUDPFlowsAgainstNstat(t *testing.T) {
 		}
 	}
 	afterA, afterB := oracle.Nstat(t, pr.A), oracle.Nstat(t, pr.B)
+	// packets of the pair no BPF program ran for (README, "Events no BPF
+	// program sees"): each may be a datagram missing from a flow's counts
+	// and records; 0 in most runs
+	nobpf := wit.Missed(t)
+	short := func(got, want float64) bool { return got > want || got < want-float64(nobpf) }
+	shortB := func(got, want float64) bool { return got > want || got < want-float64(nobpf*maxSize) }
 	// the last periodic read sees everything, then the exit records
 	last := runs[len(runs)-1]
 	r.WaitFor(10*time.Second, "udp_flow of the last server", func(e nwtest.Ev) bool {
-		return e.Str("type") == "udp_flow" && e.Str("src") == last.srv.addr.String() && e.Num("rx_dgrams_total") == n
+		return e.Str("type") == "udp_flow" && e.Str("src") == last.srv.addr.String() && !short(e.Num("rx_dgrams_total"), n)
 	})
 	r.Stop()
 	evs := r.Events()
@@ -325,10 +337,10 @@ func TestUDPFlowsAgainstNstat(t *testing.T) {
 		if c == nil || s == nil {
 			t.Fatalf("flows %s <-> %s: client %v server %v", ru.cli.addr, ru.srv.addr, c, s)
 		}
-		if c.tx != n || c.txb != sum(sent) || c.rx != n || c.rxb != sum(replies) {
+		if short(c.tx, n) || shortB(c.txb, sum(sent)) || short(c.rx, n) || shortB(c.rxb, sum(replies)) {
 			t.Errorf("client %s: tx %v/%v rx %v/%v, want %d/%v %d/%v", ru.cli.addr, c.tx, c.txb, c.rx, c.rxb, n, sum(sent), n, sum(replies))
 		}
-		if s.rx != n || s.rxb != sum(sent) || s.tx != n || s.txb != sum(replies) {
+		if short(s.rx, n) || shortB(s.rxb, sum(sent)) || short(s.tx, n) || shortB(s.txb, sum(replies)) {
 			t.Errorf("server %s: rx %v/%v tx %v/%v, want %d/%v %d/%v", ru.srv.addr, s.rx, s.rxb, s.tx, s.txb, n, sum(sent), n, sum(replies))
 		}
 		for _, f := range []*flowTotals{c, s} {
@@ -350,6 +362,7 @@ func TestUDPFlowsAgainstNstat(t *testing.T) {
 			netnsIno uint64
 		}{{ru.cli, ru.cli.addr, sent, replies, nsA}, {ru.srv, ru.srv.addr, replies, sent, nsB}} {
 			var rx, tx []int
+			var stampless uint64
 			for _, e := range evs {
 				if e.Str("type") != "udp" || e.Str("src") != side.local.String() || e.Num("netns") != float64(side.netnsIno) {
 					continue
@@ -361,19 +374,23 @@ func TestUDPFlowsAgainstNstat(t *testing.T) {
 				if e.Num("rx") == 1 {
 					rx = append(rx, int(e.Num("len")))
 					if mac < 0 || ip < 0 || u < 0 || mac+ip+u > 1e9 {
-						t.Errorf("received datagram %v: layer times mac %v ip %v udp %v", e, mac, ip, u)
+						if stampless++; stampless > nobpf || mac+ip+u > 1e9 {
+							t.Errorf("received datagram %v: layer times mac %v ip %v udp %v", e, mac, ip, u)
+						}
 					}
 				} else {
 					tx = append(tx, int(e.Num("len")))
 					if mac < 0 || ip < 0 || u != -1 || mac+ip > 1e9 {
-						t.Errorf("sent datagram %v: layer times mac %v ip %v udp %v", e, mac, ip, u)
+						if stampless++; stampless > nobpf || u != -1 || mac+ip > 1e9 {
+							t.Errorf("sent datagram %v: layer times mac %v ip %v udp %v", e, mac, ip, u)
+						}
 					}
 				}
 			}
 			slices.Sort(rx)
 			slices.Sort(tx)
-			if !slices.Equal(rx, side.rxSizes) || !slices.Equal(tx, side.txSizes) {
-				t.Errorf("%s: datagram records rx %v tx %v, want rx %v tx %v", side.local, rx, tx, side.rxSizes, side.txSizes)
+			if !subset(rx, side.rxSizes, nobpf) || !subset(tx, side.txSizes, nobpf) {
+				t.Errorf("%s: datagram records rx %v tx %v, want rx %v tx %v (packets no BPF program ran for %d)", side.local, rx, tx, side.rxSizes, side.txSizes, nobpf)
 			}
 		}
 	}
@@ -399,8 +416,10 @@ func TestUDPFlowsAgainstNstat(t *testing.T) {
 		}
 		in := oracle.Delta(c.before, c.after, c.prefix+"InDatagrams")
 		out := oracle.Delta(c.before, c.after, c.prefix+"OutDatagrams")
-		if rx != float64(in) || tx != float64(out) {
-			t.Errorf("netns %d IPv%s: flows rx %v tx %v, nstat %sInDatagrams %d %sOutDatagrams %d", c.ns, c.family, rx, tx, c.prefix, in, c.prefix, out)
+		if short(rx, float64(in)) || short(tx, float64(out)) {
+			t.Errorf("netns %d IPv%s: flows rx %v tx %v, nstat %sInDatagrams %d %sOutDatagrams %d (packets no BPF program ran for %d)", c.ns, c.family, rx, tx, c.prefix, in, c.prefix, out, nobpf)
+		} else if rx != float64(in) || tx != float64(out) {
+			t.Logf("NOTE: netns %d IPv%s: flows rx %v tx %v, nstat %sInDatagrams %d %sOutDatagrams %d: no BPF program ran for the rest", c.ns, c.family, rx, tx, c.prefix, in, c.prefix, out)
 		} else {
 			t.Logf("netns %d IPv%s: flows rx %v tx %v = nstat", c.ns, c.family, rx, tx)
 		}
@@ -409,6 +428,21 @@ func TestUDPFlowsAgainstNstat(t *testing.T) {
 	if !strings.Contains(log, `udp{event="exit",sock="0x`) || !strings.Contains(log, `udp{event="rx",`) {
 		t.Errorf("udp.log lacks exit or datagram lines:\n%.2000s", log)
 	}
+}
+
+// subset: got (sorted) is want (sorted) less at most missing of its
+// elements.
+func subset(got, want []int, missing uint64) bool {
+	if len(got) > len(want) || uint64(len(want)-len(got)) > missing {
+		return false
+	}
+	i := 0
+	for _, w := range want {
+		if i < len(got) && got[i] == w {
+			i++
+		}
+	}
+	return i == len(got)
 }
 
 // TestUDPPortFilter: with -d (remote port) only the flows whose remote
