@@ -19,6 +19,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
+	"github.com/netwatcher/netwatcher/internal/testsupport/witness"
 )
 
 // sumServer is a server in namespace B of a pair: a request is 8 bytes
@@ -259,6 +260,7 @@ func TestSummarySocketCounts(t *testing.T) {
 
 	// both ends: the pair's /30
 	net30 := netip.PrefixFrom(p.A4, 30).Masked().String()
+	wit := witness.StartLinks(t, p.A, p.B)
 	nw := nwtest.Start(t, "--summary", "-S", net30, "--interval", "300ms")
 
 	var appBytes uint64 // every byte an application wrote after the start
@@ -290,6 +292,13 @@ func TestSummarySocketCounts(t *testing.T) {
 	fins += 2
 	time.Sleep(200 * time.Millisecond)
 	nsA1, nsB1 := oracle.Nstat(t, p.A), oracle.Nstat(t, p.B)
+	// packets of the pair no BPF program ran for (README, "Events no BPF
+	// program sees"): each may be an skb the counts miss (at most 64 KiB,
+	// so at most 64 segments of this pair's MSS); 0 in most runs
+	nobpf := wit.Missed(t)
+	near := func(got float64, want uint64, per uint64) bool {
+		return uint64(got) <= want && uint64(got)+nobpf*per >= want
+	}
 	nw.Stop()
 	old.Close()
 	long.Close()
@@ -332,22 +341,22 @@ func TestSummarySocketCounts(t *testing.T) {
 	t.Logf("summary: rx %v segments %v bytes, tx %v segments %v bytes", rx.Num("segments"), rx.Num("bytes"), tx.Num("segments"), tx.Num("bytes"))
 	if retrans != 0 {
 		// the counts include retransmitted segments (and tx bytes their bytes)
-		if uint64(tx.Num("bytes")) < wantTx || uint64(rx.Num("bytes")) != wantRx {
+		if uint64(tx.Num("bytes"))+nobpf<<16 < wantTx || !near(rx.Num("bytes"), wantRx, 1<<16) {
 			t.Errorf("with %d retransmissions: tx bytes %v (want >= %d), rx bytes %v (want %d)", retrans, tx.Num("bytes"), wantTx, rx.Num("bytes"), wantRx)
 		}
 		return
 	}
-	if uint64(tx.Num("bytes")) != wantTx {
-		t.Errorf("tx bytes %v, the applications wrote %d", tx.Num("bytes"), wantTx)
+	if !near(tx.Num("bytes"), wantTx, 1<<16) {
+		t.Errorf("tx bytes %v, the applications wrote %d (packets no BPF program ran for %d)", tx.Num("bytes"), wantTx, nobpf)
 	}
-	if uint64(rx.Num("bytes")) != wantRx {
-		t.Errorf("rx bytes %v, want the applications' %d + %d FINs", rx.Num("bytes"), appBytes, fins)
+	if !near(rx.Num("bytes"), wantRx, 1<<16) {
+		t.Errorf("rx bytes %v, want the applications' %d + %d FINs (packets no BPF program ran for %d)", rx.Num("bytes"), appBytes, fins, nobpf)
 	}
-	if uint64(tx.Num("segments")) != wantSegs {
-		t.Errorf("tx segments %v, want %d (short) + %d (ss, open connections)", tx.Num("segments"), shortSegs, openOut)
+	if !near(tx.Num("segments"), wantSegs, 64) {
+		t.Errorf("tx segments %v, want %d (short) + %d (ss, open connections) (packets no BPF program ran for %d)", tx.Num("segments"), shortSegs, openOut, nobpf)
 	}
-	if uint64(rx.Num("segments")) != shortSegs+openIn {
-		t.Errorf("rx segments %v, want %d (short) + %d (ss, open connections)", rx.Num("segments"), shortSegs, openIn)
+	if !near(rx.Num("segments"), shortSegs+openIn, 64) {
+		t.Errorf("rx segments %v, want %d (short) + %d (ss, open connections) (packets no BPF program ran for %d)", rx.Num("segments"), shortSegs, openIn, nobpf)
 	}
 	log := nw.File("summary.log")
 	if want := fmt.Sprintf(`layer_summary{event="exit",direction="tx",layer="-",segments="%d",bytes="%d"`, wantSegs, wantTx); !strings.Contains(log, want) {
