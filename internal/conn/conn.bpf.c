@@ -78,6 +78,9 @@ volatile const bool cfg_conn_sum = false;
 /* -r: a closing connection's retransmitted segments that -r did not see
  * go into NW_STAT_RETRANS_UNSEEN (below, "What -r did not see"). */
 volatile const bool cfg_rtx_unseen = false;
+/* Neither -x nor -r shows the once-a-second walk's tcp_sock values
+ * (conn.Options.WalkNoStats): the walk reports the entries only. */
+volatile const bool cfg_walk_no_stats = false;
 
 /*
  * --summary's per-direction counts (nw_conn_sum.h) of the connections
@@ -600,42 +603,9 @@ static __always_inline void iter_conn(struct seq_file *seq, __u64 sk, const stru
 	struct nw_iter_rec r = {};
 	r.sk = sk;
 	__builtin_memcpy(&r.conn, c, sizeof(r.conn));
-	nw_read_stats(&r.stats, (const struct sock *)sk, false);
+	if (!cfg_walk_no_stats)
+		nw_read_stats(&r.stats, (const struct sock *)sk, false);
 	bpf_seq_write(seq, &r, sizeof(r));
-}
-
-/* The once-a-second walk: every tracked connection with its current
- * tcp_sock values (-x), one set of the table per call. */
-SEC("iter/bpf_map_elem")
-int nw_iter_conns(struct bpf_iter__bpf_map_elem *ctx)
-{
-	struct seq_file *seq = ctx->meta->seq;
-	__u32 *key = ctx->key;
-	struct nw_conn_set *set = ctx->value;
-	if (!key || !set)
-		return 0;
-	__u32 si = *key;
-	for (int i = 0; i < NW_WAYS; i++) {
-		__u64 sk = set->sk[i];
-		if (!sk)
-			continue;
-		struct nw_conn *c = nw_conn_at(si, i);
-		if (c)
-			iter_conn(seq, sk, c);
-	}
-	return 0;
-}
-
-/* The same walk over the hash variant, one connection per call. */
-SEC("iter/bpf_map_elem")
-int nw_iter_conns_na(struct bpf_iter__bpf_map_elem *ctx)
-{
-	struct seq_file *seq = ctx->meta->seq;
-	__u64 *key = ctx->key;
-	struct nw_conn *c = ctx->value;
-	if (key && c)
-		iter_conn(seq, *key, c);
-	return 0;
 }
 
 /*
@@ -661,12 +631,8 @@ struct {
 	__type(value, struct nw_conn_ctr);
 } nw_sum_open SEC(".maps");
 
-static __always_inline void sum_open_add(__u64 sk)
+static __always_inline void sum_open_add(struct nw_conn_ctr *s, __u64 sk)
 {
-	__u32 zero = 0;
-	struct nw_conn_ctr *s = bpf_map_lookup_elem(&nw_sum_open, &zero);
-	if (!s)
-		return;
 	struct nw_conn_ctr v = {};
 	nw_read_ctr(&v, (const struct sock *)sk, false);
 	s->segs_in += v.segs_in;
@@ -675,23 +641,96 @@ static __always_inline void sum_open_add(__u64 sk)
 	s->bytes_out += v.bytes_out;
 }
 
-/* The set-associative table: one set per call. */
+/*
+ * The two walks of the set-associative table: the once-a-second one
+ * (nw_iter_conns: every tracked connection with its current tcp_sock
+ * values, for -q's table, -x and the sweep) and --summary's
+ * (nw_iter_sum). One iterator call per NW_WALK_SETS sets: the iterator
+ * runs over nw_walk_chunks, whose element k stands for sets
+ * [k * NW_WALK_SETS, (k + 1) * NW_WALK_SETS) (the loader sizes it:
+ * sets / NW_WALK_SETS, at least 1; Go's walkSets). One call per set cost
+ * ~52 ns of iterator machinery per set, 3.4 ms per walk of the default
+ * 65,536 sets, most of it for empty sets; the loop costs a few ns per set.
+ * A bounded loop, not bpf_loop: it loads wherever the arrays do (5.12+;
+ * bpf_loop is 5.17+), so there is one program per walk on every kernel.
+ *
+ * Why not all sets in one call: what one call writes with bpf_seq_write
+ * must fit the iterator's buffer (8 pages): 16 full sets are 128 records
+ * of 216 bytes, 27,648 bytes. The verifier walks the 16 x 8 slots one by
+ * one (6.18: ~50,000 instructions for nw_iter_conns, ~23,000 for
+ * nw_iter_sum, of the 1,000,000 allowed); nw_sum_open is looked up once
+ * per call: looked up per slot, nw_iter_sum took ~238,000.
+ */
+#define NW_WALK_SETS 16
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* sets / NW_WALK_SETS; resized by the loader */
+	__type(key, __u32);
+	__type(value, __u8);
+} nw_walk_chunks SEC(".maps");
+
+enum nw_walk { NW_WALK_SAMPLE, NW_WALK_SUM };
+
+static __always_inline void walk_sets(struct bpf_iter__bpf_map_elem *ctx, enum nw_walk what)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	__u32 *key = ctx->key;
+	if (!key)
+		return;
+	struct nw_conn_ctr *sum = 0;
+	if (what == NW_WALK_SUM) {
+		__u32 zero = 0;
+		sum = bpf_map_lookup_elem(&nw_sum_open, &zero);
+		if (!sum)
+			return;
+	}
+	__u32 first = *key * NW_WALK_SETS;
+	for (__u32 j = 0; j < NW_WALK_SETS; j++) {
+		__u32 si = first + j;
+		struct nw_conn_set *set = bpf_map_lookup_elem(&nw_conn_keys, &si);
+		if (!set)
+			return; /* past the last set (a table of fewer sets) */
+		for (int i = 0; i < NW_WAYS; i++) {
+			__u64 sk = set->sk[i];
+			if (!sk)
+				continue;
+			struct nw_conn *c = nw_conn_at(si, i);
+			if (!c)
+				continue;
+			if (what == NW_WALK_SAMPLE)
+				iter_conn(seq, sk, c);
+			else if (c->est_ns && sum)
+				sum_open_add(sum, sk);
+		}
+	}
+}
+
+/* The once-a-second walk (see above). */
+SEC("iter/bpf_map_elem")
+int nw_iter_conns(struct bpf_iter__bpf_map_elem *ctx)
+{
+	walk_sets(ctx, NW_WALK_SAMPLE);
+	return 0;
+}
+
+/* The same walk over the hash variant, one connection per call. */
+SEC("iter/bpf_map_elem")
+int nw_iter_conns_na(struct bpf_iter__bpf_map_elem *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	__u64 *key = ctx->key;
+	struct nw_conn *c = ctx->value;
+	if (key && c)
+		iter_conn(seq, *key, c);
+	return 0;
+}
+
+/* --summary's walk of the open connections (see above). */
 SEC("iter/bpf_map_elem")
 int nw_iter_sum(struct bpf_iter__bpf_map_elem *ctx)
 {
-	__u32 *key = ctx->key;
-	struct nw_conn_set *set = ctx->value;
-	if (!key || !set)
-		return 0;
-	__u32 si = *key;
-	for (int i = 0; i < NW_WAYS; i++) {
-		__u64 sk = set->sk[i];
-		if (!sk)
-			continue;
-		struct nw_conn *c = nw_conn_at(si, i);
-		if (c && c->est_ns)
-			sum_open_add(sk);
-	}
+	walk_sets(ctx, NW_WALK_SUM);
 	return 0;
 }
 
@@ -701,8 +740,10 @@ int nw_iter_sum_na(struct bpf_iter__bpf_map_elem *ctx)
 {
 	__u64 *key = ctx->key;
 	struct nw_conn *c = ctx->value;
-	if (key && c && c->est_ns)
-		sum_open_add(*key);
+	__u32 zero = 0;
+	struct nw_conn_ctr *sum = bpf_map_lookup_elem(&nw_sum_open, &zero);
+	if (key && c && c->est_ns && sum)
+		sum_open_add(sum, *key);
 	return 0;
 }
 

@@ -155,6 +155,7 @@ const (
 	connMapNwSrcNets         = "nw_src_nets"
 	connMapNwStats           = "nw_stats"
 	connMapNwSumOpen         = "nw_sum_open"
+	connMapNwWalkChunks      = "nw_walk_chunks"
 	connProgNwAccept4Exit    = "nw_accept4_exit"
 	connProgNwAccept4ExitNa  = "nw_accept4_exit_na"
 	connProgNwAcceptExit     = "nw_accept_exit"
@@ -186,6 +187,7 @@ const (
 	connVarCfgRtxUnseen      = "cfg_rtx_unseen"
 	connVarCfgSport          = "cfg_sport"
 	connVarCfgSrcNets        = "cfg_src_nets"
+	connVarCfgWalkNoStats    = "cfg_walk_no_stats"
 	connVarNwUnusedAdoptArgs = "nw_unused_adopt_args"
 	connVarNwUnusedConnCtr   = "nw_unused_conn_ctr"
 	connVarNwUnusedConnEvent = "nw_unused_conn_event"
@@ -276,6 +278,7 @@ type connMapSpecs struct {
 	NwSrcNets      *ebpf.MapSpec `ebpf:"nw_src_nets"`
 	NwStats        *ebpf.MapSpec `ebpf:"nw_stats"`
 	NwSumOpen      *ebpf.MapSpec `ebpf:"nw_sum_open"`
+	NwWalkChunks   *ebpf.MapSpec `ebpf:"nw_walk_chunks"`
 }
 
 // connVariableSpecs contains global variables before they are loaded into the kernel.
@@ -293,6 +296,7 @@ type connVariableSpecs struct {
 	CfgRtxUnseen      *ebpf.VariableSpec `ebpf:"cfg_rtx_unseen"`
 	CfgSport          *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
+	CfgWalkNoStats    *ebpf.VariableSpec `ebpf:"cfg_walk_no_stats"`
 	NwUnusedAdoptArgs *ebpf.VariableSpec `ebpf:"nw_unused_adopt_args"`
 	NwUnusedConnCtr   *ebpf.VariableSpec `ebpf:"nw_unused_conn_ctr"`
 	NwUnusedConnEvent *ebpf.VariableSpec `ebpf:"nw_unused_conn_event"`
@@ -335,6 +339,7 @@ type connMaps struct {
 	NwSrcNets      *ebpf.Map `ebpf:"nw_src_nets"`
 	NwStats        *ebpf.Map `ebpf:"nw_stats"`
 	NwSumOpen      *ebpf.Map `ebpf:"nw_sum_open"`
+	NwWalkChunks   *ebpf.Map `ebpf:"nw_walk_chunks"`
 }
 
 func (m *connMaps) Close() error {
@@ -354,6 +359,7 @@ func (m *connMaps) Close() error {
 		m.NwSrcNets,
 		m.NwStats,
 		m.NwSumOpen,
+		m.NwWalkChunks,
 	)
 }
 
@@ -372,6 +378,7 @@ type connVariables struct {
 	CfgRtxUnseen      *ebpf.Variable `ebpf:"cfg_rtx_unseen"`
 	CfgSport          *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.Variable `ebpf:"cfg_src_nets"`
+	CfgWalkNoStats    *ebpf.Variable `ebpf:"cfg_walk_no_stats"`
 	NwUnusedAdoptArgs *ebpf.Variable `ebpf:"nw_unused_adopt_args"`
 	NwUnusedConnCtr   *ebpf.Variable `ebpf:"nw_unused_conn_ctr"`
 	NwUnusedConnEvent *ebpf.Variable `ebpf:"nw_unused_conn_event"`

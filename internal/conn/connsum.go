@@ -98,7 +98,7 @@ func dropSumWalk(spec *ebpf.CollectionSpec) {
 // connection object does (5.10 included), whatever else a concern loads.
 type SumWalk struct {
 	coll  *ebpf.Collection
-	table *ebpf.Map // the connection table it walks (shared)
+	table *ebpf.Map // what the walk iterates: the hash table (shared) or the arrays' nw_walk_chunks
 	sum   *ebpf.Map // ConnSumMap (shared)
 	acc   *ebpf.Map // nw_sum_open: the walk's total
 	mu    sync.Mutex
@@ -132,19 +132,26 @@ func LoadSumWalk(cfg *config.Config, shared map[string]*ebpf.Map) (*SumWalk, err
 		}
 	}
 	pruneMaps(spec)
+	if variant == TableSets {
+		spec.Maps[walkChunksMap].MaxEntries = walkChunks(w.table.MaxEntries())
+	}
 	coll, err := LoadShared(spec, cfg, shared)
 	if err != nil {
 		return nil, fmt.Errorf("--summary's connection walk: %w", err)
 	}
 	w.coll, w.acc = coll, coll.Maps[sumOpenMap]
+	if variant == TableSets {
+		w.table = coll.Maps[walkChunksMap] // NW_WALK_SETS sets per call
+	}
 	return w, nil
 }
 
 // pruneMaps deletes the maps of spec no program uses, except the data
-// sections (load-time constants) and the connection table's (load reads
-// their specs for the table variant).
+// sections (load-time constants), the connection table's (load reads
+// their specs for the table variant) and the walk's chunks (the iterator's
+// map, which no instruction names).
 func pruneMaps(spec *ebpf.CollectionSpec) {
-	used := map[string]bool{"nw_conn_keys": true, "nw_conn_hash": true}
+	used := map[string]bool{"nw_conn_keys": true, "nw_conn_hash": true, walkChunksMap: true}
 	for _, p := range spec.Programs {
 		for _, ins := range p.Instructions {
 			if r := ins.Reference(); r != "" {

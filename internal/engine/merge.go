@@ -125,7 +125,7 @@ func (m *merge) release(drain func(), fn func(src int, b *batch, i int)) {
 			m.fifo[src][0] = nil
 			m.fifo[src] = m.fifo[src][1:]
 			b.evs, b.next, b.nExt = b.evs[:0], 0, 0
-			b.pool <- b
+			b.pool.put(b)
 		}
 	}
 }

@@ -52,6 +52,7 @@ type pipeline struct {
 	mysql           mysqlState    // -M (records_mysql.go)
 	count           countState    // -C (records_count.go)
 	tl              timeloadState // -L (records_timeload.go)
+	statRd          statReader    // bpfStats (bpfstats.go)
 
 	// --metrics-addr (metrics.go): record-fed metrics (nil when off) and
 	// the exit stats published every second
@@ -303,6 +304,12 @@ func (p *pipeline) handle(ev *event.Event) {
 
 // sample walks the kernel's connection table into the table.
 func (p *pipeline) sample() {
+	if !p.table.AdoptSampled && p.table.Len() == 0 {
+		// Without -q's adoption (and sweep) a walk only updates the
+		// entries the table has (-x values, -r counts, a better owner):
+		// with none, an idle host's walk would change nothing.
+		return
+	}
 	p.table.BeginWalk()
 	if err := p.cp.Sample(func(sk uint64, c *event.Conn, st *event.Stats) {
 		if p.table.Sample(c, st) {
@@ -362,16 +369,7 @@ func (p *pipeline) bpfStats() [event.StatMax]uint64 {
 	if p.cp == nil {
 		return out
 	}
-	m := p.cp.Stats()
-	var per []uint64
-	for i := uint32(0); i < event.StatMax; i++ {
-		if err := m.Lookup(i, &per); err != nil {
-			continue
-		}
-		for _, v := range per {
-			out[i] += v
-		}
-	}
+	p.statRd.read(p.cp.Stats(), &out) // bpfstats.go
 	return out
 }
 

@@ -111,11 +111,11 @@ func TestMergeOrdersAcrossRings(t *testing.T) {
 	const sk = 0xffff888100000100
 	c := event.Conn{Sock: sk, Netns: 1, EstNs: 50, Pid: 9,
 		Src: netip.MustParseAddrPort("198.18.1.1:4000"), Dst: netip.MustParseAddrPort("198.18.1.2:80")}
-	pkts := &batch{src: srcPacket, pool: make(chan *batch, 1), evs: []event.Event{
+	pkts := &batch{src: srcPacket, pool: &batchPool{}, evs: []event.Event{
 		{Type: event.Packet, TS: 60, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 7, Len: 10, EstLo: 50}},
 		{Type: event.Packet, TS: 70, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 17, Len: 10, EstLo: 50}},
 	}}
-	life := &batch{src: srcLife, pool: make(chan *batch, 1), evs: []event.Event{
+	life := &batch{src: srcLife, pool: &batchPool{}, evs: []event.Event{
 		{Type: event.ConnOpen, TS: 50, Conn: c},
 		{Type: event.ConnClose, TS: 80, Conn: c},
 	}}
@@ -174,7 +174,7 @@ func TestMergeOrdersAcrossRings(t *testing.T) {
 	// (a starved reader must not make the other one drop records).
 	p.merge.limit[srcPacket] = 1
 	for i := 0; i < 2; i++ {
-		p.merge.push(&batch{src: srcPacket, pool: make(chan *batch, 1), evs: []event.Event{
+		p.merge.push(&batch{src: srcPacket, pool: &batchPool{}, evs: []event.Event{
 			{Type: event.Packet, TS: uint64(1000 + i), Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 99, EstLo: 50}}}})
 	}
 	p.merge.release(func() {}, handle)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,16 +57,51 @@ type batch struct {
 	nExt int         // slots of ext in use
 	next int         // the first event the pipeline has not handled
 	src  int
-	pool chan *batch
+	pool *batchPool
 }
 
-func newPool(n, src int) chan *batch {
+// batchPool is a reader's free batches, reused last in, first out: the
+// batch the pipeline handed back last is the one still in the caches. A
+// channel reused them in turn, so every record was written into memory
+// last touched 63 batches (9 MiB) ago: the packet decoder waited on cache
+// misses of its event slot for most of its time (issue 17, perf).
+type batchPool struct {
+	mu    sync.Mutex
+	free  []*batch
+	ready chan struct{} // a token after put: wakes a reader waiting for a batch
+}
+
+func newPool(n, src int) *batchPool {
 	n = max(n, 2)
-	pool := make(chan *batch, n)
+	pool := &batchPool{free: make([]*batch, 0, n), ready: make(chan struct{}, 1)}
 	for i := 0; i < n; i++ {
-		pool <- &batch{evs: make([]event.Event, 0, batchLen), pool: pool, src: src}
+		pool.free = append(pool.free, &batch{evs: make([]event.Event, 0, batchLen), pool: pool, src: src})
 	}
 	return pool
+}
+
+// tryGet takes the free batch put last, or nil.
+func (p *batchPool) tryGet() *batch {
+	p.mu.Lock()
+	var b *batch
+	if n := len(p.free); n > 0 {
+		b = p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+	}
+	p.mu.Unlock()
+	return b
+}
+
+// put gives a handled batch back.
+func (p *batchPool) put(b *batch) {
+	p.mu.Lock()
+	p.free = append(p.free, b)
+	p.mu.Unlock()
+	select {
+	case p.ready <- struct{}{}:
+	default:
+	}
 }
 
 // coreTypes are the record types whose decoders use no Ext slot: only the
@@ -101,7 +137,7 @@ type reader struct {
 	src      int
 	r        *ringread.Reader
 	lossless bool
-	pool     chan *batch
+	pool     *batchPool
 	queue    chan<- *batch
 	pipeDone <-chan struct{} // the pipeline stopped: nobody returns batches any more
 	decode   func(raw []byte, ev *event.Event) bool
@@ -117,18 +153,18 @@ type reader struct {
 // records are dropped and counted.
 func (rd *reader) get() bool {
 	if rd.lossless {
-		select {
-		case rd.b = <-rd.pool:
-			return true
-		case <-rd.pipeDone:
-			return false
+		for {
+			if rd.b = rd.pool.tryGet(); rd.b != nil {
+				return true
+			}
+			select {
+			case <-rd.pool.ready: // a batch came back (or a stale token: look again)
+			case <-rd.pipeDone:
+				return false
+			}
 		}
 	}
-	select {
-	case rd.b = <-rd.pool:
-	default:
-		rd.b = nil
-	}
+	rd.b = rd.pool.tryGet()
 	return true
 }
 

@@ -15,18 +15,23 @@ import (
 
 func (p *pipeline) packet(ev *event.Event) {
 	pk := &ev.Packet
+	c := &ev.Conn
 	if e := p.connOf(ev.Conn.Sock, pk.EstLo); e != nil {
-		ev.Conn = e.Conn
+		c = &e.Conn
+		if !p.cfg.Quiet || p.cfg.HTTP || p.tl.det != nil {
+			ev.Conn = e.Conn // for the console, the HTTP pairing, -L
+		}
 	} else {
 		p.noAddrs++
 	}
 	if p.tl.det != nil {
 		p.timeloadPacket(ev)
+		c = &ev.Conn // -L may name it
 	}
 	http, line := p.httpText(pk)
 	// formatted into the log's buffer: no copy
 	b := p.files.PacketBuf(output.PacketLogLen + len(http))
-	p.files.PacketDone(output.AppendPacketLog(b, &ev.Conn, pk, p.cfg.Time, http, p.cfg.Sample))
+	p.files.PacketDone(output.AppendPacketLog(b, c, pk, p.cfg.Time, http, p.cfg.Sample))
 	if !p.cfg.Quiet {
 		var h []byte
 		if p.cfg.HTTP {

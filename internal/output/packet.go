@@ -36,6 +36,9 @@ func pktMissing(p *event.PacketInfo, timed bool, bit uint8) bool {
 	return !timed || p.Missing&bit != 0
 }
 
+// untimedLayers is the layer times of a packets.log line without -t.
+const untimedLayers = `",mac_time="-",ip_time="-",tcp_time="-",http_info="`
+
 // PacketLogLen bounds an AppendPacketLog line without its HTTP text (245
 // bytes with every number at its widest).
 const PacketLogLen = 320
@@ -49,16 +52,20 @@ func AppendPacketLog(b []byte, c *event.Conn, p *event.PacketInfo, timed bool, h
 	b = append(b, `packet{sock="`...)
 	b = appendHex(b, c.Sock)
 	b = append(b, `",seq="`...)
-	b = appendUint(b, uint64(p.Seq))
+	b = appendU32(b, p.Seq)
 	b = append(b, `",ack="`...)
-	b = appendUint(b, uint64(p.Ack))
-	b = append(b, `",mac_time="`...)
-	b = layerUs(b, p.MacNs, pktMissing(p, timed, event.MissingMac))
-	b = append(b, `",ip_time="`...)
-	b = layerUs(b, p.IPNs, pktMissing(p, timed, event.MissingIP))
-	b = append(b, `",tcp_time="`...)
-	b = layerUs(b, p.TCPNs, pktMissing(p, timed, event.MissingTCP))
-	b = append(b, `",http_info="`...)
+	b = appendU32(b, p.Ack)
+	if timed {
+		b = append(b, `",mac_time="`...)
+		b = layerUs(b, p.MacNs, pktMissing(p, timed, event.MissingMac))
+		b = append(b, `",ip_time="`...)
+		b = layerUs(b, p.IPNs, pktMissing(p, timed, event.MissingIP))
+		b = append(b, `",tcp_time="`...)
+		b = layerUs(b, p.TCPNs, pktMissing(p, timed, event.MissingTCP))
+		b = append(b, `",http_info="`...)
+	} else {
+		b = append(b, untimedLayers...) // without -t every time is "-"
+	}
 	b = append(b, http...) // escaped for a quoted value (httpinfo.Line.AppendText)
 	if p.Rx {
 		b = append(b, `",rx="1",conn_id="`...)

@@ -353,20 +353,21 @@ func Decode(raw []byte, ev *event.Event) bool {
 	ev.HasStats = false
 	ev.Conn = event.Conn{Sock: r.Sk, Netns: r.Netns}
 	p := &ev.Packet
-	p.Seq, p.Ack, p.Len, p.EstLo = r.Seq, r.Ack, r.Len, r.EstLo
-	p.Rx = r.Rx != 0
+	rx := r.Rx != 0
 	var t [4]uint64
 	if len(raw) >= httpOff {
 		for i := range t {
 			t[i] = binary.NativeEndian.Uint64(raw[tOff+8*i:])
 		}
 	}
-	p.Missing = 0
 	// receive: t0 link, t1 IP, t2 TCP, t3 copy  => mac, ip, tcp
 	// send:    t0 TCP, t1 IP, t2 queue, t3 xmit => tcp, ip, mac
-	var missing uint8
-	p.MacNs, p.IPNs, p.TCPNs, missing = event.LayerTimes(&t, p.Rx)
-	p.Missing |= missing
+	// Computed first, each field of the event written once and none read
+	// back: the event's slot is often not in this CPU's cache (issue 17).
+	mac, ip, tcp, missing := event.LayerTimes(&t, rx)
+	p.Seq, p.Ack, p.Len, p.EstLo = r.Seq, r.Ack, r.Len, r.EstLo
+	p.Rx = rx
+	p.MacNs, p.IPNs, p.TCPNs, p.Missing = mac, ip, tcp, missing
 	p.HTTPLen, p.HTTPCut = 0, false
 	if len(raw) >= eventSize && r.HttpLen > 0 {
 		n := min(int(r.HttpLen), len(p.HTTP))
