@@ -107,7 +107,7 @@ type PacketRinger interface {
 }
 
 // Pool sizes (batches of batchLen records). The merge holds batches until
-// the other ring's reader has caught up (up to pollEvery, ~20 ms): at the
+// the other ring's reader has caught up (it is poked, see merge.holding; ~20 ms): at the
 // highest rate measured (~320k packet records/s) that is ~6,400 records,
 // 25 batches. Packets get 64 (16,384 records, ~9 MiB); lifecycle records
 // are fewer, they get 32. Both readers wait for a free batch rather than
@@ -266,7 +266,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		pool int
 	}{{srcLife, rd, lifeBatches}, {srcPacket, prd, packetBatches}} {
 		r := &reader{src: x.src, r: x.r, lossless: true, pool: newPool(x.pool, x.src),
-			queue: queue, pipeDone: pipeDone, decode: dec.decode, ctr: &ctr, wm: p.merge.wm[x.src]}
+			queue: queue, pipeDone: pipeDone, decode: dec.decode, ctr: &ctr, wm: p.merge.wm[x.src],
+			quiet: cfg.Quiet}
 		p.merge.poke[x.src] = x.r.Poke
 		readers.Add(1)
 		g.Go(func() error {

@@ -22,8 +22,23 @@ const (
 )
 
 // pollEvery bounds how long a record waits in a ring when BPF did not wake
-// the reader (wakeups are batched per 64 KiB, see nw_submit).
+// the reader (wakeups are batched per 64 KiB, see nw_submit), while the
+// console shows records as they come.
 const pollEvery = 20 * time.Millisecond
+
+// quietPoll replaces pollEvery and idlePoll with -q: nothing shows a
+// record before the files are flushed (once a second), so records may wait
+// in the ring longer, and at low rates the wakeups were most of the tool's
+// CPU (issue 17, `-q` for 5 s, tool CPU ticks / voluntary context
+// switches, A/B/A/B: churn 10-14 / ~3,800 at 20 ms, 5-6 / ~1,300 at 100 ms,
+// 4 / ~780 at 250 ms; http 12-13, 9, 6-7). BPF still wakes the reader per
+// 64 KiB and the merge pokes a reader it waits for, so at high rates
+// nothing waits this long.
+const quietPoll = 250 * time.Millisecond
+
+// holdCheck is how often the pipeline looks again while the merge holds
+// records for the other ring's watermark.
+const holdCheck = pollEvery / 2
 
 // idlePoll is how often a reader whose ring has been empty for idleAfter
 // polls in a row looks at it: BPF still wakes it when a burst fills
@@ -144,6 +159,8 @@ type reader struct {
 	ctr      *Counters
 	wm       *atomic.Uint64
 
+	quiet bool // -q: poll every quietPoll (see there)
+
 	b    *batch
 	stop bool
 }
@@ -261,6 +278,9 @@ func (rd *reader) run() error {
 		wait := pollEvery
 		if empty++; empty > idleAfter {
 			wait = idlePoll
+		}
+		if rd.quiet {
+			wait = quietPoll
 		}
 		switch err := rd.r.Wait(wait); {
 		case errors.Is(err, ringread.ErrFlushed):
