@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # usage: cpu-per-op.sh ROUNDS rr|http "name|cmd" ...   (see bench/floor/README.md)
+# http: wrk -t2 -c16 against nwpeer serve --http, as bench/run's http workload.
 # Per window: workload rate, the workload's CPU per operation (client + server,
 # cpuacct cgroup), the tool's CPU per operation, ksoftirqd's CPU per operation.
 # cmd: "off", "tcpdump" or a netwatcher command line (it gets --data-dir and
@@ -22,8 +23,11 @@ srv=$!
 sleep 1
 runwl(){ sh -c "echo \$\$ > $W/cgroup.procs; case $wl in
   rr) exec ip netns exec $a $PEER rr -r 10.77.0.2:7000 -c 8 --size 1024 --duration $1 ;;
-  http) exec ip netns exec $a $PEER http-get -r 10.77.0.2:7000 -n 10000000 --path / --duration $1 ;;
-  esac" | tail -1; }
+  http) exec ip netns exec $a wrk -t2 -c16 -d\$(echo $1 | tr -d s)s --timeout 5s http://10.77.0.2:7000/ ;;
+  esac" | wlline; }
+# wlline: the workload's last line as 'ops=N rate=R' (nwpeer rr prints it;
+# wrk prints 'N requests in Xs, ...' and 'Requests/sec: R', as bench/run's http).
+wlline(){ awk '/ requests in /{ops=$1} /^Requests\/sec:/{rate=$2} /ops=/{l=$0} END{if(l!="")print l; else printf "http ops=%s rate=%s\n", ops, rate}'; }
 ksi(){ cat /proc/[0-9]*/comm 2>/dev/null >/dev/null; for p in $(pgrep ksoftirqd); do awk '{print $1}' /proc/$p/schedstat; done | awk '{s+=$1}END{print s}'; }
 for r in $(seq $rounds); do
 for cfg in "$@"; do

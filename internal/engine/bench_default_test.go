@@ -103,7 +103,7 @@ func BenchmarkDefaultMode(b *testing.B) {
 				}
 				queue := make(chan *batch, packetBatches)
 				rd := &reader{src: srcPacket, pool: newPool(packetBatches, srcPacket), queue: queue, decode: d.decode,
-					ctr: &Counters{}, wm: new(atomic.Uint64), lossless: true, pipeDone: make(chan struct{})}
+					ctr: &Counters{}, wm: new(atomic.Uint64), handed: new(atomic.Uint64), lossless: true, pipeDone: make(chan struct{})}
 				p.merge.wm[srcLife].Store(math.MaxUint64)
 				handle := func(_ int, bt *batch, i int) { p.handle(&bt.evs[i]) }
 				drain := func() {

@@ -89,7 +89,7 @@ func BenchmarkPipelineFromRing(b *testing.B) {
 			}
 			queue := make(chan *batch, 8)
 			rd := &reader{src: srcPacket, pool: newPool(4, srcPacket), queue: queue, decode: d.decode,
-				ctr: &Counters{}, wm: new(atomic.Uint64)}
+				ctr: &Counters{}, wm: new(atomic.Uint64), handed: new(atomic.Uint64)}
 			p.merge.wm[srcLife].Store(math.MaxUint64)
 			handle := func(_ int, bt *batch, i int) { p.handle(&bt.evs[i]) }
 			drain := func() {

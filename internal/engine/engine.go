@@ -236,6 +236,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	// Half of each pool may wait in the merge; the other half stays free
 	// for its reader (see merge).
 	p.merge.limit[srcLife], p.merge.limit[srcPacket] = lifeBatches/2, packetBatches/2
+	if cfg.Quiet {
+		p.merge.quiet()
+	}
 	// Pre-existing connections: walk after attaching, so nothing opened in
 	// between is missed; duplicates are harmless (adopt is insert-if-absent).
 	var ctr Counters
@@ -267,8 +270,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	}{{srcLife, rd, lifeBatches}, {srcPacket, prd, packetBatches}} {
 		r := &reader{src: x.src, r: x.r, lossless: true, pool: newPool(x.pool, x.src),
 			queue: queue, pipeDone: pipeDone, decode: dec.decode, ctr: &ctr, wm: p.merge.wm[x.src],
-			quiet: cfg.Quiet}
+			handed: p.merge.handed[x.src], quiet: cfg.Quiet}
 		p.merge.poke[x.src] = x.r.Poke
+		p.merge.produced[x.src] = x.r.Produced
 		readers.Add(1)
 		g.Go(func() error {
 			defer readers.Done()

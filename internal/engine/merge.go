@@ -3,6 +3,9 @@ package engine
 import (
 	"math"
 	"sync/atomic"
+	"time"
+
+	"github.com/netwatcher/netwatcher/internal/output"
 )
 
 // mergeSlack: a record is stamped (bpf_ktime_get_ns) in the BPF program
@@ -42,18 +45,68 @@ type merge struct {
 	waitFor  int
 	poke     [nSources]func()
 	lastPoke [nSources]uint64
+
+	// With -q (quiet): held records may wait a while (nothing shows them
+	// before the once-a-second flush), so the merge pokes only when they
+	// have waited pokeAfter or fill a quarter of their limit (the reader
+	// publishes by itself at its poll, its 64 KiB wakeup or publishEvery
+	// when busy), and the pipeline looks again every recheck instead of
+	// holdCheck. Each poke is a wakeup of a goroutine that mostly finds a
+	// few records: on churn most of the tool's context switches.
+	pokeAfter uint64 // ns; 0: at once
+	holdSince uint64 // when the merge began to hold (output.MonoNow), 0: not holding
+	recheck   time.Duration
+
+	// Idle rings (see idleMark): handed is what the reader says it has
+	// handed over, produced reads the ring's producer position.
+	handed   [nSources]*atomic.Uint64
+	produced [nSources]func() uint64
 }
 
 // pokeEvery is the least time between two pokes of one reader (ns).
 const pokeEvery = uint64(publishEvery)
 
+// Quiet mode's poke delay and hold re-check (see merge.pokeAfter).
+const (
+	quietPokeAfter = uint64(100 * time.Millisecond)
+	quietRecheck   = 50 * time.Millisecond
+)
+
 func newMerge() *merge {
-	m := &merge{waitFor: -1}
+	m := &merge{waitFor: -1, recheck: holdCheck}
 	for i := range m.wm {
 		m.wm[i] = new(atomic.Uint64)
+		m.handed[i] = new(atomic.Uint64)
 		m.limit[i] = math.MaxInt
 	}
 	return m
+}
+
+// quiet makes the merge poke late (see pokeAfter).
+func (m *merge) quiet() {
+	m.pokeAfter, m.recheck = quietPokeAfter, quietRecheck
+}
+
+// idleMark is a watermark for src that its reader did not publish: if the
+// ring's producer position is still where the reader last said it had
+// handed everything over, nothing was reserved in the ring since, so every
+// record stamped before now (less mergeSlack, as for a published mark) is
+// in the merge's hands or its queue. An idle ring (the lifecycle ring
+// under request/response traffic) so never needs its reader woken: the
+// merge pokes it only when the ring holds records. 0 when the ring is not
+// idle. Called before the queue is drained (the reader sends before it
+// says handed).
+func (m *merge) idleMark(src int) uint64 {
+	f := m.produced[src]
+	if f == nil {
+		return 0
+	}
+	h := m.handed[src].Load()
+	now := output.MonoNow()
+	if f() != h {
+		return 0
+	}
+	return now
 }
 
 // holding reports whether records wait for a watermark; it pokes the
@@ -61,9 +114,15 @@ func newMerge() *merge {
 func (m *merge) holding(now uint64) bool {
 	src := m.waitFor
 	if src < 0 {
+		m.holdSince = 0
 		return false
 	}
-	if m.poke[src] != nil && now-m.lastPoke[src] >= pokeEvery {
+	if m.holdSince == 0 {
+		m.holdSince = now
+	}
+	held := 1 - src // the source whose records wait
+	late := now-m.holdSince >= m.pokeAfter || len(m.fifo[held]) >= max(m.limit[held]/4, 1)
+	if late && m.poke[src] != nil && now-m.lastPoke[src] >= pokeEvery {
 		m.lastPoke[src] = now
 		m.poke[src]()
 	}
@@ -87,6 +146,9 @@ func (m *merge) release(drain func(), fn func(src int, b *batch, i int)) {
 	var wm [nSources]uint64
 	for i := range wm {
 		wm[i] = m.wm[i].Load()
+		if wm[i] != math.MaxUint64 {
+			wm[i] = max(wm[i], m.idleMark(i))
+		}
 	}
 	drain()
 	m.waitFor = -1

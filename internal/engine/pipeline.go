@@ -166,7 +166,7 @@ func (p *pipeline) run(queue <-chan *batch, ctr *Counters) error {
 	armed := false
 	checkHold := func() {
 		if !armed && p.merge.holding(output.MonoNow()) {
-			hold.Reset(holdCheck)
+			hold.Reset(p.merge.recheck)
 			armed = true
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/event"
@@ -180,6 +181,66 @@ func TestMergeOrdersAcrossRings(t *testing.T) {
 	p.merge.release(func() {}, handle)
 	if p.merge.pending() != 1 {
 		t.Errorf("pending %d, want 1 (the limit)", p.merge.pending())
+	}
+}
+
+// An idle ring needs no watermark from its reader: while its producer
+// position is where the reader said it handed everything over, records of
+// the other ring stamped before now (less mergeSlack) go out without a
+// poke. With -q the merge pokes late: after quietPokeAfter, or at once when
+// the held batches reach a quarter of their limit.
+func TestMergeIdleRingAndQuietPoke(t *testing.T) {
+	var out strings.Builder
+	p := testPipeline(t, &config.Config{Output: config.JSON, DataDir: "x"}, &out)
+	m := p.merge
+	prod := uint64(200)
+	m.produced[srcLife] = func() uint64 { return prod }
+	m.handed[srcLife].Store(100)
+	var pokes [nSources]int
+	for i := range m.poke {
+		m.poke[i] = func() { pokes[i]++ }
+	}
+	handle := func(_ int, b *batch, i int) { p.handle(&b.evs[i]) }
+	pkt := func(ts uint64) *batch {
+		return &batch{src: srcPacket, pool: &batchPool{}, evs: []event.Event{
+			{Type: event.Packet, TS: ts, Conn: event.Conn{Sock: 1}, Packet: event.PacketInfo{Seq: 7}}}}
+	}
+	now := output.MonoNow()
+	m.push(pkt(now - 10*mergeSlack))
+	m.release(func() {}, handle)
+	if m.pending() != 1 {
+		t.Fatalf("released while the lifecycle ring holds unread records (pending %d)", m.pending())
+	}
+	prod = 100 // the reader has handed over everything the ring got
+	m.release(func() {}, handle)
+	if m.pending() != 0 {
+		t.Fatalf("held for an idle ring (pending %d)", m.pending())
+	}
+	m.push(pkt(output.MonoNow() + uint64(time.Hour))) // stamped after now: the idle mark is now
+	m.release(func() {}, handle)
+	if m.pending() != 1 {
+		t.Fatalf("released a record stamped after the idle mark")
+	}
+	if pokes != [nSources]int{} {
+		t.Errorf("pokes %v without holding()", pokes)
+	}
+
+	m.quiet()
+	m.limit[srcPacket] = 8
+	t0 := uint64(1 << 40)
+	if !m.holding(t0) || !m.holding(t0+quietPokeAfter-1) || pokes[srcLife] != 0 {
+		t.Fatalf("quiet: poked before quietPokeAfter: %v", pokes)
+	}
+	if m.holding(t0 + quietPokeAfter); pokes[srcLife] != 1 {
+		t.Fatalf("quiet: no poke after quietPokeAfter: %v", pokes)
+	}
+	m.holdSince = 0 // a new hold with two batches held: a quarter of 8
+	m.push(pkt(output.MonoNow() + uint64(time.Hour)))
+	if m.holding(2 * t0); pokes[srcLife] != 2 {
+		t.Errorf("quiet: no poke with a quarter of the limit held: %v", pokes)
+	}
+	if m.recheck != quietRecheck {
+		t.Errorf("quiet: recheck %v", m.recheck)
 	}
 }
 

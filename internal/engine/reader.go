@@ -158,6 +158,7 @@ type reader struct {
 	decode   func(raw []byte, ev *event.Event) bool
 	ctr      *Counters
 	wm       *atomic.Uint64
+	handed   *atomic.Uint64 // the ring position up to which every record was handed over (see merge.idleMark)
 
 	quiet bool // -q: poll every quietPoll (see there)
 
@@ -264,6 +265,7 @@ func (rd *reader) run() error {
 		// Everything committed before start is read: hand it over, then
 		// say so (in this order, see merge).
 		rd.send()
+		rd.handed.Store(rd.r.Consumed())
 		rd.wm.Store(start)
 		published = start
 		if n > 0 {

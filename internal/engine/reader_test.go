@@ -12,7 +12,7 @@ import (
 // is handed over when they are used up.
 func TestReaderExtSlots(t *testing.T) {
 	queue := make(chan *batch, 64)
-	rd := &reader{src: srcPacket, pool: newPool(8, srcPacket), queue: queue, ctr: &Counters{}, wm: new(atomic.Uint64),
+	rd := &reader{src: srcPacket, pool: newPool(8, srcPacket), queue: queue, ctr: &Counters{}, wm: new(atomic.Uint64), handed: new(atomic.Uint64),
 		decode: func(raw []byte, ev *event.Event) bool {
 			ev.Type = event.Type(raw[0])
 			if ev.Ext != nil {

@@ -112,6 +112,13 @@ func (r *Reader) Available() uint64 {
 	return atomic.LoadUint64(r.prodPos) - atomic.LoadUint64(r.consPos)
 }
 
+// Produced is the producer position: the end of the last record reserved
+// (committed or still being written).
+func (r *Reader) Produced() uint64 { return atomic.LoadUint64(r.prodPos) }
+
+// Consumed is the consumer position: everything before it has been read.
+func (r *Reader) Consumed() uint64 { return atomic.LoadUint64(r.consPos) }
+
 // Batch hands every committed record, in ring order, to fn, until the ring
 // is empty, a record still being written is reached (busy: it is committed
 // within microseconds; call Batch again), or fn returns false (that record

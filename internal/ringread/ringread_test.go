@@ -107,6 +107,11 @@ func TestBatchOrderAndWrap(t *testing.T) {
 		if a := r.Available(); a != 0 {
 			t.Fatalf("batch %d: %d bytes still unread after the batch", i, a)
 		}
+		// 16 bytes a record with its header: the positions the merge
+		// compares to find an idle ring (engine merge.idleMark).
+		if pr, co := r.Produced(), r.Consumed(); pr != uint64(i+1)*1600 || co != pr {
+			t.Fatalf("batch %d: produced %d consumed %d, want both %d", i, pr, co, (i+1)*1600)
+		}
 	}
 }
 
