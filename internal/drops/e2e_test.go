@@ -15,6 +15,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
+	"github.com/netwatcher/netwatcher/internal/testsupport/witness"
 )
 
 // checkRecords checks that the error records of one injection carry the
@@ -46,8 +47,15 @@ func checkRecords(t *testing.T, evs []nwtest.Ev, res *fault.InjectResult, reason
 	}
 }
 
-// (a), (e): N bad checksums -> N "Invalid checksum" records on the
-// receiving socket, and the receiver's TcpInCsumErrors grew by N.
+// invalidSeq: the kernel's drop reasons netwatcher names "Invalid SEQ"
+// (drops.go).
+var invalidSeq = []string{"TCP_OLD_SEQUENCE", "TCP_INVALID_SEQUENCE", "TCP_INVALID_END_SEQUENCE", "TCP_OVERWINDOW"}
+
+// (a), (e): N bad checksums -> the receiver's TcpInCsumErrors grew by N;
+// the "Invalid checksum" records on the receiving socket equal the BPF
+// witness's TCP_CSUM drops exactly, and N less those is what no BPF
+// program was given (README, "Events no BPF program sees": 0 in most
+// runs).
 func TestBadChecksum(t *testing.T) {
 	nstest.RequireRoot(t)
 	port := lab.RandPort()
@@ -63,27 +71,38 @@ func TestBadChecksum(t *testing.T) {
 				t.Fatal(err)
 			}
 			srvSock := lab.SockOf(t, r, p.B, c.ServerAddr, c.ClientAddr)
+			// the receiver's drops handed to BPF programs
+			wit := witness.Start(t, witness.Drops, uint32(p.B.Inode(t)))
 			before := oracle.Nstat(t, p.B)
 			res, err := fault.BadCsum(lab.Ctx(t), c.Injection(t, n, ""))
 			if err != nil {
 				t.Fatal(err)
 			}
-			evs := waitErrors(r, srvSock, n)
+			// after the injected segments on the same link
 			if err := c.RoundTrip(3000, 3); err != nil {
 				t.Fatalf("connection broken after bad checksums: %v", err)
 			}
 			after := oracle.Nstat(t, p.B)
+			wc := wit.Counts(t)
+			wc.Usable(t)
+			seen := wc.Dropped("TCP_CSUM")
+			evs := waitErrors(r, srvSock, int(seen))
 			csum := oracle.Delta(before, after, "TcpInCsumErrors")
-			t.Logf("injected %d; netwatcher: %d records on %s %v; receiver TcpInCsumErrors +%d",
-				len(res.Segments), len(evs), srvSock, reasons(evs), csum)
-			if len(evs) != n || csum != n {
-				t.Errorf("%d error records and TcpInCsumErrors +%d, want both %d", len(evs), csum, n)
+			t.Logf("injected %d; netwatcher: %d records on %s %v; receiver TcpInCsumErrors +%d; BPF witness: TCP_CSUM %d (drops %v)",
+				len(res.Segments), len(evs), srvSock, reasons(evs), csum, seen, wc.Drops)
+			if csum != n {
+				t.Errorf("TcpInCsumErrors +%d, want %d (the oracle disagrees with the injection)", csum, n)
 			}
+			gap := witness.Shortfall(t, "TCP_CSUM drops", csum, seen)
+			if uint64(len(evs)) != seen {
+				t.Errorf("%d error records, the BPF witness saw %d TCP_CSUM drops (TcpInCsumErrors +%d)", len(evs), seen, csum)
+			}
+			witness.Note(t, gap, "bad-checksum segments")
 			checkRecords(t, evs, res, drops.InvalidCsum, p.B)
 			if e := errorsOf(r, "0x0"); len(e) != 0 {
 				t.Errorf("%d unattributed error records: %v", len(e), e)
 			}
-			socks[srvSock] = n
+			socks[srvSock] = len(evs)
 		})
 	}
 	r.Stop()
@@ -106,9 +125,12 @@ func containsReason(line, reason string) bool {
 	return regexp.MustCompile(fmt.Sprintf(`,reason="%s",conn_id="[1-9][0-9]*"}$`, regexp.QuoteMeta(reason))).MatchString(line)
 }
 
-// (b), (e): M segments beyond the window and M long before it -> 2M
-// "Invalid SEQ" records on the receiving socket; in-window out-of-order
-// segments are no error at all.
+// (b), (e): M segments beyond the window and M long before it -> the
+// receiver's counters grow by M each; the "Invalid SEQ" records on the
+// receiving socket equal the BPF witness's drops with those reasons
+// exactly (M less them: what no BPF program was given, 0 in most runs);
+// in-window out-of-order segments are no error at all (nor a drop of
+// those reasons).
 func TestOutOfWindow(t *testing.T) {
 	nstest.RequireRoot(t)
 	port := lab.RandPort()
@@ -122,6 +144,7 @@ func TestOutOfWindow(t *testing.T) {
 				t.Fatal(err)
 			}
 			srvSock := lab.SockOf(t, r, p.B, c.ServerAddr, c.ClientAddr)
+			wit := witness.Start(t, witness.Drops, uint32(p.B.Inode(t)))
 			total := 0
 			for _, tc := range []struct {
 				mode    string
@@ -133,6 +156,7 @@ func TestOutOfWindow(t *testing.T) {
 				{fault.ModeInWindowOOO, "TcpExtTCPOFOQueue", 0},
 			} {
 				before := oracle.Nstat(t, p.B)
+				w0 := wit.Counts(t)
 				res, err := fault.OutOfWindow(lab.Ctx(t), c.Injection(t, m, tc.mode))
 				if err != nil {
 					t.Fatal(err)
@@ -141,18 +165,23 @@ func TestOutOfWindow(t *testing.T) {
 				if err := c.RoundTrip(4000, 3); err != nil {
 					t.Fatalf("connection broken after %s: %v", tc.mode, err)
 				}
-				all := waitErrors(r, srvSock, total+tc.errs)
+				wc := wit.Counts(t)
+				wc.Usable(t)
+				seen := wc.DropsSince(w0, invalidSeq...)
+				all := waitErrors(r, srvSock, total+int(seen))
 				evs := all[total:]
 				after := oracle.Nstat(t, p.B)
 				d := oracle.Delta(before, after, tc.counter)
-				t.Logf("%s: injected %d; netwatcher %d records %v; receiver %s +%d",
-					tc.mode, len(res.Segments), len(evs), reasons(evs), tc.counter, d)
+				t.Logf("%s: injected %d; netwatcher %d records %v; receiver %s +%d; BPF witness: %d Invalid SEQ drops",
+					tc.mode, len(res.Segments), len(evs), reasons(evs), tc.counter, d, seen)
 				if d != m {
 					t.Errorf("%s: receiver %s +%d, want %d (the oracle disagrees with the injection)", tc.mode, tc.counter, d, m)
 				}
-				if len(evs) != tc.errs {
-					t.Errorf("%s: %d error records %v, want %d", tc.mode, len(evs), reasons(evs), tc.errs)
+				gap := witness.Shortfall(t, "Invalid SEQ drops", uint64(tc.errs), seen)
+				if uint64(len(evs)) != seen {
+					t.Errorf("%s: %d error records %v, the BPF witness saw %d Invalid SEQ drops (want %d)", tc.mode, len(evs), reasons(evs), seen, tc.errs)
 				}
+				witness.Note(t, gap, tc.mode+" segments")
 				if tc.errs > 0 {
 					checkRecords(t, evs, res, drops.InvalidSeq, p.B)
 				}
@@ -165,7 +194,9 @@ func TestOutOfWindow(t *testing.T) {
 }
 
 // (f): with -s PORT, errors of connections on other local ports are not
-// reported (the filter is applied in the kernel).
+// reported (the filter is applied in the kernel); those of PORT are, as
+// many as the BPF witness saw of its injections (N of each kind, less
+// what no BPF program was given: 0 in most runs).
 func TestPortFilter(t *testing.T) {
 	nstest.RequireRoot(t)
 	p := nstest.NewPair(t)
@@ -182,7 +213,12 @@ func TestPortFilter(t *testing.T) {
 	}
 	srv1 := lab.SockOf(t, r, p.B, c1.ServerAddr, c1.ClientAddr)
 	const n = 3
+	wit := witness.Start(t, witness.Drops, uint32(p.B.Inode(t)))
+	var w0 witness.Counts // after port2's injections
 	for _, c := range []*lab.Conn{c2, c1} {
+		if c == c1 {
+			w0 = wit.Counts(t)
+		}
 		for _, inject := range []func() (*fault.InjectResult, error){
 			func() (*fault.InjectResult, error) {
 				return fault.BadCsum(lab.Ctx(t), c.Injection(t, n, ""))
@@ -195,13 +231,22 @@ func TestPortFilter(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// after the injected segments on the same link
+		if err := c.RoundTrip(1000, 1); err != nil {
+			t.Fatal(err)
+		}
 	}
-	evs := waitErrors(r, srv1, 2*n)
+	wc := wit.Counts(t)
+	wc.Usable(t)
+	csum, seq := wc.DropsSince(w0, "TCP_CSUM"), wc.DropsSince(w0, invalidSeq...)
+	evs := waitErrors(r, srv1, int(csum+seq))
 	r.Stop()
 	lab.CheckNoLoss(t, r)
-	if got := reasons(evs); len(evs) != 2*n || got[drops.InvalidCsum] != n || got[drops.InvalidSeq] != n {
-		t.Errorf("port %d: records %v, want %d %q and %d %q", port1, got, n, drops.InvalidCsum, n, drops.InvalidSeq)
+	gap := witness.Shortfall(t, "TCP_CSUM drops", n, csum) + witness.Shortfall(t, "Invalid SEQ drops", n, seq)
+	if got := reasons(evs); len(evs) != int(csum+seq) || got[drops.InvalidCsum] != int(csum) || got[drops.InvalidSeq] != int(seq) {
+		t.Errorf("port %d: records %v, want %d %q and %d %q (the BPF witness's drops; %d of each injected)", port1, got, csum, drops.InvalidCsum, seq, drops.InvalidSeq, n)
 	}
+	witness.Note(t, gap, "injected segments")
 	other := r.Find(func(e nwtest.Ev) bool {
 		if e.Str("type") != "error" {
 			return false
@@ -216,7 +261,7 @@ func TestPortFilter(t *testing.T) {
 	if len(other) != 0 {
 		t.Errorf("-s %d: %d error records of port %d: %v", port1, len(other), port2, other)
 	}
-	t.Logf("-s %d: %d records on %s %v; none of port %d", port1, len(evs), srv1, reasons(evs), port2)
+	t.Logf("-s %d: %d records on %s %v; none of port %d; BPF witness: %d TCP_CSUM, %d Invalid SEQ drops of port %d", port1, len(evs), srv1, reasons(evs), port2, csum, seq, port1)
 }
 
 // With -q the kernel sends no open records (conn.Options.Quiet): a connection

@@ -58,6 +58,10 @@ const (
 	// an skb before a software GSO split, the device counts its pieces;
 	// measured on loopback: ~15 of ~150 fewer.)
 	Devices
+	// Drops: kfree_skb drops of an skb of one of the namespaces (its
+	// device's, else its socket's: drops.go), by reason (Counts.Drops,
+	// Counts.Dropped): what netwatcher's drop hooks (-e, -k) were given.
+	Drops
 )
 
 // Counter slots.
@@ -78,15 +82,22 @@ type Counts struct {
 	RtxSegs uint64 // their segments (TCP_SKB_CB(skb)->tcp_gso_segs, 0 read as 1: what TcpRetransSegs adds)
 	Xmit    uint64 // skbs at net_dev_start_xmit (handed to the driver)
 	Recv    uint64 // skbs at netif_receive_skb (received from the device)
+	// Drops: kfree_skb drops by reason (the kernel's name less
+	// SKB_DROP_REASON_, e.g. "TCP_CSUM"; only reasons counted), with
+	// Drops in Start's kinds.
+	Drops map[string]uint64
 	// Unsure: runs the witness could not count (failed reads) plus the
 	// runs the kernel reported skipping (recursion_misses). Must be 0 for
 	// the counts to be exact.
 	Unsure uint64
+	// of Unsure: failed reads, recursion misses
+	readFails, misses uint64
 }
 
 // Witness is a set of attached witness programs and their counters.
 type Witness struct {
 	m     *ebpf.Map
+	drops *dropMap // with Drops
 	links []link.Link
 	progs []*ebpf.Program
 }
@@ -159,6 +170,7 @@ func Start(t testing.TB, kinds Kind, ns ...uint32) *Witness {
 		devNet   = offsetOf(t, spec, "net_device", "nd_net", "net")
 		netInum  = offsetOf(t, spec, "net", "ns", "inum")
 		skNet    = offsetOf(t, spec, "sock", "__sk_common", "skc_net", "net")
+		skbSk    = offsetOf(t, spec, "sk_buff", "sk")
 		skbCb    = offsetOf(t, spec, "sk_buff", "cb")
 		cbGsoSeg = offsetOf(t, spec, "tcp_skb_cb", "tcp_gso_segs")
 	)
@@ -296,6 +308,11 @@ func Start(t testing.TB, kinds Kind, ns ...uint32) *Witness {
 		}
 	}
 
+	if kinds&Drops != 0 {
+		w.drops = newDropMap(t, spec)
+		progs = append(progs, prog{"kfree_skb", tail(w.drops.program(offsets{skbDev, devNet, netInum, skbSk, skNet}, [2]uint32{ns[0], ns[1]}))})
+	}
+
 	for _, p := range progs {
 		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "nw_witness", Type: ebpf.RawTracepoint, License: "GPL", Instructions: p.insns})
 		if err != nil {
@@ -321,10 +338,14 @@ func (w *Witness) Counts(t testing.TB) Counts {
 		}
 	}
 	c := Counts{NfDrops: v[slotNfDrops], Rtx: v[slotRtx], RtxSegs: v[slotRtxSegs],
-		Xmit: v[slotXmit], Recv: v[slotRecv], Unsure: v[slotReadFails]}
+		Xmit: v[slotXmit], Recv: v[slotRecv], Unsure: v[slotReadFails], readFails: v[slotReadFails]}
+	if w.drops != nil {
+		c.Drops = w.drops.counts(t)
+	}
 	for _, p := range w.progs {
 		if st, err := p.Stats(); err == nil {
 			c.Unsure += st.RecursionMisses
+			c.misses += st.RecursionMisses
 		}
 	}
 	return c
@@ -335,7 +356,7 @@ func (w *Witness) Counts(t testing.TB) Counts {
 func (c Counts) Usable(t testing.TB) {
 	t.Helper()
 	if c.Unsure != 0 {
-		t.Fatalf("BPF witness not usable: %d runs uncounted (failed reads, recursion misses)", c.Unsure)
+		t.Fatalf("BPF witness not usable: %d runs uncounted (%d failed reads, %d recursion misses)", c.Unsure, c.readFails, c.misses)
 	}
 }
 
@@ -348,6 +369,10 @@ func (w *Witness) close() {
 	}
 	if w.m != nil {
 		w.m.Close()
+	}
+	if w.drops != nil {
+		w.drops.m.Close()
+		w.drops = nil
 	}
 	w.links, w.progs, w.m = nil, nil, nil
 }

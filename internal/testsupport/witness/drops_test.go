@@ -1,0 +1,66 @@
+package witness_test
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
+	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
+	"github.com/netwatcher/netwatcher/internal/testsupport/witness"
+)
+
+// TestDropsMatchNstat: a UDP receiver with the smallest receive buffer,
+// never reading, flooded over loopback in a namespace of the test's own;
+// the witness's SOCKET_RCVBUFF drops equal the namespace's
+// UdpRcvbufErrors delta, less what no BPF program saw (noted). Drops of
+// another namespace are not counted.
+func TestDropsMatchNstat(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.NewNS(t)
+	other := nstest.NewNS(t)
+	w := witness.Start(t, witness.Drops, uint32(ns.Inode(t)))
+	flood := func(ns *nstest.NS) {
+		err := ns.Do(func() error {
+			rc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			if err := rc.SetReadBuffer(1); err != nil {
+				return err
+			}
+			c, err := net.DialUDP("udp", nil, rc.LocalAddr().(*net.UDPAddr))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			buf := make([]byte, 1000)
+			for range 300 {
+				if _, err := c.Write(buf); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	flood(other)
+	before := oracle.Nstat(t, ns)
+	flood(ns)
+	want := oracle.Delta(before, oracle.Nstat(t, ns), "UdpRcvbufErrors")
+	c := w.Counts(t)
+	c.Usable(t)
+	got := c.Dropped("SOCKET_RCVBUFF")
+	t.Logf("UdpRcvbufErrors +%d; witness SOCKET_RCVBUFF %d (all reasons %v)", want, got, c.Drops)
+	if want < 100 {
+		t.Fatalf("only %d drops", want)
+	}
+	gap := witness.Shortfall(t, "SOCKET_RCVBUFF drops", want, got)
+	witness.Note(t, gap, "SOCKET_RCVBUFF drops")
+	if gap > want/10 {
+		t.Errorf("witness missed %d of %d drops", gap, want)
+	}
+}
