@@ -44,6 +44,7 @@ type options struct {
 	settle     time.Duration
 	drain      time.Duration
 	quietWait  time.Duration
+	warm       bool
 }
 
 func main() {
@@ -61,6 +62,7 @@ func main() {
 	flag.StringVar(&o.configs, "configs", "", "comma-separated subset of configurations (names as in the table: off,-q --no-packets,-q,-q -ax,-q -x -r,-q -t,-q -tixre,tcpdump,bpftrace)")
 	flag.StringVar(&o.workloads, "workloads", "", "comma-separated subset of workloads (churn,rr,bulk,http)")
 	flag.DurationVar(&o.quietWait, "quiet-wait", 4*time.Second, "before each run, wait up to this long for the host to be quiet (no other tracer, other processes < 10% CPU); 0: don't wait")
+	flag.BoolVar(&o.warm, "warm-memory", true, "touch the host's free memory once before the runs (see warm.go: a fresh VM's first touch of a page is a host fault, and log writes would pay it)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "nwbench: unexpected argument %q\n", flag.Arg(0))
@@ -156,6 +158,14 @@ func run(o options) (code int) {
 	if len(wls) == 0 || len(cfgs) == 0 {
 		logf("no workload or configuration selected")
 		return 2
+	}
+	if o.warm {
+		n, took, err := warmMemory(1 << 30)
+		if err != nil {
+			e.note("--warm-memory: %v (after %.1f GiB)", err, float64(n)/(1<<30))
+		} else {
+			e.note("memory warmed: %.1f GiB of free memory touched once before the runs (%.0f s; see bench/nwbench/warm.go)", float64(n)/(1<<30), took.Seconds())
+		}
 	}
 	start := time.Now()
 	logf("warm-up")
