@@ -388,13 +388,16 @@ func pidOf(t *testing.T, r *nwtest.Run) int {
 // before the signal, and no byte that was never written. Both ends are
 // traced, so each byte counts once in tx (sent by one end); connections
 // that close after the hooks are gone (shutdown) are counted by the last
-// walk, from their final counters.
+// walk, from their final counters. The lower bounds' only allowance: the
+// pair's packets the BPF witness shows no BPF program ran for (README,
+// "Events no BPF program sees": 0 in most runs), up to 64 KiB each.
 func TestSummarySigtermUnderLoad(t *testing.T) {
 	nstest.RequireRoot(t)
 	p := nstest.NewPair(t)
 	s := startSumServer(t, p)
 	net30 := netip.PrefixFrom(p.A4, 30).Masked().String()
 	nw := nwtest.Start(t, "--summary", "-S", net30)
+	wit := witness.StartLinks(t, p.A, p.B)
 
 	var mu sync.Mutex
 	var before, started uint64 // tx bytes: of connections done before the signal; of every connection begun
@@ -469,6 +472,8 @@ func TestSummarySigtermUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	long.Close()
+	time.Sleep(100 * time.Millisecond)
+	nobpf := wit.Missed(t)
 
 	var tx, rx nwtest.Ev
 	for _, e := range nw.Events() {
@@ -486,20 +491,22 @@ func TestSummarySigtermUnderLoad(t *testing.T) {
 	lo, hi := before+8+longBefore, startedByExit+8+longBefore+longDuring
 	got := uint64(tx.Num("bytes"))
 	t.Logf("tx bytes %d: connections done before SIGTERM %d, every byte written %d; rx bytes %v; tx segments %v", got, lo, hi, rx.Num("bytes"), tx.Num("segments"))
-	if got < lo || got > hi {
-		t.Errorf("tx bytes %d outside [%d, %d]", got, lo, hi)
+	if got+nobpf<<16 < lo || got > hi {
+		t.Errorf("tx bytes %d outside [%d, %d] (packets no BPF program ran for: %d)", got, lo, hi, nobpf)
 	}
 	// received: the same bytes (all of them read before the signal), and
 	// at most two FINs per connection
-	if r := uint64(rx.Num("bytes")); r < lo || r > hi+2*(connsByExit+1) {
-		t.Errorf("rx bytes %d outside [%d, %d + 2 FINs x %d connections]", r, lo, hi, connsByExit+1)
+	if r := uint64(rx.Num("bytes")); r+nobpf<<16 < lo || r > hi+2*(connsByExit+1) {
+		t.Errorf("rx bytes %d outside [%d, %d + 2 FINs x %d connections] (packets no BPF program ran for: %d)", r, lo, hi, connsByExit+1, nobpf)
 	}
 }
 
 // TestSummaryOlderConnection: a connection older than netwatcher counts
 // only what it carries after the start: 1 MiB up and 256 KiB down before,
 // 2 MiB up and 512 KiB down (+ the 100-byte request) after; the summary
-// says exactly the bytes after. Both table variants (the hash one adopts
+// says exactly the bytes after, short only by the packets the BPF witness
+// shows no BPF program ran for (README, "Events no BPF program sees": 0 in
+// most runs), up to 64 KiB each. Both table variants (the hash one adopts
 // from user space).
 func TestSummaryOlderConnection(t *testing.T) {
 	nstest.RequireRoot(t)
@@ -514,9 +521,11 @@ func TestSummaryOlderConnection(t *testing.T) {
 			request(t, down, 8, 256<<10)
 			time.Sleep(50 * time.Millisecond)
 			nw := nwtest.Start(t, "--summary", "-S", netip.PrefixFrom(p.A4, 30).Masked().String())
+			wit := witness.StartLinks(t, p.A, p.B)
 			send(t, s, up, 2<<20, 3<<20)
 			request(t, down, 100, 512<<10)
 			time.Sleep(50 * time.Millisecond)
+			nobpf := wit.Missed(t)
 			nw.Stop()
 			up.Close()
 			down.Close()
@@ -527,8 +536,8 @@ func TestSummaryOlderConnection(t *testing.T) {
 					continue
 				}
 				n++
-				if got := uint64(e.Num("bytes")); got != want {
-					t.Errorf("%s bytes %d, want %d (after the start only)", e.Str("direction"), got, want)
+				if got := uint64(e.Num("bytes")); got > want || got+nobpf<<16 < want {
+					t.Errorf("%s bytes %d, want %d (after the start only; packets no BPF program ran for: %d)", e.Str("direction"), got, want, nobpf)
 				}
 			}
 			if n != 2 {
