@@ -42,10 +42,7 @@ func TestFindCacheAgreesWithTable(t *testing.T) {
 					c := conn()
 					k = KeyOf(&c)
 				}
-				want := tb.m[k]
-				if want == nil {
-					want = tb.goneIdx[k]
-				}
+				want := tb.scan(k)
 				if got := tb.Find(k); got != want {
 					t.Fatalf("keep %v, op %d: Find(%v) = %p, the table has %p", keep, i, k, got, want)
 				}
@@ -55,4 +52,30 @@ func TestFindCacheAgreesWithTable(t *testing.T) {
 			t.Fatalf("only %d removed: the memory of removed ones never wrapped", tb.goneN)
 		}
 	}
+}
+
+// scan finds k by looking at every slot of the index and the gone ring.
+func (t *Table) scan(k ConnKey) *Entry {
+	var found *Entry
+	for _, s := range t.idx.slots {
+		if s.e != nil && s.k == k {
+			if found != nil {
+				panic("key twice in the index")
+			}
+			found = s.e
+		}
+	}
+	if found != nil && KeyOf(&found.Conn) != k {
+		panic("index slot key differs from its entry's")
+	}
+	if found != nil && !found.listed {
+		in := false
+		for _, g := range t.gone {
+			in = in || g == found
+		}
+		if !in {
+			panic("removed entry in the index but not in the gone ring")
+		}
+	}
+	return found
 }

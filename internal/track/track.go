@@ -46,7 +46,7 @@ type Entry struct {
 	Closed   bool
 	CloseNs  uint64
 	walk     uint64 // the last kernel-table walk that found it
-	listed   bool   // in Table.m (and Table.order)
+	listed   bool   // in the table (and Table.order); else removed, in the gone ring
 }
 
 // DefaultMaxClosed bounds how many closed connections -a keeps unless
@@ -63,12 +63,15 @@ const goneLen = 4096
 // (the pipeline) owns it.
 type Table struct {
 	keepClosed bool
-	m          map[ConnKey]*Entry  // open and retained closed connections
+	// idx: the table's entries (open and retained closed, listed) and the
+	// removed ones the gone ring remembers, by key
+	idx        index
+	n          int                 // listed entries
 	cur        map[uint64]*Entry   // socket -> its open connection
 	byTuple    map[TupleKey]*Entry // open connections by (netns, local, remote)
-	closed     []ConnKey           // retained closed ones, in close order (eviction), from closedHead on
+	closed     []*Entry            // retained closed ones, in close order (eviction), from closedHead on
 	closedHead int
-	order      []*Entry // the entries of m in the order they came, and removed ones (!listed) until Each drops them
+	order      []*Entry // the listed entries in the order they came, and removed ones (!listed) until Each drops them
 	maxClosed  int
 	Evicted    uint64 // closed entries dropped because of maxClosed
 	nextID     uint64
@@ -84,16 +87,16 @@ type Table struct {
 	free    []*Entry
 	walk    uint64
 
-	// Removed connections, newest last, for their late records.
-	gone    [goneLen]*Entry
-	goneIdx map[ConnKey]*Entry
-	goneN   int
+	// Removed connections, newest last, for their late records (idx
+	// finds them).
+	gone  [goneLen]*Entry
+	goneN int
 
 	// found: what Find answered lately, by key (a packet record's map
 	// lookup with a struct key was a tenth of the tool's CPU under
 	// request/response load; a connection's records come in runs and a
 	// few connections interleave). A slot is dropped when its key's
-	// entry in m or goneIdx changes (forget).
+	// entry in idx changes (forget).
 	found [foundLen]foundSlot
 }
 
@@ -117,8 +120,8 @@ func (t *Table) forget(k ConnKey) {
 
 // New returns an empty table; keepClosed is -a.
 func New(keepClosed bool) *Table {
-	return &Table{keepClosed: keepClosed, maxClosed: DefaultMaxClosed, m: make(map[ConnKey]*Entry), cur: make(map[uint64]*Entry),
-		byTuple: make(map[TupleKey]*Entry), goneIdx: make(map[ConnKey]*Entry, goneLen)}
+	return &Table{keepClosed: keepClosed, maxClosed: DefaultMaxClosed, cur: make(map[uint64]*Entry),
+		byTuple: make(map[TupleKey]*Entry)}
 }
 
 // SetMaxClosed sets how many closed connections -a keeps (at least 1).
@@ -131,10 +134,7 @@ func (t *Table) Find(k ConnKey) *Entry {
 	if s.k == k && s.e != nil {
 		return s.e
 	}
-	e := t.m[k]
-	if e == nil {
-		e = t.goneIdx[k]
-	}
+	e := t.idx.get(k)
 	if e != nil {
 		*s = foundSlot{k, e}
 	}
@@ -145,28 +145,28 @@ func (t *Table) Find(k ConnKey) *Entry {
 func (t *Table) Current(sk uint64) *Entry { return t.cur[sk] }
 
 // Len is the number of entries (open and retained closed).
-func (t *Table) Len() int { return len(t.m) }
+func (t *Table) Len() int { return t.n }
 
 // Open records a connection (new or pre-existing) and returns its entry.
 // Opening a known connection again (its open record after a kernel-table
 // lookup found it first) keeps its number and its better owner.
 func (t *Table) Open(c *event.Conn) *Entry {
 	k := KeyOf(c)
-	e := t.m[k]
+	e := t.idx.get(k)
 	if e == nil {
-		if g := t.goneIdx[k]; g != nil {
-			return g // its close was handled already: a late record
-		}
 		t.nextID++
 		e = t.newEntry()
 		e.Conn = *c
 		e.Conn.ID = t.nextID
 		t.forget(k)
-		t.m[k] = e
+		t.idx.put(k, e)
 		e.listed = true
-		if t.order = append(t.order, e); len(t.order) > 2*len(t.m)+4096 {
+		t.n++
+		if t.order = append(t.order, e); len(t.order) > 2*t.n+4096 {
 			t.compact() // removed ones, when Each is not called for a while
 		}
+	} else if !e.listed {
+		return e // its close was handled already: a late record
 	} else if !e.Closed {
 		id, owner := e.Conn.ID, e.Conn
 		e.Conn = *c
@@ -199,12 +199,17 @@ func (t *Table) untuple(e *Entry) {
 	}
 }
 
-// remove drops e from the table and remembers it for late records.
+// remove drops e from the table and remembers it for late records (idx
+// keeps finding it).
 func (t *Table) remove(e *Entry) {
 	t.untuple(e)
-	t.forget(KeyOf(&e.Conn))
-	delete(t.m, KeyOf(&e.Conn))
+	t.unlist(e)
+}
+
+// unlist is remove of an entry Current and Lookup no longer answer.
+func (t *Table) unlist(e *Entry) {
 	e.listed = false
+	t.n--
 	t.bury(e)
 }
 
@@ -220,14 +225,13 @@ func (t *Table) newEntry() *Entry {
 	return &Entry{}
 }
 
-// bury remembers e, no longer in the table, for its late records.
+// bury remembers e, no longer in the table (in idx already), for its
+// late records.
 func (t *Table) bury(e *Entry) {
 	i := t.goneN % goneLen
 	if old := t.gone[i]; old != nil {
 		k := KeyOf(&old.Conn)
-		if t.goneIdx[k] == old {
-			delete(t.goneIdx, k)
-		}
+		t.idx.del(k, old)
 		if s := &t.found[foundIdx(k)]; s.e == old {
 			*s = foundSlot{}
 		}
@@ -236,7 +240,6 @@ func (t *Table) bury(e *Entry) {
 		}
 	}
 	t.gone[i] = e
-	t.goneIdx[KeyOf(&e.Conn)] = e
 	t.goneN++
 }
 
@@ -251,8 +254,8 @@ func (t *Table) EndWalk() int {
 		return 0
 	}
 	var gone []*Entry
-	for _, e := range t.m {
-		if !e.Closed && e.walk < t.walk {
+	for _, e := range t.order {
+		if e.listed && !e.Closed && e.walk < t.walk {
 			gone = append(gone, e)
 		}
 	}
@@ -283,8 +286,8 @@ func (t *Table) Lookup(k TupleKey) *Entry { return t.byTuple[k] }
 
 // Owner updates the owner of a known open connection (an owner record).
 func (t *Table) Owner(c *event.Conn) *Entry {
-	e := t.m[KeyOf(c)]
-	if e == nil || e.Closed {
+	e := t.idx.get(KeyOf(c))
+	if e == nil || e.Closed || !e.listed {
 		return nil
 	}
 	e.Conn.Pid, e.Conn.Comm, e.Conn.OwnerSrc = c.Pid, c.Comm, c.OwnerSrc
@@ -296,11 +299,11 @@ func (t *Table) Owner(c *event.Conn) *Entry {
 // removes it unless closed connections are kept.
 func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 	k := KeyOf(c)
-	e := t.m[k]
+	e := t.idx.get(k)
+	if e != nil && !e.listed {
+		return e // closed twice (the walk removed it first): keep the first
+	}
 	if e == nil {
-		if g := t.goneIdx[k]; g != nil {
-			return g // closed twice (the walk removed it first): keep the first
-		}
 		if !t.keepClosed {
 			return t.closeUnknown(c, st, ts)
 		}
@@ -328,12 +331,15 @@ func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 		t.closed = t.closed[:copy(t.closed, t.closed[t.closedHead:])]
 		t.closedHead = 0
 	}
-	t.closed = append(t.closed, k)
+	t.closed = append(t.closed, e)
 	for len(t.closed)-t.closedHead > t.maxClosed {
-		old := t.closed[t.closedHead]
+		x := t.closed[t.closedHead]
+		t.closed[t.closedHead] = nil
 		t.closedHead++
-		if x := t.m[old]; x != nil && x.Closed {
-			t.remove(x)
+		if x.listed && x.Closed {
+			// closed entries are listed until evicted here, and
+			// were untupled at their close
+			t.unlist(x)
 			t.Evicted++
 		}
 	}
@@ -362,6 +368,7 @@ func (t *Table) closeUnknown(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 		delete(t.byTuple, Key(c.Netns, c.Src, c.Dst))
 	}
 	t.forget(KeyOf(c))
+	t.idx.put(KeyOf(c), e)
 	t.bury(e)
 	return e
 }
@@ -376,13 +383,13 @@ func (t *Table) closeUnknown(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 // race with the close) is not.
 func (t *Table) Sample(c *event.Conn, st *event.Stats) (ownerChanged bool) {
 	k := KeyOf(c)
-	e := t.m[k]
-	if e == nil && t.AdoptSampled && c.EstNs != 0 && t.goneIdx[k] == nil {
+	e := t.idx.get(k)
+	if e == nil && t.AdoptSampled && c.EstNs != 0 {
 		e = t.Open(c)
 		e.Stats, e.HasStats = *st, true
 		return true
 	}
-	if e == nil || e.Closed {
+	if e == nil || e.Closed || !e.listed {
 		return false
 	}
 	e.walk = t.walk

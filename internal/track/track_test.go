@@ -65,7 +65,7 @@ func TestClosedRetentionIsBoundedAndCounted(t *testing.T) {
 	if tb.Len() != 1000 || tb.Evicted != 10 {
 		t.Errorf("len %d evicted %d", tb.Len(), tb.Evicted)
 	}
-	if e := tb.m[ConnKey{1, 1}]; e != nil || tb.m[ConnKey{uint64(n), uint32(n)}] == nil {
+	if e := tb.listedAt(ConnKey{1, 1}); e != nil || tb.listedAt(ConnKey{uint64(n), uint32(n)}) == nil {
 		t.Error("eviction must drop the oldest closed connections first")
 	}
 	var last uint64
@@ -143,8 +143,8 @@ func TestGoneMemoryIsBounded(t *testing.T) {
 	if e := tb.Find(ConnKey{goneLen + 10, goneLen + 10}); e == nil {
 		t.Error("last removed not found")
 	}
-	if len(tb.goneIdx) != goneLen || tb.Len() != 0 {
-		t.Errorf("index holds %d, want %d; table %d", len(tb.goneIdx), goneLen, tb.Len())
+	if tb.idx.n != goneLen || tb.Len() != 0 {
+		t.Errorf("index holds %d, want %d; table %d", tb.idx.n, goneLen, tb.Len())
 	}
 }
 
@@ -178,7 +178,7 @@ func TestWalkSweeps(t *testing.T) {
 	tb.Sample(succ, &event.Stats{})
 	tb.Sample(c, &event.Stats{})
 	tb.EndWalk()
-	if e := tb.Find(KeyOf(a)); e == nil || !e.Closed || tb.m[KeyOf(a)] != nil {
+	if e := tb.Find(KeyOf(a)); e == nil || !e.Closed || tb.listedAt(KeyOf(a)) != nil {
 		t.Errorf("a stays open beside its socket's successor: %v", e)
 	}
 	if e := tb.Current(1); e == nil || e.Conn.Src != succ.Src {
@@ -298,8 +298,10 @@ func TestEachVisitsTheTable(t *testing.T) {
 				continue
 			}
 			var want []*Entry
-			for _, e := range tb.m {
-				want = append(want, e)
+			for _, s := range tb.idx.slots {
+				if s.e != nil && s.e.listed {
+					want = append(want, s.e)
+				}
 			}
 			slices.SortFunc(want, func(a, b *Entry) int {
 				if a.Conn.EstNs != b.Conn.EstNs {
@@ -313,8 +315,8 @@ func TestEachVisitsTheTable(t *testing.T) {
 				t.Fatalf("keep=%v, after %d: Each visited %d entries, the table has %d (or out of order)", keep, i, len(got), len(want))
 			}
 		}
-		if len(tb.order) > 2*len(tb.m)+4096+1 {
-			t.Errorf("keep=%v: order holds %d for %d entries", keep, len(tb.order), len(tb.m))
+		if len(tb.order) > 2*tb.Len()+4096+1 {
+			t.Errorf("keep=%v: order holds %d for %d entries", keep, len(tb.order), tb.Len())
 		}
 	}
 }
@@ -357,4 +359,12 @@ func TestRecycle(t *testing.T) {
 			t.Errorf("keep=%v: %v allocations per connection", keep, n)
 		}
 	}
+}
+
+// listedAt is the table's entry of k (open or retained closed), or nil.
+func (t *Table) listedAt(k ConnKey) *Entry {
+	if e := t.idx.get(k); e != nil && e.listed {
+		return e
+	}
+	return nil
 }
