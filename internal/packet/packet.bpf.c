@@ -68,6 +68,12 @@ volatile const bool cfg_summary = false; /* --summary: histograms (nw_pkt_sum), 
  * verifier drops the branch and all it guards; the constant's load stays. */
 #define SAMPLING (cfg_sample != 1)
 
+/* --sample -t: segments that entered a waiting place a later hook searches
+ * (a tx slot, a socket's receive queue): picked ones, and the unpicked HTTP
+ * starts kept in order behind one (rx_behind, tx_unpicked). The exit stats
+ * say it (pkt_sample_waits); not kept without --sample. */
+__u64 nw_pkt_waits = 0;
+
 #define NW_HTTP_MAX 160
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
@@ -148,15 +154,19 @@ struct {
  * leaves each hook after this check. A TSO/GSO super-segment or GRO-merged
  * packet is one record with the seq of its first byte, which every boundary
  * sees too (the driver transmit: its first piece). A retransmission of the
- * same bytes gets the same answer. Unpicked segments that may start an HTTP
- * line are still recorded with -i: decided once, at TCP entry / IP output
- * (cg_pick: the first boundary that sees the payload; the earlier ones did
- * not stamp them). The hooks after those (device queue, driver transmit,
- * copy to the application) search only while something waits for them
- * (tx_seg, rx_drain: a count, never below what waits), so there an
- * unpicked segment costs one or two loads, not even this hash. The send
- * side's TCP entry runs per sendmsg chunk, before the segment exists: see
- * tx_chunk_unpicked. The same function is packet.Picked in Go.
+ * same bytes gets the same answer. With -i, an unpicked segment that may
+ * start an HTTP line (pairing needs every one) is still recorded, untimed:
+ * one record at TCP entry / IP output (cg_pick: the first boundary that
+ * sees the payload) with its payload bytes and no stamp, made there and
+ * then (rx_unpicked, tx_unpicked), unless a segment of the same socket
+ * (receive) or one in a qdisc (send) waits: then it waits behind it, so
+ * the records of a connection stay in order. The hooks after those
+ * (device queue, driver transmit, copy to the application) search only
+ * while something waits for them (tx_seg, rx_drain: a count, never below
+ * what waits), so there an unpicked segment costs one or two loads, not
+ * even this hash. The send side's TCP entry runs per sendmsg chunk, before
+ * the segment exists: see tx_chunk_add. The same function is packet.Picked
+ * in Go.
  * With N = 1 every caller's SAMPLING test is false on frozen .rodata and
  * the verifier removes the check. */
 static __always_inline bool pkt_pick(__u32 seq_be, __u32 ports_be)
@@ -506,6 +516,31 @@ static __always_inline __u32 http_payload(struct __sk_buff *ctx, const struct se
 	if (s->len == 0 || bpf_skb_load_bytes(ctx, s->poff, &first, 1) || !maybe_http(first))
 		return 0;
 	return load_payload(ctx, s, dst);
+}
+
+/* --sample -i: the record of an unpicked segment that may start an HTTP
+ * line, made at once (rx_unpicked, tx_unpicked): no stamp (every layer
+ * time missing), its payload bytes read straight into the ring record. A
+ * payload that cannot be read leaves http_len 0 (user space ignores the
+ * bytes then). */
+static __always_inline void emit_untimed(struct __sk_buff *ctx, __u64 sk, const struct nw_conn *c,
+					 const struct seg *s, __u8 rx)
+{
+	if (!cfg_http)
+		return;
+	struct nw_pkt_event *e = nw_reserve(&nw_pkt_events, sizeof(struct nw_pkt_event), NW_EV_PACKET);
+	if (!e)
+		return;
+	struct pkt_out o = {.sk = sk, .ts = bpf_ktime_get_ns(), .seq = s->seq, .ack = s->ack, .len = s->len, .rx = rx};
+	pkt_fill(e, &o, c);
+	e->t[0] = 0;
+	e->t[1] = 0;
+	e->t[2] = 0;
+	e->t[3] = 0;
+	__u32 n = load_payload(ctx, s, e->http);
+	e->http_len = n;
+	e->http_cut = s->len > n;
+	nw_submit(&nw_pkt_events, e, sizeof(struct nw_pkt_event));
 }
 
 #include "packet_rx.h"

@@ -378,9 +378,21 @@ func Decode(raw []byte, ev *event.Event) bool {
 	return true
 }
 
-// Counters reports the concern's own counters for the final stats.
+// Counters reports the concern's own counters for the final stats; with
+// --sample and -t also pkt_sample_waits: segments that waited for a later
+// hook (the picked ones, and unpicked HTTP starts kept in order behind one),
+// the work the queue, transmit and copy hooks search through.
 func (c *Concern) Counters() map[string]uint64 {
-	return map[string]uint64{"pkt_tx_stale": c.Stale()}
+	m := map[string]uint64{"pkt_tx_stale": c.Stale()}
+	if c.cfg != nil && c.cfg.Sample > 1 && c.cfg.Time && c.Coll != nil {
+		if v := c.Coll.Variables["nw_pkt_waits"]; v != nil {
+			var n uint64
+			if v.Get(&n) == nil {
+				m["pkt_sample_waits"] = n
+			}
+		}
+	}
+	return m
 }
 
 // PacketRingBytes sizes the packet ring: room for bursts of a

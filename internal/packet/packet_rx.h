@@ -277,8 +277,10 @@ static __always_inline void rx_keep(struct __sk_buff *ctx, __u64 skey, struct nw
 		q->tail++;
 	}
 	bpf_spin_unlock(&q->lock);
-	if (SAMPLING && !full)
+	if (SAMPLING && !full) {
 		__sync_fetch_and_add(&nw_pkt_rxq_n, 1); /* before the data can be read */
+		__sync_fetch_and_add(&nw_pkt_waits, 1);
+	}
 	if (full) {
 		/* Queue full (the application does not read): record now, copy time missing. */
 		nw_count(NW_STAT_PKT_RX_UNREAD);
@@ -287,9 +289,64 @@ static __always_inline void rx_keep(struct __sk_buff *ctx, __u64 skey, struct nw
 }
 
 /* -i with --sample: a segment the hash did not pick is still recorded if it
- * may start an HTTP line (pairing needs every one; cg_pick decided that).
- * The link and IP hooks did not stamp it: those layers are missing from its
- * record. */
+ * may start an HTTP line (pairing needs every one; cg_pick decided that),
+ * untimed: one record now, at TCP entry, with its payload bytes and no
+ * stamp (every layer time missing), not queued for the copy, so the copy
+ * hooks never look for it. Except behind a segment of the same socket
+ * that waits for the copy (rx_behind): records of a connection must come
+ * in order (the HTTP pairing takes a request that comes after a later one
+ * for a retransmission). */
+static __always_inline bool rx_behind(struct __sk_buff *ctx, const struct seg *s)
+{
+	struct bpf_sock *bsk = ctx->sk;
+	if (bsk)
+		bsk = bpf_sk_fullsock(bsk);
+	if (!bsk)
+		return false;
+	struct rx_ring *q = bpf_sk_storage_get(&nw_pkt_rxq, bsk, 0, 0);
+	/* nothing waits (racy peek: checked again under the lock) */
+	if (!q || READ_ONCE_U32(q->head) == READ_ONCE_U32(q->tail))
+		return false;
+	struct scratch *sc = scratch();
+	if (!sc)
+		return false;
+	/* cg_pick read the first byte: it may start an HTTP line */
+	__u32 hn = load_payload(ctx, s, sc->http);
+	bool queued = false;
+	bpf_spin_lock(&q->lock);
+	if (q->tail != q->head && q->tail - q->head < RX_RING) {
+		struct rx_ent *en = &q->e[q->tail & (RX_RING - 1)];
+		en->seq = s->seq;
+		en->len = s->len;
+		en->ack = s->ack;
+		en->t2 = 0; /* untimed (pop_one: no stamp) */
+		en->d[0] = 0;
+		en->d[1] = 0;
+		en->slot = 0xff;
+		if (hn) {
+			for (int i = 0; i < RX_SLOTS; i++) {
+				struct rx_slot *sl = &q->slot[i];
+				if (sl->used)
+					continue;
+				sl->used = 1;
+				sl->len = hn;
+				sl->cut = s->len > hn;
+				__builtin_memcpy(sl->data, sc->http, NW_HTTP_MAX);
+				en->slot = i;
+				break;
+			}
+		}
+		q->tail++;
+		queued = true;
+	}
+	bpf_spin_unlock(&q->lock);
+	if (queued) {
+		__sync_fetch_and_add(&nw_pkt_rxq_n, 1);
+		__sync_fetch_and_add(&nw_pkt_waits, 1);
+	}
+	return queued;
+}
+
 static __always_inline void rx_unpicked(struct __sk_buff *ctx, bool kern)
 {
 	struct sk_buff *kskb;
@@ -298,8 +355,9 @@ static __always_inline void rx_unpicked(struct __sk_buff *ctx, bool kern)
 	struct seg s = {};
 	if (!tracked_seg(ctx, kern, &kskb, &skey, &c, &s))
 		return;
-	__u64 t[3] = {0, 0, bpf_ktime_get_ns()};
-	rx_keep(ctx, skey, c, &s, t);
+	if (cfg_time && READ_ONCE_U64(nw_pkt_rxq_n) && rx_behind(ctx, &s))
+		return;
+	emit_untimed(ctx, skey, c, &s, 1);
 }
 
 /* t[2] TCP entry: tcp_filter() runs cgroup ingress programs for each segment
@@ -382,7 +440,8 @@ static long pop_one(__u64 idx, struct pop_ctx *pc)
 		__sync_fetch_and_sub(&nw_pkt_rxq_n, 1);
 	struct pkt_out o = {
 		.sk = pc->sk, .ts = pc->now, .seq = en.seq, .ack = en.ack, .len = en.len, .rx = 1,
-		.t = {rx_undist(en.t2, en.d[0]), rx_undist(en.t2, en.d[1]), en.t2, pc->flush ? 0 : pc->now},
+		.t = {rx_undist(en.t2, en.d[0]), rx_undist(en.t2, en.d[1]), en.t2,
+		      pc->flush || !en.t2 ? 0 : pc->now}, /* t2 0: untimed (rx_behind) */
 	};
 	if (cfg_http && en.slot < RX_SLOTS) {
 		o.http_len = hlen > NW_HTTP_MAX ? NW_HTTP_MAX : hlen;

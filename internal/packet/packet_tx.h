@@ -66,7 +66,8 @@ struct tx_pend {
 	__u32 len;
 	__u8 http_len;
 	__u8 http_cut;
-	__u8 _pad[6];
+	__u8 untimed; /* --sample -i: an unpicked HTTP start (tx_unpicked): no stamp */
+	__u8 _pad[5];
 	__u64 t[4];
 	__u8 http[NW_HTTP_MAX];
 };
@@ -131,8 +132,10 @@ static __always_inline void tx_use(struct tx_curs *tc, struct tx_cur *e)
 		e->used = 1;
 		return;
 	}
-	if (!__sync_lock_test_and_set(&e->used, 1))
+	if (!__sync_lock_test_and_set(&e->used, 1)) {
 		__sync_fetch_and_add(&tc->live, 1);
+		__sync_fetch_and_add(&nw_pkt_waits, 1);
+	}
 }
 
 static __always_inline void tx_free(struct tx_curs *tc, struct tx_cur *e)
@@ -315,6 +318,7 @@ static __always_inline struct tx_cur *tx_new(struct tx_curs *tc, __u64 sk, __u32
 	e->p.len = 0;
 	e->p.http_len = 0;
 	e->p.http_cut = 0;
+	e->p.untimed = 0;
 	e->p.t[0] = 0;
 	e->p.t[1] = 0;
 	e->p.t[2] = 0;
@@ -397,8 +401,13 @@ static __always_inline void emit_tx(__u64 sk, const struct nw_conn *c, __u32 seq
 {
 	struct pkt_out o = {
 		.sk = sk, .ts = ts, .seq = seq, .ack = p->ack, .len = p->len, .rx = 0,
-		.t = {p->t[0], p->t[1], p->t[2], p->t[3]},
 	};
+	if (!p->untimed) {
+		o.t[0] = p->t[0];
+		o.t[1] = p->t[1];
+		o.t[2] = p->t[2];
+		o.t[3] = p->t[3];
+	}
 	const __u8 *http = 0;
 	if (cfg_http) {
 		if (ctx && s) {
@@ -418,9 +427,11 @@ static __always_inline void emit_tx(__u64 sk, const struct nw_conn *c, __u32 seq
 }
 
 /* A data segment of a tracked connection at the egress hook: recorded now
- * (without -t) or filled into its waiting slot. */
+ * (without -t) or filled into its waiting slot; untimed (tx_unpicked): it
+ * waits and its record has no stamp (the queue hook's one is only for the
+ * stale-entry sweep). */
 static __always_inline void tx_keep(struct __sk_buff *ctx, __u64 skey, struct nw_conn *c,
-				    const struct seg *sp)
+				    const struct seg *sp, bool untimed)
 {
 	struct seg s = *sp;
 	if (!cfg_time) {
@@ -437,11 +448,38 @@ static __always_inline void tx_keep(struct __sk_buff *ctx, __u64 skey, struct nw
 	struct tx_pend *p = &e->p;
 	p->ack = s.ack;
 	p->len = s.len;
-	p->t[0] = tx_entry_time(ctx, skey, s.seq);
+	if (untimed)
+		p->untimed = 1;
+	else
+		p->t[0] = tx_entry_time(ctx, skey, s.seq);
 	if (cfg_http) {
 		p->http_len = http_payload(ctx, &s, p->http);
 		p->http_cut = s.len > p->http_len;
 	}
+}
+
+/* -i with --sample: a segment the hash did not pick is still recorded if it
+ * may start an HTTP line (cg_pick decided), untimed: one record now, at the
+ * egress hook, with its payload bytes and no stamp (every layer time
+ * missing); it takes no waiting slot, so the queue and transmit hooks never
+ * look for it. Except while a segment waits in a qdisc (nw_pkt_txpend_n):
+ * the driver may send that one after this one is recorded, and records of a
+ * connection must come in order (the HTTP pairing takes a response that
+ * comes after a later one for a retransmission), so then it waits too,
+ * without stamps, and is recorded at the driver. */
+static __always_inline void tx_unpicked(struct __sk_buff *ctx, bool kern)
+{
+	struct sk_buff *kskb;
+	__u64 skey;
+	struct nw_conn *c;
+	struct seg s = {};
+	if (!tracked_seg(ctx, kern, &kskb, &skey, &c, &s))
+		return;
+	if (cfg_time && READ_ONCE_U64(nw_pkt_txpend_n)) {
+		tx_keep(ctx, skey, c, &s, true);
+		return;
+	}
+	emit_untimed(ctx, skey, c, &s, 0);
 }
 
 /* Every skb TCP sends, in every netns (ip_finish_output()). Without -t the
@@ -449,19 +487,19 @@ static __always_inline void tx_keep(struct __sk_buff *ctx, __u64 skey, struct nw
  * nw_pkt_tx_out_ctx: without bpf_cast_to_kern_ctx (before 6.2), see seg_sock. */
 NW_CTX_TWINS("cgroup_skb/egress", struct __sk_buff, nw_pkt_tx_out, true, nw_pkt_tx_out_ctx, false, kern)
 {
-	/* -i with --sample: an unpicked segment that may start an HTTP line
-	 * (cg_pick decides) is still recorded (IP entry did not stamp it: its
-	 * ip time is missing) */
 	bool http = false;
-	if (SAMPLING && !cg_pick(ctx, kern, &http) && !http)
+	if (SAMPLING && !cg_pick(ctx, kern, &http)) {
+		if (http)
+			tx_unpicked(ctx, kern);
 		return 1;
+	}
 	struct sk_buff *kskb;
 	__u64 skey;
 	struct nw_conn *c;
 	struct seg s = {};
 	if (!tracked_seg(ctx, kern, &kskb, &skey, &c, &s))
 		return 1;
-	tx_keep(ctx, skey, c, &s);
+	tx_keep(ctx, skey, c, &s, false);
 	return 1;
 }
 
@@ -476,7 +514,8 @@ static __always_inline bool tx_key_of(const struct sk_buff *skb, struct tx_key *
 	unsigned char *head = skb->head;
 	__u16 th = skb->transport_header;
 	/* --sample: unpicked segments leave here (with -i the hooks look
-	 * for every segment: unpicked HTTP starts wait too) */
+	 * for every segment: an unpicked HTTP start may wait behind one in a
+	 * qdisc, see tx_unpicked) */
 	if (SAMPLING && !cfg_http && !pkt_pick_at(head + th))
 		return false;
 	__u32 seq;
@@ -541,7 +580,7 @@ int BPF_PROG(nw_pkt_tx_queue, struct sk_buff *skb)
 		tx_free(tc, e);
 		return 0;
 	}
-	if (!e->p.t[2])
+	if (!e->p.t[2]) /* untimed too: the stale-entry sweep (Go) goes by it */
 		e->p.t[2] = bpf_ktime_get_ns();
 	if (txq_queues(skb)) {
 		if (bpf_map_update_elem(&nw_pkt_txpend, &k, &e->p, BPF_ANY))
@@ -571,8 +610,10 @@ int BPF_PROG(nw_pkt_tx_xmit, const struct sk_buff *skb, const struct net_device 
 		struct nw_conn *c = nw_conn_find(k.sk);
 		if (c) {
 			/* one clock read: the driver stamp is the record's time */
-			e->p.t[3] = bpf_ktime_get_ns();
-			emit_tx(k.sk, c, k.seq, &e->p, e->p.t[3], 0, 0);
+			__u64 now = bpf_ktime_get_ns();
+			if (!e->p.untimed)
+				e->p.t[3] = now;
+			emit_tx(k.sk, c, k.seq, &e->p, now, 0, 0);
 		}
 		return 0;
 	}
@@ -583,8 +624,10 @@ int BPF_PROG(nw_pkt_tx_xmit, const struct sk_buff *skb, const struct net_device 
 		return 0;
 	struct nw_conn *c = nw_conn_find(k.sk);
 	if (c) {
-		p->t[3] = bpf_ktime_get_ns();
-		emit_tx(k.sk, c, k.seq, p, p->t[3], 0, 0);
+		__u64 now = bpf_ktime_get_ns();
+		if (!p->untimed)
+			p->t[3] = now;
+		emit_tx(k.sk, c, k.seq, p, now, 0, 0);
 	}
 	if (!bpf_map_delete_elem(&nw_pkt_txpend, &k) && SAMPLING)
 		__sync_fetch_and_sub(&nw_pkt_txpend_n, 1);

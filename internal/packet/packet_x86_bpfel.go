@@ -156,7 +156,8 @@ type packetTxPend struct {
 	Len     uint32
 	HttpLen uint8
 	HttpCut uint8
-	Pad     [6]uint8
+	Untimed uint8
+	Pad     [5]uint8
 	T       [4]uint64
 	Http    [160]uint8
 }
@@ -223,6 +224,7 @@ const (
 	packetVarCfgTxqHash       = "cfg_txq_hash"
 	packetVarNwPktRxqN        = "nw_pkt_rxq_n"
 	packetVarNwPktTxpendN     = "nw_pkt_txpend_n"
+	packetVarNwPktWaits       = "nw_pkt_waits"
 	packetVarNwUnusedPktEvent = "nw_unused_pkt_event"
 	packetVarNwUnusedPktSum   = "nw_unused_pkt_sum"
 	packetVarNwUnusedTxPend   = "nw_unused_tx_pend"
@@ -328,6 +330,7 @@ type packetVariableSpecs struct {
 	CfgTxqHash       *ebpf.VariableSpec `ebpf:"cfg_txq_hash"`
 	NwPktRxqN        *ebpf.VariableSpec `ebpf:"nw_pkt_rxq_n"`
 	NwPktTxpendN     *ebpf.VariableSpec `ebpf:"nw_pkt_txpend_n"`
+	NwPktWaits       *ebpf.VariableSpec `ebpf:"nw_pkt_waits"`
 	NwUnusedPktEvent *ebpf.VariableSpec `ebpf:"nw_unused_pkt_event"`
 	NwUnusedPktSum   *ebpf.VariableSpec `ebpf:"nw_unused_pkt_sum"`
 	NwUnusedTxPend   *ebpf.VariableSpec `ebpf:"nw_unused_tx_pend"`
@@ -412,6 +415,7 @@ type packetVariables struct {
 	CfgTxqHash       *ebpf.Variable `ebpf:"cfg_txq_hash"`
 	NwPktRxqN        *ebpf.Variable `ebpf:"nw_pkt_rxq_n"`
 	NwPktTxpendN     *ebpf.Variable `ebpf:"nw_pkt_txpend_n"`
+	NwPktWaits       *ebpf.Variable `ebpf:"nw_pkt_waits"`
 	NwUnusedPktEvent *ebpf.Variable `ebpf:"nw_unused_pkt_event"`
 	NwUnusedPktSum   *ebpf.Variable `ebpf:"nw_unused_pkt_sum"`
 	NwUnusedTxPend   *ebpf.Variable `ebpf:"nw_unused_tx_pend"`

@@ -24,7 +24,8 @@ import (
 // --sample=10, echo and HTTP traffic from A. At A, each data segment A
 // sent that the hash picks has a send record with all three layer times
 // (its mac time holds the qdisc wait), each GET A sent has a send record
-// (picked or not), and no other unpicked segment has one.
+// (picked or not; unpicked: untimed, every layer time missing), and no
+// other unpicked segment has one.
 func TestSampleQueuedDevice(t *testing.T) {
 	nstest.RequireRoot(t)
 	const n = 10
@@ -64,7 +65,7 @@ func TestSampleQueuedDevice(t *testing.T) {
 		}
 	}
 	got := map[key]bool{}
-	var getRecs, incomplete, stray int
+	var getRecs, incomplete, stray, timedUnpicked int
 	for _, x := range pk {
 		if x.rx || x.src.Addr() != p.A4 || (x.dst != echoAP && x.dst != webAP) {
 			continue
@@ -78,6 +79,11 @@ func TestSampleQueuedDevice(t *testing.T) {
 			if !isGet {
 				stray++
 				t.Errorf("send record of a segment the hash did not pick, not a GET: %v", x.raw)
+			}
+			// untimed, also when it waited behind a picked one in the qdisc
+			if x.mac >= 0 || x.ip >= 0 || x.tcp >= 0 {
+				timedUnpicked++
+				t.Errorf("unpicked GET with a layer time: %v", x.raw)
 			}
 			continue
 		}
@@ -93,8 +99,8 @@ func TestSampleQueuedDevice(t *testing.T) {
 			miss++
 		}
 	}
-	t.Logf("tcpdump: %d data segments sent by A, %d picked; %d picked send records (%d incomplete, %d missing); %d GET records of %d; stray %d; lost %d, stale %v; %s",
-		m, len(picked), len(got), incomplete, miss, getRecs, gets, stray, lost(stats), stats.Num("pkt_tx_stale"), strings.Join(out, " "))
+	t.Logf("tcpdump: %d data segments sent by A, %d picked; %d picked send records (%d incomplete, %d missing); %d GET records of %d (%d unpicked with a layer time); stray %d; lost %d, stale %v, pkt_sample_waits %v; %s",
+		m, len(picked), len(got), incomplete, miss, getRecs, gets, timedUnpicked, stray, lost(stats), stats.Num("pkt_tx_stale"), stats.Num("pkt_sample_waits"), strings.Join(out, " "))
 	if m < 1000 || len(picked) < 50 {
 		t.Fatalf("only %d data segments (%d picked)", m, len(picked))
 	}

@@ -245,7 +245,13 @@ func TestSampleLoopbackComplete(t *testing.T) {
 
 // TestSampleKeepsHTTPStarts: -i with --sample=10 still records every
 // segment that may start an HTTP line (every GET and every response), so
-// pairing stays complete; the segments the hash picked have all layer times.
+// pairing stays complete (every exchange matched on both ends); the
+// segments the hash picked have all layer times, the unpicked HTTP starts
+// none: each is one record made at TCP entry / IP output, which never waits
+// for a later hook. The exit stats' pkt_sample_waits (segments that entered
+// a place the queue, transmit and copy hooks search: a tx slot, a socket's
+// receive queue) is bounded by the picked records: when unpicked HTTP
+// starts waited too (before issue 17's fix), it was about all 4*gets.
 func TestSampleKeepsHTTPStarts(t *testing.T) {
 	nstest.RequireRoot(t)
 	const n, gets = 10, 200
@@ -259,8 +265,11 @@ func TestSampleKeepsHTTPStarts(t *testing.T) {
 	run.Stop()
 	pk, stats := packets(run)
 	nobpf := int(wit.Missed(t)) // packets no BPF program ran for
-	var req, resp, pickedN, incomplete, other int
+	var req, resp, pickedN, pickedAll, incomplete, other, timedUnpicked int
 	for _, x := range pk {
+		if picked(x, n) {
+			pickedAll++ // any connection the run traced: each may wait
+		}
 		if x.src != srv && x.dst != srv {
 			continue
 		}
@@ -280,14 +289,43 @@ func TestSampleKeepsHTTPStarts(t *testing.T) {
 				incomplete++
 				t.Logf("picked, incomplete: %v", x.raw)
 			}
+			continue
+		}
+		// untimed: every layer null (JSON), none stamped
+		for _, k := range []string{"mac_time_ns", "ip_time_ns", "tcp_time_ns"} {
+			if !x.raw.Has(k) || x.raw[k] != nil {
+				timedUnpicked++
+				t.Errorf("unpicked HTTP start with %s = %v: %v", k, x.raw[k], x.raw)
+				break
+			}
 		}
 	}
-	t.Logf("GET records %d, response records %d (want %d each: sent and received), picked %d (%d incomplete); lost %d",
-		req, resp, 2*gets, pickedN, incomplete, lost(stats))
-	if req+resp < 4*gets-lost(stats)-nobpf {
+	var matched int
+	for _, e := range run.Events() {
+		if e.Str("type") == "http" && (e.Str("src") == s || e.Str("dst") == s) && e.Num("status") == 200 {
+			matched++
+		}
+	}
+	waits := int(stats.Num("pkt_sample_waits"))
+	t.Logf("GET records %d, response records %d (want %d each: sent and received), picked %d (%d incomplete, %d in the whole run), unpicked with a layer time %d; matched exchanges %d (want %d: both ends); pkt_sample_waits %d; lost %d",
+		req, resp, 2*gets, pickedN, incomplete, pickedAll, timedUnpicked, matched, 2*gets, waits, lost(stats))
+	if req < 2*gets-lost(stats)-nobpf || resp < 2*gets-lost(stats)-nobpf {
 		t.Errorf("HTTP start segments recorded: %d GET + %d responses, want %d each (lost %d, packets no BPF program ran for %d)", req, resp, 2*gets, lost(stats), nobpf)
+	}
+	if matched < 2*gets-lost(stats)-nobpf {
+		t.Errorf("%d request/response pairs matched, want %d (lost %d, packets no BPF program ran for %d)", matched, 2*gets, lost(stats), nobpf)
 	}
 	if incomplete > nobpf {
 		t.Errorf("%d picked records miss a layer time (packets no BPF program ran for: %d)", incomplete, nobpf)
+	}
+	if !stats.Has("pkt_sample_waits") {
+		t.Fatalf("exit stats without pkt_sample_waits: %v", stats)
+	}
+	// Each picked segment waits once (its tx slot or its place in the
+	// receive queue); an unpicked HTTP start waits only behind a waiting
+	// one of its socket (none in this sequential exchange). Slack: picked
+	// segments whose record was lost, or that never reached a record.
+	if limit := pickedAll + pickedAll/10 + lost(stats) + nobpf + 20; waits > limit {
+		t.Errorf("pkt_sample_waits %d > %d: segments the hash did not pick waited for the later hooks (picked records %d)", waits, limit, pickedAll)
 	}
 }
