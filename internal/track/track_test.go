@@ -368,3 +368,39 @@ func (t *Table) listedAt(k ConnKey) *Entry {
 	}
 	return nil
 }
+
+// TestLookupByTuple: open connections are found by their addresses, IPv4
+// (also through the IPv4-mapped IPv6 form) and IPv6 alike, in their own
+// network namespace only, and no longer once closed.
+func TestLookupByTuple(t *testing.T) {
+	tb := New(false)
+	v4 := conn(1, 1000)
+	v6 := &event.Conn{Sock: 2, Netns: 1, EstNs: 2,
+		Src: netip.MustParseAddrPort("[2001:db8::1]:1000"), Dst: netip.MustParseAddrPort("[2001:db8::2]:80")}
+	tb.Open(v4)
+	tb.Open(v6)
+	mapped := func(ap netip.AddrPort) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom16(ap.Addr().As16()), ap.Port())
+	}
+	for _, c := range []struct {
+		k    TupleKey
+		want *event.Conn
+	}{
+		{Key(1, v4.Src, v4.Dst), v4},
+		{Key(1, mapped(v4.Src), mapped(v4.Dst)), v4},
+		{Key(1, v6.Src, v6.Dst), v6},
+		{Key(2, v4.Src, v4.Dst), nil},
+		{Key(1, v4.Dst, v4.Src), nil},
+		{Key(1, v6.Dst, v6.Src), nil},
+	} {
+		e := tb.Lookup(c.k)
+		if (e == nil) != (c.want == nil) || e != nil && e.Conn.Sock != c.want.Sock {
+			t.Errorf("Lookup(%v) = %v, want %v", c.k, e, c.want)
+		}
+	}
+	tb.Close(v4, nil, 5)
+	tb.Close(v6, nil, 5)
+	if tb.Lookup(Key(1, v4.Src, v4.Dst)) != nil || tb.Lookup(Key(1, v6.Src, v6.Dst)) != nil {
+		t.Error("closed connections still found by their addresses")
+	}
+}
