@@ -618,12 +618,16 @@ func TestUDPReceiveDrops(t *testing.T) {
 // TestUDPSegmentOffload: one send of 3 x 1000 bytes with UDP_SEGMENT is
 // one skb through the sender's hooks and 3 datagrams on the wire: the
 // flows count 3 datagrams and 3000 bytes on both sides (the receiver's
-// UdpInDatagrams agrees), the -t send record says 3 datagrams.
+// UdpInDatagrams agrees), the -t send record says 3 datagrams. The only
+// allowance: the pair's packets the BPF witness shows no BPF program ran
+// for (README, "Events no BPF program sees": 0 in most runs), each of
+// which may take the whole send from a flow or the send record.
 func TestUDPSegmentOffload(t *testing.T) {
 	nstest.RequireRoot(t)
 	pr := nstest.NewPair(t)
 	nsA, nsB := pr.A.Inode(t), pr.B.Inode(t)
 	r := nwtest.Start(t, "-u", "-t", "--interval", "200ms")
+	wit := witness.StartLinks(t, pr.A, pr.B)
 	before := oracle.Nstat(t, pr.B)
 	const n, g = 3, 1000
 	sink := startPeer(t, pr.B, "echo", netip.AddrPortFrom(pr.B4, 0).String(), n, false, "NW_UDP_SINK=1")
@@ -633,15 +637,32 @@ func TestUDPSegmentOffload(t *testing.T) {
 	cli.wait(t)
 	sink.wait(t)
 	after := oracle.Nstat(t, pr.B)
-	r.WaitFor(10*time.Second, "udp_flow of the sink", func(e nwtest.Ev) bool {
-		return e.Str("type") == "udp_flow" && e.Str("src") == addr.String() && e.Num("rx_dgrams_total") == n
-	})
+	nobpf := wit.Missed(t)
+	if nobpf == 0 {
+		r.WaitFor(10*time.Second, "udp_flow of the sink", func(e nwtest.Ev) bool {
+			return e.Str("type") == "udp_flow" && e.Str("src") == addr.String() && e.Num("rx_dgrams_total") == n
+		})
+	}
 	r.Stop()
 	fl := flows(r.Events())
 	c, s := fl[key(nsA, cli.addr, addr)], fl[key(nsB, addr, cli.addr)]
-	if c == nil || s == nil || c.tx != n || c.txb != n*g || s.rx != n || s.rxb != n*g {
-		t.Fatalf("flows: client %+v server %+v, want %d datagrams of %d bytes", c, s, n, g)
+	// one send, one GSO packet: a packet no BPF program ran for takes it
+	// from a flow whole, or not at all
+	whole := func(what string, d, by float64) {
+		if (d != n || by != n*g) && !(nobpf > 0 && d == 0 && by == 0) {
+			t.Errorf("%s: %v datagrams, %v bytes, want %d datagrams, %d bytes (packets no BPF program ran for: %d)", what, d, by, n, n*g, nobpf)
+		}
 	}
+	var ctx, ctxb, srx, srxb float64
+	if c != nil {
+		ctx, ctxb = c.tx, c.txb
+	}
+	if s != nil {
+		srx, srxb = s.rx, s.rxb
+	}
+	whole("client tx", ctx, ctxb)
+	whole("server rx", srx, srxb)
+	t.Logf("client tx %v datagrams, %v bytes; server rx %v, %v", ctx, ctxb, srx, srxb)
 	if in := oracle.Delta(before, after, "UdpInDatagrams"); in != n {
 		t.Errorf("UdpInDatagrams %d, want %d", in, n)
 	}
@@ -651,20 +672,24 @@ func TestUDPSegmentOffload(t *testing.T) {
 			sent = append(sent, e)
 		}
 	}
-	if len(sent) != 1 || sent[0].Num("len") != n*g || sent[0].Num("dgrams") != n {
-		t.Errorf("send records %v, want one of %d bytes, %d datagrams", sent, n*g, n)
+	if (len(sent) != 1 && !(nobpf > 0 && len(sent) == 0)) || (len(sent) == 1 && (sent[0].Num("len") != n*g || sent[0].Num("dgrams") != n)) {
+		t.Errorf("send records %v, want one of %d bytes, %d datagrams (packets no BPF program ran for: %d)", sent, n*g, n, nobpf)
 	}
 }
 
 // TestUDPWithSeedFlags: -u next to the seed flags (-tixre -a): a TCP
 // connection and a UDP session at the same time; the TCP connection has
 // its open record and timed packet records, the UDP flows are exact and
-// timed, and the run ends cleanly with both.
+// timed, and the run ends cleanly with both. The only allowance: the
+// pair's packets the BPF witness shows no BPF program ran for (README,
+// "Events no BPF program sees": 0 in most runs), a datagram or a layer
+// time each.
 func TestUDPWithSeedFlags(t *testing.T) {
 	nstest.RequireRoot(t)
 	pr := nstest.NewPair(t)
 	nsA := pr.A.Inode(t)
 	r := nwtest.Start(t, "-u", "-tixre", "-a", "--interval", "200ms")
+	wit := witness.StartLinks(t, pr.A, pr.B)
 	sp, addr := nwpeer.Serve(t, pr.B, "-l", netip.AddrPortFrom(pr.B4, 0).String(), "--echo")
 	cp := nwpeer.Start(t, pr.A, "connect", "-r", addr, "--send", "3000", "--hold", "--stdin-exit")
 	local := strings.Fields(cp.Expect("CONNECTED", 10*time.Second))[1]
@@ -672,8 +697,11 @@ func TestUDPWithSeedFlags(t *testing.T) {
 	cli, srv := session(t, pr, pr.B4, n, false)
 	cp.CloseStdin()
 	cp.Expect("CLOSED", 10*time.Second)
+	time.Sleep(100 * time.Millisecond) // the close's last segments
+	nobpf := int(wit.Missed(t))
+	short := func(got float64, want int) bool { return got > float64(want) || got < float64(want-nobpf) }
 	r.WaitFor(10*time.Second, "udp_flow of the server", func(e nwtest.Ev) bool {
-		return e.Str("type") == "udp_flow" && e.Str("src") == srv.addr.String() && e.Num("rx_dgrams_total") == n
+		return e.Str("type") == "udp_flow" && e.Str("src") == srv.addr.String() && !short(e.Num("rx_dgrams_total"), n)
 	})
 	r.WaitFor(10*time.Second, "the TCP connection's close", func(e nwtest.Ev) bool {
 		return e.Str("type") == "connection" && e.Str("event") == "close" && e.Str("src") == local
@@ -681,8 +709,8 @@ func TestUDPWithSeedFlags(t *testing.T) {
 	r.Stop()
 	_ = sp
 	fl := flows(r.Events())
-	if c := fl[key(nsA, cli.addr, srv.addr)]; c == nil || c.tx != n || c.rx != n || c.pid != float64(cli.pid) {
-		t.Errorf("UDP client flow: %+v", c)
+	if c := fl[key(nsA, cli.addr, srv.addr)]; c == nil || short(c.tx, n) || short(c.rx, n) || c.pid != float64(cli.pid) {
+		t.Errorf("UDP client flow: %+v, want %d datagrams each way (packets no BPF program ran for: %d)", c, n, nobpf)
 	}
 	var tcpTimed, udpTimed int
 	for _, e := range r.Events() {
@@ -693,9 +721,10 @@ func TestUDPWithSeedFlags(t *testing.T) {
 			udpTimed++
 		}
 	}
-	if tcpTimed == 0 || udpTimed != 2*n {
-		t.Errorf("timed records: %d TCP packets of %s, %d UDP datagrams of %s (want %d)", tcpTimed, local, udpTimed, cli.addr, 2*n)
+	if tcpTimed == 0 || short(float64(udpTimed), 2*n) {
+		t.Errorf("timed records: %d TCP packets of %s, %d UDP datagrams of %s (want %d; packets no BPF program ran for: %d)", tcpTimed, local, udpTimed, cli.addr, 2*n, nobpf)
 	}
+	t.Logf("timed records: %d TCP packets, %d UDP datagrams (of %d)", tcpTimed, udpTimed, 2*n)
 }
 
 // TestUDPAddrFilter: with -D (remote address) only the flows whose peer is
