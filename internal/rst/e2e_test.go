@@ -13,6 +13,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/nwtest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
+	"github.com/netwatcher/netwatcher/internal/testsupport/witness"
 )
 
 const wait = 10 * time.Second
@@ -60,13 +61,19 @@ func rstOf(evs []nwtest.Ev, netns float64) []nwtest.Ev {
 	return out
 }
 
-func one(t *testing.T, evs []nwtest.Ev, what string, pred func(nwtest.Ev) bool) nwtest.Ev {
+// one returns the record pred picks, which must be the only one; with
+// missed (resets no BPF program ran for) not 0 there may be none (nil).
+func one(t *testing.T, evs []nwtest.Ev, what string, missed uint64, pred func(nwtest.Ev) bool) nwtest.Ev {
 	t.Helper()
 	var got []nwtest.Ev
 	for _, e := range evs {
 		if pred(e) {
 			got = append(got, e)
 		}
+	}
+	if len(got) == 0 && missed > 0 {
+		t.Logf("%s: no record (%d resets no BPF program ran for)", what, missed)
+		return nil
 	}
 	if len(got) != 1 {
 		t.Fatalf("%s: %d records, want 1: %v\nall: %v", what, len(got), got, evs)
@@ -91,6 +98,9 @@ func count(evs []nwtest.Ev, pred func(nwtest.Ev) bool) uint64 {
 // against the script, their numbers against the namespace's own MIB
 // counters (nstat), and the exit totals of a second run filtered by the
 // server's port (-s) on the raw_tp twins against what that side did.
+// Records equal the BPF witness's resets exactly (sent, received); the
+// kernel's counts less those (what no BPF program ran for, README,
+// "Events no BPF program sees": 0 in most runs) are the only allowance.
 func TestResetsAgainstNstat(t *testing.T) {
 	ns := nstest.NewNS(t)
 	netns := float64(ns.Inode(t))
@@ -119,6 +129,7 @@ func TestResetsAgainstNstat(t *testing.T) {
 		}
 	}
 
+	wit := witness.Start(t, witness.Resets, uint32(ns.Inode(t)))
 	before := oracle.Nstat(t, ns)
 	type script struct {
 		host          string
@@ -167,29 +178,41 @@ func TestResetsAgainstNstat(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	after := oracle.Nstat(t, ns)
 	d := func(k string) uint64 { return after[k] - before[k] }
+	wc := wit.Counts(t)
+	wc.Usable(t)
+	// 3 sent and 3 received per family, less what no BPF program ran for
+	missed := witness.Shortfall(t, "resets sent", d("TcpOutRsts"), wc.RstSent) +
+		witness.Shortfall(t, "resets received", 6, wc.RstRecv)
+	witness.Note(t, missed, "resets")
+	if d("TcpOutRsts") != 6 {
+		t.Errorf("TcpOutRsts +%d, want 6 (the oracle disagrees with the script)", d("TcpOutRsts"))
+	}
 
-	// 3 sent and 3 received per family
 	r.WaitFor(wait, "the last reset", func(e nwtest.Ev) bool {
-		return len(rstOf(r.Events(), netns)) >= 12
+		return uint64(len(rstOf(r.Events(), netns))) >= wc.RstSent+wc.RstRecv
 	})
 	time.Sleep(200 * time.Millisecond) // anything more would be a defect
 	evs := rstOf(r.Events(), netns)
 
 	sent := func(e nwtest.Ev) bool { return e.Str("dir") == "sent" }
+	if s := count(evs, sent); s != wc.RstSent || uint64(len(evs))-s != wc.RstRecv {
+		t.Errorf("records: %d sent, %d received; the BPF witness: %d, %d", s, uint64(len(evs))-s, wc.RstSent, wc.RstRecv)
+	}
+	t.Logf("BPF witness: %d resets sent, %d received", wc.RstSent, wc.RstRecv)
 	for _, s := range runs {
 		hp := net.JoinHostPort(s.host, sport)
 		hp = netip.MustParseAddrPort(hp).String()
 		// refused: sent for no socket by the port, received in SYN_SENT
-		e := one(t, evs, s.host+" reset for no socket", func(e nwtest.Ev) bool {
+		e := one(t, evs, s.host+" reset for no socket", missed, func(e nwtest.Ev) bool {
 			return sent(e) && e.Str("src") == hp && e.Str("sock") == "0x0"
 		})
-		if e.Has("state") || e.Has("conn_rst_sent") || (e["reason"] != nil && e.Str("reason") != "NO_SOCKET") {
+		if e != nil && e.Has("state") || e.Has("conn_rst_sent") || (e["reason"] != nil && e.Str("reason") != "NO_SOCKET") {
 			t.Errorf("%s reset for no socket: %v", s.host, e)
 		}
-		e = one(t, evs, s.host+" refused connect", func(e nwtest.Ev) bool {
+		e = one(t, evs, s.host+" refused connect", missed, func(e nwtest.Ev) bool {
 			return !sent(e) && e.Str("dst") == hp && e.Str("state") == "SYN_SENT"
 		})
-		if e.Has("reason") || e.Num("pid") <= 0 {
+		if e != nil && e.Has("reason") || e.Num("pid") <= 0 {
 			t.Errorf("%s refused connect: %v", s.host, e)
 		}
 		// unread data: the server sends (aborting ESTABLISHED), the client receives in ESTABLISHED
@@ -199,18 +222,18 @@ func TestResetsAgainstNstat(t *testing.T) {
 			{"abort on close", s.unread.saddr, s.unread.caddr, "TCP_ABORT_ON_CLOSE"},
 			{"linger 0", s.lingr.caddr, s.lingr.saddr, "TCP_STATE"},
 		} {
-			e := one(t, evs, s.host+" "+c.name+" sent", func(e nwtest.Ev) bool {
+			e := one(t, evs, s.host+" "+c.name+" sent", missed, func(e nwtest.Ev) bool {
 				return sent(e) && e.Str("src") == c.src && e.Str("dst") == c.dst
 			})
-			if e.Str("state") != "ESTABLISHED" || e.Num("aborted") != 1 || e.Num("conn_id") <= 0 ||
+			if e != nil && e.Str("state") != "ESTABLISHED" || e.Num("aborted") != 1 || e.Num("conn_id") <= 0 ||
 				e.Num("conn_rst_sent") != 1 || e.Num("conn_rst_received") != 0 || e.Num("pid") <= 0 ||
 				(e["reason"] != nil && e.Str("reason") != c.reason) {
 				t.Errorf("%s %s: sent %v, want state ESTABLISHED (aborted), reason %s, named", s.host, c.name, e, c.reason)
 			}
-			e = one(t, evs, s.host+" "+c.name+" received", func(e nwtest.Ev) bool {
+			e = one(t, evs, s.host+" "+c.name+" received", missed, func(e nwtest.Ev) bool {
 				return !sent(e) && e.Str("src") == c.dst && e.Str("dst") == c.src
 			})
-			if e.Str("state") != "ESTABLISHED" || e.Num("aborted") != 0 || e.Num("conn_id") <= 0 ||
+			if e != nil && e.Str("state") != "ESTABLISHED" || e.Num("aborted") != 0 || e.Num("conn_id") <= 0 ||
 				e.Num("conn_rst_sent") != 0 || e.Num("conn_rst_received") != 1 || e.Has("reason") {
 				t.Errorf("%s %s: received %v, want state ESTABLISHED, named", s.host, c.name, e)
 			}
@@ -232,8 +255,8 @@ func TestResetsAgainstNstat(t *testing.T) {
 		{"TcpExtTCPAbortOnData", count(evs, reason("TCP_STATE"))}, // close() with SO_LINGER 0 (tcp_disconnect)
 	} {
 		t.Logf("%s: nstat %d, netwatcher %d", c.mib, d(c.mib), c.mine)
-		if d(c.mib) != c.mine || c.mine == 0 {
-			t.Errorf("%s: nstat delta %d, netwatcher %d", c.mib, d(c.mib), c.mine)
+		if c.mine > d(c.mib) || d(c.mib)-c.mine > missed || d(c.mib) == 0 {
+			t.Errorf("%s: nstat delta %d, netwatcher %d (resets no BPF program ran for: %d)", c.mib, d(c.mib), c.mine, missed)
 		}
 	}
 
@@ -283,8 +306,8 @@ func TestResetsAgainstNstat(t *testing.T) {
 	filtered := rstOf(rs.Events(), netns)
 	t.Logf("-s %s (raw_tp): rst_sent %v rst_received %v, records %d; server side in the unfiltered run: %d sent, %d received",
 		sport, st[0]["rst_sent"], st[0]["rst_received"], len(filtered), wantSent, wantRecv)
-	if wantSent != 4 || wantRecv != 2 {
-		t.Errorf("server side: %d sent, %d received; want 4, 2", wantSent, wantRecv)
+	if wantSent > 4 || wantRecv > 2 || wantSent+wantRecv+missed < 6 {
+		t.Errorf("server side: %d sent, %d received; want 4, 2 (resets no BPF program ran for: %d)", wantSent, wantRecv, missed)
 	}
 	if st[0].Num("rst_sent") != float64(wantSent) || st[0].Num("rst_received") != float64(wantRecv) ||
 		count(filtered, sent) != wantSent || uint64(len(filtered)) != wantSent+wantRecv {

@@ -64,3 +64,47 @@ func TestDropsMatchNstat(t *testing.T) {
 		t.Errorf("witness missed %d of %d drops", gap, want)
 	}
 }
+
+// TestResetsMatchNstat: connects to a closed port over loopback in a
+// namespace of the test's own (and of another one): the witness's resets
+// sent equal the namespace's TcpOutRsts delta, and each refused connect
+// received its reset, less what no BPF program saw (noted).
+func TestResetsMatchNstat(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.NewNS(t)
+	other := nstest.NewNS(t)
+	w := witness.Start(t, witness.Resets, uint32(ns.Inode(t)))
+	const n = 50
+	refuse := func(ns *nstest.NS) {
+		err := ns.Do(func() error {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			addr := l.Addr().String()
+			l.Close()
+			for range n {
+				if c, err := net.Dial("tcp", addr); err == nil {
+					c.Close()
+					t.Errorf("connect to the closed port %s succeeded", addr)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	refuse(other)
+	before := oracle.Nstat(t, ns)
+	refuse(ns)
+	out := oracle.Delta(before, oracle.Nstat(t, ns), "TcpOutRsts")
+	c := w.Counts(t)
+	c.Usable(t)
+	t.Logf("TcpOutRsts +%d; witness: %d resets sent, %d received", out, c.RstSent, c.RstRecv)
+	gap := witness.Shortfall(t, "resets sent", out, c.RstSent) + witness.Shortfall(t, "resets received", n, c.RstRecv)
+	witness.Note(t, gap, "resets")
+	if out != n || gap > n/10 {
+		t.Errorf("TcpOutRsts +%d (want %d), the witness missed %d", out, n, gap)
+	}
+}

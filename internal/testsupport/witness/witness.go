@@ -62,6 +62,11 @@ const (
 	// device's, else its socket's: drops.go), by reason (Counts.Drops,
 	// Counts.Dropped): what netwatcher's drop hooks (-e, -k) were given.
 	Drops
+	// Resets: tcp_send_reset of a socket in one of the namespaces (or,
+	// without a socket, of a segment received there: the reset for no
+	// socket) and tcp_receive_reset of a socket there (Counts.RstSent,
+	// RstRecv): what netwatcher's --rst hooks were given.
+	Resets
 )
 
 // Counter slots.
@@ -72,6 +77,8 @@ const (
 	slotReadFails        // bpf_probe_read_kernel failures (the event is then not counted)
 	slotXmit             // net_dev_start_xmit
 	slotRecv             // netif_receive_skb
+	slotRstSent          // tcp_send_reset
+	slotRstRecv          // tcp_receive_reset
 	slots
 )
 
@@ -82,6 +89,8 @@ type Counts struct {
 	RtxSegs uint64 // their segments (TCP_SKB_CB(skb)->tcp_gso_segs, 0 read as 1: what TcpRetransSegs adds)
 	Xmit    uint64 // skbs at net_dev_start_xmit (handed to the driver)
 	Recv    uint64 // skbs at netif_receive_skb (received from the device)
+	RstSent uint64 // tcp_send_reset
+	RstRecv uint64 // tcp_receive_reset
 	// Drops: kfree_skb drops by reason (the kernel's name less
 	// SKB_DROP_REASON_, e.g. "TCP_CSUM"; only reasons counted), with
 	// Drops in Start's kinds.
@@ -308,6 +317,47 @@ func Start(t testing.TB, kinds Kind, ns ...uint32) *Witness {
 		}
 	}
 
+	if kinds&Resets != 0 {
+		// tcp_send_reset(sk, skb, reason): the socket's namespace, or
+		// the received segment's device's (sk NULL)
+		sent := asm.Instructions{
+			asm.Mov.Reg(asm.R6, asm.R1),
+			asm.Mov.Imm(asm.R0, 0),
+			asm.LoadMem(asm.R3, asm.R6, 0, asm.DWord),
+			asm.JEq.Imm(asm.R3, 0, "nosk"),
+		}
+		sent = append(sent, read(skNet, asm.DWord)...)
+		sent = append(sent, asm.JEq.Imm(asm.R3, 0, "exit"))
+		sent = append(sent, asm.Ja.Label("net"))
+		sent = append(sent, asm.LoadMem(asm.R3, asm.R6, 8, asm.DWord).WithSymbol("nosk"))
+		sent = append(sent, asm.JEq.Imm(asm.R3, 0, "exit"))
+		sent = append(sent, read(skbDev, asm.DWord)...)
+		sent = append(sent, asm.JEq.Imm(asm.R3, 0, "exit"))
+		sent = append(sent, read(devNet, asm.DWord)...)
+		sent = append(sent, asm.JEq.Imm(asm.R3, 0, "exit"))
+		in := inNS()
+		in[0] = in[0].WithSymbol("net")
+		sent = append(sent, in...)
+		sent = append(sent, asm.Mov.Imm(asm.R7, 1).WithSymbol("inns"))
+		sent = append(sent, add(slotRstSent, "count")...)
+		sent = append(sent, asm.Mov.Imm(asm.R0, 0).WithSymbol("exit"), asm.Return())
+		progs = append(progs, prog{"tcp_send_reset", tail(sent)})
+		// tcp_receive_reset(sk)
+		recv := asm.Instructions{
+			asm.Mov.Reg(asm.R6, asm.R1),
+			asm.Mov.Imm(asm.R0, 0),
+			asm.LoadMem(asm.R3, asm.R6, 0, asm.DWord),
+			asm.JEq.Imm(asm.R3, 0, "exit"),
+		}
+		recv = append(recv, read(skNet, asm.DWord)...)
+		recv = append(recv, asm.JEq.Imm(asm.R3, 0, "exit"))
+		recv = append(recv, inNS()...)
+		recv = append(recv, asm.Mov.Imm(asm.R7, 1).WithSymbol("inns"))
+		recv = append(recv, add(slotRstRecv, "count")...)
+		recv = append(recv, asm.Mov.Imm(asm.R0, 0).WithSymbol("exit"), asm.Return())
+		progs = append(progs, prog{"tcp_receive_reset", tail(recv)})
+	}
+
 	if kinds&Drops != 0 {
 		w.drops = newDropMap(t, spec)
 		progs = append(progs, prog{"kfree_skb", tail(w.drops.program(offsets{skbDev, devNet, netInum, skbSk, skNet}, [2]uint32{ns[0], ns[1]}))})
@@ -338,7 +388,7 @@ func (w *Witness) Counts(t testing.TB) Counts {
 		}
 	}
 	c := Counts{NfDrops: v[slotNfDrops], Rtx: v[slotRtx], RtxSegs: v[slotRtxSegs],
-		Xmit: v[slotXmit], Recv: v[slotRecv], Unsure: v[slotReadFails], readFails: v[slotReadFails]}
+		Xmit: v[slotXmit], Recv: v[slotRecv], RstSent: v[slotRstSent], RstRecv: v[slotRstRecv], Unsure: v[slotReadFails], readFails: v[slotReadFails]}
 	if w.drops != nil {
 		c.Drops = w.drops.counts(t)
 	}
