@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/netwatcher/netwatcher/internal/testsupport/nstest"
 	"github.com/netwatcher/netwatcher/internal/testsupport/oracle"
@@ -106,5 +107,63 @@ func TestResetsMatchNstat(t *testing.T) {
 	witness.Note(t, gap, "resets")
 	if out != n || gap > n/10 {
 		t.Errorf("TcpOutRsts +%d (want %d), the witness missed %d", out, n, gap)
+	}
+}
+
+// TestStatesMatchNstat: TCP connections over loopback in a namespace of
+// the test's own (and of another one), opened and closed: the witness's
+// connections established equal TcpActiveOpens + TcpPassiveOpens, and
+// every one of them closed, less what no BPF program saw (noted).
+func TestStatesMatchNstat(t *testing.T) {
+	nstest.RequireRoot(t)
+	ns := nstest.NewNS(t)
+	other := nstest.NewNS(t)
+	w := witness.Start(t, witness.States, uint32(ns.Inode(t)))
+	const n = 100
+	churn := func(ns *nstest.NS) {
+		err := ns.Do(func() error {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			done := make(chan error, 1)
+			go func() {
+				for range n {
+					c, err := l.Accept()
+					if err != nil {
+						done <- err
+						return
+					}
+					c.Close()
+				}
+				done <- nil
+			}()
+			for range n {
+				c, err := net.Dial("tcp", l.Addr().String())
+				if err != nil {
+					return err
+				}
+				c.Close()
+			}
+			return <-done
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	churn(other)
+	before := oracle.Nstat(t, ns)
+	churn(ns)
+	time.Sleep(100 * time.Millisecond) // the last closes
+	after := oracle.Nstat(t, ns)
+	opens := oracle.Delta(before, after, "TcpActiveOpens") + oracle.Delta(before, after, "TcpPassiveOpens")
+	c := w.Counts(t)
+	c.Usable(t)
+	t.Logf("TcpActiveOpens + TcpPassiveOpens +%d; witness: %d established, %d closed", opens, c.Opened, c.Closed)
+	gap := witness.Shortfall(t, "connections established", opens, c.Opened) + witness.Shortfall(t, "connections closed", 2*n, c.Closed)
+	witness.Note(t, gap, "state changes")
+	if opens != 2*n || gap > n/10 {
+		t.Errorf("opens +%d (want %d), the witness missed %d", opens, 2*n, gap)
 	}
 }

@@ -67,6 +67,12 @@ const (
 	// socket) and tcp_receive_reset of a socket there (Counts.RstSent,
 	// RstRecv): what netwatcher's --rst hooks were given.
 	Resets
+	// States: inet_sock_set_state of a socket in one of the namespaces:
+	// to ESTABLISHED (Counts.Opened), and to CLOSE from a state a
+	// connection reaches once established (Counts.Closed; not LISTEN,
+	// SYN_SENT, SYN_RECV): what netwatcher's connection tracker (and its
+	// --metrics-addr connection counts) was given.
+	States
 )
 
 // Counter slots.
@@ -79,6 +85,8 @@ const (
 	slotRecv             // netif_receive_skb
 	slotRstSent          // tcp_send_reset
 	slotRstRecv          // tcp_receive_reset
+	slotOpened           // inet_sock_set_state to ESTABLISHED
+	slotClosed           // inet_sock_set_state to CLOSE, once established
 	slots
 )
 
@@ -91,6 +99,8 @@ type Counts struct {
 	Recv    uint64 // skbs at netif_receive_skb (received from the device)
 	RstSent uint64 // tcp_send_reset
 	RstRecv uint64 // tcp_receive_reset
+	Opened  uint64 // TCP connections established (either side)
+	Closed  uint64 // TCP connections closed that were established
 	// Drops: kfree_skb drops by reason (the kernel's name less
 	// SKB_DROP_REASON_, e.g. "TCP_CSUM"; only reasons counted), with
 	// Drops in Start's kinds.
@@ -358,6 +368,34 @@ func Start(t testing.TB, kinds Kind, ns ...uint32) *Witness {
 		progs = append(progs, prog{"tcp_receive_reset", tail(recv)})
 	}
 
+	if kinds&States != 0 {
+		// inet_sock_set_state(sk, old, new)
+		st := asm.Instructions{
+			asm.Mov.Reg(asm.R6, asm.R1),
+			asm.Mov.Imm(asm.R0, 0),
+			asm.LoadMem(asm.R8, asm.R6, 8, asm.DWord),  // old
+			asm.LoadMem(asm.R9, asm.R6, 16, asm.DWord), // new
+			asm.JEq.Imm32(asm.R9, 1, "state"),          // TCP_ESTABLISHED
+			asm.JNE.Imm32(asm.R9, 7, "exit"),           // TCP_CLOSE
+			asm.JEq.Imm32(asm.R8, 10, "exit"),          // from TCP_LISTEN
+			asm.JEq.Imm32(asm.R8, 2, "exit"),           // from TCP_SYN_SENT
+			asm.JEq.Imm32(asm.R8, 3, "exit"),           // from TCP_SYN_RECV
+			asm.JEq.Imm32(asm.R8, 7, "exit"),           // from TCP_CLOSE
+			asm.LoadMem(asm.R3, asm.R6, 0, asm.DWord).WithSymbol("state"),
+			asm.JEq.Imm(asm.R3, 0, "exit"),
+		}
+		st = append(st, read(skNet, asm.DWord)...)
+		st = append(st, asm.JEq.Imm(asm.R3, 0, "exit"))
+		st = append(st, inNS()...)
+		st = append(st, asm.Mov.Imm(asm.R7, 1).WithSymbol("inns"))
+		st = append(st, asm.JEq.Imm32(asm.R9, 1, "open"))
+		st = append(st, add(slotClosed, "close")...)
+		opened := add(slotOpened, "open")
+		st = append(st, opened...)
+		st = append(st, asm.Mov.Imm(asm.R0, 0).WithSymbol("exit"), asm.Return())
+		progs = append(progs, prog{"inet_sock_set_state", tail(st)})
+	}
+
 	if kinds&Drops != 0 {
 		w.drops = newDropMap(t, spec)
 		progs = append(progs, prog{"kfree_skb", tail(w.drops.program(offsets{skbDev, devNet, netInum, skbSk, skNet}, [2]uint32{ns[0], ns[1]}))})
@@ -388,7 +426,7 @@ func (w *Witness) Counts(t testing.TB) Counts {
 		}
 	}
 	c := Counts{NfDrops: v[slotNfDrops], Rtx: v[slotRtx], RtxSegs: v[slotRtxSegs],
-		Xmit: v[slotXmit], Recv: v[slotRecv], RstSent: v[slotRstSent], RstRecv: v[slotRstRecv], Unsure: v[slotReadFails], readFails: v[slotReadFails]}
+		Xmit: v[slotXmit], Recv: v[slotRecv], RstSent: v[slotRstSent], RstRecv: v[slotRstRecv], Opened: v[slotOpened], Closed: v[slotClosed], Unsure: v[slotReadFails], readFails: v[slotReadFails]}
 	if w.drops != nil {
 		c.Drops = w.drops.counts(t)
 	}
