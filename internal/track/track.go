@@ -47,6 +47,7 @@ type Entry struct {
 	CloseNs  uint64
 	walk     uint64 // the last kernel-table walk that found it
 	listed   bool   // in the table (and Table.order); else removed, in the gone ring
+	ordered  bool   // in Table.order (also for a while after its removal; kept when recycled)
 }
 
 // DefaultMaxClosed bounds how many closed connections -a keeps unless
@@ -163,8 +164,11 @@ func (t *Table) Open(c *event.Conn) *Entry {
 		t.idx.put(k, e)
 		e.listed = true
 		t.n++
-		if t.order = append(t.order, e); len(t.order) > 2*t.n+4096 {
-			t.compact() // removed ones, when Each is not called for a while
+		if !e.ordered { // a recycled entry may be in order still
+			e.ordered = true
+			if t.order = append(t.order, e); len(t.order) > 2*t.n+4096 {
+				t.compact() // removed ones, when Each is not called for a while
+			}
 		}
 	} else if !e.listed {
 		return e // its close was handled already: a late record
@@ -218,7 +222,7 @@ func (t *Table) newEntry() *Entry {
 		e := t.free[n-1]
 		t.free[n-1] = nil
 		t.free = t.free[:n-1]
-		*e = Entry{}
+		*e = Entry{ordered: e.ordered} // once in order, not twice (Each would visit it twice)
 		return e
 	}
 	return &Entry{}
@@ -460,6 +464,8 @@ func (t *Table) compact() {
 	for _, e := range t.order {
 		if e.listed {
 			live = append(live, e)
+		} else {
+			e.ordered = false
 		}
 	}
 	clear(t.order[len(live):])
@@ -479,6 +485,8 @@ func (t *Table) Each(buf []*Entry, fn func(*Entry)) []*Entry {
 	for _, e := range t.order {
 		if e.listed {
 			refs = append(refs, sortRef{e.Conn.EstNs, e.Conn.ID, e})
+		} else {
+			e.ordered = false
 		}
 	}
 	if !slices.IsSortedFunc(refs, cmpRef) {
