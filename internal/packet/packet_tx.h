@@ -401,12 +401,13 @@ static __always_inline void emit_tx(__u64 sk, const struct nw_conn *c, __u32 seq
 {
 	struct pkt_out o = {
 		.sk = sk, .ts = ts, .seq = seq, .ack = p->ack, .len = p->len, .rx = 0,
+		.t = {p->t[0], p->t[1], p->t[2], p->t[3]},
 	};
-	if (!p->untimed) {
-		o.t[0] = p->t[0];
-		o.t[1] = p->t[1];
-		o.t[2] = p->t[2];
-		o.t[3] = p->t[3];
+	if (SAMPLING && p->untimed) {
+		o.t[0] = 0;
+		o.t[1] = 0;
+		o.t[2] = 0;
+		o.t[3] = 0;
 	}
 	const __u8 *http = 0;
 	if (cfg_http) {
@@ -609,11 +610,10 @@ int BPF_PROG(nw_pkt_tx_xmit, const struct sk_buff *skb, const struct net_device 
 			return 0;
 		struct nw_conn *c = nw_conn_find(k.sk);
 		if (c) {
-			/* one clock read: the driver stamp is the record's time */
-			__u64 now = bpf_ktime_get_ns();
-			if (!e->p.untimed)
-				e->p.t[3] = now;
-			emit_tx(k.sk, c, k.seq, &e->p, now, 0, 0);
+			/* one clock read: the driver stamp is the record's time
+			 * (an untimed record's stamps are not sent: emit_tx) */
+			e->p.t[3] = bpf_ktime_get_ns();
+			emit_tx(k.sk, c, k.seq, &e->p, e->p.t[3], 0, 0);
 		}
 		return 0;
 	}
@@ -624,10 +624,8 @@ int BPF_PROG(nw_pkt_tx_xmit, const struct sk_buff *skb, const struct net_device 
 		return 0;
 	struct nw_conn *c = nw_conn_find(k.sk);
 	if (c) {
-		__u64 now = bpf_ktime_get_ns();
-		if (!p->untimed)
-			p->t[3] = now;
-		emit_tx(k.sk, c, k.seq, p, now, 0, 0);
+		p->t[3] = bpf_ktime_get_ns();
+		emit_tx(k.sk, c, k.seq, p, p->t[3], 0, 0);
 	}
 	if (!bpf_map_delete_elem(&nw_pkt_txpend, &k) && SAMPLING)
 		__sync_fetch_and_sub(&nw_pkt_txpend_n, 1);
