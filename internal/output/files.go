@@ -308,17 +308,7 @@ func (l *Log) Write(line []byte) { l.a.write(line) }
 // returns an error only the first time: the caller logs it once, not once
 // a second.
 func (fs *Files) WriteConnects(content []byte) error {
-	err := fs.writeConnects(content)
-	fs.connStale = err != nil
-	if err == nil {
-		return nil
-	}
-	fs.connFailures.Add(1)
-	if fs.connErr != nil {
-		return nil
-	}
-	fs.connErr = err
-	return fmt.Errorf("%w (the last complete connects.log stays; failures are counted, writing is retried)", err)
+	return fs.connsDone(fs.writeConnects(content))
 }
 
 func (fs *Files) writeConnects(content []byte) error {
