@@ -49,7 +49,7 @@ type merge struct {
 	// With -q (quiet): held records may wait a while (nothing shows them
 	// before the once-a-second flush), so the merge pokes only when they
 	// have waited pokeAfter or fill a quarter of their limit (the reader
-	// publishes by itself at its poll, its 64 KiB wakeup or publishEvery
+	// publishes by itself at its poll, its BPF wakeup (nw_wake_flag) or publishEvery
 	// when busy), and the pipeline looks again every recheck instead of
 	// holdCheck. Each poke is a wakeup of a goroutine that mostly finds a
 	// few records: on churn most of the tool's context switches.

@@ -22,7 +22,7 @@ const (
 )
 
 // pollEvery bounds how long a record waits in a ring when BPF did not wake
-// the reader (wakeups are batched per 64 KiB, see nw_submit), while the
+// the reader (wakeups are batched per 64-512 KiB, see nw_wake_flag), while the
 // console shows records as they come.
 const pollEvery = 20 * time.Millisecond
 
@@ -32,7 +32,8 @@ const pollEvery = 20 * time.Millisecond
 // CPU (issue 17, `-q` for 5 s, tool CPU ticks / voluntary context
 // switches, A/B/A/B: churn 10-14 / ~3,800 at 20 ms, 5-6 / ~1,300 at 100 ms,
 // 4 / ~780 at 250 ms; http 12-13, 9, 6-7). BPF still wakes the reader per
-// 64 KiB and the merge pokes a reader it waits for, so at high rates
+// wakeup step (512 KiB of the packet ring, 128 KiB of the lifecycle ring)
+// and the merge pokes a reader it waits for, so at high rates
 // nothing waits this long.
 const quietPoll = 250 * time.Millisecond
 
@@ -42,7 +43,7 @@ const holdCheck = pollEvery / 2
 
 // idlePoll is how often a reader whose ring has been empty for idleAfter
 // polls in a row looks at it: BPF still wakes it when a burst fills
-// NW_WAKEUP_BYTES, and the pipeline pokes it when records of the other
+// its wakeup step (nw_wake_flag), and the pipeline pokes it when records of the other
 // ring wait for its watermark (merge.holding), so only a lone record
 // waits this long. Polling an idle ring every pollEvery cost ~1.5% of
 // the machine here (two readers at 50 Hz plus the Go scheduler's

@@ -262,6 +262,8 @@ func TestUnseenLateClaim(t *testing.T) {
 		cliPort = lab.RandPort()
 	}
 	cli, srv := netip.AddrPortFrom(p.A4, cliPort), netip.AddrPortFrom(p.B4, port)
+	// the client's ESTABLISHED transition, as any BPF program is given it
+	wit := witness.Start(t, witness.States, uint32(p.A.Inode(t)))
 	var ln *net.TCPListener
 	if err := p.B.Do(func() (err error) {
 		ln, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(srv))
@@ -320,9 +322,22 @@ func TestUnseenLateClaim(t *testing.T) {
 	}
 	s.Close()
 	c.Close()
-	cl := r.WaitFor(lab.Wait, "close of the client", func(e nwtest.Ev) bool {
+	isClose := func(e nwtest.Ev) bool {
 		return e.Str("type") == "connection" && e.Str("event") == "close" && e.Str("src") == cli.String()
-	})
+	}
+	for deadline := time.Now().Add(lab.Wait); len(r.Find(isClose)) == 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(r.Find(isClose)) == 0 {
+		// The entry is claimed at ESTABLISHED only: if no BPF program ran
+		// for that transition (README, "Events no BPF program sees"; one
+		// full-suite run here), there is nothing to test. If the witness
+		// saw it, netwatcher had to: WaitFor fails.
+		if c := wit.Counts(t); c.Opened == 0 && c.Unsure == 0 {
+			t.Skipf("no BPF program ran for the client's ESTABLISHED transition (BPF witness: 0 in its namespace)")
+		}
+	}
+	cl := r.WaitFor(lab.Wait, "close of the client", isClose)
 	r.Stop()
 	unseen := exitStats(t, r).Num("retrans_unseen")
 	t.Logf("client: total_retrans %v, seen %v; retrans_unseen %v", cl.Num("retrans_segs"), cl.Num("retrans_seen"), unseen)
