@@ -289,9 +289,7 @@ static __always_inline void l7_skb(struct __sk_buff *ctx, bool rx)
 	e->len = m + 1;
 	__u64 size = sizeof(*e) + m + 1;
 	asm volatile("if %[s] <= 2144 goto +1\n\t%[s] = 2144" : [s] "+r"(size));
-	__u64 avail = bpf_ringbuf_query(&nw_pkt_events, BPF_RB_AVAIL_DATA);
-	__u64 ring_size = bpf_ringbuf_query(&nw_pkt_events, BPF_RB_RING_SIZE);
-	if (bpf_ringbuf_output(&nw_pkt_events, sc, size, nw_wake_flag(avail, size, ring_size)))
+	if (bpf_ringbuf_output(&nw_pkt_events, sc, size, nw_wake(&nw_pkt_events, size)))
 		nw_count(NW_STAT_RB_FULL + (type & 31));
 }
 

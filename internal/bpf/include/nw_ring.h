@@ -92,12 +92,18 @@ static __always_inline __u64 nw_wake_flag(__u64 avail, __u64 size, __u64 ring_si
 								       : BPF_RB_NO_WAKEUP;
 }
 
+/* The wakeup flag for a record of size bytes about to be committed on ring
+ * (bpf_ringbuf_submit, bpf_ringbuf_output). */
+static __always_inline __u64 nw_wake(void *ring, __u64 size)
+{
+	__u64 avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+	return nw_wake_flag(avail, size, bpf_ringbuf_query(ring, BPF_RB_RING_SIZE));
+}
+
 /* Submit rec, reserved on ring with size bytes. */
 static __always_inline void nw_submit(void *ring, void *rec, __u64 size)
 {
-	__u64 avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
-	__u64 ring_size = bpf_ringbuf_query(ring, BPF_RB_RING_SIZE);
-	bpf_ringbuf_submit(rec, nw_wake_flag(avail, size, ring_size));
+	bpf_ringbuf_submit(rec, nw_wake(ring, size));
 }
 
 #endif /* NW_RING_H */
