@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -69,7 +71,7 @@ type fdFile int
 func (fd fdFile) WriteAt(b []byte, off int64) (int, error) {
 	n := 0
 	for n < len(b) {
-		m, err := unix.Pwrite(int(fd), b[n:], off+int64(n))
+		m, err := pwrite(int(fd), b[n:], off+int64(n))
 		if err == unix.EINTR {
 			continue
 		}
@@ -481,4 +483,25 @@ func WriteReadyFile(path string) (remove func(), err error) {
 			os.Remove(path)
 		}
 	}, nil
+}
+
+// pwrite writes to a log file as a raw system call when the tool has more
+// than one P. A log write lands in the page cache within a fraction of a
+// millisecond; through Go's entersyscall it would wake sysmon from its deep
+// sleep each time the tool had gone idle, and sysmon then ticks every 20 µs
+// while the tool works: ~15% of the tool's CPU per event and two thirds of
+// its context switches under request/response load (bench/README, issue
+// 17). The price: while a write blocks (dirty-page throttling, a slow
+// filesystem) its P is not handed to another thread, and the other P keeps
+// the ring readers going. With a single P that would stall them, so there
+// the write goes through the scheduler as usual.
+func pwrite(fd int, b []byte, off int64) (int, error) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		return unix.Pwrite(fd, b, off)
+	}
+	n, _, e := unix.RawSyscall6(unix.SYS_PWRITE64, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(off), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
