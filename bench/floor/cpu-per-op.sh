@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# usage: cpu-per-op.sh ROUNDS rr|http "name|cmd" ...   (see bench/floor/README.md)
-# http: wrk -t2 -c16 against nwpeer serve --http, as bench/run's http workload.
+# usage: cpu-per-op.sh ROUNDS rr|http|churn "name|cmd" ...   (see bench/floor/README.md)
+# http: wrk -t2 -c16 against nwpeer serve --http, as bench/run's http workload;
+# churn: nwpeer churn -c 8 as bench/run's (an operation is one connection).
 # Per window: workload rate, the workload's CPU per operation (client + server,
 # cpuacct cgroup), the tool's CPU per operation, ksoftirqd's CPU per operation.
 # cmd: "off", "tcpdump" or a netwatcher command line (it gets --data-dir and
@@ -17,17 +18,21 @@ ip netns add $a; ip netns add $b
 ip link add va$$ netns $a type veth peer name vb$$ netns $b
 ip -n $a addr add 10.77.0.1/24 dev va$$; ip -n $b addr add 10.77.0.2/24 dev vb$$
 ip -n $a link set va$$ up; ip -n $b link set vb$$ up; ip -n $a link set lo up; ip -n $b link set lo up
+# as bench/run: churn would otherwise run out of ports to TIME_WAIT within seconds
+for n in $a $b; do ip netns exec $n sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.tcp_max_tw_buckets=4096 net.ipv4.ip_local_port_range="10000 65000" net.core.somaxconn=4096; done
 mode=--echo; [ $wl = http ] && mode=--http
 sh -c "echo \$\$ > $W/cgroup.procs; exec ip netns exec $b $PEER serve -l 10.77.0.2:7000 $mode --duration 3600s" >/dev/null &
 srv=$!
 sleep 1
 runwl(){ sh -c "echo \$\$ > $W/cgroup.procs; case $wl in
   rr) exec ip netns exec $a $PEER rr -r 10.77.0.2:7000 -c 8 --size 1024 --duration $1 ;;
+  churn) exec ip netns exec $a $PEER churn -r 10.77.0.2:7000 -n 100000000 -c 8 --duration $1 ;;
   http) exec ip netns exec $a wrk -t2 -c16 -d\$(echo $1 | tr -d s)s --timeout 5s http://10.77.0.2:7000/ ;;
   esac" | wlline; }
 # wlline: the workload's last line as 'ops=N rate=R' (nwpeer rr prints it;
-# wrk prints 'N requests in Xs, ...' and 'Requests/sec: R', as bench/run's http).
-wlline(){ awk '/ requests in /{ops=$1} /^Requests\/sec:/{rate=$2} /ops=/{l=$0} END{if(l!="")print l; else printf "http ops=%s rate=%s\n", ops, rate}'; }
+# wrk prints 'N requests in Xs, ...' and 'Requests/sec: R', as bench/run's http;
+# nwpeer churn prints 'churn conns=N ... rate=R/s').
+wlline(){ awk '/^churn conns=/{sub(/conns=/,"ops=")} / requests in /{ops=$1} /^Requests\/sec:/{rate=$2} /ops=/{l=$0} END{if(l!="")print l; else printf "http ops=%s rate=%s\n", ops, rate}'; }
 ksi(){ cat /proc/[0-9]*/comm 2>/dev/null >/dev/null; for p in $(pgrep ksoftirqd); do awk '{print $1}' /proc/$p/schedstat; done | awk '{s+=$1}END{print s}'; }
 for r in $(seq $rounds); do
 for cfg in "$@"; do

@@ -66,20 +66,7 @@ func newDropMap(t testing.TB, spec *btf.Spec) *dropMap {
 // fails too is the run counted as a failed read ("readfail", the
 // caller's).
 func (d *dropMap) program(o offsets, ns [2]uint32) asm.Instructions {
-	// R3 = the size bytes at R3 + off, or a jump to fail
-	read := func(off int32, size asm.Size, fail string) asm.Instructions {
-		return asm.Instructions{
-			asm.Mov.Imm(asm.R1, 0),
-			asm.StoreMem(asm.RFP, -8, asm.R1, asm.DWord),
-			asm.Add.Imm(asm.R3, off),
-			asm.Mov.Reg(asm.R1, asm.RFP),
-			asm.Add.Imm(asm.R1, -8),
-			asm.Mov.Imm(asm.R2, int32(size.Sizeof())),
-			asm.FnProbeReadKernel.Call(),
-			asm.JNE.Imm(asm.R0, 0, fail),
-			asm.LoadMem(asm.R3, asm.RFP, -8, asm.DWord),
-		}
-	}
+	read := readInsns // R3 = the size bytes at R3 + off, or a jump to fail
 	is := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.Mov.Imm(asm.R0, 0),

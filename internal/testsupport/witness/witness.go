@@ -199,21 +199,9 @@ func Start(t testing.TB, kinds Kind, ns ...uint32) *Witness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// read: R3 = the size bytes at R3 + off (zero-extended), read with
-	// bpf_probe_read_kernel; a failure is counted and ends the run.
-	read := func(off int32, size asm.Size) asm.Instructions {
-		return asm.Instructions{
-			asm.Mov.Imm(asm.R1, 0),
-			asm.StoreMem(asm.RFP, -8, asm.R1, asm.DWord),
-			asm.Add.Imm(asm.R3, off),
-			asm.Mov.Reg(asm.R1, asm.RFP),
-			asm.Add.Imm(asm.R1, -8),
-			asm.Mov.Imm(asm.R2, int32(size.Sizeof())),
-			asm.FnProbeReadKernel.Call(),
-			asm.JNE.Imm(asm.R0, 0, "readfail"),
-			asm.LoadMem(asm.R3, asm.RFP, -8, asm.DWord),
-		}
-	}
+	// read: R3 = the size bytes at R3 + off; a failure is counted and ends
+	// the run
+	read := func(off int32, size asm.Size) asm.Instructions { return readInsns(off, size, "readfail") }
 	// add: slot += R7
 	add := func(slot int32, label string) asm.Instructions {
 		return asm.Instructions{
@@ -612,4 +600,21 @@ func (l *Links) Missed(t testing.TB) uint64 {
 	n := tx - xmit + rx - recv
 	Note(t, n, "packets")
 	return n
+}
+
+// readInsns: R3 = the size bytes at R3 + off (zero-extended), read with
+// bpf_probe_read_kernel through the stack slot at RFP-8; a failed read
+// jumps to fail.
+func readInsns(off int32, size asm.Size, fail string) asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.RFP, -8, asm.R1, asm.DWord),
+		asm.Add.Imm(asm.R3, off),
+		asm.Mov.Reg(asm.R1, asm.RFP),
+		asm.Add.Imm(asm.R1, -8),
+		asm.Mov.Imm(asm.R2, int32(size.Sizeof())),
+		asm.FnProbeReadKernel.Call(),
+		asm.JNE.Imm(asm.R0, 0, fail),
+		asm.LoadMem(asm.R3, asm.RFP, -8, asm.DWord),
+	}
 }
