@@ -242,9 +242,11 @@ const MaxSample = 1 << 20
 
 // DefaultMaxClosed is --max-closed by default: how many closed connections
 // -a keeps. connects.log is a snapshot rewritten every second, so each kept
-// connection costs a line per second (~250 bytes) and ~0.5 KiB of memory:
-// measured on churn (24k closes/s), keeping 100,000 took the tool's RSS
-// from 70 to 120 MiB and its CPU from 0.15 to 0.4 s per 2 s.
+// connection costs a line per second (~330 bytes with -x) and ~0.9 KiB of
+// memory with -x (~0.65 KiB without: its line is kept formatted, see
+// output.AppendConnLogKept). Measured before the lines were kept, on churn
+// (24k closes/s): keeping 100,000 took the tool's RSS from 70 to 120 MiB
+// and its CPU from 0.15 to 0.4 s per 2 s.
 const DefaultMaxClosed = 16384
 
 type countValue struct {

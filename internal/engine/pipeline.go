@@ -342,7 +342,7 @@ func (p *pipeline) refresh() {
 	// memory was 5.4 MiB with -a under churn)
 	snap := p.snap.Begin(p.files)
 	p.ents = p.table.Each(p.ents, func(e *track.Entry) {
-		snap = p.snap.Put(output.AppendConnLog(snap, e, p.fields, now))
+		snap = p.snap.Put(output.AppendConnLogKept(snap, e, p.fields, now)) // closed ones' lines kept
 		if p.cfg.Extra && !p.cfg.Quiet && !e.Closed {
 			p.buf = p.pr.Conn(p.buf[:0], "sample", now, e, now)
 			p.out.Write(p.buf)

@@ -21,7 +21,7 @@ func TestConnsWriterSnapshot(t *testing.T) {
 	path := filepath.Join(dir, "connects.log")
 	var w ConnsWriter
 	var prev []byte
-	for round, n := range []int{3000, 10, 0, 5000} { // 3000 lines: several chunks
+	for round, n := range []int{60000, 10, 0, 30000} { // 60000 lines: several chunks
 		var want []byte
 		b := w.Begin(fs)
 		for i := 0; i < n; i++ {

@@ -38,17 +38,42 @@ type ConnKey struct {
 // KeyOf is the identity of c.
 func KeyOf(c *event.Conn) ConnKey { return ConnKey{c.Sock, uint32(c.EstNs)} }
 
-// Entry is one connection as currently known.
+// Entry is one connection as currently known. Change it only through
+// the Table's methods: they drop its kept line (Line).
 type Entry struct {
 	Conn     event.Conn
 	Stats    event.Stats
 	HasStats bool
 	Closed   bool
+	listed   bool  // in the table (and Table.order); else removed, in the gone ring
+	ordered  bool  // in Table.order (also for a while after its removal; kept when recycled)
+	lineKey  uint8 // Line's key; 0: no line kept
 	CloseNs  uint64
 	walk     uint64 // the last kernel-table walk that found it
-	listed   bool   // in the table (and Table.order); else removed, in the gone ring
-	ordered  bool   // in Table.order (also for a while after its removal; kept when recycled)
+	line     []byte // Line's text (its buffer is kept when the entry is recycled)
 }
+
+// Line returns the text SetLine kept for e under key, or nil: none, or e
+// changed since (every change of an entry in this package drops it). key
+// names how the text was made from e's values (not 0): a formatter keeps
+// the formatted text of a connection that no longer changes (closed)
+// instead of formatting it again (output.AppendConnLogKept: connects.log
+// with -a, rewritten every second).
+func (e *Entry) Line(key uint8) []byte {
+	if key == 0 || e.lineKey != key {
+		return nil
+	}
+	return e.line
+}
+
+// SetLine keeps a copy of text for e under key (not 0) until e changes,
+// in e's own buffer (reused: no allocation once it is large enough).
+func (e *Entry) SetLine(key uint8, text []byte) {
+	e.line, e.lineKey = append(e.line[:0], text...), key
+}
+
+// changed drops e's line: every change of e's values calls it.
+func (e *Entry) changed() { e.lineKey = 0 }
 
 // DefaultMaxClosed bounds how many closed connections -a keeps unless
 // SetMaxClosed says otherwise (config.DefaultMaxClosed); the oldest closed
@@ -173,6 +198,7 @@ func (t *Table) Open(c *event.Conn) *Entry {
 	} else if !e.listed {
 		return e // its close was handled already: a late record
 	} else if !e.Closed {
+		e.changed()
 		id, owner := e.Conn.ID, e.Conn
 		e.Conn = *c
 		e.Conn.ID = id
@@ -222,7 +248,9 @@ func (t *Table) newEntry() *Entry {
 		e := t.free[n-1]
 		t.free[n-1] = nil
 		t.free = t.free[:n-1]
-		*e = Entry{ordered: e.ordered} // once in order, not twice (Each would visit it twice)
+		// once in order, not twice (Each would visit it twice); the
+		// line's buffer is reused, its text dropped (lineKey 0)
+		*e = Entry{ordered: e.ordered, line: e.line[:0]}
 		return e
 	}
 	return &Entry{}
@@ -263,6 +291,7 @@ func (t *Table) EndWalk() int {
 		}
 	}
 	for _, e := range gone {
+		e.changed()
 		e.Closed = true
 		t.remove(e)
 	}
@@ -348,6 +377,7 @@ func (t *Table) Owner(c *event.Conn) *Entry {
 	if e == nil || e.Closed || !e.listed {
 		return nil
 	}
+	e.changed()
 	e.Conn.Pid, e.Conn.Comm, e.Conn.OwnerSrc = c.Pid, c.Comm, c.OwnerSrc
 	return e
 }
@@ -370,6 +400,7 @@ func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 	if e.Closed {
 		return e // closed twice (-a: the walk or a retry): keep the first
 	}
+	e.changed()
 	if c.OwnerSrc >= e.Conn.OwnerSrc && c.Pid != 0 {
 		e.Conn.Pid, e.Conn.Comm, e.Conn.OwnerSrc = c.Pid, c.Comm, c.OwnerSrc
 	}
@@ -448,6 +479,7 @@ func (t *Table) Sample(c *event.Conn, st *event.Stats) (ownerChanged bool) {
 	if e == nil || e.Closed || !e.listed {
 		return false
 	}
+	e.changed()
 	e.walk = t.walk
 	e.Stats, e.HasStats = *st, true
 	e.Conn.FastRetrans, e.Conn.TimeoutRetrans, e.Conn.RetransSegs = c.FastRetrans, c.TimeoutRetrans, c.RetransSegs

@@ -3,6 +3,7 @@ package track
 import (
 	"cmp"
 	"net/netip"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -243,7 +244,7 @@ func TestCloseOfUnknownIsOpenThenClose(t *testing.T) {
 	got, ge := build(false)
 	g, w := *ge, *we
 	g.ordered, w.ordered = false, false // in order or not: bookkeeping of Each
-	if g != w {
+	if !reflect.DeepEqual(g, w) {
 		t.Errorf("entry\n got %+v\nwant %+v", g, w)
 	}
 	c := conn(7, 3000)
