@@ -36,12 +36,14 @@ type Files struct {
 	connErr      error // first connects.log failure
 }
 
-// fileBuf is the write buffer of an append log: one write(2) per 256 KiB.
-// Not larger: 1 MiB writes get larger page-cache folios, and on the test
-// VM their first touch made the kernel's copy 5-10x dearer (rr -q:
-// 87-189 ns per packets.log line against 15-17 at 256 KiB or 64 KiB;
-// issue 17).
-const fileBuf = 256 << 10
+// fileBuf is the write buffer of an append log: one write(2) per MiB.
+// The page cache takes a 1 MiB write in larger folios, and the kernel's
+// work per write is mostly per folio: tool CPU per event on http -q
+// -tixre (perf stat, A/B/A/B/A/B): 0.43 µs with 256 KiB, 0.34 with 1 MiB.
+// (Measured before on this VM as 5-10x dearer: that was the first touch
+// of never-used guest memory, a host fault, which the page cache paid;
+// see bench/README, "warm memory".)
+const fileBuf = 1 << 20
 
 // file is what appendFile needs of an *os.File (tests fake a full disk).
 type file interface {
