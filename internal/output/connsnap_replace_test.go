@@ -13,13 +13,7 @@ import (
 // snapshot it opened, whole (a file is never written again once it is
 // connects.log); no temp file is left; a symlink named connects.log is replaced, its target untouched.
 func TestConnsReplaceKeepsReaders(t *testing.T) {
-	dir := t.TempDir()
-	fs, err := OpenFiles(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fs.Close()
-	path := filepath.Join(dir, "connects.log")
+	fs, dir, path := connsTestFiles(t)
 	victim := filepath.Join(dir, "victim")
 	if err := os.WriteFile(victim, []byte("not ours\n"), 0o600); err != nil {
 		t.Fatal(err)

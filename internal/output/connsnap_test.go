@@ -12,13 +12,7 @@ import (
 // replaces connects.log only when complete (a reader meanwhile sees the
 // previous one), equals the lines given, and leaves no temp file.
 func TestConnsWriterSnapshot(t *testing.T) {
-	dir := t.TempDir()
-	fs, err := OpenFiles(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fs.Close()
-	path := filepath.Join(dir, "connects.log")
+	fs, dir, path := connsTestFiles(t)
 	var w ConnsWriter
 	var prev []byte
 	for round, n := range []int{60000, 10, 0, 30000} { // 60000 lines: several chunks
@@ -92,4 +86,17 @@ func TestConnsWriterFailure(t *testing.T) {
 	if err := fs.Close(); err != nil {
 		t.Logf("close: %v", err)
 	}
+}
+
+// connsTestFiles opens Files in a temp dir (closed at the end of the test)
+// and returns it with the dir and connects.log's path.
+func connsTestFiles(t *testing.T) (*Files, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	fs, err := OpenFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	return fs, dir, filepath.Join(dir, "connects.log")
 }
