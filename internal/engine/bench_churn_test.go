@@ -7,6 +7,7 @@ import (
 
 	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/testsupport/cpuop"
 )
 
 // churnMix says which records of a short connection a mode gets.
@@ -144,7 +145,7 @@ func BenchmarkPipelineChurn(b *testing.B) {
 			}
 			p.flushOut()
 			b.ReportAllocs()
-			defer cpuPerOp(b)()
+			defer cpuop.PerOp(b)()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				run(i)
@@ -182,7 +183,7 @@ func BenchmarkRefreshKeptClosed(b *testing.B) {
 	}
 	p.refresh()
 	b.ReportAllocs()
-	defer cpuPerOp(b)()
+	defer cpuop.PerOp(b)()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		p.dirty = true
@@ -226,9 +227,9 @@ func BenchmarkRefreshKeptClosedChurn(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		second()
 		p.dirty = true
-		t0 := threadCPU()
+		t0 := cpuop.ThreadNs()
 		p.refresh()
-		cpu += threadCPU() - t0
+		cpu += cpuop.ThreadNs() - t0
 	}
 	b.ReportMetric(float64(cpu)/float64(b.N), "refresh-cpu-ns/op")
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/packet"
+	"github.com/netwatcher/netwatcher/internal/testsupport/cpuop"
 )
 
 // defaultMix builds the packet ring records of the default mode (-q: no
@@ -135,7 +136,7 @@ func BenchmarkDefaultMode(b *testing.B) {
 				rd.get()
 				b.ReportAllocs()
 				if !two {
-					defer cpuPerOp(b)()
+					defer cpuop.PerOp(b)()
 					u0 := userCPU(unix.RUSAGE_THREAD)
 					defer func() { b.ReportMetric(float64(userCPU(unix.RUSAGE_THREAD)-u0)/float64(b.N), "user-ns/op") }()
 					b.ResetTimer()

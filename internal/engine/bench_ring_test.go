@@ -3,15 +3,13 @@ package engine
 import (
 	"encoding/binary"
 	"math"
-	"runtime"
 	"sync/atomic"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/packet"
+	"github.com/netwatcher/netwatcher/internal/testsupport/cpuop"
 )
 
 // rawPacketRecords returns the packet ring records of synthetic(n)'s packet
@@ -106,7 +104,7 @@ func BenchmarkPipelineFromRing(b *testing.B) {
 				b.Fatal("no batch")
 			}
 			b.ReportAllocs()
-			defer cpuPerOp(b)()
+			defer cpuop.PerOp(b)()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				rd.one(raws[i%len(raws)])
@@ -125,25 +123,6 @@ func BenchmarkPipelineFromRing(b *testing.B) {
 	}
 }
 
-// cpuPerOp reports the benchmark goroutine's thread CPU time per op
-// (user + system: the log files' pwrite included), which other load on a
-// shared host does not inflate the way it does wall time. Call as
-// defer cpuPerOp(b)() before the timed loop.
-func cpuPerOp(b *testing.B) func() {
-	runtime.LockOSThread()
-	t0 := threadCPU()
-	return func() {
-		b.ReportMetric(float64(threadCPU()-t0)/float64(b.N), "cpu-ns/op")
-		runtime.UnlockOSThread()
-	}
-}
-
-func threadCPU() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
-	return ts.Nano()
-}
-
 // BenchmarkPipelineCPU is BenchmarkPipeline with the thread CPU time per
 // event (cpu-ns/op).
 func BenchmarkPipelineCPU(b *testing.B) {
@@ -159,7 +138,7 @@ func BenchmarkPipelineCPU(b *testing.B) {
 				p.handle(&evs[i])
 			}
 			b.ReportAllocs()
-			defer cpuPerOp(b)()
+			defer cpuop.PerOp(b)()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				ev := evs[i%len(evs)]

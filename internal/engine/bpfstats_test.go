@@ -6,6 +6,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/testsupport/cpuop"
 )
 
 // The batch lookup sums what a lookup per counter summed, on a per-CPU
@@ -70,7 +71,7 @@ func BenchmarkStatReader(b *testing.B) {
 			s := statReader{tried: !batch}
 			var out [event.StatMax]uint64
 			b.ReportAllocs()
-			defer cpuPerOp(b)()
+			defer cpuop.PerOp(b)()
 			for b.Loop() {
 				s.read(m, &out)
 			}

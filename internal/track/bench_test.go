@@ -2,12 +2,10 @@ package track
 
 import (
 	"net/netip"
-	"runtime"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/testsupport/cpuop"
 )
 
 // BenchmarkChurnTable is the table's part of the -a churn path, per record:
@@ -50,7 +48,7 @@ func BenchmarkChurnTable(b *testing.B) {
 			var buf []*Entry
 			buf = tb.Each(buf, func(*Entry) {}) // as the engine does every second
 			b.ReportAllocs()
-			defer cpuPerOp(b)()
+			defer cpuop.PerOp(b)()
 			b.ResetTimer()
 			for n := 0; n < b.N; n += 8 { // 8 records a connection
 				conn()
@@ -60,21 +58,4 @@ func BenchmarkChurnTable(b *testing.B) {
 			}
 		})
 	}
-}
-
-// cpuPerOp reports the thread's CPU time per op (cpu-ns/op): steadier than
-// wall time on a shared host.
-func cpuPerOp(b *testing.B) func() {
-	runtime.LockOSThread()
-	t0 := threadCPU()
-	return func() {
-		b.ReportMetric(float64(threadCPU()-t0)/float64(b.N), "cpu-ns/op")
-		runtime.UnlockOSThread()
-	}
-}
-
-func threadCPU() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
-	return ts.Nano()
 }
