@@ -246,14 +246,12 @@ func (r *Reader) Close() error {
 	return errors.Join(errs...)
 }
 
-// The reader's own system calls never block (epoll_wait with a zero
-// timeout, the non-blocking eventfd), so they are made raw. Go's
-// entersyscall wakes sysmon from its deep sleep whenever the process had
-// gone idle, and sysmon then ticks every 20 µs for as long as any P is busy:
-// measured at ~10% of the tool's CPU and two thirds of its context switches
-// under request/response load, where the tool wakes and sleeps hundreds of
-// times a second.
-
+// epollNow and rawIO: the reader's own system calls never block
+// (epoll_wait with a zero timeout, the non-blocking eventfd), so they are
+// made raw. Go's entersyscall wakes sysmon from its deep sleep whenever the
+// process had gone idle, and sysmon then ticks every 20 µs for as long as
+// any P is busy (the log pwrites, made raw in internal/output for the same
+// reason, were most of those wakeups; these were the rest).
 func epollNow(epfd int, events []unix.EpollEvent) (int, error) {
 	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 	if e != 0 {
