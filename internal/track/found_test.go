@@ -71,7 +71,10 @@ func (t *Table) scan(k ConnKey) *Entry {
 	if found != nil && !found.listed {
 		in := false
 		for _, g := range t.gone {
-			in = in || g == found
+			if g.e == found && g.k != k {
+				panic("gone ring key differs from its entry's")
+			}
+			in = in || g.e == found
 		}
 		if !in {
 			panic("removed entry in the index but not in the gone ring")

@@ -146,9 +146,9 @@ func TestLineDroppedOnChange(t *testing.T) {
 				if touched != nil {
 					set(touched)
 				}
-				for _, e := range tb.gone { // removed ones: late records find them
-					if e != nil && step%64 == 0 {
-						check(step, what, e)
+				for _, g := range tb.gone { // removed ones: late records find them
+					if g.e != nil && step%64 == 0 {
+						check(step, what, g.e)
 					}
 				}
 			}
@@ -177,7 +177,15 @@ func TestLineRecycled(t *testing.T) {
 			t.Fatalf("connection %d: a new entry has a line", i)
 		}
 		tb.Close(c, nil, uint64(2000+i))
-		e.SetLine(1, []byte("connection{the line of a connection that was}\n"))
+		line := []byte("connection{the line of a connection that was}\n")
+		e.SetLine(1, line)
+		if e.Line(1) != nil {
+			t.Fatalf("connection %d: the first line given was kept", i)
+		}
+		e.SetLine(1, line)
+		if string(e.Line(1)) != string(line) {
+			t.Fatalf("connection %d: the second line given was not kept: %q", i, e.Line(1))
+		}
 		if i == 0 {
 			first = e
 		} else if e == first {

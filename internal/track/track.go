@@ -47,7 +47,7 @@ type Entry struct {
 	Closed   bool
 	listed   bool  // in the table (and Table.order); else removed, in the gone ring
 	ordered  bool  // in Table.order (also for a while after its removal; kept when recycled)
-	lineKey  uint8 // Line's key; 0: no line kept
+	lineKey  uint8 // Line's key; 0: no line kept; with lineOnce: a line was given once, not kept
 	CloseNs  uint64
 	walk     uint64 // the last kernel-table walk that found it
 	line     []byte // Line's text (its buffer is kept when the entry is recycled)
@@ -66,9 +66,22 @@ func (e *Entry) Line(key uint8) []byte {
 	return e.line
 }
 
-// SetLine keeps a copy of text for e under key (not 0) until e changes,
-// in e's own buffer (reused: no allocation once it is large enough).
+// lineOnce marks lineKey: SetLine was given a text for the entry's
+// current values once, and did not keep it.
+const lineOnce = 0x80
+
+// SetLine keeps a copy of text for e under key (not 0, < 0x80) until e
+// changes, in e's own buffer (reused: no allocation once it is large
+// enough); from the second time only: the first text for e's values is
+// not kept. Under connection churn with -a most closed connections are
+// evicted before connects.log is rewritten again, so keeping every line
+// copied it into a cold buffer for nothing (and held ~5 MiB more); a
+// connection kept longer is formatted once more, then its line is kept.
 func (e *Entry) SetLine(key uint8, text []byte) {
+	if e.lineKey != key|lineOnce {
+		e.lineKey = key | lineOnce
+		return
+	}
 	e.line, e.lineKey = append(e.line[:0], text...), key
 }
 
@@ -95,7 +108,7 @@ type Table struct {
 	n          int               // listed entries
 	cur        map[uint64]*Entry // socket -> its open connection
 	byTuple    tupleMap          // open connections by (netns, local, remote)
-	closed     []*Entry          // retained closed ones, in close order (eviction), from closedHead on
+	closed     []keyed           // retained closed ones, in close order (eviction), from closedHead on
 	closedHead int
 	order      []*Entry  // the listed entries in the order they came (sorted up to the last Each), and removed ones (!listed) until Each drops them
 	refs       []sortRef // Each's buffer
@@ -116,7 +129,7 @@ type Table struct {
 
 	// Removed connections, newest last, for their late records (idx
 	// finds them).
-	gone  [goneLen]*Entry
+	gone  [goneLen]keyed
 	goneN int
 
 	// found: what Find answered lately, by key (a packet record's map
@@ -128,6 +141,16 @@ type Table struct {
 }
 
 const foundLen = 256
+
+// keyed is an entry with its key, for the eviction and gone rings: an
+// entry leaves them long after it was last touched, and its key is what
+// that needs (idx.del). Read from the entry, it was a cache miss per
+// connection that stalled the pipeline: with -a under connection churn
+// the evicted entry's load was two thirds of Close's own time (perf).
+type keyed struct {
+	k ConnKey
+	e *Entry
+}
 
 type foundSlot struct {
 	k ConnKey
@@ -232,14 +255,15 @@ func (t *Table) untuple(e *Entry) {
 // keeps finding it).
 func (t *Table) remove(e *Entry) {
 	t.untuple(e)
-	t.unlist(e)
+	t.unlist(keyed{KeyOf(&e.Conn), e})
 }
 
-// unlist is remove of an entry Current and Lookup no longer answer.
-func (t *Table) unlist(e *Entry) {
-	e.listed = false
+// unlist is remove of an entry Current and Lookup no longer answer. It
+// stores to the entry and loads nothing from it (see keyed).
+func (t *Table) unlist(x keyed) {
+	x.e.listed = false
 	t.n--
-	t.bury(e)
+	t.bury(x)
 }
 
 // newEntry is a zero entry: a recycled one (Recycle) or a new one.
@@ -256,21 +280,20 @@ func (t *Table) newEntry() *Entry {
 	return &Entry{}
 }
 
-// bury remembers e, no longer in the table (in idx already), for its
+// bury remembers x, no longer in the table (in idx already), for its
 // late records.
-func (t *Table) bury(e *Entry) {
+func (t *Table) bury(x keyed) {
 	i := t.goneN % goneLen
-	if old := t.gone[i]; old != nil {
-		k := KeyOf(&old.Conn)
-		t.idx.del(k, old)
-		if s := &t.found[foundIdx(k)]; s.e == old {
+	if old := t.gone[i]; old.e != nil {
+		t.idx.del(old.k, old.e)
+		if s := &t.found[foundIdx(old.k)]; s.e == old.e {
 			*s = foundSlot{}
 		}
 		if t.Recycle {
-			t.free = append(t.free, old)
+			t.free = append(t.free, old.e)
 		}
 	}
-	t.gone[i] = e
+	t.gone[i] = x
 	t.goneN++
 }
 
@@ -420,17 +443,14 @@ func (t *Table) Close(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 		t.closed = t.closed[:copy(t.closed, t.closed[t.closedHead:])]
 		t.closedHead = 0
 	}
-	t.closed = append(t.closed, e)
+	t.closed = append(t.closed, keyed{k, e})
 	for len(t.closed)-t.closedHead > t.maxClosed {
-		x := t.closed[t.closedHead]
-		t.closed[t.closedHead] = nil
+		// Closed entries are listed until evicted here (nothing else
+		// unlists a closed one), and were untupled at their close.
+		t.unlist(t.closed[t.closedHead])
+		t.closed[t.closedHead] = keyed{}
 		t.closedHead++
-		if x.listed && x.Closed {
-			// closed entries are listed until evicted here, and
-			// were untupled at their close
-			t.unlist(x)
-			t.Evicted++
-		}
+		t.Evicted++
 	}
 	return e
 }
@@ -454,9 +474,10 @@ func (t *Table) closeUnknown(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 		t.untuple(old)
 	}
 	t.byTuple.del(Key(c.Netns, c.Src, c.Dst), nil)
-	t.forget(KeyOf(c))
-	t.idx.put(KeyOf(c), e)
-	t.bury(e)
+	k := KeyOf(c)
+	t.forget(k)
+	t.idx.put(k, e)
+	t.bury(keyed{k, e})
 	return e
 }
 
