@@ -65,6 +65,9 @@ type Options struct {
 	// Table is the connection table variant; TableAuto picks it from the
 	// kernel (or from $NW_CONN_TABLE, see TableFromEnv).
 	Table Table
+	// Batched: nothing shows records as they come (-q), so the rings wake
+	// the reader less often (every object: cfg_wake_shift, nw_ring.h).
+	Batched bool
 }
 
 // Table is a variant of the kernel connection table (nw.h).
@@ -194,6 +197,7 @@ func New(cfg *config.Config) *Probe {
 		RingBytes: 4 << 20, MaxConns: cfg.MaxConns,
 		Quiet: cfg.KernelQuiet(), NoClose: cfg.NoCloseRecords(), ConnSum: cfg.Summary,
 		RetransUnseen: cfg.Retrans, WalkNoStats: !cfg.Extra && !cfg.Retrans,
+		Batched: cfg.Quiet,
 	}}
 }
 
@@ -323,7 +327,7 @@ func Load(o Options) (*Probe, error) {
 	if err := o.ConnAgg.setConsts(spec); err != nil {
 		return nil, err
 	}
-	coll, err := load(spec, filter{o.Sport, o.Dport, len(o.SrcNets) > 0, len(o.DstNets) > 0}, nil)
+	coll, err := load(spec, filter{o.Sport, o.Dport, len(o.SrcNets) > 0, len(o.DstNets) > 0, o.Batched}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("conn: %w (table variant %s)", err, table)
 	}
@@ -380,14 +384,25 @@ func fillNets(m *ebpf.Map, nets []netip.Prefix) error {
 // reads the table the connection object writes. Changing the variant is
 // one choice, in Load (Options.Table, TableAuto: ChooseTable).
 func LoadShared(spec *ebpf.CollectionSpec, cfg *config.Config, shared map[string]*ebpf.Map) (*ebpf.Collection, error) {
-	return load(spec, filter{cfg.Sport, cfg.Dport, len(cfg.SrcNets) > 0, len(cfg.DstNets) > 0}, shared)
+	return load(spec, filter{cfg.Sport, cfg.Dport, len(cfg.SrcNets) > 0, len(cfg.DstNets) > 0, cfg.Quiet}, shared)
 }
 
 // filter is the kernel-side filter every object applies (nw_sock.h): the
-// ports, and whether each address trie (shared, filled by Load) is on.
+// ports, and whether each address trie (shared, filled by Load) is on;
+// and batched (Options.Batched), the rings' wakeup step.
 type filter struct {
 	sport, dport     uint16
 	srcNets, dstNets bool
+	batched          bool
+}
+
+// wakeShift is cfg_wake_shift (nw_ring.h): a ring wakes its reader every
+// 1/32 of its size, or every 1/8 when batched.
+func wakeShift(batched bool) uint32 {
+	if batched {
+		return 3
+	}
+	return 5
 }
 
 // load prunes spec, sets its filter and loads it with the maps of shared
@@ -423,7 +438,8 @@ func load(spec *ebpf.CollectionSpec, f filter, shared map[string]*ebpf.Map) (*eb
 }
 
 func setFilter(spec *ebpf.CollectionSpec, f filter) error {
-	for name, v := range map[string]any{"cfg_sport": f.sport, "cfg_dport": f.dport, "cfg_src_nets": f.srcNets, "cfg_dst_nets": f.dstNets} {
+	for name, v := range map[string]any{"cfg_sport": f.sport, "cfg_dport": f.dport, "cfg_src_nets": f.srcNets, "cfg_dst_nets": f.dstNets,
+		"cfg_wake_shift": wakeShift(f.batched)} {
 		vs, ok := spec.Variables[name]
 		if !ok {
 			return fmt.Errorf("object has no %s", name)

@@ -187,6 +187,7 @@ const (
 	connVarCfgRtxUnseen      = "cfg_rtx_unseen"
 	connVarCfgSport          = "cfg_sport"
 	connVarCfgSrcNets        = "cfg_src_nets"
+	connVarCfgWakeShift      = "cfg_wake_shift"
 	connVarCfgWalkNoStats    = "cfg_walk_no_stats"
 	connVarNwUnusedAdoptArgs = "nw_unused_adopt_args"
 	connVarNwUnusedConnCtr   = "nw_unused_conn_ctr"
@@ -296,6 +297,7 @@ type connVariableSpecs struct {
 	CfgRtxUnseen      *ebpf.VariableSpec `ebpf:"cfg_rtx_unseen"`
 	CfgSport          *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
+	CfgWakeShift      *ebpf.VariableSpec `ebpf:"cfg_wake_shift"`
 	CfgWalkNoStats    *ebpf.VariableSpec `ebpf:"cfg_walk_no_stats"`
 	NwUnusedAdoptArgs *ebpf.VariableSpec `ebpf:"nw_unused_adopt_args"`
 	NwUnusedConnCtr   *ebpf.VariableSpec `ebpf:"nw_unused_conn_ctr"`
@@ -378,6 +380,7 @@ type connVariables struct {
 	CfgRtxUnseen      *ebpf.Variable `ebpf:"cfg_rtx_unseen"`
 	CfgSport          *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.Variable `ebpf:"cfg_src_nets"`
+	CfgWakeShift      *ebpf.Variable `ebpf:"cfg_wake_shift"`
 	CfgWalkNoStats    *ebpf.Variable `ebpf:"cfg_walk_no_stats"`
 	NwUnusedAdoptArgs *ebpf.Variable `ebpf:"nw_unused_adopt_args"`
 	NwUnusedConnCtr   *ebpf.Variable `ebpf:"nw_unused_conn_ctr"`

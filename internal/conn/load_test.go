@@ -268,6 +268,25 @@ func TestLoadShared(t *testing.T) {
 			t.Errorf("%s = %d, want %d", name, got, want)
 		}
 	}
+	// the rings' wakeup step (nw_ring.h): 1/32 of a ring, 1/8 with -q
+	for _, quiet := range []bool{false, true} {
+		spec, err := loadConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		coll, err := LoadShared(spec, &config.Config{Quiet: quiet}, p.SharedMaps())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got uint32
+		if err := coll.Variables["cfg_wake_shift"].Get(&got); err != nil {
+			t.Fatal(err)
+		}
+		coll.Close()
+		if want := map[bool]uint32{false: 5, true: 3}[quiet]; got != want {
+			t.Errorf("quiet %v: cfg_wake_shift = %d, want %d", quiet, got, want)
+		}
+	}
 }
 
 func TestTableSets(t *testing.T) {

@@ -110,6 +110,7 @@ const (
 	dropreasonVarCfgSport          = "cfg_sport"
 	dropreasonVarCfgSrcNets        = "cfg_src_nets"
 	dropreasonVarCfgStack          = "cfg_stack"
+	dropreasonVarCfgWakeShift      = "cfg_wake_shift"
 	dropreasonVarNwUnusedDropEvent = "nw_unused_drop_event"
 )
 
@@ -189,6 +190,7 @@ type dropreasonVariableSpecs struct {
 	CfgSport          *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
 	CfgStack          *ebpf.VariableSpec `ebpf:"cfg_stack"`
+	CfgWakeShift      *ebpf.VariableSpec `ebpf:"cfg_wake_shift"`
 	NwUnusedDropEvent *ebpf.VariableSpec `ebpf:"nw_unused_drop_event"`
 }
 
@@ -254,6 +256,7 @@ type dropreasonVariables struct {
 	CfgSport          *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.Variable `ebpf:"cfg_src_nets"`
 	CfgStack          *ebpf.Variable `ebpf:"cfg_stack"`
+	CfgWakeShift      *ebpf.Variable `ebpf:"cfg_wake_shift"`
 	NwUnusedDropEvent *ebpf.Variable `ebpf:"nw_unused_drop_event"`
 }
 

@@ -124,6 +124,7 @@ const (
 	dropsVarCfgKfreeRxSk     = "cfg_kfree_rx_sk"
 	dropsVarCfgSport         = "cfg_sport"
 	dropsVarCfgSrcNets       = "cfg_src_nets"
+	dropsVarCfgWakeShift     = "cfg_wake_shift"
 	dropsVarNwKfreeLive      = "nw_kfree_live"
 	dropsVarNwUnusedErrEvent = "nw_unused_err_event"
 )
@@ -209,6 +210,7 @@ type dropsVariableSpecs struct {
 	CfgKfreeRxSk     *ebpf.VariableSpec `ebpf:"cfg_kfree_rx_sk"`
 	CfgSport         *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets       *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
+	CfgWakeShift     *ebpf.VariableSpec `ebpf:"cfg_wake_shift"`
 	NwKfreeLive      *ebpf.VariableSpec `ebpf:"nw_kfree_live"`
 	NwUnusedErrEvent *ebpf.VariableSpec `ebpf:"nw_unused_err_event"`
 }
@@ -275,6 +277,7 @@ type dropsVariables struct {
 	CfgKfreeRxSk     *ebpf.Variable `ebpf:"cfg_kfree_rx_sk"`
 	CfgSport         *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets       *ebpf.Variable `ebpf:"cfg_src_nets"`
+	CfgWakeShift     *ebpf.Variable `ebpf:"cfg_wake_shift"`
 	NwKfreeLive      *ebpf.Variable `ebpf:"nw_kfree_live"`
 	NwUnusedErrEvent *ebpf.Variable `ebpf:"nw_unused_err_event"`
 }

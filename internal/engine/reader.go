@@ -22,7 +22,7 @@ const (
 )
 
 // pollEvery bounds how long a record waits in a ring when BPF did not wake
-// the reader (wakeups are batched per 64-512 KiB, see nw_wake_flag), while the
+// the reader (wakeups are batched per 64 KiB-2 MiB, see nw_wake_flag), while the
 // console shows records as they come.
 const pollEvery = 20 * time.Millisecond
 
@@ -32,9 +32,9 @@ const pollEvery = 20 * time.Millisecond
 // CPU (issue 17, `-q` for 5 s, tool CPU ticks / voluntary context
 // switches, A/B/A/B: churn 10-14 / ~3,800 at 20 ms, 5-6 / ~1,300 at 100 ms,
 // 4 / ~780 at 250 ms; http 12-13, 9, 6-7). BPF still wakes the reader per
-// wakeup step (512 KiB of the packet ring, 128 KiB of the lifecycle ring)
-// and the merge pokes a reader it waits for, so at high rates
-// nothing waits this long.
+// wakeup step (with -q 1/8 of the ring: 2 MiB of the packet ring, 512 KiB
+// of the lifecycle ring; cfg_wake_shift) and the merge pokes a reader it
+// waits for, so at high rates nothing waits this long.
 const quietPoll = 250 * time.Millisecond
 
 // holdCheck is how often the pipeline looks again while the merge holds

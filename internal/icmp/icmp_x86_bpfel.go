@@ -147,6 +147,7 @@ const (
 	icmpVarCfgNfPid            = "cfg_nf_pid"
 	icmpVarCfgSport            = "cfg_sport"
 	icmpVarCfgSrcNets          = "cfg_src_nets"
+	icmpVarCfgWakeShift        = "cfg_wake_shift"
 	icmpVarNwUnusedIcmpEchoKey = "nw_unused_icmp_echo_key"
 	icmpVarNwUnusedIcmpEvent   = "nw_unused_icmp_event"
 )
@@ -236,6 +237,7 @@ type icmpVariableSpecs struct {
 	CfgNfPid            *ebpf.VariableSpec `ebpf:"cfg_nf_pid"`
 	CfgSport            *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets          *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
+	CfgWakeShift        *ebpf.VariableSpec `ebpf:"cfg_wake_shift"`
 	NwUnusedIcmpEchoKey *ebpf.VariableSpec `ebpf:"nw_unused_icmp_echo_key"`
 	NwUnusedIcmpEvent   *ebpf.VariableSpec `ebpf:"nw_unused_icmp_event"`
 }
@@ -304,6 +306,7 @@ type icmpVariables struct {
 	CfgNfPid            *ebpf.Variable `ebpf:"cfg_nf_pid"`
 	CfgSport            *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets          *ebpf.Variable `ebpf:"cfg_src_nets"`
+	CfgWakeShift        *ebpf.Variable `ebpf:"cfg_wake_shift"`
 	NwUnusedIcmpEchoKey *ebpf.Variable `ebpf:"nw_unused_icmp_echo_key"`
 	NwUnusedIcmpEvent   *ebpf.Variable `ebpf:"nw_unused_icmp_event"`
 }

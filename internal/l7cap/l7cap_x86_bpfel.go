@@ -108,6 +108,7 @@ const (
 	l7capVarCfgSkbPid       = "cfg_skb_pid"
 	l7capVarCfgSport        = "cfg_sport"
 	l7capVarCfgSrcNets      = "cfg_src_nets"
+	l7capVarCfgWakeShift    = "cfg_wake_shift"
 	l7capVarNwUnusedL7Event = "nw_unused_l7_event"
 )
 
@@ -188,6 +189,7 @@ type l7capVariableSpecs struct {
 	CfgSkbPid       *ebpf.VariableSpec `ebpf:"cfg_skb_pid"`
 	CfgSport        *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets      *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
+	CfgWakeShift    *ebpf.VariableSpec `ebpf:"cfg_wake_shift"`
 	NwUnusedL7Event *ebpf.VariableSpec `ebpf:"nw_unused_l7_event"`
 }
 
@@ -255,6 +257,7 @@ type l7capVariables struct {
 	CfgSkbPid       *ebpf.Variable `ebpf:"cfg_skb_pid"`
 	CfgSport        *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets      *ebpf.Variable `ebpf:"cfg_src_nets"`
+	CfgWakeShift    *ebpf.Variable `ebpf:"cfg_wake_shift"`
 	NwUnusedL7Event *ebpf.Variable `ebpf:"nw_unused_l7_event"`
 }
 

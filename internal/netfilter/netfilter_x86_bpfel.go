@@ -193,6 +193,7 @@ const (
 	netfilterVarCfgRecords      = "cfg_records"
 	netfilterVarCfgSport        = "cfg_sport"
 	netfilterVarCfgSrcNets      = "cfg_src_nets"
+	netfilterVarCfgWakeShift    = "cfg_wake_shift"
 	netfilterVarNwUnusedNfEvent = "nw_unused_nf_event"
 	netfilterVarNwUnusedNfHist  = "nw_unused_nf_hist"
 )
@@ -276,6 +277,7 @@ type netfilterVariableSpecs struct {
 	CfgRecords      *ebpf.VariableSpec `ebpf:"cfg_records"`
 	CfgSport        *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets      *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
+	CfgWakeShift    *ebpf.VariableSpec `ebpf:"cfg_wake_shift"`
 	NwUnusedNfEvent *ebpf.VariableSpec `ebpf:"nw_unused_nf_event"`
 	NwUnusedNfHist  *ebpf.VariableSpec `ebpf:"nw_unused_nf_hist"`
 }
@@ -342,6 +344,7 @@ type netfilterVariables struct {
 	CfgRecords      *ebpf.Variable `ebpf:"cfg_records"`
 	CfgSport        *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets      *ebpf.Variable `ebpf:"cfg_src_nets"`
+	CfgWakeShift    *ebpf.Variable `ebpf:"cfg_wake_shift"`
 	NwUnusedNfEvent *ebpf.Variable `ebpf:"nw_unused_nf_event"`
 	NwUnusedNfHist  *ebpf.Variable `ebpf:"nw_unused_nf_hist"`
 }

@@ -222,6 +222,7 @@ const (
 	packetVarCfgSummary       = "cfg_summary"
 	packetVarCfgTime          = "cfg_time"
 	packetVarCfgTxqHash       = "cfg_txq_hash"
+	packetVarCfgWakeShift     = "cfg_wake_shift"
 	packetVarNwPktRxqN        = "nw_pkt_rxq_n"
 	packetVarNwPktTxpendN     = "nw_pkt_txpend_n"
 	packetVarNwPktWaits       = "nw_pkt_waits"
@@ -328,6 +329,7 @@ type packetVariableSpecs struct {
 	CfgSummary       *ebpf.VariableSpec `ebpf:"cfg_summary"`
 	CfgTime          *ebpf.VariableSpec `ebpf:"cfg_time"`
 	CfgTxqHash       *ebpf.VariableSpec `ebpf:"cfg_txq_hash"`
+	CfgWakeShift     *ebpf.VariableSpec `ebpf:"cfg_wake_shift"`
 	NwPktRxqN        *ebpf.VariableSpec `ebpf:"nw_pkt_rxq_n"`
 	NwPktTxpendN     *ebpf.VariableSpec `ebpf:"nw_pkt_txpend_n"`
 	NwPktWaits       *ebpf.VariableSpec `ebpf:"nw_pkt_waits"`
@@ -413,6 +415,7 @@ type packetVariables struct {
 	CfgSummary       *ebpf.Variable `ebpf:"cfg_summary"`
 	CfgTime          *ebpf.Variable `ebpf:"cfg_time"`
 	CfgTxqHash       *ebpf.Variable `ebpf:"cfg_txq_hash"`
+	CfgWakeShift     *ebpf.Variable `ebpf:"cfg_wake_shift"`
 	NwPktRxqN        *ebpf.Variable `ebpf:"nw_pkt_rxq_n"`
 	NwPktTxpendN     *ebpf.Variable `ebpf:"nw_pkt_txpend_n"`
 	NwPktWaits       *ebpf.Variable `ebpf:"nw_pkt_waits"`

@@ -116,6 +116,7 @@ const (
 	retransVarCfgRtxSkip           = "cfg_rtx_skip"
 	retransVarCfgSport             = "cfg_sport"
 	retransVarCfgSrcNets           = "cfg_src_nets"
+	retransVarCfgWakeShift         = "cfg_wake_shift"
 	retransVarNwUnusedRetransEvent = "nw_unused_retrans_event"
 )
 
@@ -196,6 +197,7 @@ type retransVariableSpecs struct {
 	CfgRtxSkip           *ebpf.VariableSpec `ebpf:"cfg_rtx_skip"`
 	CfgSport             *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets           *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
+	CfgWakeShift         *ebpf.VariableSpec `ebpf:"cfg_wake_shift"`
 	NwUnusedRetransEvent *ebpf.VariableSpec `ebpf:"nw_unused_retrans_event"`
 }
 
@@ -260,6 +262,7 @@ type retransVariables struct {
 	CfgRtxSkip           *ebpf.Variable `ebpf:"cfg_rtx_skip"`
 	CfgSport             *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets           *ebpf.Variable `ebpf:"cfg_src_nets"`
+	CfgWakeShift         *ebpf.Variable `ebpf:"cfg_wake_shift"`
 	NwUnusedRetransEvent *ebpf.Variable `ebpf:"nw_unused_retrans_event"`
 }
 

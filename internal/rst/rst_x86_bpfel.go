@@ -114,6 +114,7 @@ const (
 	rstVarCfgRstReason     = "cfg_rst_reason"
 	rstVarCfgSport         = "cfg_sport"
 	rstVarCfgSrcNets       = "cfg_src_nets"
+	rstVarCfgWakeShift     = "cfg_wake_shift"
 	rstVarNwUnusedRstEvent = "nw_unused_rst_event"
 )
 
@@ -194,6 +195,7 @@ type rstVariableSpecs struct {
 	CfgRstReason     *ebpf.VariableSpec `ebpf:"cfg_rst_reason"`
 	CfgSport         *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets       *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
+	CfgWakeShift     *ebpf.VariableSpec `ebpf:"cfg_wake_shift"`
 	NwUnusedRstEvent *ebpf.VariableSpec `ebpf:"nw_unused_rst_event"`
 }
 
@@ -256,6 +258,7 @@ type rstVariables struct {
 	CfgRstReason     *ebpf.Variable `ebpf:"cfg_rst_reason"`
 	CfgSport         *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets       *ebpf.Variable `ebpf:"cfg_src_nets"`
+	CfgWakeShift     *ebpf.Variable `ebpf:"cfg_wake_shift"`
 	NwUnusedRstEvent *ebpf.Variable `ebpf:"nw_unused_rst_event"`
 }
 

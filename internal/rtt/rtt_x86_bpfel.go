@@ -103,6 +103,7 @@ const (
 	rttVarCfgDstNets       = "cfg_dst_nets"
 	rttVarCfgSport         = "cfg_sport"
 	rttVarCfgSrcNets       = "cfg_src_nets"
+	rttVarCfgWakeShift     = "cfg_wake_shift"
 	rttVarNwUnusedRttEvent = "nw_unused_rtt_event"
 )
 
@@ -177,6 +178,7 @@ type rttVariableSpecs struct {
 	CfgDstNets       *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
 	CfgSport         *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets       *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
+	CfgWakeShift     *ebpf.VariableSpec `ebpf:"cfg_wake_shift"`
 	NwUnusedRttEvent *ebpf.VariableSpec `ebpf:"nw_unused_rtt_event"`
 }
 
@@ -238,6 +240,7 @@ type rttVariables struct {
 	CfgDstNets       *ebpf.Variable `ebpf:"cfg_dst_nets"`
 	CfgSport         *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets       *ebpf.Variable `ebpf:"cfg_src_nets"`
+	CfgWakeShift     *ebpf.Variable `ebpf:"cfg_wake_shift"`
 	NwUnusedRttEvent *ebpf.Variable `ebpf:"nw_unused_rtt_event"`
 }
 

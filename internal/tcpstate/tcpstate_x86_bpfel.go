@@ -110,6 +110,7 @@ const (
 	tcpstateVarCfgDstNets         = "cfg_dst_nets"
 	tcpstateVarCfgSport           = "cfg_sport"
 	tcpstateVarCfgSrcNets         = "cfg_src_nets"
+	tcpstateVarCfgWakeShift       = "cfg_wake_shift"
 	tcpstateVarNwUnusedStateEvent = "nw_unused_state_event"
 )
 
@@ -184,6 +185,7 @@ type tcpstateVariableSpecs struct {
 	CfgDstNets         *ebpf.VariableSpec `ebpf:"cfg_dst_nets"`
 	CfgSport           *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets         *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
+	CfgWakeShift       *ebpf.VariableSpec `ebpf:"cfg_wake_shift"`
 	NwUnusedStateEvent *ebpf.VariableSpec `ebpf:"nw_unused_state_event"`
 }
 
@@ -243,6 +245,7 @@ type tcpstateVariables struct {
 	CfgDstNets         *ebpf.Variable `ebpf:"cfg_dst_nets"`
 	CfgSport           *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets         *ebpf.Variable `ebpf:"cfg_src_nets"`
+	CfgWakeShift       *ebpf.Variable `ebpf:"cfg_wake_shift"`
 	NwUnusedStateEvent *ebpf.Variable `ebpf:"nw_unused_state_event"`
 }
 

@@ -206,6 +206,7 @@ const (
 	udpVarCfgSport          = "cfg_sport"
 	udpVarCfgSrcNets        = "cfg_src_nets"
 	udpVarCfgTime           = "cfg_time"
+	udpVarCfgWakeShift      = "cfg_wake_shift"
 	udpVarNwUnusedUdpEvent  = "nw_unused_udp_event"
 	udpVarNwUnusedUdpFlow   = "nw_unused_udp_flow"
 	udpVarNwUnusedUdpKey    = "nw_unused_udp_key"
@@ -313,6 +314,7 @@ type udpVariableSpecs struct {
 	CfgSport          *ebpf.VariableSpec `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.VariableSpec `ebpf:"cfg_src_nets"`
 	CfgTime           *ebpf.VariableSpec `ebpf:"cfg_time"`
+	CfgWakeShift      *ebpf.VariableSpec `ebpf:"cfg_wake_shift"`
 	NwUnusedUdpEvent  *ebpf.VariableSpec `ebpf:"nw_unused_udp_event"`
 	NwUnusedUdpFlow   *ebpf.VariableSpec `ebpf:"nw_unused_udp_flow"`
 	NwUnusedUdpKey    *ebpf.VariableSpec `ebpf:"nw_unused_udp_key"`
@@ -397,6 +399,7 @@ type udpVariables struct {
 	CfgSport          *ebpf.Variable `ebpf:"cfg_sport"`
 	CfgSrcNets        *ebpf.Variable `ebpf:"cfg_src_nets"`
 	CfgTime           *ebpf.Variable `ebpf:"cfg_time"`
+	CfgWakeShift      *ebpf.Variable `ebpf:"cfg_wake_shift"`
 	NwUnusedUdpEvent  *ebpf.Variable `ebpf:"nw_unused_udp_event"`
 	NwUnusedUdpFlow   *ebpf.Variable `ebpf:"nw_unused_udp_flow"`
 	NwUnusedUdpKey    *ebpf.Variable `ebpf:"nw_unused_udp_key"`
