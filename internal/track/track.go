@@ -135,8 +135,11 @@ type Table struct {
 	// found: what Find answered lately, by key (a packet record's map
 	// lookup with a struct key was a tenth of the tool's CPU under
 	// request/response load; a connection's records come in runs and a
-	// few connections interleave). A slot is dropped when its key's
-	// entry in idx changes (forget).
+	// few connections interleave), "none" too: under churn with -q no
+	// open records come, and every packet record of a connection missed
+	// the cache and loaded a random slot of idx (-q -tixre: Find was 7%
+	// of the tool's CPU, most of it that load). A slot is dropped when
+	// its key's entry in idx changes (forget; bury).
 	found [foundLen]foundSlot
 }
 
@@ -154,8 +157,12 @@ type keyed struct {
 
 type foundSlot struct {
 	k ConnKey
-	e *Entry
+	e *Entry // nil: idx has no k
 }
+
+// noFound is an empty slot of found: a key no connection has (sockets
+// are aligned addresses).
+var noFound = foundSlot{k: ConnKey{Sock: ^uint64(0), EstLo: ^uint32(0)}}
 
 func foundIdx(k ConnKey) uint64 {
 	return ((k.Sock ^ uint64(k.EstLo)) * 0x9e3779b97f4a7c15) >> 56 // foundLen slots
@@ -164,14 +171,18 @@ func foundIdx(k ConnKey) uint64 {
 // forget drops k's slot of found: its entry changes.
 func (t *Table) forget(k ConnKey) {
 	if s := &t.found[foundIdx(k)]; s.k == k {
-		*s = foundSlot{}
+		*s = noFound
 	}
 }
 
 // New returns an empty table; keepClosed is -a.
 func New(keepClosed bool) *Table {
-	return &Table{keepClosed: keepClosed, maxClosed: DefaultMaxClosed, cur: make(map[uint64]*Entry),
+	t := &Table{keepClosed: keepClosed, maxClosed: DefaultMaxClosed, cur: make(map[uint64]*Entry),
 		byTuple: tupleMap{v4: make(map[tuple4]*Entry), v6: make(map[TupleKey]*Entry)}}
+	for i := range t.found {
+		t.found[i] = noFound
+	}
+	return t
 }
 
 // SetMaxClosed sets how many closed connections -a keeps (at least 1).
@@ -181,13 +192,11 @@ func (t *Table) SetMaxClosed(n int) { t.maxClosed = max(n, 1) }
 // the last goneLen removed ones (closed, for its late records), or nil.
 func (t *Table) Find(k ConnKey) *Entry {
 	s := &t.found[foundIdx(k)]
-	if s.k == k && s.e != nil {
+	if s.k == k {
 		return s.e
 	}
 	e := t.idx.get(k)
-	if e != nil {
-		*s = foundSlot{k, e}
-	}
+	*s = foundSlot{k, e}
 	return e
 }
 
@@ -287,7 +296,7 @@ func (t *Table) bury(x keyed) {
 	if old := t.gone[i]; old.e != nil {
 		t.idx.del(old.k, old.e)
 		if s := &t.found[foundIdx(old.k)]; s.e == old.e {
-			*s = foundSlot{}
+			*s = noFound
 		}
 		if t.Recycle {
 			t.free = append(t.free, old.e)
