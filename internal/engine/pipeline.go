@@ -91,9 +91,10 @@ func newTable(cfg *config.Config) *track.Table {
 	if cfg.MaxClosed > 0 {
 		t.SetMaxClosed(int(cfg.MaxClosed))
 	}
-	t.AdoptSampled = cfg.KernelQuiet()      // see conn.Options.Quiet
-	t.SweepUnsampled = cfg.NoCloseRecords() // see conn.Options.NoClose
-	t.Recycle = !cfg.Rst                    // --rst keeps the last closed entries (records_rst.go)
+	t.AdoptSampled = cfg.KernelQuiet()       // see conn.Options.Quiet
+	t.SweepUnsampled = cfg.NoCloseRecords()  // see conn.Options.NoClose
+	t.Recycle = !cfg.Rst                     // --rst keeps the last closed entries (records_rst.go)
+	t.NoLookup = !cfg.Err && !cfg.DropReason // errConn, dropConn: the only users of Lookup
 	return t
 }
 

@@ -312,6 +312,45 @@ func TestErrorOwnerNeedsItsFlow(t *testing.T) {
 	}
 }
 
+// TestSocketlessRecordsByAddresses: an error (-e) or drop (-k) record of a
+// segment rejected before the socket lookup (bad checksum, netfilter)
+// carries no socket: the connection is found by its addresses
+// (track.Table.Lookup), received or sent. The table keeps that map only
+// for those flags (track.Table.NoLookup).
+func TestSocketlessRecordsByAddresses(t *testing.T) {
+	cli, srv := netip.MustParseAddrPort("198.18.1.1:4000"), netip.MustParseAddrPort("198.18.1.2:80")
+	for _, cfg := range []config.Config{{Err: true}, {DropReason: true}, {Err: true, DropReason: true}, {All: true, Extra: true}} {
+		cfg.Output, cfg.DataDir = config.JSON, "x"
+		p := benchPipeline(t, &cfg)
+		if want := !cfg.Err && !cfg.DropReason; p.table.NoLookup != want {
+			t.Errorf("-e %v -k %v: NoLookup %v, want %v", cfg.Err, cfg.DropReason, p.table.NoLookup, want)
+		}
+		if p.table.NoLookup {
+			continue
+		}
+		open := event.Event{Type: event.ConnOpen, TS: 50, Conn: event.Conn{Sock: 0xffff888100000400, Netns: 1, EstNs: 50, Pid: 42, Src: cli, Dst: srv}}
+		p.handle(&open)
+		for _, rx := range []bool{true, false} {
+			from, to := cli, srv
+			if rx {
+				from, to = srv, cli
+			}
+			if cfg.Err {
+				ev := event.Event{Type: event.Error, TS: 60, Conn: event.Conn{Netns: 1}, Err: event.ErrorInfo{Src: from, Dst: to, Rx: rx}}
+				if e := p.errConn(&ev); e == nil || e.Conn.Pid != 42 {
+					t.Errorf("-e, rx %v: socketless error record not attributed (%v)", rx, e)
+				}
+			}
+			if cfg.DropReason {
+				ev := event.Event{Type: event.Drop, TS: 60, Conn: event.Conn{Netns: 1}, Ext: &event.Ext{Drop: event.DropInfo{Proto: event.ProtoTCP, Src: from, Dst: to}}}
+				if e := p.dropConn(&ev); e == nil || e.Conn.Pid != 42 {
+					t.Errorf("-k, rx %v: socketless drop record not attributed (%v)", rx, e)
+				}
+			}
+		}
+	}
+}
+
 // TestRetransOwnerNeedsItsFlow: a retransmit record names its connection's
 // addresses; on a socket whose memory the table still knows from an older
 // connection it must not take that connection's owner.

@@ -120,6 +120,10 @@ type Table struct {
 	// SweepUnsampled: EndWalk removes open connections the walk did not
 	// find (no close records come, see conn.Options.NoClose).
 	SweepUnsampled bool
+	// NoLookup: Lookup is not used (the engine's -e and -k use it), so
+	// Open and Close keep no map by addresses: under connection churn
+	// with -a its insert and delete were ~6% of the tool's CPU (perf).
+	NoLookup bool
 	// Recycle: an entry the gone ring forgets is reused for a later
 	// connection (no allocation per connection). Only for callers that
 	// keep no entry past goneLen removals (the engine's --rst does).
@@ -248,7 +252,9 @@ func (t *Table) Open(c *event.Conn) *Entry {
 		t.untuple(old)
 	}
 	t.cur[c.Sock] = e
-	t.byTuple.set(Key(c.Netns, c.Src, c.Dst), e)
+	if !t.NoLookup {
+		t.byTuple.set(Key(c.Netns, c.Src, c.Dst), e)
+	}
 	return e
 }
 
@@ -257,7 +263,9 @@ func (t *Table) untuple(e *Entry) {
 	if t.cur[e.Conn.Sock] == e {
 		delete(t.cur, e.Conn.Sock)
 	}
-	t.byTuple.del(Key(e.Conn.Netns, e.Conn.Src, e.Conn.Dst), e)
+	if !t.NoLookup {
+		t.byTuple.del(Key(e.Conn.Netns, e.Conn.Src, e.Conn.Dst), e)
+	}
 }
 
 // remove drops e from the table and remembers it for late records (idx
@@ -400,7 +408,8 @@ func Key(netns uint32, local, remote netip.AddrPort) TupleKey {
 		netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())}
 }
 
-// Lookup returns the open connection with these addresses (use Key), or nil.
+// Lookup returns the open connection with these addresses (use Key), or
+// nil (always with NoLookup).
 func (t *Table) Lookup(k TupleKey) *Entry { return t.byTuple.get(k) }
 
 // Owner updates the owner of a known open connection (an owner record).
@@ -482,7 +491,9 @@ func (t *Table) closeUnknown(c *event.Conn, st *event.Stats, ts uint64) *Entry {
 	if old := t.cur[c.Sock]; old != nil {
 		t.untuple(old)
 	}
-	t.byTuple.del(Key(c.Netns, c.Src, c.Dst), nil)
+	if !t.NoLookup {
+		t.byTuple.del(Key(c.Netns, c.Src, c.Dst), nil)
+	}
 	k := KeyOf(c)
 	t.forget(k)
 	t.idx.put(k, e)
