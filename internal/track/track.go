@@ -45,9 +45,9 @@ type Entry struct {
 	Stats    event.Stats
 	HasStats bool
 	Closed   bool
-	listed   bool  // in the table (and Table.order); else removed, in the gone ring
-	ordered  bool  // in Table.order (also for a while after its removal; kept when recycled)
-	lineKey  uint8 // Line's key; 0: no line kept; with lineOnce: a line was given once, not kept
+	listed   bool   // in the table (and Table.order); else removed, in the gone ring
+	orderAt  uint32 // 1 + its index in Table.order; 0: not there (see Table.order)
+	lineKey  uint8  // Line's key; 0: no line kept; with lineOnce: a line was given once, not kept
 	CloseNs  uint64
 	walk     uint64 // the last kernel-table walk that found it
 	line     []byte // Line's text (its buffer is kept when the entry is recycled)
@@ -110,11 +110,18 @@ type Table struct {
 	byTuple    tupleMap          // open connections by (netns, local, remote)
 	closed     []keyed           // retained closed ones, in close order (eviction), from closedHead on
 	closedHead int
-	order      []*Entry  // the listed entries in the order they came (sorted up to the last Each), and removed ones (!listed) until Each drops them
-	refs       []sortRef // Each's buffer
-	maxClosed  int
-	Evicted    uint64 // closed entries dropped because of maxClosed
-	nextID     uint64
+	// order: the listed entries in the order they came (sorted up to the
+	// last Each), removed ones (!listed) until Each drops them, and the
+	// old places of recycled entries (an entry's own place is orderAt:
+	// a recycled entry is appended as a new one, so that order stays
+	// nearly sorted; under churn with -a most recycled entries were
+	// still in order at their old places, and Each's sort was ~2% of
+	// the tool's CPU)
+	order     []*Entry
+	refs      []sortRef // Each's buffer
+	maxClosed int
+	Evicted   uint64 // closed entries dropped because of maxClosed
+	nextID    uint64
 	// AdoptSampled: Sample adds established connections it does not know.
 	AdoptSampled bool
 	// SweepUnsampled: EndWalk removes open connections the walk did not
@@ -225,11 +232,9 @@ func (t *Table) Open(c *event.Conn) *Entry {
 		t.idx.put(k, e)
 		e.listed = true
 		t.n++
-		if !e.ordered { // a recycled entry may be in order still
-			e.ordered = true
-			if t.order = append(t.order, e); len(t.order) > 2*t.n+4096 {
-				t.compact() // removed ones, when Each is not called for a while
-			}
+		e.orderAt = uint32(len(t.order)) + 1
+		if t.order = append(t.order, e); len(t.order) > 2*t.n+4096 {
+			t.compact() // removed ones, when Each is not called for a while
 		}
 	} else if !e.listed {
 		return e // its close was handled already: a late record
@@ -289,9 +294,9 @@ func (t *Table) newEntry() *Entry {
 		e := t.free[n-1]
 		t.free[n-1] = nil
 		t.free = t.free[:n-1]
-		// once in order, not twice (Each would visit it twice); the
-		// line's buffer is reused, its text dropped (lineKey 0)
-		*e = Entry{ordered: e.ordered, line: e.line[:0]}
+		// the line's buffer is reused, its text dropped (lineKey 0);
+		// where order still holds it, it is stale (orderAt 0)
+		*e = Entry{line: e.line[:0]}
 		return e
 	}
 	return &Entry{}
@@ -325,8 +330,8 @@ func (t *Table) EndWalk() int {
 		return 0
 	}
 	var gone []*Entry
-	for _, e := range t.order {
-		if e.listed && !e.Closed && e.walk < t.walk {
+	for i, e := range t.order {
+		if e.orderAt == uint32(i)+1 && e.listed && !e.Closed && e.walk < t.walk {
 			gone = append(gone, e)
 		}
 	}
@@ -531,15 +536,19 @@ func (t *Table) Sample(c *event.Conn, st *event.Stats) (ownerChanged bool) {
 	return ownerChanged
 }
 
-// compact drops removed entries from order.
+// compact drops removed entries (and stale places) from order.
 func (t *Table) compact() {
 	live := t.order[:0]
-	for _, e := range t.order {
-		if e.listed {
-			live = append(live, e)
-		} else {
-			e.ordered = false
+	for i, e := range t.order {
+		if e.orderAt != uint32(i)+1 {
+			continue // a recycled entry's old place
 		}
+		if !e.listed {
+			e.orderAt = 0
+			continue
+		}
+		e.orderAt = uint32(len(live)) + 1
+		live = append(live, e)
 	}
 	clear(t.order[len(live):])
 	t.order = live
@@ -555,11 +564,14 @@ func (t *Table) compact() {
 // buf is not used (kept for callers that pass one) and returned empty.
 func (t *Table) Each(buf []*Entry, fn func(*Entry)) []*Entry {
 	refs := t.refs[:0]
-	for _, e := range t.order {
+	for i, e := range t.order {
+		if e.orderAt != uint32(i)+1 {
+			continue // a recycled entry's old place
+		}
 		if e.listed {
 			refs = append(refs, sortRef{e.Conn.EstNs, e.Conn.ID, e})
 		} else {
-			e.ordered = false
+			e.orderAt = 0
 		}
 	}
 	if !slices.IsSortedFunc(refs, cmpRef) {
@@ -568,6 +580,7 @@ func (t *Table) Each(buf []*Entry, fn func(*Entry)) []*Entry {
 	t.order = t.order[:len(refs)]
 	for i := range refs {
 		t.order[i] = refs[i].e
+		refs[i].e.orderAt = uint32(i) + 1
 	}
 	clear(t.order[len(refs):cap(t.order)])
 	t.refs = refs

@@ -243,7 +243,7 @@ func TestCloseOfUnknownIsOpenThenClose(t *testing.T) {
 	want, we := build(true)
 	got, ge := build(false)
 	g, w := *ge, *we
-	g.ordered, w.ordered = false, false // in order or not: bookkeeping of Each
+	g.orderAt, w.orderAt = 0, 0 // its place in order: bookkeeping of Each
 	if !reflect.DeepEqual(g, w) {
 		t.Errorf("entry\n got %+v\nwant %+v", g, w)
 	}
@@ -271,13 +271,20 @@ func TestCloseOfUnknownIsOpenThenClose(t *testing.T) {
 }
 
 // TestEachVisitsTheTable: Each visits exactly the table's entries, sorted,
-// through opens, closes, -a evictions, walks and socket reuse; its list of
-// entries stays bounded when Each is not called.
+// through opens, closes, -a evictions, walks, socket reuse and recycled
+// entries (whose old places order still holds); its list of entries stays
+// bounded when Each is not called.
 func TestEachVisitsTheTable(t *testing.T) {
-	for _, keep := range []bool{false, true} {
+	for _, tc := range []struct {
+		keep, recycle bool
+		every         int // Each after this many steps
+	}{{false, false, 1000}, {true, false, 1000}, {false, true, 1000}, {true, true, 1000}, {false, true, 7001}, {true, true, 7001}} {
+		keep := tc.keep
 		tb := New(keep)
 		tb.SetMaxClosed(50)
 		tb.SweepUnsampled = true
+		tb.Recycle = tc.recycle
+		ids, reused, stale := map[*Entry]uint64{}, 0, 0
 		var open []*event.Conn
 		for i := 0; i < 20000; i++ {
 			c := conn(uint64(1+i%37), uint16(1000+i%5000))
@@ -297,8 +304,13 @@ func TestEachVisitsTheTable(t *testing.T) {
 				tb.EndWalk()
 				open = open[:len(open)/2]
 			}
-			if i%1000 != 999 {
+			if i%tc.every != tc.every-1 {
 				continue
+			}
+			for j, e := range tb.order {
+				if e.orderAt != uint32(j)+1 {
+					stale++
+				}
 			}
 			var want []*Entry
 			for _, s := range tb.idx.slots {
@@ -313,13 +325,25 @@ func TestEachVisitsTheTable(t *testing.T) {
 				return cmp.Compare(a.Conn.ID, b.Conn.ID)
 			})
 			var got []*Entry
-			tb.Each(nil, func(e *Entry) { got = append(got, e) })
-			if !slices.Equal(got, want) {
-				t.Fatalf("keep=%v, after %d: Each visited %d entries, the table has %d (or out of order)", keep, i, len(got), len(want))
+			tb.Each(nil, func(e *Entry) {
+				got = append(got, e)
+				if id, ok := ids[e]; ok && id != e.Conn.ID {
+					reused++
+				}
+				ids[e] = e.Conn.ID
+			})
+			if !slices.Equal(got, want) || tb.Len() != len(want) {
+				t.Fatalf("%+v, after %d: Each visited %d entries, the table has %d (Len %d; or out of order)", tc, i, len(got), len(want), tb.Len())
 			}
 		}
 		if len(tb.order) > 2*tb.Len()+4096+1 {
-			t.Errorf("keep=%v: order holds %d for %d entries", keep, len(tb.order), tb.Len())
+			t.Errorf("%+v: order holds %d for %d entries", tc, len(tb.order), tb.Len())
+		}
+		if tc.recycle != (reused > 0) {
+			t.Errorf("%+v: %d entries visited again for another connection", tc, reused)
+		}
+		if tc.every > goneLen && stale == 0 {
+			t.Errorf("%+v: no recycled entry's old place was in order: the test misses that path", tc)
 		}
 	}
 }
@@ -438,5 +462,45 @@ func TestEachOnceWithRecycle(t *testing.T) {
 				t.Fatalf("keep=%v, after %d: Each visited %d, Len %d", keep, i, n, tb.Len())
 			}
 		}
+	}
+}
+
+// TestEndWalkRecycledOnce: a recycled entry's old place in order (Each has
+// not run since) is not its own: a walk that sweeps the connection it now
+// holds removes it once.
+func TestEndWalkRecycledOnce(t *testing.T) {
+	tb := New(false)
+	tb.Recycle, tb.SweepUnsampled = true, true
+	var long []*event.Conn
+	for i := 0; i < 2000; i++ { // open for the whole test: order is not compacted
+		c := conn(uint64(1_000_000+i), 1000)
+		tb.Open(c)
+		long = append(long, c)
+	}
+	for i := 0; i < goneLen+100; i++ { // short ones: their entries are recycled
+		c := conn(uint64(2_000_000+i), 2000)
+		tb.Open(c)
+		tb.Close(c, nil, uint64(i))
+	}
+	stale := func() (n int) {
+		for j, e := range tb.order {
+			if e.orderAt != uint32(j)+1 {
+				n++
+			}
+		}
+		return n
+	}
+	for i := 0; i < 100; i++ { // open ones in recycled entries
+		tb.Open(conn(uint64(3_000_000+i), 3000))
+	}
+	if stale() == 0 {
+		t.Fatal("no recycled entry's old place in order: the test misses that path")
+	}
+	tb.BeginWalk()
+	for _, c := range long {
+		tb.Sample(c, &event.Stats{})
+	}
+	if n := tb.EndWalk(); n != 100 || tb.Len() != len(long) {
+		t.Errorf("the walk removed %d (Len %d), want 100 (Len %d)", n, tb.Len(), len(long))
 	}
 }
