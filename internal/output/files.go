@@ -52,6 +52,22 @@ type file interface {
 	Close() error
 }
 
+// preallocStep: on ext4 an append log's blocks are allocated ahead of its
+// writes (fallocate, keeping the file's size) this much at a time. A write
+// into blocks not allocated yet goes through ext4's delayed allocation, a
+// reservation per block (ext4_da_get_block_prep and the extent status
+// tree): ~4% of the tool's CPU with -q -tixre under HTTP load (perf), ~0.5%
+// into allocated blocks. What is allocated past the last line is given
+// back at Close (a truncate to the file's size); after a crash, by the next
+// run's truncate of the logs. Not on other file systems: tmpfs would take
+// the memory at once, and XFS preallocates by itself.
+const preallocStep = 16 << 20
+
+// allocator is a file whose blocks can be allocated ahead (fdFile).
+type allocator interface {
+	Allocate(off, n int64) error
+}
+
 type appendFile struct {
 	name     string // packets.log, for messages
 	path     string
@@ -62,6 +78,8 @@ type appendFile struct {
 	lost     atomic.Uint64
 	err      error // first write error
 	reported bool  // Flush returned it
+	prealloc bool  // allocate ahead (preallocStep): ext4, and no failure yet
+	preEnd   int64 // blocks are allocated up to here
 }
 
 // fdFile is an append log's descriptor. Not an *os.File: its WriteAt
@@ -90,6 +108,26 @@ func (fd fdFile) WriteAt(b []byte, off int64) (int, error) {
 
 func (fd fdFile) Truncate(size int64) error { return unix.Ftruncate(int(fd), size) }
 func (fd fdFile) Close() error              { return unix.Close(int(fd)) }
+
+// Allocate is fallocate(2), a raw system call like pwrite (see there: a
+// Go system call woke sysmon, measured: 680 more of its wakeups in 5 s of
+// rr -q, once every 16 MiB).
+func (fd fdFile) Allocate(off, n int64) error {
+	if runtime.GOMAXPROCS(0) < 2 {
+		return unix.Fallocate(int(fd), unix.FALLOC_FL_KEEP_SIZE, off, n)
+	}
+	_, _, e := unix.RawSyscall6(unix.SYS_FALLOCATE, uintptr(fd), unix.FALLOC_FL_KEEP_SIZE, uintptr(off), uintptr(n), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// onExt4 reports whether fd's file is on ext4 (see preallocStep).
+func onExt4(fd int) bool {
+	var st unix.Statfs_t
+	return unix.Fstatfs(fd, &st) == nil && st.Type == unix.EXT4_SUPER_MAGIC
+}
 
 // write buffers line (one or more complete lines). When it does not fit,
 // the buffer is written first: a line is never split between two writes,
@@ -138,6 +176,9 @@ func (a *appendFile) out(b []byte) {
 		}
 		a.torn = false
 	}
+	if a.prealloc && a.off+int64(len(b)) > a.preEnd {
+		a.allocate(a.off + int64(len(b)))
+	}
 	// pwrite at our own offset: after a cut-back the fd's position would
 	// be past the end of the file (a hole on the next write).
 	n, err := a.f.WriteAt(b, a.off)
@@ -155,6 +196,28 @@ func (a *appendFile) out(b []byte) {
 		}
 	}
 	a.fail(err)
+}
+
+// allocate allocates the file's blocks up to past end (preallocStep). A
+// failure (a full disk, a file system without fallocate) ends it for this
+// file: the writes go on as without it, and count what a full disk refuses.
+func (a *appendFile) allocate(end int64) {
+	al, ok := a.f.(allocator)
+	start := max(a.preEnd, a.off)
+	end = (end + preallocStep) &^ (1<<20 - 1)
+	if !ok || al.Allocate(start, end-start) != nil {
+		a.prealloc = false
+		return
+	}
+	a.preEnd = end
+}
+
+// close gives back the blocks allocated past the last line, and closes.
+func (a *appendFile) close() error {
+	if a.preEnd > a.off {
+		_ = a.f.Truncate(a.off) // blocks past the end are given back; a failure keeps them, no data is lost
+	}
+	return a.f.Close()
 }
 
 func (a *appendFile) fail(err error) {
@@ -253,7 +316,7 @@ func OpenFiles(dir string, extra ...string) (*Files, error) {
 			}
 			return nil, err
 		}
-		a := &appendFile{name: x.name, path: path, f: fdFile(fd), buf: make([]byte, 0, fileBuf)}
+		a := &appendFile{name: x.name, path: path, f: fdFile(fd), buf: make([]byte, 0, fileBuf), prealloc: onExt4(fd)}
 		*x.dst = a
 		fs.logs = append(fs.logs, a)
 		if _, ok := fs.byName[x.name]; ok {
@@ -410,7 +473,7 @@ func (fs *Files) Close() error {
 	ferr := fs.Flush()
 	var cerr error
 	for _, a := range fs.logs {
-		if e := a.f.Close(); e != nil && cerr == nil {
+		if e := a.close(); e != nil && cerr == nil {
 			cerr = e
 		}
 	}

@@ -342,3 +342,74 @@ func TestWriteReadyFile(t *testing.T) {
 		t.Error("target modified")
 	}
 }
+
+// TestAppendFilePrealloc: on ext4 an append log's blocks are allocated
+// ahead of its writes (preallocStep), and what is past its last line is
+// given back at Close; the lines are as written.
+func TestAppendFilePrealloc(t *testing.T) {
+	dir := t.TempDir()
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(dir, &sfs); err != nil || sfs.Type != unix.EXT4_SUPER_MAGIC {
+		t.Skipf("%s is not on ext4", dir)
+	}
+	fs, err := OpenFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []byte
+	for i := 0; len(want) < 3<<20; i++ {
+		fs.Packet(testLine(i))
+		want = append(want, testLine(i)...)
+	}
+	if err := fs.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "packets.log")
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Size != int64(len(want)) || st.Blocks*512 < st.Size+preallocStep/2 {
+		t.Errorf("while open: size %d, allocated %d: want the size written and ~%d more allocated", st.Size, st.Blocks*512, preallocStep)
+	}
+	if err := fs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks*512 > st.Size+(64<<10) {
+		t.Errorf("after Close: %d allocated for %d bytes: the blocks past the end were not given back", st.Blocks*512, st.Size)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
+		t.Error("packets.log differs from the lines written")
+	}
+}
+
+// failAlloc is a file whose blocks cannot be allocated ahead (a full disk).
+type failAlloc struct {
+	fakeFile
+	calls int
+}
+
+func (f *failAlloc) Allocate(off, n int64) error { f.calls++; return syscall.ENOSPC }
+
+// A failing allocation ends preallocation for the file; writing goes on.
+func TestAppendFilePreallocFails(t *testing.T) {
+	ff := &failAlloc{fakeFile: fakeFile{limit: 1 << 30}}
+	a := &appendFile{name: "packets.log", path: "/x/packets.log", f: ff, buf: make([]byte, 0, 100), prealloc: true}
+	var want []byte
+	for i := 0; i < 200; i++ {
+		a.write(testLine(i))
+		want = append(want, testLine(i)...)
+	}
+	if err := a.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if ff.calls != 1 || a.prealloc {
+		t.Errorf("%d allocations tried, prealloc %v: want one, then off", ff.calls, a.prealloc)
+	}
+	if !bytes.Equal(ff.data, want) {
+		t.Fatal("file content differs from the lines written")
+	}
+}
