@@ -16,10 +16,11 @@ import (
 func (p *pipeline) packet(ev *event.Event) {
 	pk := &ev.Packet
 	c := &ev.Conn
-	if e := p.connOf(ev.Conn.Sock, pk.EstLo); e != nil {
+	e := p.connOf(ev.Conn.Sock, pk.EstLo)
+	if e != nil {
 		c = &e.Conn
-		if !p.cfg.Quiet || p.cfg.HTTP || p.tl.det != nil {
-			ev.Conn = e.Conn // for the console, the HTTP pairing, -L
+		if !p.cfg.Quiet || p.tl.det != nil {
+			ev.Conn = e.Conn // for the console, -L (-i pairs by c)
 		}
 	} else {
 		p.noAddrs++
@@ -42,7 +43,7 @@ func (p *pipeline) packet(ev *event.Event) {
 	}
 	if line.Kind != httpinfo.None {
 		p.countHTTP(pk.Rx, line.Kind == httpinfo.Request)
-		p.httpPair(ev, line)
+		p.httpPair(ev, c, e, line)
 	}
 }
 
@@ -108,21 +109,25 @@ var dash = []byte("-")
 // connection see the same exchange; each is paired on its own, so a
 // response latency is reported per side. A record of an unknown connection
 // is not paired (it would be paired with a stranger).
-func (p *pipeline) httpPair(ev *event.Event, line httpinfo.Line) {
-	if ev.Conn.ID == 0 {
+func (p *pipeline) httpPair(ev *event.Event, c *event.Conn, e *track.Entry, line httpinfo.Line) {
+	if c.ID == 0 {
 		return
 	}
 	if p.pairer == nil {
 		p.pairer = httpinfo.NewPairer(0, 0)
 	}
-	m, ok := p.pairer.Observe(ev.Conn.ID, ev.Packet.Seq, ev.TS, line)
+	var at *int32
+	if e != nil && e.Conn.ID == c.ID {
+		at = &e.PairAt
+	}
+	m, ok := p.pairer.ObserveAt(at, c.ID, ev.Packet.Seq, ev.TS, line)
 	if ok && !m.Interim {
 		p.met.Request(metrics.HTTP, ev.Conn.IsServer, m.Latency)
 	}
 	if !ok || p.cfg.Quiet || !p.pr.JSON {
 		return
 	}
-	p.buf = p.pr.HTTPMatch(p.buf[:0], ev.TS, &ev.Conn, &m)
+	p.buf = p.pr.HTTPMatch(p.buf[:0], ev.TS, c, &m)
 	p.out.Write(p.buf)
 }
 

@@ -1,6 +1,7 @@
 package httpinfo
 
 import (
+	"math/rand/v2"
 	"testing"
 )
 
@@ -298,5 +299,61 @@ func TestPairerNoAlloc(t *testing.T) {
 	step() // warm up: states, queues, map
 	if allocs := testing.AllocsPerRun(100, step); allocs != 0 {
 		t.Errorf("steady state allocates %v times per 256 events", allocs)
+	}
+}
+
+// TestObserveAtAgreesWithObserve: with hints (ObserveAt, the caller keeping
+// each connection's place) the Pairer answers exactly as without, through
+// evictions (few places), Forget and connection numbers reused by no one
+// but seen again late (stale hints).
+func TestObserveAtAgreesWithObserve(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	plain, hinted := NewPairer(8, 4), NewPairer(8, 4)
+	slots := map[uint64]*int32{}
+	next := uint64(1)
+	live := []uint64{}
+	stale := 0
+	for step := 0; step < 200000; step++ {
+		var conn uint64
+		switch op := r.IntN(20); {
+		case op == 0 || len(live) == 0: // a new connection
+			conn = next
+			next++
+			live = append(live, conn)
+			slots[conn] = new(int32)
+		case op == 1: // it closes
+			k := r.IntN(len(live))
+			conn = live[k]
+			live = append(live[:k], live[k+1:]...)
+			s1, ok1 := plain.Forget(conn)
+			s2, ok2 := hinted.Forget(conn)
+			if s1 != s2 || ok1 != ok2 {
+				t.Fatalf("step %d: Forget(%d) = %+v %v, with hints %+v %v", step, conn, s1, ok1, s2, ok2)
+			}
+			continue
+		case op == 2 && next > 1: // a late segment of any connection, closed ones too
+			conn = 1 + uint64(r.IntN(int(next-1)))
+		default:
+			conn = live[r.IntN(len(live))]
+		}
+		l := req(MethodGet)
+		if r.IntN(2) == 0 {
+			l = resp(200)
+		}
+		seq, ts := uint32(step*100), uint64(step)*1000
+		if s := slots[conn]; *s != 0 && (int(*s) > len(hinted.states) || hinted.states[*s-1].conn != conn) {
+			stale++
+		}
+		m1, ok1 := plain.Observe(conn, seq, ts, l)
+		m2, ok2 := hinted.ObserveAt(slots[conn], conn, seq, ts, l)
+		if m1 != m2 || ok1 != ok2 {
+			t.Fatalf("step %d: conn %d: Observe = %+v %v, ObserveAt = %+v %v", step, conn, m1, ok1, m2, ok2)
+		}
+	}
+	if a, b := plain.Stats(), hinted.Stats(); a != b {
+		t.Errorf("stats differ: %+v, with hints %+v", a, b)
+	}
+	if stale == 0 || plain.Stats().Evicted == 0 {
+		t.Errorf("%d stale hints, %d evictions: the test misses those paths", stale, plain.Stats().Evicted)
 	}
 }

@@ -49,8 +49,12 @@ type Entry struct {
 	orderAt  uint32 // 1 + its index in Table.order; 0: not there (see Table.order)
 	lineKey  uint8  // Line's key; 0: no line kept; with lineOnce: a line was given once, not kept
 	CloseNs  uint64
-	walk     uint64 // the last kernel-table walk that found it
-	line     []byte // Line's text (its buffer is kept when the entry is recycled)
+	// PairAt is the connection's place in the engine's HTTP pairing
+	// (httpinfo.Pairer.ObserveAt), 0 for a new connection. Not a value
+	// of the connection: set it directly.
+	PairAt int32
+	walk   uint64 // the last kernel-table walk that found it
+	line   []byte // Line's text (its buffer is kept when the entry is recycled)
 }
 
 // Line returns the text SetLine kept for e under key, or nil: none, or e
