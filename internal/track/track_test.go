@@ -504,3 +504,30 @@ func TestEndWalkRecycledOnce(t *testing.T) {
 		t.Errorf("the walk removed %d (Len %d), want 100 (Len %d)", n, tb.Len(), len(long))
 	}
 }
+
+// TestUnknownClosedNotRemembered: with AdoptSampled (-q) a connection the
+// table never had is not remembered after its close (its records were not
+// named before it, late ones are not either), and its entry is reused;
+// without, it is found by its late records.
+func TestUnknownClosedNotRemembered(t *testing.T) {
+	for _, adopt := range []bool{false, true} {
+		tb := New(false)
+		tb.AdoptSampled, tb.Recycle = adopt, true
+		c := conn(7, 1000)
+		e := tb.Close(c, &event.Stats{BytesAcked: 9}, 123)
+		if !e.Closed || e.Conn.ID != 1 || e.Stats.BytesAcked != 9 || tb.Len() != 0 {
+			t.Fatalf("adopt %v: close of an unknown connection: %+v, Len %d", adopt, e, tb.Len())
+		}
+		if got := tb.Find(KeyOf(c)); (got != nil) != !adopt {
+			t.Errorf("adopt %v: Find after the close = %v", adopt, got)
+		}
+		d := conn(8, 1001)
+		e2 := tb.Close(d, nil, 124)
+		if adopt && (e2 != e || e2.Conn.ID != 2 || e2.HasStats || KeyOf(&e2.Conn) != KeyOf(d)) {
+			t.Errorf("the next unknown connection did not reuse the entry as new: %p %p %+v", e, e2, e2)
+		}
+		if adopt && tb.idx.n != 0 {
+			t.Errorf("%d keys in the index", tb.idx.n)
+		}
+	}
+}
