@@ -58,15 +58,15 @@ func TestFindCacheAgreesWithTable(t *testing.T) {
 func (t *Table) scan(k ConnKey) *Entry {
 	var found *Entry
 	for _, s := range t.idx.slots {
-		if s.e != nil && s.k == k {
+		if s.e != nil && KeyOf(&s.e.Conn) == k {
+			if s.h != hashOf(k) {
+				panic("index slot hash differs from its entry's key's")
+			}
 			if found != nil {
 				panic("key twice in the index")
 			}
 			found = s.e
 		}
-	}
-	if found != nil && KeyOf(&found.Conn) != k {
-		panic("index slot key differs from its entry's")
 	}
 	if found != nil && !found.listed {
 		in := false

@@ -11,7 +11,13 @@ package track
 // on maps too big for the cache, a third of the pipeline's CPU. Here a
 // connection is inserted once (when the table learns of it) and deleted
 // once (when the memory of removed ones forgets it); a lookup is one hash
-// and a short run of adjacent 24-byte slots.
+// and a short run of adjacent 16-byte slots.
+//
+// A slot holds the key's 64-bit hash, not the key: 16 bytes, not 24 (with
+// -a the index is 32,768 slots, and a new connection's slot is a cache
+// miss more often the larger it is). A lookup whose hash matches checks
+// the entry's own key (the caller reads the entry next anyway); a delete
+// looks for the entry itself.
 type index struct {
 	slots []islot // len a power of two, at most 3/4 used
 	n     int
@@ -19,44 +25,48 @@ type index struct {
 }
 
 type islot struct {
-	k ConnKey
+	h uint64 // hashOf the entry's key
 	e *Entry // nil: empty
 }
 
 const indexMin = 1024
 
-func (x *index) home(k ConnKey) uint64 {
-	h := (k.Sock ^ uint64(k.EstLo)<<29 ^ uint64(k.EstLo)) * 0x9e3779b97f4a7c15
-	return h >> x.shift
+func hashOf(k ConnKey) uint64 {
+	return (k.Sock ^ uint64(k.EstLo)<<29 ^ uint64(k.EstLo)) * 0x9e3779b97f4a7c15
 }
 
 func (x *index) get(k ConnKey) *Entry {
 	if x.n == 0 {
 		return nil
 	}
+	h := hashOf(k)
 	mask := uint64(len(x.slots) - 1)
-	for i := x.home(k); ; i = (i + 1) & mask {
+	for i := h >> x.shift; ; i = (i + 1) & mask {
 		s := &x.slots[i]
 		if s.e == nil {
 			return nil
 		}
-		if s.k == k {
+		if s.h == h && KeyOf(&s.e.Conn) == k {
 			return s.e
 		}
 	}
 }
 
-// put maps k to e (k must not be in the index).
+// put maps k to e (k must not be in the index; e's key is k).
 func (x *index) put(k ConnKey, e *Entry) {
 	if (x.n+1)*4 > len(x.slots)*3 {
 		x.grow()
 	}
+	x.putHash(hashOf(k), e)
+}
+
+func (x *index) putHash(h uint64, e *Entry) {
 	mask := uint64(len(x.slots) - 1)
-	i := x.home(k)
+	i := h >> x.shift
 	for x.slots[i].e != nil {
 		i = (i + 1) & mask
 	}
-	x.slots[i] = islot{k, e}
+	x.slots[i] = islot{h, e}
 	x.n++
 }
 
@@ -66,16 +76,13 @@ func (x *index) del(k ConnKey, e *Entry) {
 		return
 	}
 	mask := uint64(len(x.slots) - 1)
-	i := x.home(k)
+	i := hashOf(k) >> x.shift
 	for {
 		s := &x.slots[i]
 		if s.e == nil {
 			return
 		}
-		if s.k == k {
-			if s.e != e {
-				return
-			}
+		if s.e == e {
 			break
 		}
 		i = (i + 1) & mask
@@ -88,7 +95,7 @@ func (x *index) del(k ConnKey, e *Entry) {
 		if s.e == nil {
 			break
 		}
-		h := x.home(s.k)
+		h := s.h >> x.shift
 		if (j > i && (h <= i || h > j)) || (j < i && h <= i && h > j) {
 			x.slots[i] = *s
 			i = j
@@ -109,7 +116,7 @@ func (x *index) grow() {
 	x.n = 0
 	for _, s := range old {
 		if s.e != nil {
-			x.put(s.k, s.e)
+			x.putHash(s.h, s.e)
 		}
 	}
 }
