@@ -229,11 +229,18 @@ func TestSampleLoopbackComplete(t *testing.T) {
 	// (README, "Events no BPF program sees"): a boundary that fell in one
 	// leaves its stamp missing (seen twice on this VM, 1 record in
 	// ~44,000 each time). The BPF witness counts the packets of the
-	// namespace no BPF program ran for: the only allowance.
-	if incomplete > nobpf {
-		t.Errorf("%d of %d sampled records miss a layer time (packets no BPF program ran for: %d)", incomplete, nrec, nobpf)
+	// namespace no BPF program ran for. The other allowance is what the
+	// tool itself counted: a socket whose stamp queue could not be made
+	// (pkt_queue_alloc_failed: the socket storage is allocated atomically
+	// and can fail when free memory is low; seen once in CI, 1 record in
+	// 41,498) records its segments without that stamp.
+	noQueue := max(int(stats.Num("pkt_queue_alloc_failed")), 0) // -1: not in the stats
+	if incomplete > nobpf+noQueue {
+		t.Errorf("%d of %d sampled records miss a layer time (packets no BPF program ran for: %d; stamp queues not made: %d)",
+			incomplete, nrec, nobpf, noQueue)
 	} else if incomplete > 0 {
-		t.Logf("NOTE: %d of %d sampled records miss a layer time: no BPF program ran for that boundary", incomplete, nrec)
+		t.Logf("NOTE: %d of %d sampled records miss a layer time (packets no BPF program ran for: %d; stamp queues not made: %d)",
+			incomplete, nrec, nobpf, noQueue)
 	}
 	// rr stops by closing its connections: a message still in flight
 	// then reaches a closed socket (no receive record). At most one per
