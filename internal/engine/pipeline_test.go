@@ -11,7 +11,9 @@ import (
 
 	"github.com/netwatcher/netwatcher/internal/config"
 	"github.com/netwatcher/netwatcher/internal/event"
+	"github.com/netwatcher/netwatcher/internal/metrics"
 	"github.com/netwatcher/netwatcher/internal/output"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func benchPipeline(tb testing.TB, cfg *config.Config) *pipeline {
@@ -376,6 +378,49 @@ func TestRetransOwnerNeedsItsFlow(t *testing.T) {
 		p.retransConn(&ev)
 		if ev.Conn.Pid != tc.pid {
 			t.Errorf("%s: pid %d, want %d", tc.name, ev.Conn.Pid, tc.pid)
+		}
+	}
+}
+
+// With -q a packet record keeps its own (bare) connection: the HTTP
+// latency metric takes the side from the table's entry, not the record.
+func TestQuietHTTPMetricSide(t *testing.T) {
+	for _, quiet := range []bool{false, true} {
+		p := benchPipeline(t, &config.Config{Output: config.JSON, Quiet: quiet, All: true, HTTP: true, DataDir: "x"})
+		on := metrics.On{KernelConns: true}
+		on.Requests[metrics.HTTP] = true
+		p.met = metrics.NewRecords(metrics.NewPortClasses(), on)
+		const sk = 0xffff888100000100
+		c := event.Conn{Sock: sk, Netns: 1, EstNs: 100, Pid: 9, IsServer: true,
+			Src: netip.MustParseAddrPort("198.18.1.2:80"), Dst: netip.MustParseAddrPort("198.18.1.1:4000")}
+		req := event.Event{Type: event.Packet, TS: 110, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 1, Len: 20, EstLo: 100, Rx: true}}
+		req.Packet.HTTPLen = uint8(copy(req.Packet.HTTP[:], "GET / HTTP/1.1\r\n\r\n"))
+		resp := event.Event{Type: event.Packet, TS: 130, Conn: event.Conn{Sock: sk}, Packet: event.PacketInfo{Seq: 1, Len: 20, EstLo: 100}}
+		resp.Packet.HTTPLen = uint8(copy(resp.Packet.HTTP[:], "HTTP/1.1 200 OK\r\n\r\n"))
+		for _, ev := range []event.Event{{Type: event.ConnOpen, TS: 100, Conn: c}, req, resp} {
+			p.handle(&ev)
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(p.met.Collectors()...)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]uint64{}
+		for _, mf := range mfs {
+			if mf.GetName() != metrics.Namespace+"_request_duration_seconds" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "side" {
+						got[l.GetValue()] = m.GetHistogram().GetSampleCount()
+					}
+				}
+			}
+		}
+		if got["server"] != 1 || got["client"] != 0 {
+			t.Errorf("quiet=%v: requests by side %v, want one on the server side", quiet, got)
 		}
 	}
 }

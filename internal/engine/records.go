@@ -122,7 +122,7 @@ func (p *pipeline) httpPair(ev *event.Event, c *event.Conn, e *track.Entry, line
 	}
 	m, ok := p.pairer.ObserveAt(at, c.ID, ev.Packet.Seq, ev.TS, line)
 	if ok && !m.Interim {
-		p.met.Request(metrics.HTTP, ev.Conn.IsServer, m.Latency)
+		p.met.Request(metrics.HTTP, c.IsServer, m.Latency) // c: with -q, ev.Conn is the bare record
 	}
 	if !ok || p.cfg.Quiet || !p.pr.JSON {
 		return
