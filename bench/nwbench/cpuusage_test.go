@@ -115,3 +115,34 @@ func TestDirSize(t *testing.T) {
 		t.Fatalf("missing dir: %v", got)
 	}
 }
+
+func TestParseSchedstat(t *testing.T) {
+	ns, err := parseSchedstat([]byte("123456789 2000 17\n"))
+	if err != nil || ns != 123456789 {
+		t.Fatalf("got %d, %v", ns, err)
+	}
+	if _, err := parseSchedstat([]byte("\n")); err == nil {
+		t.Fatal("empty schedstat accepted")
+	}
+	if _, err := parseSchedstat([]byte("x 1 2")); err == nil {
+		t.Fatal("bad number accepted")
+	}
+}
+
+// procCPU counts in ns, not in ticks of 10 ms: its first step is small.
+func TestProcCPUPrecise(t *testing.T) {
+	pid := os.Getpid()
+	c0, err := procCPU(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1 := c0
+	for i := 0; c1 == c0 && i < 1e6; i++ {
+		if c1, err = procCPU(pid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := c1 - c0; d <= 0 || d >= 0.005 {
+		t.Errorf("first step of the process's CPU time %.6f s, want under half a tick", d)
+	}
+}
