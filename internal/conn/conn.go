@@ -327,7 +327,7 @@ func Load(o Options) (*Probe, error) {
 	if err := o.ConnAgg.setConsts(spec); err != nil {
 		return nil, err
 	}
-	coll, err := load(spec, filter{o.Sport, o.Dport, len(o.SrcNets) > 0, len(o.DstNets) > 0, o.Batched}, nil)
+	coll, err := load(spec, objConf{o.Sport, o.Dport, len(o.SrcNets) > 0, len(o.DstNets) > 0, o.Batched}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("conn: %w (table variant %s)", err, table)
 	}
@@ -384,13 +384,14 @@ func fillNets(m *ebpf.Map, nets []netip.Prefix) error {
 // reads the table the connection object writes. Changing the variant is
 // one choice, in Load (Options.Table, TableAuto: ChooseTable).
 func LoadShared(spec *ebpf.CollectionSpec, cfg *config.Config, shared map[string]*ebpf.Map) (*ebpf.Collection, error) {
-	return load(spec, filter{cfg.Sport, cfg.Dport, len(cfg.SrcNets) > 0, len(cfg.DstNets) > 0, cfg.Quiet}, shared)
+	return load(spec, objConf{cfg.Sport, cfg.Dport, len(cfg.SrcNets) > 0, len(cfg.DstNets) > 0, cfg.Quiet}, shared)
 }
 
-// filter is the kernel-side filter every object applies (nw_sock.h): the
-// ports, and whether each address trie (shared, filled by Load) is on;
-// and batched (Options.Batched), the rings' wakeup step.
-type filter struct {
+// objConf is what every object is given as .rodata constants: the
+// kernel-side filter (nw_sock.h: the ports, and whether each address trie,
+// shared and filled by Load, is on) and batched (Options.Batched), the
+// rings' wakeup step (nw_ring.h).
+type objConf struct {
 	sport, dport     uint16
 	srcNets, dstNets bool
 	batched          bool
@@ -405,9 +406,9 @@ func wakeShift(batched bool) uint32 {
 	return 5
 }
 
-// load prunes spec, sets its filter and loads it with the maps of shared
+// load prunes spec, sets its constants (objConf) and loads it with the maps of shared
 // (resized to match) in place of its own.
-func load(spec *ebpf.CollectionSpec, f filter, shared map[string]*ebpf.Map) (*ebpf.Collection, error) {
+func load(spec *ebpf.CollectionSpec, f objConf, shared map[string]*ebpf.Map) (*ebpf.Collection, error) {
 	kernel.Prune(spec)
 	repl := map[string]*ebpf.Map{}
 	for name, m := range shared {
@@ -416,7 +417,7 @@ func load(spec *ebpf.CollectionSpec, f filter, shared map[string]*ebpf.Map) (*eb
 			repl[name] = m
 		}
 	}
-	if err := setFilter(spec, f); err != nil {
+	if err := setConf(spec, f); err != nil {
 		return nil, err
 	}
 	// Every object hashes sockets into the same sets, or uses the hash
@@ -437,7 +438,7 @@ func load(spec *ebpf.CollectionSpec, f filter, shared map[string]*ebpf.Map) (*eb
 	return coll, nil
 }
 
-func setFilter(spec *ebpf.CollectionSpec, f filter) error {
+func setConf(spec *ebpf.CollectionSpec, f objConf) error {
 	for name, v := range map[string]any{"cfg_sport": f.sport, "cfg_dport": f.dport, "cfg_src_nets": f.srcNets, "cfg_dst_nets": f.dstNets,
 		"cfg_wake_shift": wakeShift(f.batched)} {
 		vs, ok := spec.Variables[name]

@@ -26,8 +26,9 @@ func (p *pipeline) packet(ev *event.Event) {
 		p.noAddrs++
 	}
 	if p.tl.det != nil {
-		p.timeloadPacket(ev)
-		c = &ev.Conn // -L may name it
+		if e = p.timeloadPacket(ev, e); e != nil {
+			c = &e.Conn // -L may name it
+		}
 	}
 	http, line := p.httpText(pk)
 	// formatted into the log's buffer: no copy
@@ -43,7 +44,7 @@ func (p *pipeline) packet(ev *event.Event) {
 	}
 	if line.Kind != httpinfo.None {
 		p.countHTTP(pk.Rx, line.Kind == httpinfo.Request)
-		p.httpPair(ev, c, e, line)
+		p.httpPair(ev, e, line)
 	}
 }
 
@@ -109,20 +110,17 @@ var dash = []byte("-")
 // connection see the same exchange; each is paired on its own, so a
 // response latency is reported per side. A record of an unknown connection
 // is not paired (it would be paired with a stranger).
-func (p *pipeline) httpPair(ev *event.Event, c *event.Conn, e *track.Entry, line httpinfo.Line) {
-	if c.ID == 0 {
-		return
+func (p *pipeline) httpPair(ev *event.Event, e *track.Entry, line httpinfo.Line) {
+	if e == nil {
+		return // unnamed: no connection to pair within
 	}
 	if p.pairer == nil {
 		p.pairer = httpinfo.NewPairer(0, 0)
 	}
-	var at *int32
-	if e != nil && e.Conn.ID == c.ID {
-		at = &e.PairAt
-	}
-	m, ok := p.pairer.ObserveAt(at, c.ID, ev.Packet.Seq, ev.TS, line)
+	c := &e.Conn // with -q, ev.Conn is the bare record
+	m, ok := p.pairer.ObserveAt(&e.PairAt, c.ID, ev.Packet.Seq, ev.TS, line)
 	if ok && !m.Interim {
-		p.met.Request(metrics.HTTP, c.IsServer, m.Latency) // c: with -q, ev.Conn is the bare record
+		p.met.Request(metrics.HTTP, c.IsServer, m.Latency)
 	}
 	if !ok || p.cfg.Quiet || !p.pr.JSON {
 		return

@@ -6,6 +6,7 @@ import (
 	"github.com/netwatcher/netwatcher/internal/event"
 	"github.com/netwatcher/netwatcher/internal/output"
 	"github.com/netwatcher/netwatcher/internal/timeload"
+	"github.com/netwatcher/netwatcher/internal/track"
 )
 
 // timeloadState is the pipeline's state for -L (internal/timeload): nil
@@ -25,22 +26,24 @@ func (p *pipeline) timeloadInit() {
 }
 
 // timeloadPacket judges a packet record whose connection is named (after
-// connOf). Alerts are printed even with -q: they are the point of -L.
-func (p *pipeline) timeloadPacket(ev *event.Event) {
+// connOf; e is its entry, nil if unnamed). Alerts are printed even with
+// -q: they are the point of -L. It returns the entry, e or the one it
+// named the connection by.
+func (p *pipeline) timeloadPacket(ev *event.Event, e *track.Entry) *track.Entry {
 	pk := &ev.Packet
 	t := &p.tl
 	n := t.det.Observe(timeload.Key{Sock: ev.Conn.Sock, EstLo: pk.EstLo}, ev.TS, pk.Rx,
 		[event.TimeLayers]uint64{pk.MacNs, pk.IPNs, pk.TCPNs}, pk.Missing, &t.alerts)
 	if n == 0 {
-		return
+		return e
 	}
-	if ev.Conn.ID == 0 {
+	if e == nil {
 		// -q: the table has not walked this connection yet (connOf makes
 		// no syscall per packet there); an alert is rare enough for one
-		if e := p.fromKernel(ev.Conn.Sock, func(c *event.Conn) bool { return uint32(c.EstNs) == pk.EstLo }); e != nil {
+		if e = p.fromKernel(ev.Conn.Sock, func(c *event.Conn) bool { return uint32(c.EstNs) == pk.EstLo }); e != nil {
 			ev.Conn = e.Conn
 			if !p.cfg.Wanted(e.Conn.Src, e.Conn.Dst) {
-				return
+				return e
 			}
 		}
 	}
@@ -53,6 +56,7 @@ func (p *pipeline) timeloadPacket(ev *event.Event) {
 		p.buf = p.pr.Anomaly(p.buf[:0], ev, a)
 		p.out.Write(p.buf)
 	}
+	return e
 }
 
 // timeloadCollectors: netwatcher_anomalies_total when -L is on

@@ -335,7 +335,7 @@ func (t *Table) EndWalk() int {
 	}
 	var gone []*Entry
 	for i, e := range t.order {
-		if e.orderAt == uint32(i)+1 && e.listed && !e.Closed && e.walk < t.walk {
+		if e.placedAt(i) && e.listed && !e.Closed && e.walk < t.walk {
 			gone = append(gone, e)
 		}
 	}
@@ -556,11 +556,15 @@ func (t *Table) Sample(c *event.Conn, st *event.Stats) (ownerChanged bool) {
 	return ownerChanged
 }
 
+// placedAt: place i of Table.order is e's own, not the old place of an
+// entry since recycled (appended anew) or removed.
+func (e *Entry) placedAt(i int) bool { return e.orderAt == uint32(i)+1 }
+
 // compact drops removed entries (and stale places) from order.
 func (t *Table) compact() {
 	live := t.order[:0]
 	for i, e := range t.order {
-		if e.orderAt != uint32(i)+1 {
+		if !e.placedAt(i) {
 			continue // a recycled entry's old place
 		}
 		if !e.listed {
@@ -585,7 +589,7 @@ func (t *Table) compact() {
 func (t *Table) Each(buf []*Entry, fn func(*Entry)) []*Entry {
 	refs := t.refs[:0]
 	for i, e := range t.order {
-		if e.orderAt != uint32(i)+1 {
+		if !e.placedAt(i) {
 			continue // a recycled entry's old place
 		}
 		if e.listed {
