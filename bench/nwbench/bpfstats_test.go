@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 const mapFdinfo = `pos:	0
@@ -81,4 +84,25 @@ func TestProcBPFMissing(t *testing.T) {
 	if _, err := procBPF(-1); err == nil {
 		t.Fatal("no error for a missing process")
 	}
+}
+
+// The accounting's share of run_time_ns is measured, not assumed: an empty
+// program's run_time_ns per run with the statistics on (root).
+func TestStatsNsPerRun(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	fd, err := enableBPFStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	ns, err := statsNsPerRun()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns <= 0 || ns > 1000 {
+		t.Errorf("accounting per run %.1f ns", ns)
+	}
+	t.Logf("accounting per run: %.1f ns", ns)
 }

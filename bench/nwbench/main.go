@@ -153,6 +153,14 @@ func run(o options) (code int) {
 		e.bpfStats = true
 		e.note("kernel.bpf_stats_enabled=1 on this host: every BPF program pays for run-time accounting")
 	}
+	if e.bpfStats {
+		if ns, err := statsNsPerRun(); err != nil {
+			e.note("BPF run-time accounting not calibrated (%v): the programs' times include it", err)
+		} else {
+			e.statsNs = ns
+			e.note("BPF run-time accounting adds %.1f ns to each program run's run_time_ns on this host (an empty program, BPF_PROG_TEST_RUN); \"BPF prog s\" and the direct CPU share have runs × %.1f ns taken off (bench/README.md, Columns)", ns, ns)
+		}
+	}
 	wls := selectWorkloads(o.workloads)
 	cfgs := selectConfigs(o.configs)
 	if len(wls) == 0 || len(cfgs) == 0 {

@@ -35,6 +35,7 @@ type env struct {
 	notes    []string
 	runSeq   int
 	bpfStats bool            // BPF run-time statistics are on
+	statsNs  float64         // what the statistics add to each run's run_time_ns (statsNsPerRun)
 	ourNS    map[uint64]bool // inodes of the bench's namespaces
 }
 

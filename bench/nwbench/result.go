@@ -31,9 +31,18 @@ type result struct {
 	BPFNs    float64 `json:"bpf_prog_ns"`
 	BPFCnt   float64 `json:"bpf_prog_runs"`
 	HasBPFNs bool    `json:"has_bpf_ns"`
-	Note     string  `json:"note,omitempty"`
-	Err      string  `json:"error,omitempty"`
-	Skipped  bool    `json:"skipped,omitempty"`
+	// BPFStatsNs: what the run-time accounting added to each run's
+	// run_time_ns on this machine (statsNsPerRun); 0: not measured.
+	BPFStatsNs float64 `json:"bpf_stats_ns_per_run,omitempty"`
+	Note       string  `json:"note,omitempty"`
+	Err        string  `json:"error,omitempty"`
+	Skipped    bool    `json:"skipped,omitempty"`
+}
+
+// bpfNsNet is the time the tool's programs ran in the window without what
+// the run-time accounting itself added to it (BPFStatsNs per run).
+func (r result) bpfNsNet() float64 {
+	return max(0, r.BPFNs-r.BPFCnt*r.BPFStatsNs)
 }
 
 // summary is the run's progress line on stderr.

@@ -169,6 +169,7 @@ func (e *env) sampleTool(tool *proc, before toolSample, res *result) {
 		res.HasBPFNs = true
 		res.BPFNs = bpf1.progRunNs - before.bpf.progRunNs
 		res.BPFCnt = bpf1.progRunCnt - before.bpf.progRunCnt
+		res.BPFStatsNs = e.statsNs
 	}
 }
 

@@ -104,7 +104,7 @@ func aggregate(results []result, wl string, c config, off map[int]float64, offMe
 				}
 			}
 			if r.HasBPFNs {
-				bpfNs = append(bpfNs, r.BPFNs)
+				bpfNs = append(bpfNs, r.bpfNsNet())
 				if sh, ok := directShare(r, nproc); ok {
 					shares = append(shares, sh)
 					if r.Busy > 0 {
@@ -130,7 +130,8 @@ func aggregate(results []result, wl string, c config, off map[int]float64, offMe
 
 // directShare is the share of the machine's CPU time during the workload
 // that the tool used itself: its process (user+system) plus its BPF programs
-// (run_time_ns, which they spend in the traced tasks and softirqs). Unlike
+// (run_time_ns, which they spend in the traced tasks and softirqs, less what
+// the accounting itself adds: bpfNsNet). Unlike
 // the throughput ratio it is not swayed by run-to-run noise; it leaves out
 // what the tool costs without running (tracepoint dispatch, cache misses),
 // so it is a lower bound of the cost.
@@ -138,5 +139,5 @@ func directShare(r result, nproc int) (float64, bool) {
 	if !r.HasBPFNs || r.Window <= 0 {
 		return 0, false
 	}
-	return (r.CPU + r.BPFNs/1e9) / (r.Window * float64(nproc)), true
+	return (r.CPU + r.bpfNsNet()/1e9) / (r.Window * float64(nproc)), true
 }
