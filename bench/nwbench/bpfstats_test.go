@@ -86,23 +86,54 @@ func TestProcBPFMissing(t *testing.T) {
 	}
 }
 
-// The accounting's share of run_time_ns is measured, not assumed: an empty
-// program's run_time_ns per run with the statistics on (root).
-func TestStatsNsPerRun(t *testing.T) {
+// The accounting's share of run_time_ns is measured, not assumed (root).
+func TestStatsNs(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
+	}
+	if bpfStatsEnabled() {
+		t.Skip("kernel.bpf_stats_enabled=1: no runs without the statistics")
+	}
+	off, err := measureEmpty()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := statsNs(off, off); err == nil {
+		t.Error("calibrated without the statistics on")
 	}
 	fd, err := enableBPFStats()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fd)
-	ns, err := statsNsPerRun()
+	on, err := measureEmpty()
+	unix.Close(fd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ns <= 0 || ns > 1000 {
-		t.Errorf("accounting per run %.1f ns", ns)
+	ns, err := statsNs(off, on)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("accounting per run: %.1f ns", ns)
+	if ns <= 0 || ns > on.runTime {
+		t.Errorf("accounting per run %.1f ns, an empty program counted %.1f", ns, on.runTime)
+	}
+	t.Logf("test run %.1f ns a run without the statistics, %.1f with (%.1f counted): %.1f ns taken off per run", off.dur, on.dur, on.runTime, ns)
+}
+
+func TestStatsNsRules(t *testing.T) {
+	for _, tc := range []struct {
+		off, on emptyRuns
+		want    float64
+		ok      bool
+	}{
+		{emptyRuns{21, -1}, emptyRuns{88, 41.5}, 33.5, true},  // half the added cost
+		{emptyRuns{21, -1}, emptyRuns{121, 41.5}, 41.5, true}, // never more than counted
+		{emptyRuns{21, -1}, emptyRuns{88, -1}, 0, false},      // nothing counted
+		{emptyRuns{90, -1}, emptyRuns{88, 41.5}, 0, false},    // no cost measured
+	} {
+		got, err := statsNs(tc.off, tc.on)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("statsNs(%v, %v) = %v, %v; want %v", tc.off, tc.on, got, err, tc.want)
+		}
+	}
 }

@@ -141,6 +141,11 @@ func run(o options) (code int) {
 		logf("setup failed: %v", err)
 		return 1
 	}
+	var off emptyRuns
+	var offErr error
+	if o.bpfStats && !bpfStatsEnabled() {
+		off, offErr = measureEmpty() // before the statistics are on (statsNs)
+	}
 	if o.bpfStats {
 		fd, err := enableBPFStats()
 		if err != nil {
@@ -154,11 +159,19 @@ func run(o options) (code int) {
 		e.note("kernel.bpf_stats_enabled=1 on this host: every BPF program pays for run-time accounting")
 	}
 	if e.bpfStats {
-		if ns, err := statsNsPerRun(); err != nil {
+		on, err := measureEmpty()
+		var ns float64
+		if err == nil {
+			err = offErr
+		}
+		if err == nil {
+			ns, err = statsNs(off, on)
+		}
+		if err != nil {
 			e.note("BPF run-time accounting not calibrated (%v): the programs' times include it", err)
 		} else {
 			e.statsNs = ns
-			e.note("BPF run-time accounting adds %.1f ns to each program run's run_time_ns on this host (an empty program, BPF_PROG_TEST_RUN); \"BPF prog s\" and the direct CPU share have runs × %.1f ns taken off (bench/README.md, Columns)", ns, ns)
+			e.note("BPF run-time accounting: %.1f ns of each program run's run_time_ns is its own on this host (an empty program through BPF_PROG_TEST_RUN: %.1f ns a run without the statistics, %.1f with them, %.1f counted); \"BPF prog s\" and the direct CPU share have runs × %.1f ns taken off (bench/README.md, Columns)", ns, off.dur, on.dur, on.runTime, ns)
 		}
 	}
 	wls := selectWorkloads(o.workloads)
